@@ -1,0 +1,39 @@
+# Entry points. `make demo` and `make test` work on a fresh Debian 12 machine: each installs any
+# missing Debian packages, configures, builds, and then runs.
+BUILD   ?= build
+JOBS    ?= $(shell nproc)
+THREADS ?= $(shell nproc)
+
+.PHONY: all deps configure build test test-sanitize demo bench clean
+
+all: build
+
+deps:
+	@tools/install_deps.sh
+
+configure: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release > /dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# Unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (no benchmarks, -O1).
+test-sanitize: deps
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DINQ_SANITIZE=ON -DINQ_BUILD_BENCH=OFF > /dev/null
+	@cmake --build build-asan -j $(JOBS) --target inq_tests
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) --timeout 1800
+
+# The main job: LeNet-5 on Fashion-MNIST, 5 epochs, into runs/demo-lenet5.
+demo: build
+	@echo "[demo] training lenet5 on Fashion-MNIST (5 epochs, $(THREADS) threads) -> runs/demo-lenet5"
+	$(BUILD)/inq train --arch lenet5 --epochs 5 --threads $(THREADS) --out runs/demo-lenet5 --force
+	@echo "[demo] done: see runs/demo-lenet5/summary.csv and runs/demo-lenet5/results.json"
+
+bench: build
+	$(BUILD)/bench_conv --benchmark_min_time=0.2
+
+clean:
+	rm -rf $(BUILD) build-asan

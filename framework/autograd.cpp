@@ -1,0 +1,132 @@
+#include "framework/autograd.h"
+
+#include <unordered_map>
+#include <unordered_set>
+
+#include "framework/error.h"
+#include "framework/ops.h"
+
+namespace inq {
+
+namespace {
+thread_local bool g_grad_mode = true;
+}
+
+bool grad_mode_enabled() { return g_grad_mode; }
+
+NoGradGuard::NoGradGuard() : previous_(g_grad_mode) { g_grad_mode = false; }
+NoGradGuard::~NoGradGuard() { g_grad_mode = previous_; }
+
+std::vector<Tensor> AccumulateGrad::backward(const Tensor& grad_output) {
+  std::shared_ptr<TensorImpl> leaf = leaf_.lock();
+  if (!leaf) return {};  // the leaf is gone; nobody can read its gradient
+  if (!leaf->grad) {
+    leaf->grad = grad_output.clone().impl_ptr();
+  } else {
+    Tensor g(leaf->grad);
+    ops::add_into(g, grad_output);
+  }
+  return {};
+}
+
+bool needs_grad(std::initializer_list<const Tensor*> inputs) {
+  if (!g_grad_mode) return false;
+  for (const Tensor* t : inputs)
+    if (t && t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+bool needs_grad(const std::vector<Tensor>& inputs) {
+  if (!g_grad_mode) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+std::shared_ptr<Node> gradient_edge(const Tensor& t) {
+  if (!t.defined()) return nullptr;
+  TensorImpl* impl = t.impl();
+  if (impl->grad_fn) return impl->grad_fn;
+  if (!impl->requires_grad) return nullptr;
+  if (!impl->grad_accumulator) impl->grad_accumulator = std::make_shared<AccumulateGrad>(t.impl_ptr());
+  return impl->grad_accumulator;
+}
+
+void record(Tensor& output, const std::shared_ptr<Node>& node, const std::vector<const Tensor*>& inputs) {
+  node->next.clear();
+  for (const Tensor* t : inputs) node->next.push_back(t ? gradient_edge(*t) : nullptr);
+  output.impl()->grad_fn = node;
+}
+
+void run_backward(const Tensor& root, const Tensor& seed) {
+  INQ_CHECK(root.requires_grad(), "Given backward() on a tensor of shape {}, expected it to require grad",
+            shape_str(root.shape()));
+  INQ_CHECK(seed.shape() == root.shape(), "Given a backward seed of shape {}, expected the output's shape {}",
+            shape_str(seed.shape()), shape_str(root.shape()));
+  std::shared_ptr<Node> root_node = gradient_edge(root);
+
+  // Count, for every node reachable from the root, how many edges point at it; a node runs once
+  // all of them have delivered their gradient (Kahn's topological order).
+  std::unordered_map<Node*, int> pending_inputs;
+  std::vector<Node*> stack{root_node.get()};
+  pending_inputs[root_node.get()] = 0;
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    INQ_CHECK(!n->released, "Given a second backward() through node {}, expected each graph to be used once "
+              "(its saved buffers were freed after the first)", n->name());
+    for (const auto& next : n->next) {
+      if (!next) continue;
+      auto [it, inserted] = pending_inputs.try_emplace(next.get(), 0);
+      ++it->second;
+      if (inserted) stack.push_back(next.get());
+    }
+  }
+
+  std::unordered_map<Node*, Tensor> grads;
+  std::unordered_set<Node*> owned_sums;
+  grads[root_node.get()] = seed;
+  // Keep the nodes alive while we walk them even if their owners drop them.
+  std::vector<std::shared_ptr<Node>> ready{root_node};
+  while (!ready.empty()) {
+    std::shared_ptr<Node> node = ready.back();
+    ready.pop_back();
+    Tensor grad_output;
+    if (auto it = grads.find(node.get()); it != grads.end()) {
+      grad_output = std::move(it->second);
+      grads.erase(it);
+    }
+    // A node whose every incoming gradient was undefined still runs through the loop below so
+    // that the nodes after it are released in order; it just contributes nothing.
+    std::vector<Tensor> grad_inputs;
+    if (grad_output.defined()) grad_inputs = node->backward(grad_output);
+    INQ_CHECK(grad_inputs.empty() || grad_inputs.size() == node->next.size(),
+              "Given node {} with {} inputs, expected as many gradients, but got {} instead", node->name(),
+              node->next.size(), grad_inputs.size());
+    for (size_t i = 0; i < node->next.size(); ++i) {
+      const std::shared_ptr<Node>& next = node->next[i];
+      if (!next) continue;
+      if (i < grad_inputs.size() && grad_inputs[i].defined()) {
+        auto it = grads.find(next.get());
+        if (it == grads.end()) {
+          grads.emplace(next.get(), std::move(grad_inputs[i]));
+        } else {
+          // The first contribution may alias a buffer someone else still reads (AddBackward hands
+          // the same gradient to both inputs); copy it once before summing into it.
+          if (owned_sums.insert(next.get()).second) it->second = it->second.clone();
+          ops::add_into(it->second, grad_inputs[i]);
+        }
+      }
+      if (--pending_inputs[next.get()] == 0) ready.push_back(next);
+    }
+    // Free the graph as we go: saved activations first, then the edges that keep inputs alive.
+    // AccumulateGrad nodes stay usable: they belong to their leaf, not to this graph.
+    if (!dynamic_cast<AccumulateGrad*>(node.get())) {
+      node->release();
+      node->next.clear();
+      node->released = true;
+    }
+  }
+}
+
+}  // namespace inq

@@ -1,0 +1,72 @@
+#pragma once
+// Reverse-mode autograd (after PyTorch's Node/Edge, micrograd's topological sort).
+// Every op that records history creates one Node holding what its backward needs as plain buffers
+// (never tensors with their own history, so the graph has no cycles). The op's output owns the
+// Node, the Node owns edges to its inputs' Nodes, and a leaf that requires grad is reached through
+// an AccumulateGrad node which adds into the leaf's .grad(). After backward every Node on the path
+// drops its saved buffers and edges, so the graph is freed as soon as its outputs go away.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "framework/tensor.h"
+
+namespace inq {
+
+class Node {
+ public:
+  virtual ~Node() = default;
+  // Given dLoss/dOutput, returns dLoss/dInput for each input in order (an undefined Tensor where
+  // an input needs no gradient). Called at most once per graph. Must not modify grad_output, which
+  // may be shared with other nodes; the returned tensors may alias it.
+  virtual std::vector<Tensor> backward(const Tensor& grad_output) = 0;
+  virtual std::string name() const = 0;
+  // Frees saved buffers; called by the engine after backward.
+  virtual void release() {}
+
+  // One entry per input of the op; nullptr where that input needs no gradient.
+  std::vector<std::shared_ptr<Node>> next;
+  bool released = false;
+};
+
+// Adds incoming gradients into a leaf tensor's .grad() (gradients accumulate across backward calls).
+class AccumulateGrad : public Node {
+ public:
+  explicit AccumulateGrad(const std::shared_ptr<TensorImpl>& leaf) : leaf_(leaf) {}
+  std::vector<Tensor> backward(const Tensor& grad_output) override;
+  std::string name() const override { return "AccumulateGrad"; }
+
+ private:
+  std::weak_ptr<TensorImpl> leaf_;
+};
+
+// Whether ops record history (thread-local; on by default).
+bool grad_mode_enabled();
+
+// Turns recording off for its lifetime (evaluation, optimizer updates).
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// True when grad mode is on and any of the inputs requires grad: the op must then record a Node.
+bool needs_grad(std::initializer_list<const Tensor*> inputs);
+bool needs_grad(const std::vector<Tensor>& inputs);
+
+// Connects `node` to the inputs (edges in order) and makes it `output`'s grad_fn.
+void record(Tensor& output, const std::shared_ptr<Node>& node, const std::vector<const Tensor*>& inputs);
+
+// The node through which gradient reaches `t`: its grad_fn, its AccumulateGrad (leaf that requires
+// grad, created on first use), or nullptr.
+std::shared_ptr<Node> gradient_edge(const Tensor& t);
+
+// Runs backward from `root` seeded with `seed` (same shape as root).
+void run_backward(const Tensor& root, const Tensor& seed);
+
+}  // namespace inq

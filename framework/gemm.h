@@ -1,0 +1,16 @@
+#pragma once
+// Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C, where op(A) is M x K and
+// op(B) is K x N. lda/ldb/ldc are row strides of A, B, C as stored. A thin wrapper over
+// cblas_sgemm so call sites read like the math; sgemm_naive is the reference it is tested against.
+#include <cstdint>
+
+namespace inq {
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// Triple loop in double precision; for tests only.
+void sgemm_naive(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                 int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+}  // namespace inq

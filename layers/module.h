@@ -1,0 +1,85 @@
+#pragma once
+// Module: a node of the model tree (after PyTorch's nn::Module). A module registers parameters
+// (trained tensors), buffers (state that is saved but not trained, e.g. BatchNorm running stats)
+// and child modules, each under a local name; the tree gives every tensor a dotted name such as
+// "layer1.0.conv1.weight" that matches torchvision, so converted weights load by name.
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "framework/tensor.h"
+
+namespace inq {
+
+// What a parameter is for: optimizers use it for parameter groups (e.g. no weight decay on
+// norms and biases) and INQ quantizes exactly the Weight tensors of Conv2d and Linear.
+enum class ParamRole { Weight, Bias, Norm };
+
+struct NamedParameter {
+  std::string name;
+  Tensor tensor;
+  ParamRole role;
+};
+
+struct NamedTensor {
+  std::string name;
+  Tensor tensor;
+};
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  virtual Tensor forward(const Tensor& input) = 0;
+  Tensor operator()(const Tensor& input) { return forward(input); }
+  // Short type name for printing, e.g. "Conv2d".
+  virtual std::string type_name() const = 0;
+
+  // Train/eval mode, applied to the whole subtree.
+  void train(bool on = true);
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+
+  // Recursive, in registration order, with dotted names.
+  std::vector<NamedParameter> named_parameters() const;
+  std::vector<NamedTensor> named_buffers() const;
+  std::vector<Tensor> parameters() const;
+  // Parameters then buffers, the contents of a weights file.
+  std::vector<NamedTensor> state_dict() const;
+  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
+  void zero_grad();  // drops every parameter's gradient
+
+ protected:
+  // Registers a trained tensor (sets requires_grad) and returns the handle.
+  Tensor register_parameter(const std::string& name, Tensor tensor, ParamRole role);
+  Tensor register_buffer(const std::string& name, Tensor tensor);
+  template <class M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> module) {
+    add_child(name, module);
+    return module;
+  }
+
+ private:
+  void add_child(const std::string& name, std::shared_ptr<Module> module);
+  void collect(const std::string& prefix, std::vector<NamedParameter>* params, std::vector<NamedTensor>* buffers) const;
+
+  std::vector<NamedParameter> params_;
+  std::vector<NamedTensor> buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  bool training_ = true;
+};
+
+// Runs its children in order; children are named "0", "1", ... as in torch.nn.Sequential.
+class Sequential : public Module {
+ public:
+  Sequential() = default;
+  explicit Sequential(std::vector<std::shared_ptr<Module>> modules);
+  // Appends a child under the next index name (or an explicit name) and returns *this.
+  Sequential& add(std::shared_ptr<Module> module);
+  Sequential& add(const std::string& name, std::shared_ptr<Module> module);
+  Tensor forward(const Tensor& input) override;
+  std::string type_name() const override { return "Sequential"; }
+  size_t size() const { return children().size(); }
+};
+
+}  // namespace inq
