@@ -57,4 +57,11 @@ void Generator::set_state(const std::string& s) {
   spare_normal_ = spare;
 }
 
+Generator& default_generator() {
+  static Generator generator(0);
+  return generator;
+}
+
+void seed_all(uint64_t seed) { default_generator().seed(seed); }
+
 }  // namespace inq

@@ -34,4 +34,9 @@ class Generator {
   double spare_normal_ = 0.0;
 };
 
+// The process-wide generator used for parameter initialization and dropout masks. Seed it once
+// (inq::seed_all); checkpoints save and restore its state.
+Generator& default_generator();
+void seed_all(uint64_t seed);
+
 }  // namespace inq
