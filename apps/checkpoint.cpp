@@ -1,0 +1,88 @@
+#include "apps/checkpoint.h"
+
+#include "framework/error.h"
+#include "framework/state_dict.h"
+
+namespace inq {
+
+namespace {
+const std::string kModelPrefix = "model.";
+const std::string kOptimizerPrefix = "optimizer.";
+
+bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+
+bool is_checkpoint(const SafetensorsFile& file) {
+  auto it = file.metadata.find("format");
+  return it != file.metadata.end() && it->second == kCheckpointFormat;
+}
+}  // namespace
+
+void save_checkpoint(const std::string& path, const Module& model, const Optimizer* optimizer,
+                     const CheckpointContents& contents) {
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& t : model.state_dict()) tensors.emplace_back(kModelPrefix + t.name, t.tensor);
+  if (optimizer)
+    for (auto& [name, t] : optimizer->state_tensors()) tensors.emplace_back(kOptimizerPrefix + name, t);
+  std::map<std::string, std::string> metadata = {
+      {"format", kCheckpointFormat},
+      {"format_version", std::to_string(kCheckpointVersion)},
+      {"arch", contents.arch},
+      {"config", to_json(contents.config).dump()},
+      {"training_state", contents.training_state.dump()},
+  };
+  write_safetensors(path, tensors, metadata);
+}
+
+CheckpointContents read_checkpoint_info(const SafetensorsFile& file) {
+  INQ_CHECK(is_checkpoint(file), "Given '{}', expected an inq checkpoint (metadata format = '{}'), but it has none",
+            file.source, kCheckpointFormat);
+  const auto& m = file.metadata;
+  auto get = [&](const char* key) -> const std::string& {
+    auto it = m.find(key);
+    INQ_CHECK(it != m.end(), "Given checkpoint '{}', expected metadata key '{}', but it is missing", file.source, key);
+    return it->second;
+  };
+  INQ_CHECK(get("format_version") == std::to_string(kCheckpointVersion),
+            "Given checkpoint '{}', expected format version {}, but got '{}' instead", file.source,
+            kCheckpointVersion, get("format_version"));
+  CheckpointContents c;
+  c.arch = get("arch");
+  try {
+    c.config = train_config_from_json(nlohmann::json::parse(get("config")));
+    c.training_state = nlohmann::json::parse(get("training_state"));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("Given checkpoint '{}', expected valid JSON in its metadata, but got: {}", file.source,
+                            e.what()));
+  }
+  INQ_CHECK(c.training_state.is_object(), "Given checkpoint '{}', expected training_state to be a JSON object",
+            file.source);
+  return c;
+}
+
+void load_model_weights(const SafetensorsFile& file, Module& model) {
+  NamedTensorList destination;
+  for (const auto& t : model.state_dict()) destination.emplace_back(t.name, t.tensor);
+  if (!is_checkpoint(file)) {
+    load_state_dict(destination, file, /*strict=*/true);
+    return;
+  }
+  // Keep only the model's entries, with the prefix removed.
+  SafetensorsFile weights;
+  weights.source = file.source;
+  for (const auto& [name, t] : file.tensors)
+    if (starts_with(name, kModelPrefix)) weights.tensors.emplace_back(name.substr(kModelPrefix.size()), t);
+  load_state_dict(destination, weights, /*strict=*/true);
+}
+
+void load_optimizer_state(const SafetensorsFile& file, Optimizer& optimizer) {
+  NamedTensorList state;
+  for (const auto& [name, t] : file.tensors) {
+    if (!starts_with(name, kOptimizerPrefix)) continue;
+    INQ_CHECK(t.dtype == StoredDtype::F32, "Given checkpoint '{}', expected F32 optimizer state for '{}'", file.source,
+              name);
+    state.emplace_back(name.substr(kOptimizerPrefix.size()), t.f32);
+  }
+  optimizer.load_state_tensors(state);
+}
+
+}  // namespace inq

@@ -1,0 +1,89 @@
+#include "apps/commands.h"
+
+#include <fmt/format.h>
+
+#include <memory>
+
+#include "apps/checkpoint.h"
+#include "apps/trainer.h"
+#include "framework/fileio.h"
+#include "framework/threading.h"
+#include "models/registry.h"
+
+namespace inq {
+
+namespace {
+
+// Flags shared by commands that read a dataset.
+void add_data_flags(CLI::App* cmd, TrainConfig& c) {
+  cmd->add_option("--dataset", c.dataset, "Dataset name")->check(CLI::IsMember({"fashion-mnist", "mnist"}));
+  cmd->add_option("--data", c.data_dir, "Dataset directory (IDX files, plain or gzipped)");
+  cmd->add_option("-j,--workers", c.workers, "Background data-loading threads")->check(CLI::Range(0, 64));
+  cmd->add_option("--threads", c.threads, "Compute threads for OpenMP and OpenBLAS (0 = all cores)")
+      ->check(CLI::Range(0, 1024));
+  cmd->add_option("--test-limit", c.test_limit, "Evaluate only the first N test examples (0 = all)")
+      ->check(CLI::NonNegativeNumber);
+}
+
+}  // namespace
+
+void register_train_command(CLI::App& app) {
+  auto config = std::make_shared<TrainConfig>();
+  TrainConfig& c = *config;
+  CLI::App* cmd = app.add_subcommand("train", "Train a model from scratch (or resume a run)");
+  cmd->add_option("-a,--arch", c.arch, "Model architecture")->check(CLI::IsMember(available_models()));
+  add_data_flags(cmd, c);
+  cmd->add_option("--epochs", c.epochs, "Number of epochs")->check(CLI::PositiveNumber);
+  cmd->add_option("-b,--batch-size", c.batch_size, "Mini-batch size")->check(CLI::PositiveNumber);
+  cmd->add_option("--eval-batch-size", c.eval_batch_size, "Evaluation batch size")->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", c.lr, "Initial learning rate")->check(CLI::PositiveNumber);
+  cmd->add_option("--momentum", c.momentum, "SGD momentum")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--wd,--weight-decay", c.weight_decay, "Weight decay")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--nesterov", c.nesterov, "Nesterov momentum");
+  cmd->add_flag("--decay-norm-and-bias", c.decay_norm_and_bias,
+                "Apply weight decay to BatchNorm and bias parameters too (default: weights only)");
+  cmd->add_option("--schedule", c.schedule, "Learning-rate schedule (per iteration)")
+      ->check(CLI::IsMember({"cosine", "step", "multistep", "constant"}));
+  cmd->add_option("--step-size", c.step_size, "step schedule: epochs between decays")->check(CLI::PositiveNumber);
+  cmd->add_option("--milestones", c.milestones, "multistep schedule: epochs at which to decay");
+  cmd->add_option("--gamma", c.gamma, "Decay factor of step/multistep")->check(CLI::PositiveNumber);
+  cmd->add_option("--warmup-epochs", c.warmup_epochs, "Linear warm-up length in epochs")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--seed", c.seed, "Random seed (initialization, data order, augmentation)");
+  cmd->add_option("-p,--print-freq", c.print_freq, "Batches between progress lines")->check(CLI::PositiveNumber);
+  cmd->add_flag("!--no-augment", c.augment, "Disable random crop and flip");
+  cmd->add_option("--train-limit", c.train_limit, "Use only the first N training examples (0 = all)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("-o,--out", c.out, "Run folder (default runs/<arch>-<seed>)");
+  cmd->add_option("--resume", c.resume, "Checkpoint to resume from (e.g. RUN/last.safetensors)")
+      ->check(CLI::ExistingFile);
+  cmd->add_flag("--force", c.force, "Reuse a run folder that already holds a run");
+  cmd->callback([config] {
+    TrainConfig& cfg = *config;
+    if (cfg.out.empty()) cfg.out = fmt::format("runs/{}-{}", cfg.arch, cfg.seed);
+    set_num_threads(cfg.threads);
+    Trainer trainer(cfg);
+    trainer.fit();
+  });
+}
+
+void register_eval_command(CLI::App& app) {
+  auto config = std::make_shared<TrainConfig>();
+  auto weights = std::make_shared<std::string>();
+  auto results = std::make_shared<std::string>("runs/eval_results.csv");
+  TrainConfig& c = *config;
+  CLI::App* cmd = app.add_subcommand("eval", "Evaluate weights or a checkpoint on the test set");
+  cmd->add_option("-a,--arch", c.arch, "Model architecture")->check(CLI::IsMember(available_models()))->required();
+  cmd->add_option("--weights", *weights, "Checkpoint or weights file (safetensors)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  add_data_flags(cmd, c);
+  cmd->add_option("-b,--batch-size", c.eval_batch_size, "Evaluation batch size")->check(CLI::PositiveNumber);
+  cmd->add_option("--results", *results, "CSV file to append a results row to");
+  cmd->callback([config, weights, results] {
+    set_num_threads(config->threads);
+    run_eval_command(*config, *weights, *results);
+  });
+}
+
+}  // namespace inq

@@ -1,0 +1,30 @@
+// `inq`: the command-line tool. Thin over the libraries: it parses flags (named like PyTorch's
+// ImageNet example where they overlap), builds a config, and hands it to the library. Any
+// inq::Error becomes one "inq: error: ..." line on stderr and exit status 1; bad flags exit 2.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include "apps/commands.h"
+#include "framework/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"inq: train, evaluate and quantize CNNs with Incremental Network Quantization"};
+  app.require_subcommand(1);
+  inq::register_train_command(app);
+  inq::register_eval_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  } catch (const inq::Error& e) {
+    std::fprintf(stderr, "inq: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "inq: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,44 @@
+#pragma once
+// The resolved configuration of a training run: every flag of `inq train` after defaults are
+// applied. It is written to the run folder as config.json and stored in every checkpoint.
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace inq {
+
+struct TrainConfig {
+  std::string arch = "lenet5";
+  std::string dataset = "fashion-mnist";
+  std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  int64_t epochs = 5;
+  int64_t batch_size = 128;
+  int64_t eval_batch_size = 500;
+  double lr = 0.1;
+  double momentum = 0.9;
+  double weight_decay = 5e-4;
+  bool nesterov = false;
+  bool decay_norm_and_bias = false;   // PyTorch's default applies decay to all; the paper's recipe too
+  std::string schedule = "cosine";    // cosine | step | multistep | constant (per iteration)
+  int64_t step_size = 0;              // step: in epochs
+  std::vector<int64_t> milestones;    // multistep: in epochs
+  double gamma = 0.1;
+  double warmup_epochs = 0.0;
+  uint64_t seed = 1;
+  int workers = 2;                    // background data threads
+  int threads = 0;                    // compute threads (OpenMP + OpenBLAS); 0 = all cores
+  int64_t print_freq = 100;           // batches between progress lines
+  bool augment = true;                // random crop (pad 2) + horizontal flip
+  int64_t train_limit = 0;            // use only the first N training examples (0 = all)
+  int64_t test_limit = 0;             // evaluate only the first N test examples (0 = all)
+  std::string out;                    // run folder
+  std::string resume;                 // checkpoint to resume from
+  bool force = false;                 // allow reusing a non-empty run folder
+};
+
+nlohmann::json to_json(const TrainConfig& c);
+// Reads a config written by to_json; unknown or missing keys are errors.
+TrainConfig train_config_from_json(const nlohmann::json& j);
+
+}  // namespace inq

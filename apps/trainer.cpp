@@ -1,0 +1,284 @@
+#include "apps/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "apps/checkpoint.h"
+#include "data/fashion_mnist.h"
+#include "framework/autograd.h"
+#include "framework/error.h"
+#include "framework/fileio.h"
+#include "framework/ops.h"
+#include "framework/random.h"
+#include "framework/threading.h"
+#include "layers/loss.h"
+#include "models/registry.h"
+
+namespace inq {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string format_duration(double seconds) {
+  const auto s = static_cast<int64_t>(std::max(0.0, seconds));
+  return fmt::format("{}:{:02d}:{:02d}", s / 3600, (s / 60) % 60, s % 60);
+}
+
+// The first `count` examples of another dataset (for quick runs and tests).
+class PrefixDataset final : public Dataset {
+ public:
+  PrefixDataset(std::shared_ptr<Dataset> base, int64_t count) : base_(std::move(base)), count_(count) {}
+  int64_t size() const override { return count_; }
+  Shape image_shape() const override { return base_->image_shape(); }
+  int64_t num_classes() const override { return base_->num_classes(); }
+  void get(int64_t index, float* image_out, int64_t* label_out) const override {
+    check_dataset_index(index, count_, "PrefixDataset");
+    base_->get(index, image_out, label_out);
+  }
+
+ private:
+  std::shared_ptr<Dataset> base_;
+  int64_t count_;
+};
+
+}  // namespace
+
+std::shared_ptr<Dataset> load_dataset(const TrainConfig& config, bool train) {
+  // Fashion-MNIST and MNIST share the IDX layout and file names.
+  INQ_CHECK(config.dataset == "fashion-mnist" || config.dataset == "mnist",
+            "Given --dataset '{}', expected fashion-mnist or mnist", config.dataset);
+  std::shared_ptr<Dataset> set = std::make_shared<FashionMnist>(config.data_dir, train ? Split::Train : Split::Test);
+  const int64_t limit = train ? config.train_limit : config.test_limit;
+  if (limit > 0 && limit < set->size()) set = std::make_shared<PrefixDataset>(set, limit);
+  return set;
+}
+
+EvalResult evaluate(Module& model, DataLoader& loader) {
+  const auto start = Clock::now();
+  const bool was_training = model.is_training();
+  model.eval();
+  NoGradGuard no_grad;
+  EvalResult r;
+  double loss_sum = 0.0;
+  int64_t correct1 = 0, correct5 = 0;
+  loader.start_epoch(0);
+  Batch batch;
+  while (loader.next(batch)) {
+    Tensor logits = model.forward(batch.images);
+    const int64_t n = static_cast<int64_t>(batch.labels.size());
+    loss_sum += static_cast<double>(cross_entropy(logits, batch.labels).item()) * n;
+    correct1 += count_correct_topk(logits, batch.labels, 1);
+    correct5 += count_correct_topk(logits, batch.labels, static_cast<int>(std::min<int64_t>(5, logits.size(1))));
+    r.count += n;
+  }
+  model.train(was_training);
+  INQ_CHECK(r.count > 0, "Given an evaluation set, expected at least one example, but it is empty");
+  r.loss = loss_sum / static_cast<double>(r.count);
+  r.acc1 = static_cast<double>(correct1) / static_cast<double>(r.count);
+  r.acc5 = static_cast<double>(correct5) / static_cast<double>(r.count);
+  r.seconds = seconds_since(start);
+  return r;
+}
+
+Trainer::Trainer(TrainConfig config) : config_(std::move(config)) {
+  INQ_CHECK(!config_.out.empty(), "Given no run folder, expected --out");
+  seed_all(config_.seed);
+  model_ = create_model(config_.arch, ModelOptions{.num_classes = 10, .in_channels = 1});
+
+  train_set_ = load_dataset(config_, /*train=*/true);
+  test_set_ = load_dataset(config_, /*train=*/false);
+  // Normalize with the training set's statistics (REPRODUCTION.md section 1); augmentation works
+  // on the [0, 1] image so the crop's zero padding is black, then normalization follows.
+  const ChannelStats stats = FashionMnist::train_stats(config_.data_dir);
+  TransformPipeline train_transforms, test_transforms;
+  if (config_.augment) train_transforms.add(random_crop(2)).add(random_horizontal_flip(0.5));
+  train_transforms.add(normalize(stats.mean, stats.std));
+  test_transforms.add(normalize(stats.mean, stats.std));
+  train_loader_ = std::make_unique<DataLoader>(
+      *train_set_, DataLoaderOptions{.batch_size = config_.batch_size, .shuffle = true, .drop_last = false,
+                                     .seed = config_.seed, .workers = config_.workers, .prefetch_batches = 0,
+                                     .transforms = train_transforms});
+  test_loader_ = std::make_unique<DataLoader>(
+      *test_set_, DataLoaderOptions{.batch_size = config_.eval_batch_size, .shuffle = false, .drop_last = false,
+                                    .seed = config_.seed, .workers = config_.workers, .prefetch_batches = 0,
+                                    .transforms = test_transforms});
+
+  optimizer_ = std::make_unique<Sgd>(
+      make_param_groups(model_->named_parameters(), config_.weight_decay,
+                        DecayGroupOptions{.decay_bias = config_.decay_norm_and_bias,
+                                          .decay_norm = config_.decay_norm_and_bias}),
+      SgdOptions{.lr = config_.lr, .momentum = config_.momentum, .dampening = 0, .nesterov = config_.nesterov});
+
+  const int64_t per_epoch = train_loader_->batches_per_epoch();
+  LrScheduleOptions s{.base_lr = config_.lr};
+  s.step_size = config_.step_size * per_epoch;
+  s.gamma = config_.gamma;
+  for (int64_t m : config_.milestones) s.milestones.push_back(m * per_epoch);
+  s.total_iterations = config_.epochs * per_epoch;
+  s.warmup_iterations = static_cast<int64_t>(std::llround(config_.warmup_epochs * static_cast<double>(per_epoch)));
+  schedule_ = std::make_unique<LrSchedule>(make_lr_schedule(config_.schedule, s));
+
+  namespace fs = std::filesystem;
+  fs::create_directories(config_.out);
+  const std::string config_path = config_.out + "/config.json";
+  INQ_CHECK(config_.force || !config_.resume.empty() || !file_exists(config_path),
+            "Given run folder '{}', expected a new folder, but it already holds a run (use --resume or --force)",
+            config_.out);
+  if (!config_.resume.empty()) load_checkpoint(config_.resume);
+  write_file_atomic(config_path, to_json(config_).dump(2) + "\n");
+}
+
+void Trainer::save_checkpoint(const std::string& path) const {
+  CheckpointContents c;
+  c.arch = config_.arch;
+  c.config = config_;
+  c.training_state = {{"epoch", epoch_},
+                      {"iteration", iteration_},
+                      {"best_acc1", best_acc1_},
+                      {"generator", default_generator().state()},
+                      {"train_seconds", train_seconds_},
+                      {"train_images", train_images_}};
+  inq::save_checkpoint(path, *model_, optimizer_.get(), c);
+}
+
+void Trainer::load_checkpoint(const std::string& path) {
+  const SafetensorsFile file = read_safetensors(path);
+  const CheckpointContents c = read_checkpoint_info(file);
+  INQ_CHECK(c.arch == config_.arch, "Given --resume '{}' (arch {}), expected a checkpoint of --arch {}", path, c.arch,
+            config_.arch);
+  load_model_weights(file, *model_);
+  load_optimizer_state(file, *optimizer_);
+  try {
+    const auto& s = c.training_state;
+    epoch_ = s.at("epoch").get<int64_t>();
+    iteration_ = s.at("iteration").get<int64_t>();
+    best_acc1_ = s.at("best_acc1").get<double>();
+    default_generator().set_state(s.at("generator").get<std::string>());
+    train_seconds_ = s.at("train_seconds").get<double>();
+    train_images_ = s.at("train_images").get<int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("Given checkpoint '{}', expected complete training state, but got: {}", path, e.what()));
+  }
+  fmt::print(stderr, "=> resumed '{}' at epoch {} (iteration {})\n", path, epoch_, iteration_);
+}
+
+void Trainer::train_one_epoch() {
+  model_->train();
+  const int64_t per_epoch = train_loader_->batches_per_epoch();
+  const int64_t total_iterations = config_.epochs * per_epoch;
+  train_loader_->start_epoch(epoch_);
+  double loss_sum = 0.0, data_seconds = 0.0, compute_seconds = 0.0;
+  int64_t correct = 0, seen = 0;
+  const auto epoch_start = Clock::now();
+  auto wait_start = Clock::now();
+  Batch batch;
+  while (train_loader_->next(batch)) {
+    const auto compute_start = Clock::now();
+    data_seconds += std::chrono::duration<double>(compute_start - wait_start).count();
+    const double lr = schedule_->lr_at(iteration_);
+    optimizer_->set_lr(lr);
+    Tensor logits = model_->forward(batch.images);
+    Tensor loss = cross_entropy(logits, batch.labels);
+    const float loss_value = loss.item();
+    INQ_CHECK(std::isfinite(loss_value),
+              "Given epoch {}, iteration {}, batch {}, expected a finite loss, but got {} (try a lower --lr)",
+              epoch_ + 1, iteration_, batch.index, loss_value);
+    model_->zero_grad();
+    loss.backward();
+    optimizer_->step();
+    ++iteration_;
+    const int64_t n = static_cast<int64_t>(batch.labels.size());
+    loss_sum += static_cast<double>(loss_value) * n;
+    correct += count_correct_topk(logits, batch.labels, 1);
+    seen += n;
+    const auto now = Clock::now();
+    compute_seconds += std::chrono::duration<double>(now - compute_start).count();
+    wait_start = now;
+    if ((batch.index + 1) % config_.print_freq == 0 || batch.index + 1 == per_epoch) {
+      const double elapsed = seconds_since(epoch_start);
+      const double images_per_s = static_cast<double>(seen) / std::max(elapsed, 1e-9);
+      const double seconds_per_iter = elapsed / static_cast<double>(batch.index + 1);
+      const double eta = seconds_per_iter * static_cast<double>(total_iterations - iteration_);
+      fmt::print(stderr,
+                 "Epoch: [{}/{}][{:>4}/{}]  loss {:.4f}  acc {:6.2f}%  {:6.0f} img/s  data {:.3f}s compute {:.3f}s  "
+                 "lr {:.5f}  eta {}\n",
+                 epoch_ + 1, config_.epochs, batch.index + 1, per_epoch, loss_sum / static_cast<double>(seen),
+                 100.0 * static_cast<double>(correct) / static_cast<double>(seen), images_per_s, data_seconds,
+                 compute_seconds, lr, format_duration(eta));
+    }
+  }
+  const double epoch_seconds = seconds_since(epoch_start);
+  train_seconds_ += epoch_seconds;
+  train_images_ += seen;
+  ++epoch_;
+
+  const EvalResult test = evaluate(*model_, *test_loader_);
+  fmt::print(stderr, " * Epoch {} Acc@1 {:.3f} Acc@5 {:.3f}  test loss {:.4f}  ({:.1f}s train, {:.0f} img/s)\n",
+             epoch_, 100.0 * test.acc1, 100.0 * test.acc5, test.loss, epoch_seconds,
+             static_cast<double>(seen) / epoch_seconds);
+
+  const std::string summary = config_.out + "/summary.csv";
+  if (!file_exists(summary))
+    write_file_atomic(summary,
+                      "epoch,inq_step,lr,train_loss,train_acc1,test_loss,test_acc1,test_acc5,epoch_seconds,images_per_s\n");
+  append_line_atomic(summary, fmt::format("{},fp32,{:.6g},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.2f},{:.1f}", epoch_,
+                                          optimizer_->lr(), loss_sum / static_cast<double>(seen),
+                                          static_cast<double>(correct) / static_cast<double>(seen), test.loss,
+                                          test.acc1, test.acc5, epoch_seconds,
+                                          static_cast<double>(seen) / epoch_seconds));
+  const bool is_best = test.acc1 > best_acc1_;
+  if (is_best) best_acc1_ = test.acc1;
+  save_checkpoint(config_.out + "/last.safetensors");
+  if (is_best) save_checkpoint(config_.out + "/best.safetensors");
+
+  nlohmann::json results = {{"arch", config_.arch},
+                            {"dataset", config_.dataset},
+                            {"seed", config_.seed},
+                            {"epochs_done", epoch_},
+                            {"epochs", config_.epochs},
+                            {"acc1", test.acc1},
+                            {"acc5", test.acc5},
+                            {"test_loss", test.loss},
+                            {"best_acc1", best_acc1_},
+                            {"train_seconds", train_seconds_},
+                            {"train_images_per_s", static_cast<double>(train_images_) / std::max(train_seconds_, 1e-9)},
+                            {"threads", get_num_threads()},
+                            {"blas", blas_config()}};
+  write_file_atomic(config_.out + "/results.json", results.dump(2) + "\n");
+}
+
+EvalResult Trainer::fit() {
+  INQ_CHECK(epoch_ <= config_.epochs, "Given a checkpoint at epoch {}, expected --epochs >= {}", epoch_, epoch_);
+  fmt::print(stderr, "=> {} on {}: {} train / {} test images, {} epochs, batch {}, lr {} ({}), {} threads, run folder {}\n",
+             config_.arch, config_.dataset, train_set_->size(), test_set_->size(), config_.epochs, config_.batch_size,
+             config_.lr, config_.schedule, get_num_threads(), config_.out);
+  while (epoch_ < config_.epochs) train_one_epoch();
+  return evaluate(*model_, *test_loader_);
+}
+
+void run_eval_command(const TrainConfig& config, const std::string& weights, const std::string& results_path) {
+  auto model = create_model(config.arch, ModelOptions{.num_classes = 10, .in_channels = 1});
+  load_model_weights(read_safetensors(weights), *model);
+  auto test_set = load_dataset(config, /*train=*/false);
+  const ChannelStats stats = FashionMnist::train_stats(config.data_dir);
+  DataLoader loader(*test_set, DataLoaderOptions{.batch_size = config.eval_batch_size, .shuffle = false,
+                                                 .drop_last = false, .seed = 0, .workers = config.workers,
+                                                 .prefetch_batches = 0,
+                                                 .transforms = {normalize(stats.mean, stats.std)}});
+  const EvalResult r = evaluate(*model, loader);
+  fmt::print(" * Acc@1 {:.3f} Acc@5 {:.3f}\n", 100.0 * r.acc1, 100.0 * r.acc5);
+  if (!results_path.empty()) {
+    const auto parent = std::filesystem::path(results_path).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent);
+    if (!file_exists(results_path)) write_file_atomic(results_path, "arch,weights,dataset,count,acc1,acc5,loss,seconds\n");
+    append_line_atomic(results_path, fmt::format("{},{},{},{},{:.6f},{:.6f},{:.6f},{:.2f}", config.arch, weights,
+                                                 config.dataset, r.count, r.acc1, r.acc5, r.loss, r.seconds));
+  }
+}
+
+}  // namespace inq

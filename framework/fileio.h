@@ -1,0 +1,17 @@
+#pragma once
+// Whole-file helpers. Every output file is written atomically: a temporary file in the same
+// directory is written, flushed to disk and renamed over the target, so an interrupted or failed
+// write never destroys what the user already had.
+#include <string>
+
+namespace inq {
+
+// Writes `contents` to `path` atomically. Throws inq::Error naming the path on failure.
+void write_file_atomic(const std::string& path, const std::string& contents);
+// Reads a whole file; throws inq::Error naming the path if it cannot.
+std::string read_file(const std::string& path);
+// Appends one line (a '\n' is added) to a text file, atomically (read, append, rewrite).
+void append_line_atomic(const std::string& path, const std::string& line);
+bool file_exists(const std::string& path);
+
+}  // namespace inq

@@ -1,0 +1,37 @@
+#include "models/registry.h"
+
+#include <functional>
+#include <map>
+
+#include "framework/error.h"
+
+namespace inq {
+
+namespace {
+using Factory = std::function<std::shared_ptr<Module>(const ModelOptions&)>;
+const std::map<std::string, Factory>& factories() {
+  static const std::map<std::string, Factory> table = {
+      {"lenet5", lenet5},
+      {"resnet20", resnet20},
+  };
+  return table;
+}
+}  // namespace
+
+std::shared_ptr<Module> create_model(const std::string& arch, const ModelOptions& options) {
+  INQ_CHECK(options.num_classes > 0 && options.in_channels > 0,
+            "Given num_classes {} and in_channels {}, expected both positive", options.num_classes,
+            options.in_channels);
+  auto it = factories().find(arch);
+  INQ_CHECK(it != factories().end(), "Given --arch '{}', expected one of: {}", arch,
+            fmt::join(available_models(), ", "));
+  return it->second(options);
+}
+
+std::vector<std::string> available_models() {
+  std::vector<std::string> names;
+  for (const auto& [name, factory] : factories()) names.push_back(name);
+  return names;
+}
+
+}  // namespace inq
