@@ -13,19 +13,19 @@ namespace {
 void check_channel_vector(const Tensor& t, const char* what, int64_t channels, const Shape& x_shape) {
   if (!t.defined()) return;
   INQ_CHECK(t.shape() == Shape{channels},
-            "Given batch_norm2d input of shape {}, expected {} of shape [{}], but got {} instead", shape_str(x_shape),
-            what, channels, shape_str(t.shape()));
+            "Given batch_norm2d input of shape {}, expected {} of shape [{}], but got {} instead",
+            shape_str(x_shape), what, channels, shape_str(t.shape()));
 }
 
 // Everything backward needs: the input (an alias, no copy), the statistics the forward pass
 // normalized with, and the weight. x_hat is recomputed from them rather than stored, so training
 // keeps no extra activation-sized buffer.
 struct BatchNorm2dBackward : Node {
-  Tensor x;                    // (N, C, H, W) detached
-  Tensor weight;               // (C) detached, or undefined (treated as 1)
-  std::vector<float> mean;     // (C)
-  std::vector<float> invstd;   // (C)
-  bool training = true;        // whether mean/invstd were batch statistics (then they depend on x)
+  Tensor x;                   // (N, C, H, W) detached
+  Tensor weight;              // (C) detached, or undefined (treated as 1)
+  std::vector<float> mean;    // (C)
+  std::vector<float> invstd;  // (C)
+  bool training = true;       // whether mean/invstd were batch statistics (then they depend on x)
 
   std::vector<Tensor> backward(const Tensor& grad_output) override {
     const int64_t n_batch = x.size(0), channels = x.size(1);
@@ -71,7 +71,8 @@ struct BatchNorm2dBackward : Node {
           const float* xs = px + (n * channels + c) * plane;
           const float* gs = pg + (n * channels + c) * plane;
           float* ds = pdx + (n * channels + c) * plane;
-          for (int64_t i = 0; i < plane; ++i) ds[i] = scale * (gs[i] - mean_g - (xs[i] - mu) * is * mean_g_xhat);
+          for (int64_t i = 0; i < plane; ++i)
+            ds[i] = scale * (gs[i] - mean_g - (xs[i] - mu) * is * mean_g_xhat);
         }
       } else {
         for (int64_t n = 0; n < n_batch; ++n) {
@@ -95,7 +96,8 @@ struct BatchNorm2dBackward : Node {
 
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
                     Tensor running_var, bool training, double momentum, double eps) {
-  INQ_CHECK(x.defined() && x.dim() == 4, "Given batch_norm2d input of shape {}, expected a 4-d (N, C, H, W) tensor",
+  INQ_CHECK(x.defined() && x.dim() == 4,
+            "Given batch_norm2d input of shape {}, expected a 4-d (N, C, H, W) tensor",
             x.defined() ? shape_str(x.shape()) : "undefined");
   const int64_t n_batch = x.size(0), channels = x.size(1);
   const int64_t plane = x.size(2) * x.size(3);

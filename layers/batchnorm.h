@@ -23,10 +23,10 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
                     Tensor running_var, bool training, double momentum = 0.1, double eps = 1e-5);
 
 struct BatchNorm2dOptions {
-  int64_t num_features = 0;  // C, > 0
-  double eps = 1e-5;         // > 0
-  double momentum = 0.1;     // in [0, 1]
-  bool affine = true;        // learn weight and bias
+  int64_t num_features = 0;         // C, > 0
+  double eps = 1e-5;                // > 0
+  double momentum = 0.1;            // in [0, 1]
+  bool affine = true;               // learn weight and bias
   bool track_running_stats = true;  // without them, batch statistics are used in eval mode too
 };
 
@@ -36,7 +36,8 @@ struct BatchNorm2dOptions {
 class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(const BatchNorm2dOptions& options);
-  explicit BatchNorm2d(int64_t num_features) : BatchNorm2d(BatchNorm2dOptions{.num_features = num_features}) {}
+  explicit BatchNorm2d(int64_t num_features)
+      : BatchNorm2d(BatchNorm2dOptions{.num_features = num_features}) {}
 
   Tensor forward(const Tensor& input) override;  // (N, C, H, W) -> (N, C, H, W)
   std::string type_name() const override { return "BatchNorm2d"; }

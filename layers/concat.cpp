@@ -18,7 +18,9 @@ void gather_blocks(float* out, const std::vector<const float*>& parts, const std
     int64_t offset = 0;
     for (size_t i = 0; i < parts.size(); ++i) {
       const int64_t len = part_sizes[i];
-      if (len > 0) std::memcpy(out + n * out_block + offset, parts[i] + n * len, static_cast<size_t>(len) * sizeof(float));
+      if (len > 0)
+        std::memcpy(out + n * out_block + offset, parts[i] + n * len,
+                    static_cast<size_t>(len) * sizeof(float));
       offset += len;
     }
   }
@@ -72,8 +74,11 @@ Tensor concat_channels(const std::vector<Tensor>& xs) {
     const Shape& s = xs[i].shape();
     bool same = s.size() == first.size();
     for (size_t d = 0; same && d < s.size(); ++d) same = d == 1 || s[d] == first[d];
-    INQ_CHECK(same, "Given concat_channels inputs of shapes {} (input 0) and {} (input {}), expected equal sizes in "
-              "every dim but 1", shape_str(first), shape_str(s), i);
+    INQ_CHECK(
+        same,
+        "Given concat_channels inputs of shapes {} (input 0) and {} (input {}), expected equal sizes in "
+        "every dim but 1",
+        shape_str(first), shape_str(s), i);
     channels += s[1];
   }
   Shape out_shape = first;

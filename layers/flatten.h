@@ -20,7 +20,9 @@ struct FlattenOptions {
 class Flatten : public Module {
  public:
   explicit Flatten(const FlattenOptions& options = {}) : options_(options) {}
-  Tensor forward(const Tensor& input) override { return flatten(input, options_.start_dim, options_.end_dim); }
+  Tensor forward(const Tensor& input) override {
+    return flatten(input, options_.start_dim, options_.end_dim);
+  }
   std::string type_name() const override { return "Flatten"; }
   const FlattenOptions& options() const { return options_; }
 

@@ -16,12 +16,12 @@ void check_logits_targets(const char* op, const Tensor& logits, const std::vecto
             logits.defined() ? shape_str(logits.shape()) : "undefined");
   const int64_t n = logits.size(0), k = logits.size(1);
   INQ_CHECK(static_cast<int64_t>(targets.size()) == n,
-            "Given {} logits of shape {}, expected {} targets, but got {} instead", op, shape_str(logits.shape()), n,
-            targets.size());
+            "Given {} logits of shape {}, expected {} targets, but got {} instead", op,
+            shape_str(logits.shape()), n, targets.size());
   for (int64_t i = 0; i < n; ++i)
     INQ_CHECK(targets[i] >= 0 && targets[i] < k,
-              "Given {} logits of shape {}, expected every target in [0, {}), but got {} at index {} instead", op,
-              shape_str(logits.shape()), k, targets[i], i);
+              "Given {} logits of shape {}, expected every target in [0, {}), but got {} at index {} instead",
+              op, shape_str(logits.shape()), k, targets[i], i);
 }
 
 struct CrossEntropyBackward : Node {
@@ -89,8 +89,10 @@ Tensor cross_entropy(const Tensor& logits, const std::vector<int64_t>& targets) 
 int64_t count_correct_topk(const Tensor& logits, const std::vector<int64_t>& targets, int k) {
   check_logits_targets("count_correct_topk", logits, targets);
   const int64_t n = logits.size(0), classes = logits.size(1);
-  INQ_CHECK(k >= 1 && k <= classes, "Given count_correct_topk with logits of shape {}, expected k in [1, {}], but "
-            "got {} instead", shape_str(logits.shape()), classes, k);
+  INQ_CHECK(k >= 1 && k <= classes,
+            "Given count_correct_topk with logits of shape {}, expected k in [1, {}], but "
+            "got {} instead",
+            shape_str(logits.shape()), classes, k);
   const float* pl = logits.data();
   int64_t correct = 0;
   for (int64_t i = 0; i < n; ++i) {

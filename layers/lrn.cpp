@@ -12,10 +12,11 @@ namespace {
 
 void check_options(const LocalResponseNormOptions& o) {
   INQ_CHECK(o.size > 0, "Given LocalResponseNorm size {}, expected a positive window", o.size);
-  INQ_CHECK(std::isfinite(o.alpha) && o.alpha >= 0.0, "Given LocalResponseNorm alpha {}, expected a finite value >= 0",
-            o.alpha);
+  INQ_CHECK(std::isfinite(o.alpha) && o.alpha >= 0.0,
+            "Given LocalResponseNorm alpha {}, expected a finite value >= 0", o.alpha);
   INQ_CHECK(std::isfinite(o.beta), "Given LocalResponseNorm beta {}, expected a finite value", o.beta);
-  INQ_CHECK(std::isfinite(o.k) && o.k > 0.0, "Given LocalResponseNorm k {}, expected a finite value > 0", o.k);
+  INQ_CHECK(std::isfinite(o.k) && o.k > 0.0, "Given LocalResponseNorm k {}, expected a finite value > 0",
+            o.k);
 }
 
 // Output channel c reads input channels [c - before, c + after]; input channel j is therefore read
@@ -32,7 +33,8 @@ struct LocalResponseNormBackward : Node {
   Tensor x, y, scale;  // (N, C, inner) flattened; scale = k + alpha/size * window sum of x^2
 
   std::vector<Tensor> backward(const Tensor& grad_output) override {
-    const int64_t n_batch = x.size(0), channels = x.size(1), inner = x.numel() / std::max<int64_t>(1, n_batch * channels);
+    const int64_t n_batch = x.size(0), channels = x.size(1),
+                  inner = x.numel() / std::max<int64_t>(1, n_batch * channels);
     const Window win = window_of(o.size);
     const float neg_beta = static_cast<float>(-o.beta);
     const float coeff = static_cast<float>(2.0 * o.alpha * o.beta / static_cast<double>(o.size));

@@ -12,10 +12,10 @@
 namespace inq {
 
 struct LocalResponseNormOptions {
-  int64_t size = 0;     // channels in the window, > 0
+  int64_t size = 0;  // channels in the window, > 0
   double alpha = 1e-4;
-  double beta = 0.75;   // >= 0
-  double k = 1.0;       // > 0 keeps the denominator positive
+  double beta = 0.75;  // >= 0
+  double k = 1.0;      // > 0 keeps the denominator positive
 };
 
 // Exact backward (through the window sums).

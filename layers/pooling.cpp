@@ -20,17 +20,18 @@ void check_pool_options(const char* op, int64_t kernel, int64_t stride, int64_t 
   INQ_CHECK(stride >= 0, "Given {} stride {}, expected a positive stride (or 0 for kernel_size)", op, stride);
   INQ_CHECK(dilation > 0, "Given {} dilation {}, expected a positive dilation", op, dilation);
   INQ_CHECK(padding >= 0 && padding <= kernel / 2,
-            "Given {} padding {} with kernel_size {}, expected padding in [0, {}] (at most half the kernel)", op,
-            padding, kernel, kernel / 2);
+            "Given {} padding {} with kernel_size {}, expected padding in [0, {}] (at most half the kernel)",
+            op, padding, kernel, kernel / 2);
 }
 
 void check_nchw(const char* op, const Shape& shape) {
   INQ_CHECK(shape.size() == 4 && shape[2] > 0 && shape[3] > 0,
-            "Given {} input of shape {}, expected a 4-d (N, C, H, W) tensor with H, W > 0", op, shape_str(shape));
+            "Given {} input of shape {}, expected a 4-d (N, C, H, W) tensor with H, W > 0", op,
+            shape_str(shape));
 }
 
-Pool2dGeometry pool_geometry(const char* op, const Shape& x_shape, int64_t kernel, int64_t stride, int64_t padding,
-                             int64_t dilation, bool ceil_mode) {
+Pool2dGeometry pool_geometry(const char* op, const Shape& x_shape, int64_t kernel, int64_t stride,
+                             int64_t padding, int64_t dilation, bool ceil_mode) {
   check_pool_options(op, kernel, stride, padding, dilation);
   check_nchw(op, x_shape);
   Pool2dGeometry g;
@@ -155,7 +156,8 @@ struct AdaptiveAvgPool2dBackward : Node {
 
 int64_t pool_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation,
                          bool ceil_mode) {
-  int64_t out = floor_div(in + 2 * padding - dilation * (kernel - 1) - 1 + (ceil_mode ? stride - 1 : 0), stride) + 1;
+  int64_t out =
+      floor_div(in + 2 * padding - dilation * (kernel - 1) - 1 + (ceil_mode ? stride - 1 : 0), stride) + 1;
   if (ceil_mode && (out - 1) * stride >= in + padding) --out;
   return out;
 }
@@ -238,7 +240,8 @@ Tensor avg_pool2d(const Tensor& x, const AvgPool2dOptions& options) {
         float s = 0.0f;
         for (int64_t ih = wh.start; ih < wh.end; ++ih)
           for (int64_t iw = ww.start; iw < ww.end; ++iw) s += xs[ih * g.w + iw];
-        const int64_t divisor = include_pad ? wh.padded * ww.padded : (wh.end - wh.start) * (ww.end - ww.start);
+        const int64_t divisor =
+            include_pad ? wh.padded * ww.padded : (wh.end - wh.start) * (ww.end - ww.start);
         ys[oh * g.ow + ow] = s / static_cast<float>(divisor);
       }
     }
@@ -256,8 +259,8 @@ Tensor avg_pool2d(const Tensor& x, const AvgPool2dOptions& options) {
 Tensor adaptive_avg_pool2d(const Tensor& x, int64_t output_h, int64_t output_w) {
   INQ_CHECK(x.defined(), "Given adaptive_avg_pool2d of an undefined tensor, expected a defined one");
   check_nchw("adaptive_avg_pool2d", x.shape());
-  INQ_CHECK(output_h > 0 && output_w > 0, "Given adaptive_avg_pool2d output size {}x{}, expected positive sizes",
-            output_h, output_w);
+  INQ_CHECK(output_h > 0 && output_w > 0,
+            "Given adaptive_avg_pool2d output size {}x{}, expected positive sizes", output_h, output_w);
   const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
   Tensor y = Tensor::empty({n, c, output_h, output_w});
   const float* px = x.data();
@@ -303,7 +306,8 @@ AvgPool2d::AvgPool2d(const AvgPool2dOptions& options) : options_(options) {
 
 AdaptiveAvgPool2d::AdaptiveAvgPool2d(const AdaptiveAvgPool2dOptions& options) : options_(options) {
   INQ_CHECK(options.output_h > 0 && options.output_w > 0,
-            "Given AdaptiveAvgPool2d output size {}x{}, expected positive sizes", options.output_h, options.output_w);
+            "Given AdaptiveAvgPool2d output size {}x{}, expected positive sizes", options.output_h,
+            options.output_w);
 }
 
 }  // namespace inq

@@ -20,7 +20,12 @@ TEST(ConcatChannels, GradientsSplitPerBranch) {
   Tensor a = test::random_tensor({2, 1, 2, 3}, gen);
   Tensor b = test::random_tensor({2, 3, 2, 3}, gen);
   Tensor c = test::random_tensor({2, 2, 2, 3}, gen);
-  EXPECT_GT(test::check_gradients([&] { return concat_channels({a, b, c}); }, {{"a", a}, {"b", b}, {"c", c}}), 0);
+  EXPECT_GT(test::check_gradients(
+                [&] {
+                  return concat_channels({a, b, c});
+                },
+                {{"a", a}, {"b", b}, {"c", c}}),
+            0);
 }
 
 TEST(ConcatChannels, BranchWithoutGradientIsSkipped) {

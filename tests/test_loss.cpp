@@ -23,7 +23,8 @@ TEST(CrossEntropy, HandComputedValueAndGradient) {
   EXPECT_NEAR(loss.item(), (row0 + row1) / 2, 1e-6);
   EXPECT_NEAR(loss.item(), 1.0744586, 1e-6);
   loss.backward();
-  const std::vector<float> expected = {0.04501529f, 0.1223642f, -0.1673795f, -0.4123548f, 0.01955629f, 0.3927985f};
+  const std::vector<float> expected = {0.04501529f, 0.1223642f,  -0.1673795f,
+                                       -0.4123548f, 0.01955629f, 0.3927985f};
   for (int i = 0; i < 6; ++i) EXPECT_NEAR(logits.grad().data()[i], expected[i], 1e-6) << i;
 }
 
@@ -35,9 +36,9 @@ TEST(CrossEntropy, LargeLogitsStayFinite) {
   EXPECT_NEAR(loss.item(), (1000.0 + std::log(2.0)) / 2, 1e-3);
   loss.backward();
   EXPECT_TRUE(ops::all_finite(logits.grad()));
-  EXPECT_NEAR(logits.grad().data()[0], 0.5, 1e-6);   // (1 - 0) / 2
-  EXPECT_NEAR(logits.grad().data()[1], -0.5, 1e-6);  // (0 - 1) / 2
-  EXPECT_NEAR(logits.grad().data()[3], -0.25, 1e-6); // (0.5 - 1) / 2
+  EXPECT_NEAR(logits.grad().data()[0], 0.5, 1e-6);    // (1 - 0) / 2
+  EXPECT_NEAR(logits.grad().data()[1], -0.5, 1e-6);   // (0 - 1) / 2
+  EXPECT_NEAR(logits.grad().data()[3], -0.25, 1e-6);  // (0.5 - 1) / 2
 }
 
 TEST(CrossEntropy, Gradients) {

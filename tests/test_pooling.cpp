@@ -15,7 +15,8 @@ namespace {
 
 void expect_near_all(const Tensor& t, const std::vector<float>& expected, float tol, const char* what) {
   ASSERT_EQ(t.numel(), static_cast<int64_t>(expected.size())) << what;
-  for (size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(t.data()[i], expected[i], tol) << what << " at " << i;
+  for (size_t i = 0; i < expected.size(); ++i)
+    EXPECT_NEAR(t.data()[i], expected[i], tol) << what << " at " << i;
 }
 
 Tensor arange_plane(int64_t h, int64_t w, float start) {
@@ -35,25 +36,26 @@ TEST(MaxPool2d, OutputSizeRule) {
     int64_t expected;
   };
   const Row rows[] = {
-      {5, 2, 2, 0, 1, false, 2},   // floor(3/2)+1
-      {5, 2, 2, 0, 1, true, 3},    // floor(4/2)+1; last window starts at 4 < 5
-      {6, 3, 2, 1, 1, false, 3},   // floor(5/2)+1
-      {6, 3, 2, 1, 1, true, 4},    // floor(6/2)+1; last starts at 6-1 = 5 < 6
-      {5, 3, 3, 1, 1, true, 2},    // floor(6/3)+1 = 3, but (3-1)*3 = 6 >= 5+1: dropped
-      {5, 3, 3, 1, 1, false, 2},   // floor(4/3)+1
-      {112, 3, 2, 0, 1, true, 56}, // GoogLeNet stem: floor(110/2)+1
-      {14, 3, 2, 0, 1, true, 7},   // floor(12/2)+1
-      {56, 3, 2, 0, 1, true, 28},  // floor(54/2)+1
-      {7, 3, 2, 0, 1, true, 3},    // floor(5/2)+1
-      {7, 3, 1, 0, 2, false, 3},   // extent 5: floor(2/1)+1
-      {8, 3, 2, 1, 2, true, 4},    // extent 5: floor(5/2)+1; (4-1)*2 = 6 < 9
-      {2, 3, 1, 0, 1, false, 0},   // too small: caller must reject
+      {5, 2, 2, 0, 1, false, 2},    // floor(3/2)+1
+      {5, 2, 2, 0, 1, true, 3},     // floor(4/2)+1; last window starts at 4 < 5
+      {6, 3, 2, 1, 1, false, 3},    // floor(5/2)+1
+      {6, 3, 2, 1, 1, true, 4},     // floor(6/2)+1; last starts at 6-1 = 5 < 6
+      {5, 3, 3, 1, 1, true, 2},     // floor(6/3)+1 = 3, but (3-1)*3 = 6 >= 5+1: dropped
+      {5, 3, 3, 1, 1, false, 2},    // floor(4/3)+1
+      {112, 3, 2, 0, 1, true, 56},  // GoogLeNet stem: floor(110/2)+1
+      {14, 3, 2, 0, 1, true, 7},    // floor(12/2)+1
+      {56, 3, 2, 0, 1, true, 28},   // floor(54/2)+1
+      {7, 3, 2, 0, 1, true, 3},     // floor(5/2)+1
+      {7, 3, 1, 0, 2, false, 3},    // extent 5: floor(2/1)+1
+      {8, 3, 2, 1, 2, true, 4},     // extent 5: floor(5/2)+1; (4-1)*2 = 6 < 9
+      {2, 3, 1, 0, 1, false, 0},    // too small: caller must reject
   };
   for (const Row& r : rows)
     EXPECT_EQ(pool_output_size(r.in, r.k, r.s, r.p, r.d, r.ceil), r.expected)
-        << "in " << r.in << " k " << r.k << " s " << r.s << " p " << r.p << " d " << r.d << " ceil " << r.ceil;
-  const Pool2dGeometry g = max_pool2d_geometry({2, 3, 5, 6}, {.kernel_size = 3, .stride = 2, .padding = 1,
-                                                              .ceil_mode = true});
+        << "in " << r.in << " k " << r.k << " s " << r.s << " p " << r.p << " d " << r.d << " ceil "
+        << r.ceil;
+  const Pool2dGeometry g =
+      max_pool2d_geometry({2, 3, 5, 6}, {.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true});
   EXPECT_EQ(g.oh, 3);  // floor(5/2)+1 = 3; (3-1)*2 = 4 < 6
   EXPECT_EQ(g.ow, 4);
   EXPECT_EQ(max_pool2d_geometry({1, 1, 4, 4}, {.kernel_size = 2}).stride, 2);  // stride defaults to kernel
@@ -148,17 +150,20 @@ TEST(AvgPool2d, CeilModeDivisorsMatchPyTorch) {
   Tensor x = arange_plane(4, 4, 1);
   Tensor y = avg_pool2d(x, {.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true});
   EXPECT_EQ(y.shape(), (Shape{1, 1, 3, 3}));
-  // PyTorch 1.13: F.avg_pool2d(arange(1,17).view(1,1,4,4), 3, 2, 1, ceil_mode=True[, count_include_pad=False])
-  expect_near_all(y, {1.555556f, 3.333333f, 2.0f, 6.333333f, 11.0f, 6.0f, 4.5f, 7.5f, 4.0f}, 1e-5f, "include pad");
-  Tensor y2 = avg_pool2d(x, {.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true,
-                             .count_include_pad = false});
+  // PyTorch 1.13: F.avg_pool2d(arange(1,17).view(1,1,4,4), 3, 2, 1, ceil_mode=True),
+  // then with count_include_pad=False.
+  expect_near_all(y, {1.555556f, 3.333333f, 2.0f, 6.333333f, 11.0f, 6.0f, 4.5f, 7.5f, 4.0f}, 1e-5f,
+                  "include pad");
+  Tensor y2 = avg_pool2d(
+      x, {.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true, .count_include_pad = false});
   expect_near_all(y2, {3.5f, 5.0f, 6.0f, 9.5f, 11.0f, 12.0f, 13.5f, 15.0f, 16.0f}, 1e-5f, "exclude pad");
 }
 
 TEST(AvgPool2d, Gradients) {
   Generator gen(22);
   for (bool include_pad : {true, false}) {
-    AvgPool2d pool({.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true, .count_include_pad = include_pad});
+    AvgPool2d pool(
+        {.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true, .count_include_pad = include_pad});
     EXPECT_GT(test::check_module_gradients(pool, test::random_tensor({2, 2, 4, 5}, gen)), 0);
   }
   AvgPool2d plain({.kernel_size = 2});
