@@ -16,7 +16,7 @@ namespace inq {
 // Parameters that share hyper-parameters. The effective learning rate of a group is
 // optimizer.lr() * lr_scale.
 struct ParamGroup {
-  std::vector<NamedParameter> params;
+  std::vector<NamedParameter> params = {};
   double weight_decay = 0;
   double lr_scale = 1;
 };
