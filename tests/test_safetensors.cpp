@@ -425,3 +425,53 @@ TEST(SafetensorsAtomicWrite, FailedRenameLeavesNoTemporaryFile) {
   EXPECT_THROW(write_file_atomically("", std::span<const uint8_t>()), Error);
   EXPECT_THROW(write_file_atomically(dir.path().string() + "/", std::span<const uint8_t>()), Error);
 }
+
+// A cheap stand-in for the fuzzer in unit tests: random byte flips, truncations and insertions of a
+// valid file either parse or throw inq::Error; nothing else escapes (no json exceptions, no crash
+// under the sanitizers).
+TEST(Safetensors, CorruptedFilesParseOrThrowOurError) {
+  StoredTensors t;
+  t.emplace_back("layer.weight", StoredTensor::from_tensor(Tensor::from_vector({2, 3}, {1, 2, 3, 4, 5, 6})));
+  t.emplace_back("bn.num_batches_tracked", StoredTensor::from_int64({}, {42}));
+  const std::vector<uint8_t> valid = serialize_safetensors(t, {{"k", "v"}});
+  uint64_t state = 0x9E3779B97F4A7C15ull;
+  auto next = [&state](uint64_t n) {  // xorshift64*, deterministic
+    state ^= state >> 12;
+    state ^= state << 25;
+    state ^= state >> 27;
+    return (state * 0x2545F4914F6CDD1Dull) % n;
+  };
+  const std::string tokens[] = {"\"", "{", "}", "[", "]", ",", ":", "-1", "1e9", "18446744073709551616", "\\u0000",
+                                "\"F32\"", "\"I64\"", "null", "0", "99"};
+  int accepted = 0;
+  for (int trial = 0; trial < 3000; ++trial) {
+    std::vector<uint8_t> bytes = valid;
+    const int edits = 1 + static_cast<int>(next(3));
+    for (int e = 0; e < edits; ++e) {
+      switch (next(4)) {
+        case 0:  // flip a byte, mostly in the header
+          if (!bytes.empty()) bytes[next(std::min<uint64_t>(bytes.size(), 8 + 140))] ^= static_cast<uint8_t>(1 + next(255));
+          break;
+        case 1:  // truncate
+          bytes.resize(next(bytes.size() + 1));
+          break;
+        case 2: {  // insert a JSON-ish token inside the header
+          const std::string& tok = tokens[next(std::size(tokens))];
+          if (bytes.size() < 9) break;
+          const size_t at = 8 + next(std::min<uint64_t>(bytes.size(), 140) - 8);
+          bytes.insert(bytes.begin() + static_cast<long>(at), tok.begin(), tok.end());
+          break;
+        }
+        default:  // rewrite the length prefix
+          if (bytes.size() >= 8) bytes[next(8)] = static_cast<uint8_t>(next(256));
+          break;
+      }
+    }
+    try {
+      parse_safetensors(bytes, "fuzz");
+      ++accepted;
+    } catch (const Error&) {
+    }
+  }
+  EXPECT_LT(accepted, 3000);
+}
