@@ -1,0 +1,75 @@
+#pragma once
+// Convolution geometry and the im2col / col2im lowering (after Caffe's im2col.cpp and tiny-dnn's
+// conv_params). Legend:
+//   x   (N, C, H, W)        input images
+//   w   (K, C/G, R, S)      weights: K output channels, G groups, an R x S kernel
+//   y   (N, K, OH, OW)      output, OH = (H + 2*pad_h - dil_h*(R-1) - 1) / stride_h + 1 (same for OW)
+//   col (C*R*S, n*OH*OW)    lowered images: row (c, r, s), column (b, oh, ow) for image b of a chunk
+//                           of n images. Rows of group g are the contiguous block
+//                           [g*(C/G)*R*S, (g+1)*(C/G)*R*S), so one lowering serves every group.
+// Convolving is then, per group, the GEMM  y_g (K/G, n*OH*OW) = w_g (K/G, (C/G)*R*S) * col_g.
+#include <cstdint>
+#include <string>
+
+#include "framework/tensor.h"
+
+namespace inq {
+
+// A (height, width) pair. Implicit from one integer so options can say `.kernel_size = 3` or
+// `.kernel_size = {3, 5}`.
+struct Size2 {
+  int64_t h = 0, w = 0;
+  Size2(int64_t v) : h(v), w(v) {}  // NOLINT(google-explicit-constructor): intentional
+  Size2(int64_t h_, int64_t w_) : h(h_), w(w_) {}
+  bool operator==(const Size2&) const = default;
+};
+
+// Everything about one convolution's shapes, computed and validated once by make() and shared by
+// forward, backward, tests and benchmarks.
+struct Conv2dGeometry {
+  int64_t N = 0, C = 0, H = 0, W = 0;  // input
+  int64_t K = 0, R = 0, S = 0;         // output channels, kernel height and width
+  int64_t OH = 0, OW = 0;              // output height and width
+  Size2 stride = 1, padding = 0, dilation = 1;
+  int64_t groups = 1;
+  // How many images one GEMM covers (see choose_images_per_gemm). make() sets it from the policy;
+  // tests and benchmarks may change it on a copy to exercise or time other chunk sizes.
+  int64_t images_per_gemm = 1;
+
+  // Validates and derives the output size. `input` is (N, C, H, W), `weight` is (K, C/G, R, S).
+  // Throws inq::Error naming both shapes and the offending setting when: a shape is not 4-D or
+  // has a zero dim, stride or dilation < 1, padding < 0, groups < 1, C or K not divisible by
+  // groups, weight dim 1 != C/groups, or the output would be empty.
+  static Conv2dGeometry make(const Shape& input, const Shape& weight, Size2 stride = 1, Size2 padding = 0,
+                             Size2 dilation = 1, int64_t groups = 1);
+
+  int64_t channels_per_group() const { return C / groups; }  // C/G
+  int64_t outputs_per_group() const { return K / groups; }   // K/G
+  int64_t output_pixels() const { return OH * OW; }          // P
+  int64_t col_rows() const { return C * R * S; }             // rows of col, all groups
+  int64_t group_col_rows() const { return channels_per_group() * R * S; }  // GEMM inner size
+  // A 1x1 kernel with unit stride and no padding: the image already is its col matrix.
+  bool is_pointwise() const;
+  Shape input_shape() const { return {N, C, H, W}; }
+  Shape weight_shape() const { return {K, channels_per_group(), R, S}; }
+  Shape output_shape() const { return {N, K, OH, OW}; }
+  // Multiply-adds times two for the forward pass (backward's input and weight grads each cost as
+  // much again).
+  double forward_flops() const;
+  std::string str() const;  // "N=8 C=64 H=56 W=56 K=64 R=3 S=3 stride=1x1 pad=1x1 dil=1x1 groups=1"
+};
+
+// The one place that decides how many images are lowered into one col matrix and multiplied in
+// one GEMM. One image at a time (Caffe) keeps the col buffer small; several at a time make the GEMM
+// wider, which matters for small spatial sizes (7x7, 14x14). Chosen by bench/bench_conv.cpp.
+int64_t choose_images_per_gemm(const Conv2dGeometry& g);
+
+// Lowers images [0, count) of `images` (count, C, H, W) into col (C*R*S, count*OH*OW): out of
+// range taps become 0. Parallel over (image, channel) with OpenMP; call it outside parallel regions.
+void im2col(float* col, const float* images, int64_t count, const Conv2dGeometry& g);
+// The adjoint of im2col: ADDS every col entry into the image pixel it was read from.
+// `images` is (count, C, H, W), col is (C*R*S, count*OH*OW). Same parallelism (race-free: each
+// task owns one channel plane of one image), deterministic summation order.
+void col2im(float* images, const float* col, int64_t count, const Conv2dGeometry& g);
+
+}  // namespace inq

@@ -1,0 +1,36 @@
+#pragma once
+// Loading stored tensors into live tensors by name, with PyTorch's strict load_state_dict report:
+// every missing, unexpected and mis-shaped name is listed in one message, not just the first.
+// framework/ cannot see layers/, so the destination is a plain list of (dotted name, tensor); a
+// Module's state_dict() converts to it with one loop.
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "framework/safetensors.h"
+#include "framework/tensor.h"
+
+namespace inq {
+
+using NamedTensorList = std::vector<std::pair<std::string, Tensor>>;
+
+struct LoadStateReport {
+  std::vector<std::string> missing;     // destination names absent from the file
+  std::vector<std::string> unexpected;  // file names absent from the destination
+  std::vector<std::string> mismatched;  // one line per name whose shape or values cannot be loaded
+  std::vector<std::string> loaded;      // names copied
+  bool ok() const { return missing.empty() && unexpected.empty() && mismatched.empty(); }
+  // Multi-line description of every problem, PyTorch style; empty when ok().
+  std::string message(const std::string& source) const;
+};
+
+// Copies every file tensor into the destination tensor of the same name.
+// - F32 copies need equal shapes. I64 tensors (BatchNorm's rank-0 num_batches_tracked) load into
+//   float tensors of the same shape when every value is exactly representable as a float.
+// - Shape or value mismatches throw in both modes (as in PyTorch); so does a duplicated destination
+//   name. Nothing is copied when anything throws.
+// - strict: missing or unexpected names throw too, with the full report.
+//   Non-strict: the matching tensors are loaded and the report lists the rest.
+LoadStateReport load_state_dict(const NamedTensorList& destination, const SafetensorsFile& file, bool strict = true);
+
+}  // namespace inq

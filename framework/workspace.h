@@ -1,0 +1,36 @@
+#pragma once
+// Scratch memory for kernels (im2col columns, gathered gradients): one growable, 64-byte aligned
+// buffer per thread, reused from call to call so a convolution does not malloc on every forward.
+// Contract: a kernel asks once per call for everything it needs and carves the buffer itself; the
+// contents are undefined on entry and may be overwritten by the next kernel that runs on the same
+// thread. So a buffer must not be held across a call into another op (ops never nest here).
+#include <cstdint>
+
+namespace inq {
+
+class Workspace {
+ public:
+  Workspace() = default;
+  ~Workspace();
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+
+  // At least `count` floats, 64-byte aligned. Grows (dropping old contents) when too small.
+  float* floats(int64_t count);
+  int64_t capacity() const { return capacity_; }
+  // Frees the memory (e.g. after the largest model has run).
+  void release();
+
+ private:
+  float* data_ = nullptr;
+  int64_t capacity_ = 0;
+};
+
+// The calling thread's workspace.
+Workspace& thread_workspace();
+
+// Rounds a float count up to a whole number of 64-byte lines, so pieces carved one after another
+// from a workspace stay 64-byte aligned.
+inline int64_t round_up_to_line(int64_t floats) { return (floats + 15) / 16 * 16; }
+
+}  // namespace inq

@@ -1,0 +1,211 @@
+#include "layers/batchnorm.h"
+
+#include <cmath>
+#include <vector>
+
+#include "framework/autograd.h"
+#include "framework/error.h"
+
+namespace inq {
+
+namespace {
+
+void check_channel_vector(const Tensor& t, const char* what, int64_t channels, const Shape& x_shape) {
+  if (!t.defined()) return;
+  INQ_CHECK(t.shape() == Shape{channels},
+            "Given batch_norm2d input of shape {}, expected {} of shape [{}], but got {} instead",
+            shape_str(x_shape), what, channels, shape_str(t.shape()));
+}
+
+// Everything backward needs: the input (an alias, no copy), the statistics the forward pass
+// normalized with, and the weight. x_hat is recomputed from them rather than stored, so training
+// keeps no extra activation-sized buffer.
+struct BatchNorm2dBackward : Node {
+  Tensor x;                   // (N, C, H, W) detached
+  Tensor weight;              // (C) detached, or undefined (treated as 1)
+  std::vector<float> mean;    // (C)
+  std::vector<float> invstd;  // (C)
+  bool training = true;       // whether mean/invstd were batch statistics (then they depend on x)
+
+  std::vector<Tensor> backward(const Tensor& grad_output) override {
+    const int64_t n_batch = x.size(0), channels = x.size(1);
+    const int64_t plane = x.size(2) * x.size(3);
+    const int64_t m = n_batch * plane;
+    const bool want_dx = next.size() > 0 && next[0] != nullptr;
+    const bool want_dw = next.size() > 1 && next[1] != nullptr;
+    const bool want_db = next.size() > 2 && next[2] != nullptr;
+
+    Tensor dx = want_dx ? Tensor::empty(x.shape()) : Tensor();
+    Tensor dw = want_dw ? Tensor::empty({channels}) : Tensor();
+    Tensor db = want_db ? Tensor::empty({channels}) : Tensor();
+    const float* px = x.data();
+    const float* pg = grad_output.data();
+    const float* pw = weight.defined() ? weight.data() : nullptr;
+    float* pdx = want_dx ? dx.data() : nullptr;
+    float* pdw = want_dw ? dw.data() : nullptr;
+    float* pdb = want_db ? db.data() : nullptr;
+
+    // One channel per iteration: its reductions run in a fixed order whatever the thread count.
+#pragma omp parallel for schedule(static) if (x.numel() > 32768)
+    for (int64_t c = 0; c < channels; ++c) {
+      const float mu = mean[c], is = invstd[c];
+      double sum_g = 0.0, sum_g_xhat = 0.0;
+      for (int64_t n = 0; n < n_batch; ++n) {
+        const float* xs = px + (n * channels + c) * plane;
+        const float* gs = pg + (n * channels + c) * plane;
+        for (int64_t i = 0; i < plane; ++i) {
+          sum_g += gs[i];
+          sum_g_xhat += static_cast<double>(gs[i]) * ((xs[i] - mu) * is);
+        }
+      }
+      if (pdw) pdw[c] = static_cast<float>(sum_g_xhat);
+      if (pdb) pdb[c] = static_cast<float>(sum_g);
+      if (!pdx) continue;
+      const float scale = (pw ? pw[c] : 1.0f) * is;
+      if (training) {
+        // dx = w*invstd * (g - mean(g) - x_hat * mean(g * x_hat)): the two mean terms are the paths
+        // through the batch mean and the batch variance.
+        const float mean_g = static_cast<float>(sum_g / static_cast<double>(m));
+        const float mean_g_xhat = static_cast<float>(sum_g_xhat / static_cast<double>(m));
+        for (int64_t n = 0; n < n_batch; ++n) {
+          const float* xs = px + (n * channels + c) * plane;
+          const float* gs = pg + (n * channels + c) * plane;
+          float* ds = pdx + (n * channels + c) * plane;
+          for (int64_t i = 0; i < plane; ++i)
+            ds[i] = scale * (gs[i] - mean_g - (xs[i] - mu) * is * mean_g_xhat);
+        }
+      } else {
+        for (int64_t n = 0; n < n_batch; ++n) {
+          const float* gs = pg + (n * channels + c) * plane;
+          float* ds = pdx + (n * channels + c) * plane;
+          for (int64_t i = 0; i < plane; ++i) ds[i] = scale * gs[i];
+        }
+      }
+    }
+    return {dx, dw, db};
+  }
+  void release() override {
+    x = weight = Tensor();
+    mean.clear();
+    invstd.clear();
+  }
+  std::string name() const override { return "BatchNorm2dBackward"; }
+};
+
+}  // namespace
+
+Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                    Tensor running_var, bool training, double momentum, double eps) {
+  INQ_CHECK(x.defined() && x.dim() == 4,
+            "Given batch_norm2d input of shape {}, expected a 4-d (N, C, H, W) tensor",
+            x.defined() ? shape_str(x.shape()) : "undefined");
+  const int64_t n_batch = x.size(0), channels = x.size(1);
+  const int64_t plane = x.size(2) * x.size(3);
+  const int64_t m = n_batch * plane;
+  check_channel_vector(weight, "weight", channels, x.shape());
+  check_channel_vector(bias, "bias", channels, x.shape());
+  check_channel_vector(running_mean, "running_mean", channels, x.shape());
+  check_channel_vector(running_var, "running_var", channels, x.shape());
+  INQ_CHECK(running_mean.defined() == running_var.defined(),
+            "Given batch_norm2d, expected running_mean and running_var to be both defined or both undefined");
+  INQ_CHECK(training || running_mean.defined(),
+            "Given batch_norm2d in eval mode, expected running statistics, but got none");
+  INQ_CHECK(!training || m > 1,
+            "Given batch_norm2d input of shape {} in training mode, expected more than 1 value per channel",
+            shape_str(x.shape()));
+  INQ_CHECK(eps > 0.0, "Given batch_norm2d eps {}, expected a positive value", eps);
+
+  std::vector<float> mean(static_cast<size_t>(channels)), invstd(static_cast<size_t>(channels));
+  Tensor y = Tensor::empty(x.shape());
+  const float* px = x.data();
+  float* py = y.data();
+  const float* pw = weight.defined() ? weight.data() : nullptr;
+  const float* pb = bias.defined() ? bias.data() : nullptr;
+  float* prm = running_mean.defined() ? running_mean.data() : nullptr;
+  float* prv = running_var.defined() ? running_var.data() : nullptr;
+
+#pragma omp parallel for schedule(static) if (x.numel() > 32768)
+  for (int64_t c = 0; c < channels; ++c) {
+    float mu, is;
+    if (training) {
+      // Two passes in double: the one-pass E[x^2] - E[x]^2 cancels badly for large means.
+      double s = 0.0;
+      for (int64_t n = 0; n < n_batch; ++n) {
+        const float* xs = px + (n * channels + c) * plane;
+        for (int64_t i = 0; i < plane; ++i) s += xs[i];
+      }
+      const double batch_mean = s / static_cast<double>(m);
+      double ss = 0.0;
+      for (int64_t n = 0; n < n_batch; ++n) {
+        const float* xs = px + (n * channels + c) * plane;
+        for (int64_t i = 0; i < plane; ++i) {
+          const double d = xs[i] - batch_mean;
+          ss += d * d;
+        }
+      }
+      const double batch_var = ss / static_cast<double>(m);
+      mu = static_cast<float>(batch_mean);
+      is = static_cast<float>(1.0 / std::sqrt(batch_var + eps));
+      if (prm) {
+        const double unbiased = ss / static_cast<double>(m - 1);
+        prm[c] = static_cast<float>((1.0 - momentum) * prm[c] + momentum * batch_mean);
+        prv[c] = static_cast<float>((1.0 - momentum) * prv[c] + momentum * unbiased);
+      }
+    } else {
+      mu = prm[c];
+      is = static_cast<float>(1.0 / std::sqrt(static_cast<double>(prv[c]) + eps));
+    }
+    mean[c] = mu;
+    invstd[c] = is;
+    const float scale = (pw ? pw[c] : 1.0f) * is;
+    const float shift = (pb ? pb[c] : 0.0f);
+    for (int64_t n = 0; n < n_batch; ++n) {
+      const float* xs = px + (n * channels + c) * plane;
+      float* ys = py + (n * channels + c) * plane;
+      for (int64_t i = 0; i < plane; ++i) ys[i] = (xs[i] - mu) * scale + shift;
+    }
+  }
+
+  if (needs_grad({&x, &weight, &bias})) {
+    auto node = std::make_shared<BatchNorm2dBackward>();
+    node->x = x.detach();
+    if (weight.defined()) node->weight = weight.detach();
+    node->mean = std::move(mean);
+    node->invstd = std::move(invstd);
+    node->training = training;
+    record(y, node, {&x, &weight, &bias});
+  }
+  return y;
+}
+
+BatchNorm2d::BatchNorm2d(const BatchNorm2dOptions& options) : options_(options) {
+  INQ_CHECK(options.num_features > 0, "Given BatchNorm2d num_features {}, expected a positive count",
+            options.num_features);
+  INQ_CHECK(options.eps > 0.0, "Given BatchNorm2d eps {}, expected a positive value", options.eps);
+  INQ_CHECK(options.momentum >= 0.0 && options.momentum <= 1.0,
+            "Given BatchNorm2d momentum {}, expected a value in [0, 1]", options.momentum);
+  const int64_t c = options.num_features;
+  if (options.affine) {
+    weight = register_parameter("weight", Tensor::full({c}, 1.0f), ParamRole::Norm);
+    bias = register_parameter("bias", Tensor::zeros({c}), ParamRole::Norm);
+  }
+  if (options.track_running_stats) {
+    running_mean = register_buffer("running_mean", Tensor::zeros({c}));
+    running_var = register_buffer("running_var", Tensor::full({c}, 1.0f));
+    num_batches_tracked = register_buffer("num_batches_tracked", Tensor::zeros({}));
+  }
+}
+
+Tensor BatchNorm2d::forward(const Tensor& input) {
+  INQ_CHECK(input.defined() && input.dim() == 4 && input.size(1) == options_.num_features,
+            "Given BatchNorm2d({}) input of shape {}, expected (N, {}, H, W)", options_.num_features,
+            input.defined() ? shape_str(input.shape()) : "undefined", options_.num_features);
+  // As in PyTorch: without running statistics the batch statistics are used in eval mode too.
+  const bool use_batch_stats = is_training() || !options_.track_running_stats;
+  Tensor y = batch_norm2d(input, weight, bias, running_mean, running_var, use_batch_stats, options_.momentum,
+                          options_.eps);
+  if (is_training() && options_.track_running_stats) num_batches_tracked.data()[0] += 1.0f;
+  return y;
+}
+
+}  // namespace inq

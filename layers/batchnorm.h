@@ -1,0 +1,54 @@
+#pragma once
+// Batch normalization over the channels of an NCHW tensor (after PyTorch's BatchNorm2d).
+//   x, y           (N, C, H, W)
+//   weight, bias   (C)        the affine transform (gamma, beta); undefined means 1 and 0
+//   running_mean   (C)        buffers, updated in training mode
+//   running_var    (C)
+// Training: y = (x - mean_B) / sqrt(var_B + eps) * weight + bias with the batch statistics over
+// (N, H, W), var_B biased; the running statistics move as running = (1 - m) * running + m * batch,
+// using the UNBIASED batch variance (var_B * M / (M - 1), M = N*H*W), as PyTorch does.
+// Eval: the same formula with the running statistics. Backward is exact in both modes (in training
+// it goes through the batch statistics).
+#include <cstdint>
+
+#include "framework/tensor.h"
+#include "layers/module.h"
+
+namespace inq {
+
+// Functional form. `training` selects batch statistics; when it is set and running_mean/running_var
+// are defined they are updated in place (never recorded by autograd). When `training` is false the
+// running statistics must be defined. weight and bias may be undefined (no affine transform).
+Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                    Tensor running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+
+struct BatchNorm2dOptions {
+  int64_t num_features = 0;         // C, > 0
+  double eps = 1e-5;                // > 0
+  double momentum = 0.1;            // in [0, 1]
+  bool affine = true;               // learn weight and bias
+  bool track_running_stats = true;  // without them, batch statistics are used in eval mode too
+};
+
+// Parameters "weight" (init 1) and "bias" (init 0), role Norm, present when affine.
+// Buffers "running_mean" (0), "running_var" (1), "num_batches_tracked" (rank-0, counts training
+// batches), present when track_running_stats. Names match torchvision.
+class BatchNorm2d : public Module {
+ public:
+  explicit BatchNorm2d(const BatchNorm2dOptions& options);
+  explicit BatchNorm2d(int64_t num_features)
+      : BatchNorm2d(BatchNorm2dOptions{.num_features = num_features}) {}
+
+  Tensor forward(const Tensor& input) override;  // (N, C, H, W) -> (N, C, H, W)
+  std::string type_name() const override { return "BatchNorm2d"; }
+  const BatchNorm2dOptions& options() const { return options_; }
+
+  Tensor weight, bias;               // (C) or undefined when !affine
+  Tensor running_mean, running_var;  // (C) or undefined when !track_running_stats
+  Tensor num_batches_tracked;        // () float
+
+ private:
+  BatchNorm2dOptions options_;
+};
+
+}  // namespace inq

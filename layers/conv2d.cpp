@@ -1,0 +1,244 @@
+#include "layers/conv2d.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "framework/autograd.h"
+#include "framework/error.h"
+#include "framework/gemm.h"
+#include "framework/workspace.h"
+#include "layers/init.h"
+
+namespace inq {
+
+void check_conv2d_options(const Conv2dOptions& o) {
+  const auto desc = [&] {
+    return fmt::format("Conv2dOptions(in_channels={}, out_channels={}, kernel_size={}x{}, stride={}x{}, "
+                       "padding={}x{}, dilation={}x{}, groups={})",
+                       o.in_channels, o.out_channels, o.kernel_size.h, o.kernel_size.w, o.stride.h, o.stride.w,
+                       o.padding.h, o.padding.w, o.dilation.h, o.dilation.w, o.groups);
+  };
+  INQ_CHECK(o.in_channels > 0 && o.out_channels > 0, "Given {}, expected positive channel counts", desc());
+  INQ_CHECK(o.kernel_size.h > 0 && o.kernel_size.w > 0, "Given {}, expected a positive kernel size", desc());
+  INQ_CHECK(o.stride.h > 0 && o.stride.w > 0, "Given {}, expected stride >= 1", desc());
+  INQ_CHECK(o.dilation.h > 0 && o.dilation.w > 0, "Given {}, expected dilation >= 1", desc());
+  INQ_CHECK(o.padding.h >= 0 && o.padding.w >= 0, "Given {}, expected padding >= 0", desc());
+  INQ_CHECK(o.groups > 0 && o.in_channels % o.groups == 0 && o.out_channels % o.groups == 0,
+            "Given {}, expected groups >= 1 dividing both in_channels and out_channels", desc());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernels. With a chunk of n images the GEMMs work on (rows, n*P) matrices whose column block b
+// belongs to image b; activations are stored (n, rows, P), so the chunked paths scatter the GEMM
+// result out (forward) or gather dy in (backward). With n = 1 both layouts coincide.
+
+namespace {
+
+struct Plan {
+  int64_t chunk;      // images per GEMM
+  bool direct;        // pointwise with one image per GEMM: the image is its own col matrix
+  float* col;         // (C*R*S, chunk*P) lowered images, reused for the col gradient
+  float* staged;      // (K, chunk*P) GEMM output (forward) or gathered dy (backward); chunk > 1
+};
+
+Plan make_plan(const Conv2dGeometry& g, bool need_col) {
+  Plan p;
+  p.chunk = std::clamp<int64_t>(g.images_per_gemm, 1, g.N);
+  p.direct = g.is_pointwise() && p.chunk == 1;
+  const int64_t cols = p.chunk * g.output_pixels();
+  const int64_t col_floats = (need_col && !p.direct) ? round_up_to_line(g.col_rows() * cols) : 0;
+  const int64_t staged_floats = p.chunk > 1 ? round_up_to_line(g.K * cols) : 0;
+  float* base = thread_workspace().floats(col_floats + staged_floats);
+  p.col = col_floats ? base : nullptr;
+  p.staged = staged_floats ? base + col_floats : nullptr;
+  return p;
+}
+
+// y (n, K, P) = staged (K, n*P) + b.
+void scatter_output(float* y, const float* staged, const float* b, int64_t n, int64_t K, int64_t P) {
+#pragma omp parallel for schedule(static) if (n * K * P >= 32768)
+  for (int64_t t = 0; t < n * K; ++t) {
+    const int64_t i = t / K, k = t % K;
+    const float* src = staged + k * n * P + i * P;
+    float* dst = y + (i * K + k) * P;
+    const float bias = b ? b[k] : 0.0f;
+    for (int64_t p = 0; p < P; ++p) dst[p] = src[p] + bias;
+  }
+}
+
+// staged (K, n*P) = dy (n, K, P).
+void gather_rows(float* staged, const float* dy, int64_t n, int64_t K, int64_t P) {
+#pragma omp parallel for schedule(static) if (n * K * P >= 32768)
+  for (int64_t t = 0; t < n * K; ++t) {
+    const int64_t i = t / K, k = t % K;
+    std::memcpy(staged + k * n * P + i * P, dy + (i * K + k) * P, static_cast<size_t>(P) * sizeof(float));
+  }
+}
+
+}  // namespace
+
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g) {
+  const int64_t P = g.output_pixels(), image = g.C * g.H * g.W, G = g.groups;
+  const int64_t Kg = g.outputs_per_group(), inner = g.group_col_rows();
+  const Plan plan = make_plan(g, true);
+  for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk) {
+    const int64_t n = std::min(plan.chunk, g.N - n0), ld = n * P;
+    const float* col = plan.col;
+    if (plan.direct) {
+      col = x + n0 * image;
+    } else {
+      im2col(plan.col, x + n0 * image, n, g);
+    }
+    float* out = plan.staged ? plan.staged : y + n0 * g.K * P;
+    // Unchunked: start from the bias and let the GEMM add onto it (beta = 1), saving a pass.
+    float beta = 0.0f;
+    if (!plan.staged && b) {
+      for (int64_t k = 0; k < g.K; ++k) std::fill(out + k * P, out + (k + 1) * P, b[k]);
+      beta = 1.0f;
+    }
+    for (int64_t grp = 0; grp < G; ++grp)
+      sgemm(false, false, Kg, ld, inner, 1.0f, w + grp * Kg * inner, inner, col + grp * inner * ld, ld, beta,
+            out + grp * Kg * ld, ld);
+    if (plan.staged) scatter_output(y + n0 * g.K * P, plan.staged, b, n, g.K, P);
+  }
+}
+
+void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
+                     const Conv2dGeometry& g) {
+  const int64_t P = g.output_pixels(), image = g.C * g.H * g.W, G = g.groups;
+  const int64_t Kg = g.outputs_per_group(), Cg = g.channels_per_group(), inner = g.group_col_rows();
+  if (db) {
+    // Each channel's sum runs over images then pixels in a fixed order, in double.
+#pragma omp parallel for schedule(static) if (g.N * g.K * P >= 32768)
+    for (int64_t k = 0; k < g.K; ++k) {
+      double s = 0.0;
+      for (int64_t i = 0; i < g.N; ++i) {
+        const float* row = dy + (i * g.K + k) * P;
+        for (int64_t p = 0; p < P; ++p) s += row[p];
+      }
+      db[k] += static_cast<float>(s);
+    }
+  }
+  if (!dx && !dw) return;
+  const Plan plan = make_plan(g, true);
+  // Chunks run in order and each adds into dw with beta = 1: a fixed summation order over images.
+  for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk) {
+    const int64_t n = std::min(plan.chunk, g.N - n0), ld = n * P;
+    const float* dyc = dy + n0 * g.K * P;
+    if (plan.staged) {
+      gather_rows(plan.staged, dyc, n, g.K, P);
+      dyc = plan.staged;
+    }
+    if (dw) {
+      // dw_g (Kg, inner) += dy_g (Kg, n*P) * col_g^T (n*P, inner)
+      const float* col = plan.col;
+      if (plan.direct) {
+        col = x + n0 * image;
+      } else {
+        im2col(plan.col, x + n0 * image, n, g);
+      }
+      for (int64_t grp = 0; grp < G; ++grp)
+        sgemm(false, true, Kg, inner, ld, 1.0f, dyc + grp * Kg * ld, ld, col + grp * inner * ld, ld, 1.0f,
+              dw + grp * Kg * inner, inner);
+    }
+    if (dx) {
+      if (plan.direct) {
+        // dx_g (Cg, P) += w_g^T (Cg, Kg) * dy_g (Kg, P): the 1x1 col gradient is the image gradient.
+        for (int64_t grp = 0; grp < G; ++grp)
+          sgemm(true, false, Cg, P, Kg, 1.0f, w + grp * Kg * Cg, Cg, dyc + grp * Kg * P, P, 1.0f,
+                dx + n0 * image + grp * Cg * P, P);
+      } else {
+        // dcol_g (inner, n*P) = w_g^T * dy_g, into the col buffer (free again once dw is done),
+        // then folded back onto the images.
+        for (int64_t grp = 0; grp < G; ++grp)
+          sgemm(true, false, inner, ld, Kg, 1.0f, w + grp * Kg * inner, inner, dyc + grp * Kg * ld, ld, 0.0f,
+                plan.col + grp * inner * ld, ld);
+        col2im(dx + n0 * image, plan.col, n, g);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Autograd.
+
+namespace {
+
+struct Conv2dBackward : Node {
+  Conv2dGeometry g;
+  Tensor x;  // (N, C, H, W), saved when the weight needs a gradient
+  Tensor w;  // (K, C/groups, R, S), saved when the input needs a gradient
+  std::vector<Tensor> backward(const Tensor& grad_output) override {
+    const bool want_x = next.size() > 0 && next[0];
+    const bool want_w = next.size() > 1 && next[1];
+    const bool want_b = next.size() > 2 && next[2];
+    Tensor gx = want_x ? Tensor::zeros(g.input_shape()) : Tensor();
+    Tensor gw = want_w ? Tensor::zeros(g.weight_shape()) : Tensor();
+    Tensor gb = want_b ? Tensor::zeros({g.K}) : Tensor();
+    conv2d_backward(want_x ? gx.data() : nullptr, want_w ? gw.data() : nullptr, want_b ? gb.data() : nullptr,
+                    grad_output.data(), want_w ? x.data() : nullptr, want_x ? w.data() : nullptr, g);
+    return {gx, gw, gb};
+  }
+  void release() override { x = w = Tensor(); }
+  std::string name() const override { return "Conv2dBackward"; }
+};
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opts) {
+  INQ_CHECK(x.defined() && weight.defined(), "Given conv2d with an undefined {}, expected defined tensors",
+            x.defined() ? "weight" : "input");
+  const auto shapes = [&] {
+    return fmt::format("input of shape {}, weight of shape {} and bias of shape {}", shape_str(x.shape()),
+                       shape_str(weight.shape()), bias.defined() ? shape_str(bias.shape()) : "(none)");
+  };
+  const Conv2dGeometry g =
+      Conv2dGeometry::make(x.shape(), weight.shape(), opts.stride, opts.padding, opts.dilation, opts.groups);
+  INQ_CHECK(!bias.defined() || bias.shape() == Shape{g.K},
+            "Given {}, expected a bias of shape [{}] (one per output channel)", shapes(), g.K);
+  if (opts.in_channels > 0) {
+    INQ_CHECK(opts.in_channels == g.C && opts.out_channels == g.K && opts.kernel_size == Size2(g.R, g.S) &&
+                  opts.bias == bias.defined(),
+              "Given {}, expected tensors matching the layer's options (in_channels {}, out_channels {}, kernel "
+              "{}x{}, bias {})",
+              shapes(), opts.in_channels, opts.out_channels, opts.kernel_size.h, opts.kernel_size.w, opts.bias);
+  }
+
+  Tensor y = Tensor::empty(g.output_shape());
+  conv2d_forward(y.data(), x.data(), weight.data(), bias.defined() ? bias.data() : nullptr, g);
+  if (needs_grad({&x, &weight, &bias})) {
+    auto node = std::make_shared<Conv2dBackward>();
+    node->g = g;
+    if (weight.requires_grad()) node->x = x.detach();
+    if (x.requires_grad()) node->w = weight.detach();
+    record(y, node, {&x, &weight, bias.defined() ? &bias : nullptr});
+  }
+  return y;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layer.
+
+Conv2d::Conv2d(const Conv2dOptions& options) : options_(options) {
+  check_conv2d_options(options_);
+  weight = register_parameter("weight",
+                              Tensor::empty({options_.out_channels, options_.in_channels / options_.groups,
+                                             options_.kernel_size.h, options_.kernel_size.w}),
+                              ParamRole::Weight);
+  if (options_.bias) bias = register_parameter("bias", Tensor::empty({options_.out_channels}), ParamRole::Bias);
+  reset_parameters();
+}
+
+void Conv2d::reset_parameters() {
+  // PyTorch: kaiming_uniform_(a = sqrt(5)) is U(-1/sqrt(fan_in), 1/sqrt(fan_in)); bias the same bound.
+  kaiming_uniform_(weight, FanMode::FanIn, leaky_relu_gain(std::sqrt(5.0)));
+  if (bias.defined()) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(compute_fans(weight.shape()).fan_in));
+    uniform_(bias, -bound, bound);
+  }
+}
+
+Tensor Conv2d::forward(const Tensor& input) { return conv2d(input, weight, bias, options_); }
+
+}  // namespace inq

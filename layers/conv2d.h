@@ -1,0 +1,61 @@
+#pragma once
+// 2-D convolution (cross-correlation, as PyTorch's Conv2d) by im2col + sgemm.
+//   x (N, C, H, W)   w (K, C/groups, R, S)   b (K)   y (N, K, OH, OW)
+// Three paths share one loop: the general one lowers a chunk of images with im2col and multiplies
+// per group; a 1x1 / stride-1 / unpadded convolution taken one image at a time multiplies the
+// image directly (no im2col); groups > 1 run one GEMM per group on the shared col matrix.
+// How many images go into one GEMM is decided in one place, choose_images_per_gemm (im2col.h).
+#include <string>
+
+#include "framework/im2col.h"
+#include "framework/tensor.h"
+#include "layers/module.h"
+
+namespace inq {
+
+struct Conv2dOptions {
+  int64_t in_channels = 0, out_channels = 0;
+  Size2 kernel_size = 1, stride = 1, padding = 0, dilation = 1;
+  int64_t groups = 1;
+  bool bias = true;
+};
+
+// Throws inq::Error unless the options describe a valid layer: positive channels, kernel, stride
+// and dilation, non-negative padding, groups >= 1 dividing both channel counts.
+void check_conv2d_options(const Conv2dOptions& o);
+
+// ---- kernels (no autograd; buffers are contiguous, sizes come from g) ----
+// y = conv(x, w) + b. b may be null. Overwrites y.
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g);
+// Gradients of the forward above given dy; each output may be null (not wanted) and is ADDED
+// into (callers pre-zero fresh buffers). dx, dw, db have the shapes of x, w, b. x is needed only
+// for dw, w only for dx.
+void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
+                     const Conv2dGeometry& g);
+
+// Functional convolution with autograd (gradients for x, weight and bias, where they require it).
+// Stride, padding, dilation and groups come from `opts`; kernel size and channel counts come from
+// weight's shape. When opts.in_channels > 0 (a fully specified layer, as Conv2d passes) the
+// options' channels, kernel size and bias flag are checked against the tensors as well. bias is
+// (K) or undefined. Shape errors throw inq::Error naming x's, weight's and bias's shapes.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opts);
+
+// The layer. Parameters "weight" (K, C/groups, R, S) and "bias" (K), initialized as PyTorch does:
+// both U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = C/groups * R * S (weight drawn first).
+class Conv2d : public Module {
+ public:
+  explicit Conv2d(const Conv2dOptions& options);
+  Tensor forward(const Tensor& input) override;
+  std::string type_name() const override { return "Conv2d"; }
+  const Conv2dOptions& options() const { return options_; }
+  // Redraws weight and bias from default_generator().
+  void reset_parameters();
+
+  Tensor weight;  // (K, C/groups, R, S)
+  Tensor bias;    // (K), undefined when options.bias is false
+
+ private:
+  Conv2dOptions options_;
+};
+
+}  // namespace inq

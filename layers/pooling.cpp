@@ -1,0 +1,313 @@
+#include "layers/pooling.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "framework/autograd.h"
+#include "framework/error.h"
+
+namespace inq {
+
+namespace {
+
+// Floor division (C++ '/' truncates toward zero; the size formula needs rounding down).
+int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0)) ? 1 : 0); }
+
+void check_pool_options(const char* op, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation) {
+  INQ_CHECK(kernel > 0, "Given {} kernel_size {}, expected a positive size", op, kernel);
+  INQ_CHECK(stride >= 0, "Given {} stride {}, expected a positive stride (or 0 for kernel_size)", op, stride);
+  INQ_CHECK(dilation > 0, "Given {} dilation {}, expected a positive dilation", op, dilation);
+  INQ_CHECK(padding >= 0 && padding <= kernel / 2,
+            "Given {} padding {} with kernel_size {}, expected padding in [0, {}] (at most half the kernel)",
+            op, padding, kernel, kernel / 2);
+}
+
+void check_nchw(const char* op, const Shape& shape) {
+  INQ_CHECK(shape.size() == 4 && shape[2] > 0 && shape[3] > 0,
+            "Given {} input of shape {}, expected a 4-d (N, C, H, W) tensor with H, W > 0", op,
+            shape_str(shape));
+}
+
+Pool2dGeometry pool_geometry(const char* op, const Shape& x_shape, int64_t kernel, int64_t stride,
+                             int64_t padding, int64_t dilation, bool ceil_mode) {
+  check_pool_options(op, kernel, stride, padding, dilation);
+  check_nchw(op, x_shape);
+  Pool2dGeometry g;
+  g.n = x_shape[0];
+  g.c = x_shape[1];
+  g.h = x_shape[2];
+  g.w = x_shape[3];
+  g.kernel = kernel;
+  g.stride = stride == 0 ? kernel : stride;
+  g.padding = padding;
+  g.dilation = dilation;
+  g.oh = pool_output_size(g.h, kernel, g.stride, padding, dilation, ceil_mode);
+  g.ow = pool_output_size(g.w, kernel, g.stride, padding, dilation, ceil_mode);
+  INQ_CHECK(g.oh >= 1 && g.ow >= 1,
+            "Given {} input of shape {} with kernel_size {}, stride {}, padding {}, dilation {}, expected an "
+            "output of at least 1x1, but got {}x{} instead",
+            op, shape_str(x_shape), kernel, g.stride, padding, dilation, g.oh, g.ow);
+  // Max pooling saves argmax positions as 32-bit offsets within a plane.
+  INQ_CHECK(g.h * g.w <= std::numeric_limits<int32_t>::max(),
+            "Given {} input of shape {}, expected H*W below 2^31", op, shape_str(x_shape));
+  return g;
+}
+
+struct MaxPool2dBackward : Node {
+  Pool2dGeometry g;
+  std::vector<int32_t> argmax;  // (N, C, OH, OW): offset within the input plane, -1 for an empty window
+
+  std::vector<Tensor> backward(const Tensor& grad_output) override {
+    Tensor dx = Tensor::zeros({g.n, g.c, g.h, g.w});
+    const float* pg = grad_output.data();
+    float* pd = dx.data();
+    const int64_t planes = g.n * g.c, in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+    // A plane per iteration: overlapping windows add into the same input plane from one thread only.
+#pragma omp parallel for schedule(static) if (planes * out_plane > 16384)
+    for (int64_t p = 0; p < planes; ++p) {
+      const int32_t* idx = argmax.data() + p * out_plane;
+      const float* gs = pg + p * out_plane;
+      float* ds = pd + p * in_plane;
+      for (int64_t o = 0; o < out_plane; ++o)
+        if (idx[o] >= 0) ds[idx[o]] += gs[o];
+    }
+    return {dx};
+  }
+  void release() override { argmax = {}; }
+  std::string name() const override { return "MaxPool2dBackward"; }
+};
+
+// The clipped window of one output position along one dim, and PyTorch's count for the divisor.
+struct AvgWindow {
+  int64_t start, end;  // valid input range [start, end)
+  int64_t padded;      // window length clipped to the padded input
+};
+
+AvgWindow avg_window(int64_t o, const Pool2dGeometry& g, int64_t in) {
+  int64_t start = o * g.stride - g.padding;
+  int64_t end = std::min(start + g.kernel, in + g.padding);
+  const int64_t padded = end - start;
+  return {std::max<int64_t>(start, 0), std::min(end, in), padded};
+}
+
+struct AvgPool2dBackward : Node {
+  Pool2dGeometry g;
+  bool count_include_pad = true;
+
+  std::vector<Tensor> backward(const Tensor& grad_output) override {
+    Tensor dx = Tensor::zeros({g.n, g.c, g.h, g.w});
+    const float* pg = grad_output.data();
+    float* pd = dx.data();
+    const int64_t planes = g.n * g.c;
+#pragma omp parallel for schedule(static) if (planes * g.oh * g.ow > 16384)
+    for (int64_t p = 0; p < planes; ++p) {
+      const float* gs = pg + p * g.oh * g.ow;
+      float* ds = pd + p * g.h * g.w;
+      for (int64_t oh = 0; oh < g.oh; ++oh) {
+        const AvgWindow wh = avg_window(oh, g, g.h);
+        for (int64_t ow = 0; ow < g.ow; ++ow) {
+          const AvgWindow ww = avg_window(ow, g, g.w);
+          const int64_t divisor =
+              count_include_pad ? wh.padded * ww.padded : (wh.end - wh.start) * (ww.end - ww.start);
+          const float share = gs[oh * g.ow + ow] / static_cast<float>(divisor);
+          for (int64_t ih = wh.start; ih < wh.end; ++ih)
+            for (int64_t iw = ww.start; iw < ww.end; ++iw) ds[ih * g.w + iw] += share;
+        }
+      }
+    }
+    return {dx};
+  }
+  std::string name() const override { return "AvgPool2dBackward"; }
+};
+
+int64_t adaptive_start(int64_t i, int64_t in, int64_t out) { return (i * in) / out; }
+int64_t adaptive_end(int64_t i, int64_t in, int64_t out) { return ((i + 1) * in + out - 1) / out; }
+
+struct AdaptiveAvgPool2dBackward : Node {
+  int64_t n = 0, c = 0, h = 0, w = 0, oh = 0, ow = 0;
+
+  std::vector<Tensor> backward(const Tensor& grad_output) override {
+    Tensor dx = Tensor::zeros({n, c, h, w});
+    const float* pg = grad_output.data();
+    float* pd = dx.data();
+    const int64_t planes = n * c;
+#pragma omp parallel for schedule(static) if (planes * h * w > 16384)
+    for (int64_t p = 0; p < planes; ++p) {
+      const float* gs = pg + p * oh * ow;
+      float* ds = pd + p * h * w;
+      for (int64_t i = 0; i < oh; ++i) {
+        const int64_t h0 = adaptive_start(i, h, oh), h1 = adaptive_end(i, h, oh);
+        for (int64_t j = 0; j < ow; ++j) {
+          const int64_t w0 = adaptive_start(j, w, ow), w1 = adaptive_end(j, w, ow);
+          const float share = gs[i * ow + j] / static_cast<float>((h1 - h0) * (w1 - w0));
+          for (int64_t y = h0; y < h1; ++y)
+            for (int64_t x = w0; x < w1; ++x) ds[y * w + x] += share;
+        }
+      }
+    }
+    return {dx};
+  }
+  std::string name() const override { return "AdaptiveAvgPool2dBackward"; }
+};
+
+}  // namespace
+
+int64_t pool_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation,
+                         bool ceil_mode) {
+  int64_t out =
+      floor_div(in + 2 * padding - dilation * (kernel - 1) - 1 + (ceil_mode ? stride - 1 : 0), stride) + 1;
+  if (ceil_mode && (out - 1) * stride >= in + padding) --out;
+  return out;
+}
+
+Pool2dGeometry max_pool2d_geometry(const Shape& x_shape, const MaxPool2dOptions& o) {
+  return pool_geometry("max_pool2d", x_shape, o.kernel_size, o.stride, o.padding, o.dilation, o.ceil_mode);
+}
+
+Pool2dGeometry avg_pool2d_geometry(const Shape& x_shape, const AvgPool2dOptions& o) {
+  return pool_geometry("avg_pool2d", x_shape, o.kernel_size, o.stride, o.padding, 1, o.ceil_mode);
+}
+
+Tensor max_pool2d(const Tensor& x, const MaxPool2dOptions& options) {
+  INQ_CHECK(x.defined(), "Given max_pool2d of an undefined tensor, expected a defined one");
+  const Pool2dGeometry g = max_pool2d_geometry(x.shape(), options);
+  Tensor y = Tensor::empty({g.n, g.c, g.oh, g.ow});
+  const bool record_graph = needs_grad({&x});
+  std::vector<int32_t> argmax(record_graph ? static_cast<size_t>(y.numel()) : 0);
+  const float* px = x.data();
+  float* py = y.data();
+  int32_t* pidx = record_graph ? argmax.data() : nullptr;
+  const int64_t planes = g.n * g.c, in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+
+#pragma omp parallel for schedule(static) if (planes * out_plane > 16384)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* xs = px + p * in_plane;
+    float* ys = py + p * out_plane;
+    for (int64_t oh = 0; oh < g.oh; ++oh) {
+      const int64_t h0 = oh * g.stride - g.padding;
+      for (int64_t ow = 0; ow < g.ow; ++ow) {
+        const int64_t w0 = ow * g.stride - g.padding;
+        float best = -std::numeric_limits<float>::infinity();
+        int64_t best_at = -1;
+        for (int64_t kh = 0; kh < g.kernel; ++kh) {
+          const int64_t ih = h0 + kh * g.dilation;
+          if (ih < 0 || ih >= g.h) continue;
+          for (int64_t kw = 0; kw < g.kernel; ++kw) {
+            const int64_t iw = w0 + kw * g.dilation;
+            if (iw < 0 || iw >= g.w) continue;
+            const float v = xs[ih * g.w + iw];
+            // Strict '>' keeps the first maximum on ties; a NaN wins so that it propagates.
+            if (best_at < 0 || v > best || std::isnan(v)) {
+              best = v;
+              best_at = ih * g.w + iw;
+            }
+          }
+        }
+        ys[oh * g.ow + ow] = best;
+        if (pidx) pidx[p * out_plane + oh * g.ow + ow] = static_cast<int32_t>(best_at);
+      }
+    }
+  }
+
+  if (record_graph) {
+    auto node = std::make_shared<MaxPool2dBackward>();
+    node->g = g;
+    node->argmax = std::move(argmax);
+    record(y, node, {&x});
+  }
+  return y;
+}
+
+Tensor avg_pool2d(const Tensor& x, const AvgPool2dOptions& options) {
+  INQ_CHECK(x.defined(), "Given avg_pool2d of an undefined tensor, expected a defined one");
+  const Pool2dGeometry g = avg_pool2d_geometry(x.shape(), options);
+  Tensor y = Tensor::empty({g.n, g.c, g.oh, g.ow});
+  const float* px = x.data();
+  float* py = y.data();
+  const int64_t planes = g.n * g.c;
+  const bool include_pad = options.count_include_pad;
+
+#pragma omp parallel for schedule(static) if (planes * g.oh * g.ow > 16384)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* xs = px + p * g.h * g.w;
+    float* ys = py + p * g.oh * g.ow;
+    for (int64_t oh = 0; oh < g.oh; ++oh) {
+      const AvgWindow wh = avg_window(oh, g, g.h);
+      for (int64_t ow = 0; ow < g.ow; ++ow) {
+        const AvgWindow ww = avg_window(ow, g, g.w);
+        float s = 0.0f;
+        for (int64_t ih = wh.start; ih < wh.end; ++ih)
+          for (int64_t iw = ww.start; iw < ww.end; ++iw) s += xs[ih * g.w + iw];
+        const int64_t divisor =
+            include_pad ? wh.padded * ww.padded : (wh.end - wh.start) * (ww.end - ww.start);
+        ys[oh * g.ow + ow] = s / static_cast<float>(divisor);
+      }
+    }
+  }
+
+  if (needs_grad({&x})) {
+    auto node = std::make_shared<AvgPool2dBackward>();
+    node->g = g;
+    node->count_include_pad = include_pad;
+    record(y, node, {&x});
+  }
+  return y;
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& x, int64_t output_h, int64_t output_w) {
+  INQ_CHECK(x.defined(), "Given adaptive_avg_pool2d of an undefined tensor, expected a defined one");
+  check_nchw("adaptive_avg_pool2d", x.shape());
+  INQ_CHECK(output_h > 0 && output_w > 0,
+            "Given adaptive_avg_pool2d output size {}x{}, expected positive sizes", output_h, output_w);
+  const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  Tensor y = Tensor::empty({n, c, output_h, output_w});
+  const float* px = x.data();
+  float* py = y.data();
+  const int64_t planes = n * c;
+
+#pragma omp parallel for schedule(static) if (planes * h * w > 16384)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* xs = px + p * h * w;
+    float* ys = py + p * output_h * output_w;
+    for (int64_t i = 0; i < output_h; ++i) {
+      const int64_t h0 = adaptive_start(i, h, output_h), h1 = adaptive_end(i, h, output_h);
+      for (int64_t j = 0; j < output_w; ++j) {
+        const int64_t w0 = adaptive_start(j, w, output_w), w1 = adaptive_end(j, w, output_w);
+        float s = 0.0f;
+        for (int64_t yy = h0; yy < h1; ++yy)
+          for (int64_t xx = w0; xx < w1; ++xx) s += xs[yy * w + xx];
+        ys[i * output_w + j] = s / static_cast<float>((h1 - h0) * (w1 - w0));
+      }
+    }
+  }
+
+  if (needs_grad({&x})) {
+    auto node = std::make_shared<AdaptiveAvgPool2dBackward>();
+    node->n = n;
+    node->c = c;
+    node->h = h;
+    node->w = w;
+    node->oh = output_h;
+    node->ow = output_w;
+    record(y, node, {&x});
+  }
+  return y;
+}
+
+MaxPool2d::MaxPool2d(const MaxPool2dOptions& options) : options_(options) {
+  check_pool_options("MaxPool2d", options.kernel_size, options.stride, options.padding, options.dilation);
+}
+
+AvgPool2d::AvgPool2d(const AvgPool2dOptions& options) : options_(options) {
+  check_pool_options("AvgPool2d", options.kernel_size, options.stride, options.padding, 1);
+}
+
+AdaptiveAvgPool2d::AdaptiveAvgPool2d(const AdaptiveAvgPool2dOptions& options) : options_(options) {
+  INQ_CHECK(options.output_h > 0 && options.output_w > 0,
+            "Given AdaptiveAvgPool2d output size {}x{}, expected positive sizes", options.output_h,
+            options.output_w);
+}
+
+}  // namespace inq

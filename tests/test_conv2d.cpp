@@ -1,0 +1,455 @@
+// Conv2d: geometry, im2col/col2im, the im2col+sgemm kernels against a naive direct convolution
+// (forward and backward, every path and chunk size), autograd plumbing, the layer, and errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "framework/autograd.h"
+#include "framework/error.h"
+#include "framework/im2col.h"
+#include "framework/random.h"
+#include "gradcheck.h"
+#include "layers/conv2d.h"
+
+using namespace inq;
+using inq::test::random_tensor;
+
+namespace {
+
+// ---- naive references, straight from the definition, in double ----
+// y[n][k][oh][ow] = b[k] + sum_{c in group(k), r, s} x[n][c][oh*sh - ph + r*dh][ow*sw - pw + s*dw] * w[k][c'][r][s]
+
+// Calls f(x_index, w_index, y_index) for every in-range multiply-add y[yi] += x[xi] * w[wi].
+template <class F>
+void for_each_tap(const Conv2dGeometry& g, F f) {
+  const int64_t Cg = g.channels_per_group(), Kg = g.outputs_per_group();
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t k = 0; k < g.K; ++k)
+      for (int64_t cl = 0; cl < Cg; ++cl)
+        for (int64_t r = 0; r < g.R; ++r)
+          for (int64_t s = 0; s < g.S; ++s)
+            for (int64_t oh = 0; oh < g.OH; ++oh)
+              for (int64_t ow = 0; ow < g.OW; ++ow) {
+                const int64_t ih = oh * g.stride.h - g.padding.h + r * g.dilation.h;
+                const int64_t iw = ow * g.stride.w - g.padding.w + s * g.dilation.w;
+                if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+                const int64_t c = (k / Kg) * Cg + cl;
+                const int64_t xi = ((n * g.C + c) * g.H + ih) * g.W + iw;
+                const int64_t wi = ((k * Cg + cl) * g.R + r) * g.S + s;
+                const int64_t yi = ((n * g.K + k) * g.OH + oh) * g.OW + ow;
+                f(xi, wi, yi);
+              }
+}
+
+std::vector<double> naive_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* b) {
+  std::vector<double> y(static_cast<size_t>(shape_numel(g.output_shape())), 0.0);
+  const int64_t P = g.output_pixels();
+  if (b)
+    for (size_t i = 0; i < y.size(); ++i) y[i] = b[(static_cast<int64_t>(i) / P) % g.K];
+  for_each_tap(g, [&](int64_t xi, int64_t wi, int64_t yi) { y[yi] += static_cast<double>(x[xi]) * w[wi]; });
+  return y;
+}
+
+struct NaiveGrads {
+  std::vector<double> dx, dw, db;
+};
+
+NaiveGrads naive_backward(const Conv2dGeometry& g, const float* dy, const float* x, const float* w) {
+  NaiveGrads r;
+  r.dx.assign(static_cast<size_t>(shape_numel(g.input_shape())), 0.0);
+  r.dw.assign(static_cast<size_t>(shape_numel(g.weight_shape())), 0.0);
+  r.db.assign(static_cast<size_t>(g.K), 0.0);
+  for_each_tap(g, [&](int64_t xi, int64_t wi, int64_t yi) {
+    r.dx[xi] += static_cast<double>(dy[yi]) * w[wi];
+    r.dw[wi] += static_cast<double>(dy[yi]) * x[xi];
+  });
+  const int64_t P = g.output_pixels();
+  for (int64_t i = 0; i < shape_numel(g.output_shape()); ++i) r.db[(i / P) % g.K] += dy[i];
+  return r;
+}
+
+// |got - want| <= 1e-4 * max(1, |want|): inner sizes here are < 200 terms of N(0, 1) products.
+void expect_close(const float* got, const std::vector<double>& want, const std::string& what) {
+  int bad = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double tol = 1e-4 * std::max(1.0, std::fabs(want[i]));
+    if (std::fabs(got[i] - want[i]) > tol && ++bad <= 5)
+      ADD_FAILURE() << what << " differs at flat index " << i << ": got " << got[i] << ", want " << want[i];
+  }
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << want.size() << " entries differ";
+}
+
+struct Case {
+  std::string name;
+  Shape x, w;
+  Size2 stride = 1, padding = 0, dilation = 1;
+  int64_t groups = 1;
+  bool bias = true;
+};
+
+std::vector<Case> cases() {
+  return {
+      {"3x3_pad1", {2, 3, 7, 6}, {4, 3, 3, 3}, 1, 1},
+      {"3x3_stride2_pad1", {3, 4, 9, 8}, {5, 4, 3, 3}, 2, 1},
+      {"3x3_stride2_nopad_nobias", {3, 2, 8, 9}, {3, 2, 3, 3}, 2, 0, 1, 1, false},
+      {"dilation2_pad2", {2, 2, 9, 10}, {3, 2, 3, 3}, 1, 2, 2},
+      {"dilation_2x3_stride_2x1", {2, 3, 11, 12}, {2, 3, 3, 2}, {2, 1}, {1, 0}, {2, 3}},
+      {"groups2", {2, 4, 6, 7}, {6, 2, 3, 3}, 1, 1, 1, 2},
+      {"groups3_stride2_nobias", {3, 6, 7, 7}, {3, 2, 3, 3}, 2, 1, 1, 3, false},
+      {"depthwise", {2, 4, 6, 6}, {4, 1, 3, 3}, 1, 1, 1, 4},
+      {"depthwise_multiplier2_stride2", {3, 3, 7, 5}, {6, 1, 3, 3}, 2, 1, 1, 3},
+      {"pointwise_1x1", {3, 5, 4, 6}, {7, 5, 1, 1}},
+      {"pointwise_1x1_nobias", {2, 6, 3, 5}, {4, 6, 1, 1}, 1, 0, 1, 1, false},
+      {"pointwise_1x1_groups2", {3, 4, 5, 3}, {6, 2, 1, 1}, 1, 0, 1, 2},
+      {"1x1_stride2", {3, 5, 7, 6}, {4, 5, 1, 1}, 2},
+      {"1x1_pad1", {2, 3, 4, 4}, {2, 3, 1, 1}, 1, 1},
+      {"nonsquare_kernel_2x5", {2, 2, 7, 11}, {3, 2, 2, 5}, {2, 1}, {1, 2}},
+      {"nonsquare_kernel_5x1_asym_pad", {3, 3, 6, 4}, {4, 3, 5, 1}, 1, {2, 0}},
+      {"kernel_covers_input", {2, 3, 5, 4}, {4, 3, 5, 4}},
+      {"padding_larger_than_kernel", {2, 2, 3, 3}, {3, 2, 3, 3}, 2, 3},
+      {"stride3_single_pixel_rows", {4, 2, 4, 10}, {3, 2, 2, 2}, 3, 0},
+  };
+}
+
+Conv2dGeometry geometry_of(const Case& c) {
+  return Conv2dGeometry::make(c.x, c.w, c.stride, c.padding, c.dilation, c.groups);
+}
+
+Conv2dOptions options_of(const Case& c) {
+  return {.in_channels = c.x[1], .out_channels = c.w[0], .kernel_size = {c.w[2], c.w[3]}, .stride = c.stride,
+          .padding = c.padding, .dilation = c.dilation, .groups = c.groups, .bias = c.bias};
+}
+
+// Chunk sizes worth testing for N images: one at a time, a size that leaves a partial last chunk,
+// and all at once.
+std::vector<int64_t> chunk_sizes(int64_t N) {
+  std::vector<int64_t> out{1};
+  if (N > 2) out.push_back(2);
+  if (N > 1) out.push_back(N);
+  return out;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+TEST(Conv2dGeometry, OutputSizesAndDerivedQuantities) {
+  // ResNet-50 stem: 224 -> 112 with a 7x7 kernel, stride 2, padding 3.
+  Conv2dGeometry g = Conv2dGeometry::make({8, 3, 224, 224}, {64, 3, 7, 7}, 2, 3);
+  EXPECT_EQ(g.output_shape(), (Shape{8, 64, 112, 112}));
+  EXPECT_EQ(g.col_rows(), 3 * 7 * 7);
+  EXPECT_FALSE(g.is_pointwise());
+  EXPECT_DOUBLE_EQ(g.forward_flops(), 2.0 * 8 * 64 * 147 * 112 * 112);
+  // Dilation: extent 2*(3-1)+1 = 5 on a 9-wide input, no padding -> 5; non-square everything.
+  g = Conv2dGeometry::make({1, 4, 9, 12}, {6, 2, 3, 2}, {1, 2}, {0, 1}, {2, 1}, 2);
+  EXPECT_EQ(g.OH, 5);
+  EXPECT_EQ(g.OW, 7);  // (12 + 2 - 2) / 2 + 1
+  EXPECT_EQ(g.channels_per_group(), 2);
+  EXPECT_EQ(g.outputs_per_group(), 3);
+  EXPECT_EQ(g.group_col_rows(), 2 * 3 * 2);
+  EXPECT_EQ(g.weight_shape(), (Shape{6, 2, 3, 2}));
+  EXPECT_TRUE(Conv2dGeometry::make({2, 8, 5, 5}, {4, 8, 1, 1}).is_pointwise());
+  EXPECT_FALSE(Conv2dGeometry::make({2, 8, 5, 5}, {4, 8, 1, 1}, 2).is_pointwise());
+  EXPECT_FALSE(Conv2dGeometry::make({2, 8, 5, 5}, {4, 8, 1, 1}, 1, 1).is_pointwise());
+}
+
+TEST(Conv2dGeometry, ChunkPolicyWidensSmallImagesOnly) {
+  // Small spatial sizes get several images per GEMM; large ones one; never more than N.
+  const Conv2dGeometry small = Conv2dGeometry::make({128, 64, 7, 7}, {64, 64, 3, 3}, 1, 1);
+  EXPECT_GT(small.images_per_gemm, 1);
+  EXPECT_LE(small.images_per_gemm, 128);
+  EXPECT_EQ(Conv2dGeometry::make({8, 64, 56, 56}, {64, 64, 3, 3}, 1, 1).images_per_gemm, 1);
+  EXPECT_EQ(Conv2dGeometry::make({3, 4, 2, 2}, {4, 4, 1, 1}).images_per_gemm, 3);
+  EXPECT_EQ(choose_images_per_gemm(small), small.images_per_gemm);
+}
+
+TEST(Conv2dGeometry, Size2ConvertsFromOneOrTwoIntegers) {
+  Conv2dOptions o{.in_channels = 1, .out_channels = 1, .kernel_size = 3, .stride = {2, 1}};
+  EXPECT_EQ(o.kernel_size, Size2(3, 3));
+  EXPECT_EQ(o.stride.h, 2);
+  EXPECT_EQ(o.stride.w, 1);
+  EXPECT_EQ(o.padding, Size2(0));
+  EXPECT_EQ(o.dilation, Size2(1));
+}
+
+TEST(Im2col, KnownSmallExample) {
+  // One 3x3 image 1..9, 2x2 kernel, no padding: four output pixels, rows (r, s).
+  const Conv2dGeometry g = Conv2dGeometry::make({1, 1, 3, 3}, {1, 1, 2, 2});
+  std::vector<float> x{1, 2, 3, 4, 5, 6, 7, 8, 9}, col(16);
+  im2col(col.data(), x.data(), 1, g);
+  EXPECT_EQ(col, (std::vector<float>{1, 2, 4, 5, 2, 3, 5, 6, 4, 5, 7, 8, 5, 6, 8, 9}));
+  // With padding 1 and stride 2: output 2x2, taps at (-1,-1), (-1,1), (1,-1), (1,1) for r=s=0.
+  const Conv2dGeometry p = Conv2dGeometry::make({1, 1, 3, 3}, {1, 1, 2, 2}, 2, 1);
+  im2col(col.data(), x.data(), 1, p);
+  EXPECT_EQ(std::vector<float>(col.begin(), col.begin() + 4), (std::vector<float>{0, 0, 0, 5}));
+  EXPECT_EQ(std::vector<float>(col.begin() + 12, col.end()), (std::vector<float>{1, 3, 7, 9}));
+}
+
+TEST(Im2col, Col2imIsTheAdjointOfIm2colForEveryCase) {
+  // <im2col(x), c> == <x, col2im(c)> for all x, c: the defining property of the adjoint.
+  Generator gen(11);
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.name);
+    Conv2dGeometry g = geometry_of(c);
+    const int64_t n = g.N;  // lower the whole batch as one chunk
+    Tensor x = random_tensor(g.input_shape(), gen);
+    Tensor cvals = random_tensor({g.col_rows(), n * g.output_pixels()}, gen);
+    std::vector<float> col(static_cast<size_t>(cvals.numel()));
+    im2col(col.data(), x.data(), n, g);
+    Tensor back = random_tensor(g.input_shape(), gen);  // col2im adds: start from noise
+    Tensor before = back.clone();
+    col2im(back.data(), cvals.data(), n, g);
+    double lhs = 0, rhs = 0;
+    for (size_t i = 0; i < col.size(); ++i) lhs += static_cast<double>(col[i]) * cvals.data()[i];
+    for (int64_t i = 0; i < x.numel(); ++i)
+      rhs += static_cast<double>(x.data()[i]) * (static_cast<double>(back.data()[i]) - before.data()[i]);
+    EXPECT_NEAR(lhs, rhs, 1e-3 * std::max(1.0, std::fabs(lhs)));
+  }
+}
+
+TEST(Conv2dKernels, ForwardMatchesNaiveForEveryCaseAndChunkSize) {
+  Generator gen(1);
+  for (const Case& c : cases()) {
+    Conv2dGeometry g = geometry_of(c);
+    Tensor x = random_tensor(g.input_shape(), gen), w = random_tensor(g.weight_shape(), gen);
+    Tensor b = random_tensor({g.K}, gen);
+    const float* bp = c.bias ? b.data() : nullptr;
+    const std::vector<double> want = naive_forward(g, x.data(), w.data(), bp);
+    for (int64_t chunk : chunk_sizes(g.N)) {
+      SCOPED_TRACE(c.name + " chunk " + std::to_string(chunk));
+      g.images_per_gemm = chunk;
+      Tensor y = Tensor::full(g.output_shape(), 1e30f);  // the forward overwrites
+      conv2d_forward(y.data(), x.data(), w.data(), bp, g);
+      expect_close(y.data(), want, "y");
+    }
+  }
+}
+
+TEST(Conv2dKernels, BackwardMatchesNaiveAndAccumulates) {
+  Generator gen(2);
+  for (const Case& c : cases()) {
+    Conv2dGeometry g = geometry_of(c);
+    Tensor x = random_tensor(g.input_shape(), gen), w = random_tensor(g.weight_shape(), gen);
+    Tensor dy = random_tensor(g.output_shape(), gen);
+    NaiveGrads want = naive_backward(g, dy.data(), x.data(), w.data());
+    // Gradients accumulate: start every buffer at a known non-zero value and expect it added to.
+    Tensor px = random_tensor(g.input_shape(), gen), pw = random_tensor(g.weight_shape(), gen);
+    Tensor pb = random_tensor({g.K}, gen);
+    for (size_t i = 0; i < want.dx.size(); ++i) want.dx[i] += px.data()[i];
+    for (size_t i = 0; i < want.dw.size(); ++i) want.dw[i] += pw.data()[i];
+    for (size_t i = 0; i < want.db.size(); ++i) want.db[i] += pb.data()[i];
+    for (int64_t chunk : chunk_sizes(g.N)) {
+      SCOPED_TRACE(c.name + " chunk " + std::to_string(chunk));
+      g.images_per_gemm = chunk;
+      Tensor dx = px.clone(), dw = pw.clone(), db = pb.clone();
+      conv2d_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), g);
+      expect_close(dx.data(), want.dx, "dx");
+      expect_close(dw.data(), want.dw, "dw");
+      expect_close(db.data(), want.db, "db");
+      // Each gradient alone (null outputs skipped, x/w only needed for the other gradient).
+      Tensor dx_only = px.clone(), dw_only = pw.clone();
+      conv2d_backward(dx_only.data(), nullptr, nullptr, dy.data(), nullptr, w.data(), g);
+      conv2d_backward(nullptr, dw_only.data(), nullptr, dy.data(), x.data(), nullptr, g);
+      EXPECT_EQ(dx_only.to_vector(), dx.to_vector());
+      EXPECT_EQ(dw_only.to_vector(), dw.to_vector());
+    }
+  }
+}
+
+TEST(Conv2dFunctional, AutogradGradientsMatchNaiveAndAccumulateIntoLeaves) {
+  Generator gen(3);
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.name);
+    const Conv2dGeometry g = geometry_of(c);
+    Tensor x = random_tensor(g.input_shape(), gen), w = random_tensor(g.weight_shape(), gen);
+    Tensor b = c.bias ? random_tensor({g.K}, gen) : Tensor();
+    Tensor dy = random_tensor(g.output_shape(), gen);
+    for (Tensor* t : {&x, &w, &b})
+      if (t->defined()) t->set_requires_grad(true);
+    Tensor px = random_tensor(x.shape(), gen), pw = random_tensor(w.shape(), gen);
+    Tensor pb = random_tensor({g.K}, gen);
+    x.set_grad(px.clone());
+    w.set_grad(pw.clone());
+    if (b.defined()) b.set_grad(pb.clone());
+
+    Tensor y = conv2d(x, w, b, options_of(c));
+    ASSERT_EQ(y.shape(), g.output_shape());
+    ASSERT_TRUE(y.requires_grad());
+    expect_close(y.data(), naive_forward(g, x.data(), w.data(), c.bias ? b.data() : nullptr), "y");
+    y.backward(dy);
+
+    NaiveGrads want = naive_backward(g, dy.data(), x.data(), w.data());
+    for (size_t i = 0; i < want.dx.size(); ++i) want.dx[i] += px.data()[i];
+    for (size_t i = 0; i < want.dw.size(); ++i) want.dw[i] += pw.data()[i];
+    for (size_t i = 0; i < want.db.size(); ++i) want.db[i] += pb.data()[i];
+    expect_close(x.grad().data(), want.dx, "x.grad");
+    expect_close(w.grad().data(), want.dw, "w.grad");
+    if (c.bias) expect_close(b.grad().data(), want.db, "b.grad");
+  }
+}
+
+TEST(Conv2dFunctional, OnlyTheTensorsThatRequireGradGetGradients) {
+  Generator gen(4);
+  const Conv2dGeometry g = Conv2dGeometry::make({2, 3, 6, 6}, {4, 3, 3, 3}, 1, 1);
+  const Conv2dOptions o{.stride = 1, .padding = 1};
+  Tensor x = random_tensor(g.input_shape(), gen), w = random_tensor(g.weight_shape(), gen);
+  Tensor b = random_tensor({4}, gen);
+  Tensor dy = random_tensor(g.output_shape(), gen);
+  const NaiveGrads want = naive_backward(g, dy.data(), x.data(), w.data());
+
+  w.set_requires_grad(true);  // weight only (a frozen input, the usual first layer)
+  conv2d(x, w, b, o).backward(dy);
+  expect_close(w.grad().data(), want.dw, "w.grad");
+  EXPECT_FALSE(x.grad().defined());
+  EXPECT_FALSE(b.grad().defined());
+
+  Tensor x2 = x.clone(), w2 = w.detach().clone();
+  x2.set_requires_grad(true);  // input only
+  conv2d(x2, w2, Tensor(), o).backward(dy);
+  expect_close(x2.grad().data(), want.dx, "x.grad");
+  EXPECT_FALSE(w2.grad().defined());
+
+  // Nothing requires grad, or grad mode is off: no graph is recorded.
+  EXPECT_FALSE(conv2d(x, w2, b, o).requires_grad());
+  NoGradGuard guard;
+  EXPECT_FALSE(conv2d(x2, w, b, o).requires_grad());
+}
+
+TEST(Conv2dFunctional, DeterministicBitForBit) {
+  // The same inputs twice (same thread count) give identical bits in the output and every gradient,
+  // on a shape that takes the chunked path and one that takes the per-image path.
+  for (const auto& [xs, ws] : std::vector<std::pair<Shape, Shape>>{{{16, 8, 7, 7}, {16, 8, 3, 3}},
+                                                                     {{2, 4, 40, 40}, {8, 4, 3, 3}}}) {
+    Generator gen(5);
+    Tensor x = random_tensor(xs, gen), w = random_tensor(ws, gen), b = random_tensor({ws[0]}, gen);
+    const Conv2dGeometry g = Conv2dGeometry::make(xs, ws, 1, 1);
+    Tensor dy = random_tensor(g.output_shape(), gen);
+    std::vector<std::vector<float>> runs[2];
+    for (auto& run : runs) {
+      Tensor xr = x.clone(), wr = w.clone(), br = b.clone();
+      for (Tensor* t : {&xr, &wr, &br}) t->set_requires_grad(true);
+      Tensor y = conv2d(xr, wr, br, {.padding = 1});
+      y.backward(dy);
+      run = {y.to_vector(), xr.grad().to_vector(), wr.grad().to_vector(), br.grad().to_vector()};
+    }
+    for (size_t i = 0; i < 4; ++i) {
+      ASSERT_EQ(runs[0][i].size(), runs[1][i].size());
+      EXPECT_EQ(std::memcmp(runs[0][i].data(), runs[1][i].data(), runs[0][i].size() * sizeof(float)), 0)
+          << "tensor " << i << " of " << shape_str(xs);
+    }
+  }
+}
+
+TEST(Conv2dModule, GradientCheckOnSmallShapes) {
+  const std::vector<std::pair<Conv2dOptions, Shape>> configs = {
+      {{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .padding = 1}, {2, 2, 4, 5}},
+      {{.in_channels = 4, .out_channels = 4, .kernel_size = {2, 3}, .stride = 2, .padding = {1, 0}, .groups = 2},
+       {2, 4, 5, 6}},
+      {{.in_channels = 3, .out_channels = 3, .kernel_size = 3, .padding = 2, .dilation = 2, .groups = 3,
+        .bias = false},
+       {1, 3, 5, 5}},
+      {{.in_channels = 3, .out_channels = 2, .kernel_size = 1}, {3, 3, 2, 3}},
+  };
+  seed_all(9);
+  Generator gen(10);
+  for (const auto& [opt, shape] : configs) {
+    Conv2d conv(opt);
+    Tensor x = random_tensor(shape, gen);
+    EXPECT_GT(test::check_module_gradients(conv, x), 0);
+  }
+}
+
+TEST(Conv2dModule, ParametersNamesRolesShapesAndInit) {
+  seed_all(42);
+  Conv2d conv({.in_channels = 8, .out_channels = 64, .kernel_size = {3, 5}, .groups = 2});
+  auto params = conv.named_parameters();
+  ASSERT_EQ(params.size(), 2u);
+  EXPECT_EQ(params[0].name, "weight");
+  EXPECT_EQ(params[0].role, ParamRole::Weight);
+  EXPECT_EQ(params[1].name, "bias");
+  EXPECT_EQ(params[1].role, ParamRole::Bias);
+  EXPECT_TRUE(params[0].tensor.same_storage(conv.weight));
+  EXPECT_EQ(conv.weight.shape(), (Shape{64, 4, 3, 5}));
+  EXPECT_EQ(conv.bias.shape(), (Shape{64}));
+  EXPECT_TRUE(conv.weight.requires_grad());
+  EXPECT_EQ(conv.type_name(), "Conv2d");
+
+  // U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = 4 * 3 * 5 = 60, for weight and bias.
+  const double bound = 1.0 / std::sqrt(60.0);
+  double sum = 0, sum_sq = 0, max_abs = 0;
+  for (float v : conv.weight.to_vector()) {
+    sum += v, sum_sq += double(v) * v, max_abs = std::max(max_abs, std::fabs(double(v)));
+  }
+  const double n = static_cast<double>(conv.weight.numel());
+  EXPECT_LE(max_abs, bound);
+  EXPECT_GT(max_abs, 0.95 * bound);
+  EXPECT_NEAR(sum / n, 0.0, 0.05 * bound);
+  EXPECT_NEAR(std::sqrt(sum_sq / n), bound / std::sqrt(3.0), 0.05 * bound);
+  for (float v : conv.bias.to_vector()) EXPECT_LE(std::fabs(v), bound);
+
+  // The seed fixes the initial weights.
+  seed_all(42);
+  Conv2d again({.in_channels = 8, .out_channels = 64, .kernel_size = {3, 5}, .groups = 2});
+  EXPECT_EQ(again.weight.to_vector(), conv.weight.to_vector());
+  EXPECT_EQ(again.bias.to_vector(), conv.bias.to_vector());
+
+  Conv2d no_bias({.in_channels = 2, .out_channels = 2, .kernel_size = 3, .bias = false});
+  EXPECT_FALSE(no_bias.bias.defined());
+  ASSERT_EQ(no_bias.named_parameters().size(), 1u);
+  EXPECT_EQ(no_bias.forward(Tensor::zeros({1, 2, 3, 3})).shape(), (Shape{1, 2, 1, 1}));
+}
+
+namespace {
+// Runs f, expects inq::Error, and expects every string in `parts` in its message.
+void expect_error_mentions(const std::function<void()>& f, const std::vector<std::string>& parts) {
+  try {
+    f();
+    ADD_FAILURE() << "expected inq::Error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
+  }
+}
+}  // namespace
+
+TEST(Conv2dErrors, BadShapesThrowNamingEveryShape) {
+  const Conv2dOptions o{};
+  auto run = [&](Shape xs, Shape ws, Shape bs, Conv2dOptions opt) {
+    return [=] { conv2d(Tensor::zeros(xs), Tensor::zeros(ws), bs.empty() ? Tensor() : Tensor::zeros(bs), opt); };
+  };
+  // Input not 4-D.
+  expect_error_mentions(run({3, 5, 5}, {4, 3, 3, 3}, {}, o), {"[3, 5, 5]", "[4, 3, 3, 3]", "4-D"});
+  // Channel mismatch.
+  expect_error_mentions(run({1, 3, 5, 5}, {4, 2, 3, 3}, {4}, o), {"[1, 3, 5, 5]", "[4, 2, 3, 3]", "channels"});
+  // Output channels not divisible by groups.
+  expect_error_mentions(run({1, 4, 5, 5}, {3, 2, 3, 3}, {}, {.groups = 2}), {"[1, 4, 5, 5]", "[3, 2, 3, 3]", "groups"});
+  // Input channels not divisible by groups.
+  expect_error_mentions(run({1, 5, 5, 5}, {4, 2, 3, 3}, {}, {.groups = 2}), {"[1, 5, 5, 5]", "divisible"});
+  // Kernel larger than the padded input: output size would be <= 0.
+  expect_error_mentions(run({1, 1, 2, 2}, {1, 1, 5, 5}, {}, o), {"[1, 1, 2, 2]", "[1, 1, 5, 5]", "<= 0"});
+  expect_error_mentions(run({1, 1, 4, 4}, {1, 1, 3, 3}, {}, {.dilation = 2}), {"[1, 1, 4, 4]", "dilated"});
+  // Bias of the wrong shape.
+  expect_error_mentions(run({1, 3, 5, 5}, {4, 3, 3, 3}, {5}, o), {"[1, 3, 5, 5]", "[4, 3, 3, 3]", "[5]", "bias"});
+  // Bad stride, padding, empty dims.
+  expect_error_mentions(run({1, 3, 5, 5}, {4, 3, 3, 3}, {}, {.stride = {1, 0}}), {"stride"});
+  expect_error_mentions(run({1, 3, 5, 5}, {4, 3, 3, 3}, {}, {.padding = -1}), {"padding"});
+  expect_error_mentions(run({0, 3, 5, 5}, {4, 3, 3, 3}, {}, o), {"[0, 3, 5, 5]", "positive"});
+  // Options that disagree with the tensors when fully specified.
+  expect_error_mentions(run({1, 3, 5, 5}, {4, 3, 3, 3}, {4}, {.in_channels = 3, .out_channels = 4, .kernel_size = 5}),
+                        {"[4, 3, 3, 3]", "kernel 5x5"});
+  EXPECT_THROW(conv2d(Tensor(), Tensor::zeros({1, 1, 1, 1}), Tensor(), o), Error);
+}
+
+TEST(Conv2dErrors, BadOptionsAndModuleInputs) {
+  EXPECT_THROW(Conv2d({.in_channels = 3, .out_channels = 4, .kernel_size = 3, .groups = 2}), Error);
+  EXPECT_THROW(Conv2d({.in_channels = 0, .out_channels = 4}), Error);
+  EXPECT_THROW(Conv2d({.in_channels = 2, .out_channels = 4, .kernel_size = {3, 0}}), Error);
+  EXPECT_THROW(Conv2d({.in_channels = 2, .out_channels = 4, .stride = 0}), Error);
+  EXPECT_THROW(Conv2d({.in_channels = 2, .out_channels = 4, .dilation = {1, 0}}), Error);
+  Conv2d conv({.in_channels = 3, .out_channels = 8, .kernel_size = 3});
+  expect_error_mentions([&] { conv.forward(Tensor::zeros({2, 4, 8, 8})); }, {"[2, 4, 8, 8]", "[8, 3, 3, 3]"});
+}

@@ -1,0 +1,169 @@
+// Linear: kernels against a naive reference, autograd plumbing, accumulation, the layer and errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "framework/autograd.h"
+#include "framework/error.h"
+#include "framework/random.h"
+#include "gradcheck.h"
+#include "layers/linear.h"
+
+using namespace inq;
+using inq::test::random_tensor;
+
+namespace {
+
+// y[n][o] = b[o] + sum_i x[n][i] * w[o][i], in double.
+std::vector<double> naive_linear(const Tensor& x, const Tensor& w, const float* b) {
+  const int64_t N = x.size(0), in = x.size(1), out = w.size(0);
+  std::vector<double> y(static_cast<size_t>(N * out));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t o = 0; o < out; ++o) {
+      double s = b ? b[o] : 0.0;
+      for (int64_t i = 0; i < in; ++i) s += static_cast<double>(x.data()[n * in + i]) * w.data()[o * in + i];
+      y[static_cast<size_t>(n * out + o)] = s;
+    }
+  return y;
+}
+
+void expect_close(const float* got, const std::vector<double>& want, const std::string& what) {
+  int bad = 0;
+  for (size_t i = 0; i < want.size(); ++i)
+    if (std::fabs(got[i] - want[i]) > 1e-4 * std::max(1.0, std::fabs(want[i])) && ++bad <= 5)
+      ADD_FAILURE() << what << " differs at " << i << ": got " << got[i] << ", want " << want[i];
+  EXPECT_EQ(bad, 0) << what;
+}
+
+}  // namespace
+
+TEST(Linear, ForwardAndBackwardMatchNaiveAndAccumulate) {
+  Generator gen(1);
+  for (const auto& [N, in, out, with_bias] : std::vector<std::tuple<int64_t, int64_t, int64_t, bool>>{
+           {1, 1, 1, true}, {5, 7, 3, true}, {4, 33, 10, false}, {17, 64, 9, true}}) {
+    SCOPED_TRACE(fmt::format("N={} in={} out={} bias={}", N, in, out, with_bias));
+    Tensor x = random_tensor({N, in}, gen), w = random_tensor({out, in}, gen);
+    Tensor b = with_bias ? random_tensor({out}, gen) : Tensor();
+    Tensor dy = random_tensor({N, out}, gen);
+    for (Tensor* t : {&x, &w, &b})
+      if (t->defined()) t->set_requires_grad(true);
+    // Pre-filled gradients prove that backward adds rather than overwrites.
+    Tensor px = random_tensor(x.shape(), gen), pw = random_tensor(w.shape(), gen), pb = random_tensor({out}, gen);
+    x.set_grad(px.clone());
+    w.set_grad(pw.clone());
+    if (with_bias) b.set_grad(pb.clone());
+
+    Tensor y = linear(x, w, b);
+    ASSERT_EQ(y.shape(), (Shape{N, out}));
+    expect_close(y.data(), naive_linear(x, w, with_bias ? b.data() : nullptr), "y");
+    y.backward(dy);
+
+    // dx = dy w, dw = dy^T x, db = column sums of dy.
+    std::vector<double> dx(static_cast<size_t>(N * in)), dw(static_cast<size_t>(out * in)), db(static_cast<size_t>(out));
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t o = 0; o < out; ++o) {
+        const double g = dy.data()[n * out + o];
+        db[o] += g;
+        for (int64_t i = 0; i < in; ++i) {
+          dx[n * in + i] += g * w.data()[o * in + i];
+          dw[o * in + i] += g * x.data()[n * in + i];
+        }
+      }
+    for (size_t i = 0; i < dx.size(); ++i) dx[i] += px.data()[i];
+    for (size_t i = 0; i < dw.size(); ++i) dw[i] += pw.data()[i];
+    for (size_t i = 0; i < db.size(); ++i) db[i] += pb.data()[i];
+    expect_close(x.grad().data(), dx, "x.grad");
+    expect_close(w.grad().data(), dw, "w.grad");
+    if (with_bias) expect_close(b.grad().data(), db, "b.grad");
+  }
+}
+
+TEST(Linear, OnlyRequestedGradientsAndNoGraphWithoutGrad) {
+  Generator gen(2);
+  Tensor x = random_tensor({3, 4}, gen), w = random_tensor({2, 4}, gen), b = random_tensor({2}, gen);
+  w.set_requires_grad(true);
+  linear(x, w, b).backward(random_tensor({3, 2}, gen));
+  EXPECT_TRUE(w.grad().defined());
+  EXPECT_FALSE(x.grad().defined());
+  EXPECT_FALSE(b.grad().defined());
+  NoGradGuard guard;
+  EXPECT_FALSE(linear(x, w, b).requires_grad());
+}
+
+TEST(Linear, GradientCheckModule) {
+  seed_all(3);
+  Generator gen(4);
+  Linear with_bias({.in_features = 6, .out_features = 4});
+  EXPECT_GT(test::check_module_gradients(with_bias, random_tensor({3, 6}, gen)), 0);
+  Linear no_bias({.in_features = 5, .out_features = 2, .bias = false});
+  EXPECT_GT(test::check_module_gradients(no_bias, random_tensor({2, 5}, gen)), 0);
+}
+
+TEST(Linear, DeterministicBitForBit) {
+  Generator gen(5);
+  Tensor x = random_tensor({64, 300}, gen), w = random_tensor({100, 300}, gen), b = random_tensor({100}, gen);
+  Tensor dy = random_tensor({64, 100}, gen);
+  std::vector<float> runs[2][4];
+  for (auto& run : runs) {
+    Tensor xr = x.clone(), wr = w.clone(), br = b.clone();
+    for (Tensor* t : {&xr, &wr, &br}) t->set_requires_grad(true);
+    Tensor y = linear(xr, wr, br);
+    y.backward(dy);
+    run[0] = y.to_vector(), run[1] = xr.grad().to_vector(), run[2] = wr.grad().to_vector();
+    run[3] = br.grad().to_vector();
+  }
+  for (int i = 0; i < 4; ++i)
+    EXPECT_EQ(std::memcmp(runs[0][i].data(), runs[1][i].data(), runs[0][i].size() * sizeof(float)), 0) << i;
+}
+
+TEST(Linear, ParametersNamesAndPyTorchInit) {
+  seed_all(6);
+  Linear fc({.in_features = 400, .out_features = 120});
+  auto params = fc.named_parameters();
+  ASSERT_EQ(params.size(), 2u);
+  EXPECT_EQ(params[0].name, "weight");
+  EXPECT_EQ(params[0].role, ParamRole::Weight);
+  EXPECT_EQ(params[1].name, "bias");
+  EXPECT_EQ(params[1].role, ParamRole::Bias);
+  EXPECT_EQ(fc.weight.shape(), (Shape{120, 400}));
+  EXPECT_EQ(fc.bias.shape(), (Shape{120}));
+  EXPECT_EQ(fc.type_name(), "Linear");
+  const double bound = 1.0 / std::sqrt(400.0);
+  double sum_sq = 0, max_abs = 0;
+  for (float v : fc.weight.to_vector()) sum_sq += double(v) * v, max_abs = std::max(max_abs, std::fabs(double(v)));
+  EXPECT_LE(max_abs, bound);
+  EXPECT_GT(max_abs, 0.99 * bound);
+  EXPECT_NEAR(std::sqrt(sum_sq / fc.weight.numel()), bound / std::sqrt(3.0), 0.02 * bound);
+  for (float v : fc.bias.to_vector()) EXPECT_LE(std::fabs(v), bound);
+  Linear no_bias({.in_features = 3, .out_features = 2, .bias = false});
+  EXPECT_FALSE(no_bias.bias.defined());
+  EXPECT_EQ(no_bias.named_parameters().size(), 1u);
+}
+
+TEST(Linear, BadShapesThrowNamingEveryShape) {
+  auto message = [](const std::function<void()>& f) -> std::string {
+    try {
+      f();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    ADD_FAILURE() << "expected inq::Error";
+    return "";
+  };
+  std::string m = message([] { linear(Tensor::zeros({2, 3}), Tensor::zeros({4, 5}), Tensor::zeros({4})); });
+  EXPECT_NE(m.find("[2, 3]"), std::string::npos) << m;
+  EXPECT_NE(m.find("[4, 5]"), std::string::npos) << m;
+  EXPECT_NE(m.find("[4]"), std::string::npos) << m;
+  m = message([] { linear(Tensor::zeros({2, 3}), Tensor::zeros({4, 3}), Tensor::zeros({3})); });
+  EXPECT_NE(m.find("bias"), std::string::npos) << m;
+  m = message([] { linear(Tensor::zeros({2, 3, 1}), Tensor::zeros({4, 3}), Tensor()); });
+  EXPECT_NE(m.find("[2, 3, 1]"), std::string::npos) << m;
+  EXPECT_THROW(linear(Tensor::zeros({2, 0}), Tensor::zeros({4, 0}), Tensor()), Error);
+  EXPECT_THROW(Linear({.in_features = 0, .out_features = 3}), Error);
+  Linear fc({.in_features = 3, .out_features = 2});
+  m = message([&] { fc.forward(Tensor::zeros({5, 4})); });
+  EXPECT_NE(m.find("[5, 4]"), std::string::npos) << m;
+}
