@@ -36,7 +36,7 @@ class ResNet20 : public Module {
       }
       layers_[stage] = register_module("layer" + std::to_string(stage + 1), layer);
     }
-    pool_ = std::make_shared<AdaptiveAvgPool2d>(AdaptiveAvgPool2dOptions{.output_size = 1});
+    pool_ = std::make_shared<AdaptiveAvgPool2d>(AdaptiveAvgPool2dOptions{.output_h = 1, .output_w = 1});
     fc_ = register_module("fc", std::make_shared<Linear>(LinearOptions{.in_features = 64,
                                                                          .out_features = options.num_classes}));
     // Kaiming-normal (fan_out) for convs, as torchvision's ResNet and REPRODUCTION.md specify.

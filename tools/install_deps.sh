@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   cmake g++ make pkg-config git
-  libopenblas-dev          # cblas_sgemm (pthreads build)
+  libopenblas-openmp-dev   # cblas_sgemm, threaded with OpenMP like our own loops
   libgtest-dev libgmock-dev libbenchmark-dev
   zlib1g-dev               # gzipped IDX files
   nlohmann-json3-dev       # safetensors headers, run configs, results JSON
