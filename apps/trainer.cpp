@@ -252,12 +252,13 @@ void Trainer::train_one_epoch() {
   write_file_atomic(config_.out + "/results.json", results.dump(2) + "\n");
 }
 
-EvalResult Trainer::fit() {
+EvalResult Trainer::fit(int64_t stop_after_epoch) {
   INQ_CHECK(epoch_ <= config_.epochs, "Given a checkpoint at epoch {}, expected --epochs >= {}", epoch_, epoch_);
   fmt::print(stderr, "=> {} on {}: {} train / {} test images, {} epochs, batch {}, lr {} ({}), {} threads, run folder {}\n",
              config_.arch, config_.dataset, train_set_->size(), test_set_->size(), config_.epochs, config_.batch_size,
              config_.lr, config_.schedule, get_num_threads(), config_.out);
-  while (epoch_ < config_.epochs) train_one_epoch();
+  const int64_t last = stop_after_epoch >= 0 ? std::min(stop_after_epoch, config_.epochs) : config_.epochs;
+  while (epoch_ < last) train_one_epoch();
   return evaluate(*model_, *test_loader_);
 }
 

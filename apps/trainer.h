@@ -37,8 +37,9 @@ class Trainer {
   // Builds everything; when config.resume is set, restores model, optimizer, counters and random
   // state from that checkpoint so the run continues bit for bit.
   explicit Trainer(TrainConfig config);
-  // Runs the remaining epochs; returns the final evaluation.
-  EvalResult fit();
+  // Runs the remaining epochs, or stops once `stop_after_epoch` epochs are complete (>= 0; this
+  // simulates an interrupted run in tests); returns the evaluation of the model it stops with.
+  EvalResult fit(int64_t stop_after_epoch = -1);
 
   Module& model() { return *model_; }
   const TrainConfig& config() const { return config_; }

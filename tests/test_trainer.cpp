@@ -1,0 +1,178 @@
+// The training driver end to end on a slice of Fashion-MNIST: determinism, resume bit for bit
+// (Caffe's TestSnapshot pattern), the run folder, and the `inq` tool's handling of bad input.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "apps/checkpoint.h"
+#include "apps/trainer.h"
+#include "framework/error.h"
+#include "framework/fileio.h"
+#include "framework/threading.h"
+#include "models/registry.h"
+
+using namespace inq;
+namespace fs = std::filesystem;
+
+namespace {
+
+bool have_fashion_mnist() { return fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"); }
+
+std::string temp_dir(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / ("inq_test_trainer_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  return p.string();
+}
+
+TrainConfig small_config(const std::string& out) {
+  TrainConfig c;
+  c.arch = "lenet5";
+  c.epochs = 2;
+  c.batch_size = 64;
+  c.eval_batch_size = 100;
+  c.lr = 0.05;
+  c.train_limit = 640;
+  c.test_limit = 200;
+  c.workers = 1;
+  c.print_freq = 1000;
+  c.seed = 3;
+  c.out = out;
+  return c;
+}
+
+std::vector<std::vector<float>> weights_of(Module& m) {
+  std::vector<std::vector<float>> out;
+  for (auto& t : m.state_dict()) out.push_back(t.tensor.to_vector());
+  return out;
+}
+
+int run_cli(const std::string& args, std::string* output = nullptr) {
+  const std::string log = temp_dir("cli_log") + ".txt";
+  const int status = std::system((std::string(INQ_CLI_PATH) + " " + args + " > " + log + " 2>&1").c_str());
+  if (output) *output = read_file(log);
+  fs::remove(log);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+TEST(Trainer, SameSeedSameThreadsGivesBitIdenticalWeights) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  set_num_threads(2);
+  TrainConfig a = small_config(temp_dir("det_a")), b = small_config(temp_dir("det_b"));
+  a.epochs = b.epochs = 1;
+  Trainer ta(a), tb(b);
+  ta.fit();
+  tb.fit();
+  EXPECT_EQ(weights_of(ta.model()), weights_of(tb.model()));
+  fs::remove_all(a.out);
+  fs::remove_all(b.out);
+}
+
+TEST(Trainer, ResumeContinuesBitForBit) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  set_num_threads(2);
+  // Straight: 2 epochs.
+  TrainConfig straight = small_config(temp_dir("straight"));
+  Trainer t1(straight);
+  t1.fit();
+  // Interrupted after epoch 1, then resumed in a fresh Trainer from last.safetensors.
+  TrainConfig first = small_config(temp_dir("interrupted"));
+  {
+    Trainer t2(first);
+    t2.fit(/*stop_after_epoch=*/1);
+    EXPECT_EQ(t2.epoch(), 1);
+  }
+  TrainConfig second = first;
+  second.resume = first.out + "/last.safetensors";
+  Trainer t3(second);
+  EXPECT_EQ(t3.epoch(), 1);
+  t3.fit();
+  EXPECT_EQ(t3.iteration(), t1.iteration());
+  EXPECT_EQ(weights_of(t3.model()), weights_of(t1.model()));
+
+  // The run folder holds what it promises.
+  for (const char* f : {"config.json", "summary.csv", "last.safetensors", "best.safetensors", "results.json"})
+    EXPECT_TRUE(file_exists(first.out + "/" + f)) << f;
+  const std::string summary = read_file(first.out + "/summary.csv");
+  EXPECT_EQ(std::count(summary.begin(), summary.end(), '\n'), 3) << summary;  // header + 2 epochs
+  fs::remove_all(straight.out);
+  fs::remove_all(first.out);
+}
+
+TEST(Trainer, RefusesToOverwriteARunAndRejectsAWrongArchCheckpoint) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  TrainConfig c = small_config(temp_dir("overwrite"));
+  c.epochs = 1;
+  c.train_limit = 64;
+  { Trainer t(c); t.fit(); }
+  EXPECT_THROW(Trainer{c}, Error);  // the folder holds a run
+  TrainConfig r = c;
+  r.arch = "resnet20";
+  r.resume = c.out + "/last.safetensors";
+  try {
+    Trainer t(r);
+    FAIL() << "resume with another arch must fail";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("lenet5"), std::string::npos) << e.what();
+  }
+  fs::remove_all(c.out);
+}
+
+TEST(Checkpoint, StrictLoadNamesEveryMissingAndUnexpectedTensor) {
+  auto lenet = create_model("lenet5");
+  auto resnet = create_model("resnet20");
+  const std::string path = temp_dir("ckpt") + ".safetensors";
+  CheckpointContents contents;
+  contents.arch = "resnet20";
+  save_checkpoint(path, *resnet, nullptr, contents);
+  try {
+    load_model_weights(read_safetensors(path), *lenet);
+    FAIL();
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("features.0.weight"), std::string::npos) << msg;  // missing
+    EXPECT_NE(msg.find("layer1.0.conv1.weight"), std::string::npos) << msg;  // unexpected
+  }
+  fs::remove(path);
+}
+
+TEST(Cli, BadFlagsAndBadFilesGiveClearErrorsAndNonZeroExit) {
+  std::string out;
+  EXPECT_EQ(run_cli("train --arch nosuchnet", &out), 2);
+  EXPECT_NE(out.find("nosuchnet"), std::string::npos) << out;
+  EXPECT_EQ(run_cli("train --epochs -3", &out), 2);
+  EXPECT_EQ(run_cli("train --lr abc", &out), 2);
+  EXPECT_EQ(run_cli("frobnicate", &out), 2);
+  EXPECT_EQ(run_cli("eval --arch lenet5 --weights /nonexistent/w.safetensors", &out), 2);
+  // A garbage weights file is read, rejected with its name, exit status 1.
+  const std::string garbage = temp_dir("garbage") + ".safetensors";
+  { std::ofstream(garbage) << "this is not a safetensors file at all"; }
+  EXPECT_EQ(run_cli("eval --arch lenet5 --weights " + garbage, &out), 1);
+  EXPECT_NE(out.find(garbage), std::string::npos) << out;
+  EXPECT_NE(out.find("inq: error:"), std::string::npos) << out;
+  fs::remove(garbage);
+  // A missing dataset directory is named.
+  EXPECT_EQ(run_cli("train --data /nonexistent/dir --epochs 1 --out " + temp_dir("nodata"), &out), 1);
+  EXPECT_NE(out.find("/nonexistent/dir"), std::string::npos) << out;
+  fs::remove_all(temp_dir("nodata"));
+}
+
+TEST(Cli, EvalPrintsAccuracyLineAndAppendsAResultsRow) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  const std::string dir = temp_dir("cli_eval");
+  std::string out;
+  ASSERT_EQ(run_cli("train --arch lenet5 --epochs 1 --train-limit 256 --test-limit 100 --threads 2 --out " + dir, &out), 0)
+      << out;
+  const std::string results = dir + "/eval.csv";
+  ASSERT_EQ(run_cli("eval --arch lenet5 --weights " + dir + "/last.safetensors --test-limit 100 --results " + results,
+                    &out),
+            0)
+      << out;
+  EXPECT_NE(out.find(" * Acc@1 "), std::string::npos) << out;
+  const std::string csv = read_file(results);
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 2) << csv;
+  fs::remove_all(dir);
+}
