@@ -164,6 +164,8 @@ TEST(Conv2dGeometry, ChunkPolicyWidensSmallImagesOnly) {
   EXPECT_LE(small.images_per_gemm, 128);
   EXPECT_EQ(Conv2dGeometry::make({8, 64, 56, 56}, {64, 64, 3, 3}, 1, 1).images_per_gemm, 1);
   EXPECT_EQ(Conv2dGeometry::make({3, 4, 2, 2}, {4, 4, 1, 1}).images_per_gemm, 3);
+  // A col matrix that would not fit the budget stays one image per GEMM.
+  EXPECT_EQ(Conv2dGeometry::make({8, 2048, 7, 7}, {512, 2048, 3, 3}, 1, 1).images_per_gemm, 1);
   EXPECT_EQ(choose_images_per_gemm(small), small.images_per_gemm);
 }
 

@@ -81,6 +81,23 @@ TEST(Linear, ForwardAndBackwardMatchNaiveAndAccumulate) {
   }
 }
 
+TEST(Linear, KernelsAddIntoGradientBuffers) {
+  // The kernel contract: backward adds into dx, dw, db, so calling it twice doubles the gradient.
+  Generator gen(7);
+  const int64_t N = 3, in = 5, out = 4;
+  Tensor x = random_tensor({N, in}, gen), w = random_tensor({out, in}, gen), dy = random_tensor({N, out}, gen);
+  Tensor dx1 = Tensor::zeros({N, in}), dw1 = Tensor::zeros({out, in}), db1 = Tensor::zeros({out});
+  linear_backward(dx1.data(), dw1.data(), db1.data(), dy.data(), x.data(), w.data(), N, in, out);
+  Tensor dx2 = dx1.clone(), dw2 = dw1.clone(), db2 = db1.clone();
+  linear_backward(dx2.data(), dw2.data(), db2.data(), dy.data(), x.data(), w.data(), N, in, out);
+  for (auto [once, twice] : {std::pair{dx1, dx2}, std::pair{dw1, dw2}, std::pair{db1, db2}})
+    for (int64_t i = 0; i < once.numel(); ++i) EXPECT_FLOAT_EQ(twice.data()[i], 2.0f * once.data()[i]);
+  // The forward overwrites y.
+  Tensor y = Tensor::full({N, out}, 1e30f);
+  linear_forward(y.data(), x.data(), w.data(), nullptr, N, in, out);
+  expect_close(y.data(), naive_linear(x, w, nullptr), "y");
+}
+
 TEST(Linear, OnlyRequestedGradientsAndNoGraphWithoutGrad) {
   Generator gen(2);
   Tensor x = random_tensor({3, 4}, gen), w = random_tensor({2, 4}, gen), b = random_tensor({2}, gen);
