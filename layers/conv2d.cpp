@@ -35,6 +35,9 @@ void check_conv2d_options(const Conv2dOptions& o) {
 
 namespace {
 
+// Below this many floats of copying, one thread beats waking the team (see im2col.cpp).
+constexpr int64_t kMinParallelFloats = int64_t(1) << 19;
+
 struct Plan {
   int64_t chunk;      // images per GEMM
   bool direct;        // pointwise with one image per GEMM: the image is its own col matrix
@@ -57,7 +60,7 @@ Plan make_plan(const Conv2dGeometry& g, bool need_col) {
 
 // y (n, K, P) = staged (K, n*P) + b.
 void scatter_output(float* y, const float* staged, const float* b, int64_t n, int64_t K, int64_t P) {
-#pragma omp parallel for schedule(static) if (n * K * P >= 32768)
+#pragma omp parallel for schedule(static) if (n * K * P >= kMinParallelFloats)
   for (int64_t t = 0; t < n * K; ++t) {
     const int64_t i = t / K, k = t % K;
     const float* src = staged + k * n * P + i * P;
@@ -69,7 +72,7 @@ void scatter_output(float* y, const float* staged, const float* b, int64_t n, in
 
 // staged (K, n*P) = dy (n, K, P).
 void gather_rows(float* staged, const float* dy, int64_t n, int64_t K, int64_t P) {
-#pragma omp parallel for schedule(static) if (n * K * P >= 32768)
+#pragma omp parallel for schedule(static) if (n * K * P >= kMinParallelFloats)
   for (int64_t t = 0; t < n * K; ++t) {
     const int64_t i = t / K, k = t % K;
     std::memcpy(staged + k * n * P + i * P, dy + (i * K + k) * P, static_cast<size_t>(P) * sizeof(float));
@@ -110,7 +113,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   const int64_t Kg = g.outputs_per_group(), Cg = g.channels_per_group(), inner = g.group_col_rows();
   if (db) {
     // Each channel's sum runs over images then pixels in a fixed order, in double.
-#pragma omp parallel for schedule(static) if (g.N * g.K * P >= 32768)
+#pragma omp parallel for schedule(static) if (g.N * g.K * P >= kMinParallelFloats)
     for (int64_t k = 0; k < g.K; ++k) {
       double s = 0.0;
       for (int64_t i = 0; i < g.N; ++i) {

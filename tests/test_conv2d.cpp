@@ -112,6 +112,8 @@ std::vector<Case> cases() {
       {"kernel_covers_input", {2, 3, 5, 4}, {4, 3, 5, 4}},
       {"padding_larger_than_kernel", {2, 2, 3, 3}, {3, 2, 3, 3}, 2, 3},
       {"stride3_single_pixel_rows", {4, 2, 4, 10}, {3, 2, 2, 2}, 3, 0},
+      // Large enough (576 x 2304 col entries per image) that im2col/col2im run in parallel.
+      {"parallel_lowering_64c_48x48", {2, 64, 48, 48}, {4, 64, 3, 3}, 1, 1},
   };
 }
 
@@ -262,6 +264,35 @@ TEST(Conv2dKernels, BackwardMatchesNaiveAndAccumulates) {
   }
 }
 
+TEST(Conv2dKernels, ChunkedAndPerImagePathsAgreeOnLargeShapes) {
+  // Big enough that the scatter, gather and bias-sum loops run in parallel (4 x 128 x 1024 floats);
+  // the naive reference would be slow here, so the per-image path (checked above) is the reference.
+  Generator gen(6);
+  Conv2dGeometry g = Conv2dGeometry::make({4, 8, 32, 32}, {128, 8, 3, 3}, 1, 1);
+  Tensor x = random_tensor(g.input_shape(), gen), w = random_tensor(g.weight_shape(), gen);
+  Tensor b = random_tensor({g.K}, gen), dy = random_tensor(g.output_shape(), gen);
+  std::vector<std::vector<float>> results[2];
+  for (int i = 0; i < 2; ++i) {
+    g.images_per_gemm = i == 0 ? 1 : 4;
+    Tensor y = Tensor::empty(g.output_shape());
+    Tensor dx = Tensor::zeros(g.input_shape()), dw = Tensor::zeros(g.weight_shape()), db = Tensor::zeros({g.K});
+    conv2d_forward(y.data(), x.data(), w.data(), b.data(), g);
+    conv2d_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), g);
+    results[i] = {y.to_vector(), dx.to_vector(), dw.to_vector(), db.to_vector()};
+  }
+  const char* names[] = {"y", "dx", "dw", "db"};
+  for (int t = 0; t < 4; ++t) {
+    std::vector<double> want(results[0][t].begin(), results[0][t].end());
+    // dw sums 4096 products per entry: allow for float rounding that grows with it.
+    if (t == 2) {
+      for (size_t i = 0; i < want.size(); ++i)
+        EXPECT_NEAR(results[1][t][i], want[i], 1e-3 * std::max(1.0, std::fabs(want[i]))) << names[t] << " " << i;
+    } else {
+      expect_close(results[1][t].data(), want, names[t]);
+    }
+  }
+}
+
 TEST(Conv2dFunctional, AutogradGradientsMatchNaiveAndAccumulateIntoLeaves) {
   Generator gen(3);
   for (const Case& c : cases()) {
@@ -323,9 +354,10 @@ TEST(Conv2dFunctional, OnlyTheTensorsThatRequireGradGetGradients) {
 
 TEST(Conv2dFunctional, DeterministicBitForBit) {
   // The same inputs twice (same thread count) give identical bits in the output and every gradient,
-  // on a shape that takes the chunked path and one that takes the per-image path.
+  // on a shape that takes the chunked path and one that takes the per-image path with a parallel
+  // lowering.
   for (const auto& [xs, ws] : std::vector<std::pair<Shape, Shape>>{{{16, 8, 7, 7}, {16, 8, 3, 3}},
-                                                                     {{2, 4, 40, 40}, {8, 4, 3, 3}}}) {
+                                                                     {{2, 32, 48, 48}, {8, 32, 3, 3}}}) {
     Generator gen(5);
     Tensor x = random_tensor(xs, gen), w = random_tensor(ws, gen), b = random_tensor({ws[0]}, gen);
     const Conv2dGeometry g = Conv2dGeometry::make(xs, ws, 1, 1);
