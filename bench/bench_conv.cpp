@@ -7,9 +7,14 @@
 //   ChunkForward/<shape>/<n>      the forward with n images per GEMM: the data behind
 //                                 choose_images_per_gemm (framework/im2col.cpp)
 // Threads: INQ_THREADS (default: all cores) sets OpenMP and OpenBLAS. The machine may be shared:
-// use --benchmark_repetitions and compare medians within one run. INQ_BENCH_TIME=cpu measures the
-// process's CPU time (all threads) instead of wall time: rates then read per core-second, which a
-// loaded machine distorts far less (time spent descheduled is not counted; spin-waiting is).
+// compare medians within one run, with repetitions interleaved so that load drifts hit every
+// benchmark alike, e.g.
+//   INQ_THREADS=2 bench_conv --benchmark_filter='^(Conv|Sgemm)' --benchmark_min_time=0.1 \
+//     --benchmark_repetitions=9 --benchmark_enable_random_interleaving=true \
+//     --benchmark_report_aggregates_only=true --benchmark_out=conv.json --benchmark_out_format=json
+//   tools/conv_bench_ratio.py conv.json    # conv/sgemm per shape
+// INQ_BENCH_TIME=cpu measures the process's CPU time (all threads) instead of wall time: rates then
+// read per core-second, which a loaded machine distorts far less (time spent descheduled is not counted; spin-waiting is).
 #include <benchmark/benchmark.h>
 
 #include <unistd.h>

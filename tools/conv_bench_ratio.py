@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Per-shape conv/sgemm GFLOP/s ratios from a bench_conv JSON file.
 
-  INQ_THREADS=2 build/bench_conv --benchmark_filter='^(Conv|Sgemm)' --benchmark_repetitions=5 \
-      --benchmark_out=conv.json --benchmark_out_format=json
+  INQ_THREADS=2 build/bench_conv --benchmark_filter='^(Conv|Sgemm)' --benchmark_min_time=0.1 \
+      --benchmark_repetitions=9 --benchmark_enable_random_interleaving=true \
+      --benchmark_report_aggregates_only=true --benchmark_out=conv.json --benchmark_out_format=json
   tools/conv_bench_ratio.py conv.json
 
 Uses the median aggregate of each benchmark (falls back to the mean of the plain runs).
