@@ -14,7 +14,8 @@
 //     --benchmark_report_aggregates_only=true --benchmark_out=conv.json --benchmark_out_format=json
 //   tools/conv_bench_ratio.py conv.json    # conv/sgemm per shape
 // INQ_BENCH_TIME=cpu measures the process's CPU time (all threads) instead of wall time: rates then
-// read per core-second, which a loaded machine distorts far less (time spent descheduled is not counted; spin-waiting is).
+// read per core-second, which a loaded machine distorts far less (time spent descheduled is not
+// counted; spin-waiting is).
 #include <benchmark/benchmark.h>
 
 #include <unistd.h>
