@@ -17,7 +17,6 @@
 // read per core-second, which a loaded machine distorts far less (time spent descheduled is not
 // counted; spin-waiting is).
 #include <benchmark/benchmark.h>
-
 #include <unistd.h>
 
 #include <cstdlib>
@@ -142,8 +141,8 @@ void sgemm_backward(benchmark::State& state, Conv2dGeometry g) {
     for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
       const int64_t ld = std::min(chunk, g.N - n0) * P;
       for (int64_t grp = 0; grp < g.groups; ++grp)
-        inq::sgemm(false, true, Kg, inner, ld, 1.0f, dy.data() + grp * Kg * ld, ld, col.data() + grp * inner * ld,
-                   ld, 1.0f, dw.data() + grp * Kg * inner, inner);
+        inq::sgemm(false, true, Kg, inner, ld, 1.0f, dy.data() + grp * Kg * ld, ld,
+                   col.data() + grp * inner * ld, ld, 1.0f, dw.data() + grp * Kg * inner, inner);
       for (int64_t grp = 0; grp < g.groups; ++grp)
         inq::sgemm(true, false, direct ? Cg : inner, ld, Kg, 1.0f, w.data() + grp * Kg * inner, inner,
                    dy.data() + grp * Kg * ld, ld, direct ? 1.0f : 0.0f, dcol.data() + grp * inner * ld, ld);
@@ -201,9 +200,11 @@ int main(int argc, char** argv) {
     if (g.output_pixels() > 28 * 28) continue;
     for (int64_t n = 1; n <= g.N; n *= 2) {
       g.images_per_gemm = n;
-      benchmark::RegisterBenchmark(("ChunkForward/" + s.name + "/" + std::to_string(n)).c_str(), conv_forward, g)
+      benchmark::RegisterBenchmark(("ChunkForward/" + s.name + "/" + std::to_string(n)).c_str(), conv_forward,
+                                   g)
           ->Apply(timing);
-      benchmark::RegisterBenchmark(("ChunkBackward/" + s.name + "/" + std::to_string(n)).c_str(), conv_backward, g)
+      benchmark::RegisterBenchmark(("ChunkBackward/" + s.name + "/" + std::to_string(n)).c_str(),
+                                   conv_backward, g)
           ->Apply(timing);
     }
   }

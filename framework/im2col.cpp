@@ -12,15 +12,17 @@ Conv2dGeometry Conv2dGeometry::make(const Shape& input, const Shape& weight, Siz
                                     Size2 dilation, int64_t groups) {
   // Every message carries the whole configuration: a wrong layer is found by its shapes.
   const auto where = [&] {
-    return fmt::format("input of shape {} and weight of shape {} (stride {}x{}, padding {}x{}, dilation {}x{}, "
-                       "groups {})",
-                       shape_str(input), shape_str(weight), stride.h, stride.w, padding.h, padding.w, dilation.h,
-                       dilation.w, groups);
+    return fmt::format(
+        "input of shape {} and weight of shape {} (stride {}x{}, padding {}x{}, dilation {}x{}, "
+        "groups {})",
+        shape_str(input), shape_str(weight), stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w,
+        groups);
   };
-  INQ_CHECK(input.size() == 4, "Given {}, expected a 4-D input (N, C, H, W), but got {} dims instead", where(),
-            input.size());
-  INQ_CHECK(weight.size() == 4, "Given {}, expected a 4-D weight (K, C/groups, R, S), but got {} dims instead",
-            where(), weight.size());
+  INQ_CHECK(input.size() == 4, "Given {}, expected a 4-D input (N, C, H, W), but got {} dims instead",
+            where(), input.size());
+  INQ_CHECK(weight.size() == 4,
+            "Given {}, expected a 4-D weight (K, C/groups, R, S), but got {} dims instead", where(),
+            weight.size());
   for (int64_t d : input) INQ_CHECK(d > 0, "Given {}, expected every input dim to be positive", where());
   for (int64_t d : weight) INQ_CHECK(d > 0, "Given {}, expected every weight dim to be positive", where());
   INQ_CHECK(stride.h >= 1 && stride.w >= 1, "Given {}, expected stride >= 1", where());
@@ -32,20 +34,22 @@ Conv2dGeometry Conv2dGeometry::make(const Shape& input, const Shape& weight, Siz
   g.N = input[0], g.C = input[1], g.H = input[2], g.W = input[3];
   g.K = weight[0], g.R = weight[2], g.S = weight[3];
   g.stride = stride, g.padding = padding, g.dilation = dilation, g.groups = groups;
-  INQ_CHECK(g.C % groups == 0, "Given {}, expected input channels {} to be divisible by groups {}", where(), g.C,
-            groups);
-  INQ_CHECK(g.K % groups == 0, "Given {}, expected output channels {} to be divisible by groups {}", where(), g.K,
-            groups);
-  INQ_CHECK(weight[1] == g.C / groups,
-            "Given {}, expected weight dim 1 to be input channels / groups = {} / {} = {}, but got {} instead",
-            where(), g.C, groups, g.C / groups, weight[1]);
+  INQ_CHECK(g.C % groups == 0, "Given {}, expected input channels {} to be divisible by groups {}", where(),
+            g.C, groups);
+  INQ_CHECK(g.K % groups == 0, "Given {}, expected output channels {} to be divisible by groups {}", where(),
+            g.K, groups);
+  INQ_CHECK(
+      weight[1] == g.C / groups,
+      "Given {}, expected weight dim 1 to be input channels / groups = {} / {} = {}, but got {} instead",
+      where(), g.C, groups, g.C / groups, weight[1]);
   // The extent of a dilated kernel must fit in the padded input, else there is no output pixel
   // (checked before dividing: C++ division truncates negative numerators towards zero).
   const int64_t extent_h = g.dilation.h * (g.R - 1) + 1, extent_w = g.dilation.w * (g.S - 1) + 1;
-  INQ_CHECK(extent_h <= g.H + 2 * g.padding.h && extent_w <= g.W + 2 * g.padding.w,
-            "Given {}, expected the dilated kernel ({}x{}) to fit in the padded input ({}x{}), but the output "
-            "size would be <= 0",
-            where(), extent_h, extent_w, g.H + 2 * g.padding.h, g.W + 2 * g.padding.w);
+  INQ_CHECK(
+      extent_h <= g.H + 2 * g.padding.h && extent_w <= g.W + 2 * g.padding.w,
+      "Given {}, expected the dilated kernel ({}x{}) to fit in the padded input ({}x{}), but the output "
+      "size would be <= 0",
+      where(), extent_h, extent_w, g.H + 2 * g.padding.h, g.W + 2 * g.padding.w);
   g.OH = (g.H + 2 * g.padding.h - extent_h) / g.stride.h + 1;
   g.OW = (g.W + 2 * g.padding.w - extent_w) / g.stride.w + 1;
   shape_numel(g.output_shape());  // throws on 64-bit overflow
@@ -64,8 +68,8 @@ double Conv2dGeometry::forward_flops() const {
 }
 
 std::string Conv2dGeometry::str() const {
-  return fmt::format("N={} C={} H={} W={} K={} R={} S={} stride={}x{} pad={}x{} dil={}x{} groups={}", N, C, H, W, K,
-                     R, S, stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w, groups);
+  return fmt::format("N={} C={} H={} W={} K={} R={} S={} stride={}x{} pad={}x{} dil={}x{} groups={}", N, C, H,
+                     W, K, R, S, stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w, groups);
 }
 
 int64_t choose_images_per_gemm(const Conv2dGeometry& g) {
@@ -144,7 +148,8 @@ void im2col_plane(float* col, int64_t ld, const float* plane, const Conv2dGeomet
         // dst index d = oh * OW + ow reads plane[d + ih_off * W + iw_off]; copy from the first
         // valid pixel to the last, then clear the padding columns of every row.
         const int64_t first = vh.lo * OW + v.lo, last = (vh.hi - 1) * OW + v.hi;
-        std::memcpy(row + first, plane + first + ih_off * W + iw_off, static_cast<size_t>(last - first) * sizeof(float));
+        std::memcpy(row + first, plane + first + ih_off * W + iw_off,
+                    static_cast<size_t>(last - first) * sizeof(float));
         for (int64_t oh = vh.lo; oh < vh.hi; ++oh) {
           float* dst = row + oh * OW;
           for (int64_t ow = 0; ow < v.lo; ++ow) dst[ow] = 0.0f;

@@ -14,10 +14,11 @@ namespace inq {
 
 void check_conv2d_options(const Conv2dOptions& o) {
   const auto desc = [&] {
-    return fmt::format("Conv2dOptions(in_channels={}, out_channels={}, kernel_size={}x{}, stride={}x{}, "
-                       "padding={}x{}, dilation={}x{}, groups={})",
-                       o.in_channels, o.out_channels, o.kernel_size.h, o.kernel_size.w, o.stride.h, o.stride.w,
-                       o.padding.h, o.padding.w, o.dilation.h, o.dilation.w, o.groups);
+    return fmt::format(
+        "Conv2dOptions(in_channels={}, out_channels={}, kernel_size={}x{}, stride={}x{}, "
+        "padding={}x{}, dilation={}x{}, groups={})",
+        o.in_channels, o.out_channels, o.kernel_size.h, o.kernel_size.w, o.stride.h, o.stride.w, o.padding.h,
+        o.padding.w, o.dilation.h, o.dilation.w, o.groups);
   };
   INQ_CHECK(o.in_channels > 0 && o.out_channels > 0, "Given {}, expected positive channel counts", desc());
   INQ_CHECK(o.kernel_size.h > 0 && o.kernel_size.w > 0, "Given {}, expected a positive kernel size", desc());
@@ -39,10 +40,10 @@ namespace {
 constexpr int64_t kMinParallelFloats = int64_t(1) << 19;
 
 struct Plan {
-  int64_t chunk;      // images per GEMM
-  bool direct;        // pointwise with one image per GEMM: the image is its own col matrix
-  float* col;         // (C*R*S, chunk*P) lowered images, reused for the col gradient
-  float* staged;      // (K, chunk*P) GEMM output (forward) or gathered dy (backward); chunk > 1
+  int64_t chunk;  // images per GEMM
+  bool direct;    // pointwise with one image per GEMM: the image is its own col matrix
+  float* col;     // (C*R*S, chunk*P) lowered images, reused for the col gradient
+  float* staged;  // (K, chunk*P) GEMM output (forward) or gathered dy (backward); chunk > 1
 };
 
 Plan make_plan(const Conv2dGeometry& g, bool need_col) {
@@ -201,11 +202,12 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   INQ_CHECK(!bias.defined() || bias.shape() == Shape{g.K},
             "Given {}, expected a bias of shape [{}] (one per output channel)", shapes(), g.K);
   if (opts.in_channels > 0) {
-    INQ_CHECK(opts.in_channels == g.C && opts.out_channels == g.K && opts.kernel_size == Size2(g.R, g.S) &&
-                  opts.bias == bias.defined(),
-              "Given {}, expected tensors matching the layer's options (in_channels {}, out_channels {}, kernel "
-              "{}x{}, bias {})",
-              shapes(), opts.in_channels, opts.out_channels, opts.kernel_size.h, opts.kernel_size.w, opts.bias);
+    INQ_CHECK(
+        opts.in_channels == g.C && opts.out_channels == g.K && opts.kernel_size == Size2(g.R, g.S) &&
+            opts.bias == bias.defined(),
+        "Given {}, expected tensors matching the layer's options (in_channels {}, out_channels {}, kernel "
+        "{}x{}, bias {})",
+        shapes(), opts.in_channels, opts.out_channels, opts.kernel_size.h, opts.kernel_size.w, opts.bias);
   }
 
   Tensor y = Tensor::empty(g.output_shape());
@@ -229,7 +231,8 @@ Conv2d::Conv2d(const Conv2dOptions& options) : options_(options) {
                               Tensor::empty({options_.out_channels, options_.in_channels / options_.groups,
                                              options_.kernel_size.h, options_.kernel_size.w}),
                               ParamRole::Weight);
-  if (options_.bias) bias = register_parameter("bias", Tensor::empty({options_.out_channels}), ParamRole::Bias);
+  if (options_.bias)
+    bias = register_parameter("bias", Tensor::empty({options_.out_channels}), ParamRole::Bias);
   reset_parameters();
 }
 

@@ -21,7 +21,8 @@ using inq::test::random_tensor;
 namespace {
 
 // ---- naive references, straight from the definition, in double ----
-// y[n][k][oh][ow] = b[k] + sum_{c in group(k), r, s} x[n][c][oh*sh - ph + r*dh][ow*sw - pw + s*dw] * w[k][c'][r][s]
+// y[n][k][oh][ow] = b[k] + sum_{c in group(k), r, s} x[n][c][oh*sh - ph + r*dh][ow*sw - pw + s*dw] *
+// w[k][c'][r][s]
 
 // Calls f(x_index, w_index, y_index) for every in-range multiply-add y[yi] += x[xi] * w[wi].
 template <class F>
@@ -122,8 +123,14 @@ Conv2dGeometry geometry_of(const Case& c) {
 }
 
 Conv2dOptions options_of(const Case& c) {
-  return {.in_channels = c.x[1], .out_channels = c.w[0], .kernel_size = {c.w[2], c.w[3]}, .stride = c.stride,
-          .padding = c.padding, .dilation = c.dilation, .groups = c.groups, .bias = c.bias};
+  return {.in_channels = c.x[1],
+          .out_channels = c.w[0],
+          .kernel_size = {c.w[2], c.w[3]},
+          .stride = c.stride,
+          .padding = c.padding,
+          .dilation = c.dilation,
+          .groups = c.groups,
+          .bias = c.bias};
 }
 
 // Chunk sizes worth testing for N images: one at a time, a size that leaves a partial last chunk,
@@ -275,7 +282,8 @@ TEST(Conv2dKernels, ChunkedAndPerImagePathsAgreeOnLargeShapes) {
   for (int i = 0; i < 2; ++i) {
     g.images_per_gemm = i == 0 ? 1 : 4;
     Tensor y = Tensor::empty(g.output_shape());
-    Tensor dx = Tensor::zeros(g.input_shape()), dw = Tensor::zeros(g.weight_shape()), db = Tensor::zeros({g.K});
+    Tensor dx = Tensor::zeros(g.input_shape()), dw = Tensor::zeros(g.weight_shape()),
+           db = Tensor::zeros({g.K});
     conv2d_forward(y.data(), x.data(), w.data(), b.data(), g);
     conv2d_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), g);
     results[i] = {y.to_vector(), dx.to_vector(), dw.to_vector(), db.to_vector()};
@@ -286,7 +294,8 @@ TEST(Conv2dKernels, ChunkedAndPerImagePathsAgreeOnLargeShapes) {
     // dw sums 4096 products per entry: allow for float rounding that grows with it.
     if (t == 2) {
       for (size_t i = 0; i < want.size(); ++i)
-        EXPECT_NEAR(results[1][t][i], want[i], 1e-3 * std::max(1.0, std::fabs(want[i]))) << names[t] << " " << i;
+        EXPECT_NEAR(results[1][t][i], want[i], 1e-3 * std::max(1.0, std::fabs(want[i])))
+            << names[t] << " " << i;
     } else {
       expect_close(results[1][t].data(), want, names[t]);
     }
@@ -357,7 +366,7 @@ TEST(Conv2dFunctional, DeterministicBitForBit) {
   // on a shape that takes the chunked path and one that takes the per-image path with a parallel
   // lowering.
   for (const auto& [xs, ws] : std::vector<std::pair<Shape, Shape>>{{{16, 8, 7, 7}, {16, 8, 3, 3}},
-                                                                     {{2, 32, 48, 48}, {8, 32, 3, 3}}}) {
+                                                                   {{2, 32, 48, 48}, {8, 32, 3, 3}}}) {
     Generator gen(5);
     Tensor x = random_tensor(xs, gen), w = random_tensor(ws, gen), b = random_tensor({ws[0]}, gen);
     const Conv2dGeometry g = Conv2dGeometry::make(xs, ws, 1, 1);
@@ -381,9 +390,19 @@ TEST(Conv2dFunctional, DeterministicBitForBit) {
 TEST(Conv2dModule, GradientCheckOnSmallShapes) {
   const std::vector<std::pair<Conv2dOptions, Shape>> configs = {
       {{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .padding = 1}, {2, 2, 4, 5}},
-      {{.in_channels = 4, .out_channels = 4, .kernel_size = {2, 3}, .stride = 2, .padding = {1, 0}, .groups = 2},
+      {{.in_channels = 4,
+        .out_channels = 4,
+        .kernel_size = {2, 3},
+        .stride = 2,
+        .padding = {1, 0},
+        .groups = 2},
        {2, 4, 5, 6}},
-      {{.in_channels = 3, .out_channels = 3, .kernel_size = 3, .padding = 2, .dilation = 2, .groups = 3,
+      {{.in_channels = 3,
+        .out_channels = 3,
+        .kernel_size = 3,
+        .padding = 2,
+        .dilation = 2,
+        .groups = 3,
         .bias = false},
        {1, 3, 5, 5}},
       {{.in_channels = 3, .out_channels = 2, .kernel_size = 1}, {3, 3, 2, 3}},
@@ -453,28 +472,33 @@ void expect_error_mentions(const std::function<void()>& f, const std::vector<std
 TEST(Conv2dErrors, BadShapesThrowNamingEveryShape) {
   const Conv2dOptions o{};
   auto run = [&](Shape xs, Shape ws, Shape bs, Conv2dOptions opt) {
-    return [=] { conv2d(Tensor::zeros(xs), Tensor::zeros(ws), bs.empty() ? Tensor() : Tensor::zeros(bs), opt); };
+    return
+        [=] { conv2d(Tensor::zeros(xs), Tensor::zeros(ws), bs.empty() ? Tensor() : Tensor::zeros(bs), opt); };
   };
   // Input not 4-D.
   expect_error_mentions(run({3, 5, 5}, {4, 3, 3, 3}, {}, o), {"[3, 5, 5]", "[4, 3, 3, 3]", "4-D"});
   // Channel mismatch.
-  expect_error_mentions(run({1, 3, 5, 5}, {4, 2, 3, 3}, {4}, o), {"[1, 3, 5, 5]", "[4, 2, 3, 3]", "channels"});
+  expect_error_mentions(run({1, 3, 5, 5}, {4, 2, 3, 3}, {4}, o),
+                        {"[1, 3, 5, 5]", "[4, 2, 3, 3]", "channels"});
   // Output channels not divisible by groups.
-  expect_error_mentions(run({1, 4, 5, 5}, {3, 2, 3, 3}, {}, {.groups = 2}), {"[1, 4, 5, 5]", "[3, 2, 3, 3]", "groups"});
+  expect_error_mentions(run({1, 4, 5, 5}, {3, 2, 3, 3}, {}, {.groups = 2}),
+                        {"[1, 4, 5, 5]", "[3, 2, 3, 3]", "groups"});
   // Input channels not divisible by groups.
   expect_error_mentions(run({1, 5, 5, 5}, {4, 2, 3, 3}, {}, {.groups = 2}), {"[1, 5, 5, 5]", "divisible"});
   // Kernel larger than the padded input: output size would be <= 0.
   expect_error_mentions(run({1, 1, 2, 2}, {1, 1, 5, 5}, {}, o), {"[1, 1, 2, 2]", "[1, 1, 5, 5]", "<= 0"});
   expect_error_mentions(run({1, 1, 4, 4}, {1, 1, 3, 3}, {}, {.dilation = 2}), {"[1, 1, 4, 4]", "dilated"});
   // Bias of the wrong shape.
-  expect_error_mentions(run({1, 3, 5, 5}, {4, 3, 3, 3}, {5}, o), {"[1, 3, 5, 5]", "[4, 3, 3, 3]", "[5]", "bias"});
+  expect_error_mentions(run({1, 3, 5, 5}, {4, 3, 3, 3}, {5}, o),
+                        {"[1, 3, 5, 5]", "[4, 3, 3, 3]", "[5]", "bias"});
   // Bad stride, padding, empty dims.
   expect_error_mentions(run({1, 3, 5, 5}, {4, 3, 3, 3}, {}, {.stride = {1, 0}}), {"stride"});
   expect_error_mentions(run({1, 3, 5, 5}, {4, 3, 3, 3}, {}, {.padding = -1}), {"padding"});
   expect_error_mentions(run({0, 3, 5, 5}, {4, 3, 3, 3}, {}, o), {"[0, 3, 5, 5]", "positive"});
   // Options that disagree with the tensors when fully specified.
-  expect_error_mentions(run({1, 3, 5, 5}, {4, 3, 3, 3}, {4}, {.in_channels = 3, .out_channels = 4, .kernel_size = 5}),
-                        {"[4, 3, 3, 3]", "kernel 5x5"});
+  expect_error_mentions(
+      run({1, 3, 5, 5}, {4, 3, 3, 3}, {4}, {.in_channels = 3, .out_channels = 4, .kernel_size = 5}),
+      {"[4, 3, 3, 3]", "kernel 5x5"});
   EXPECT_THROW(conv2d(Tensor(), Tensor::zeros({1, 1, 1, 1}), Tensor(), o), Error);
 }
 
