@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "framework/error.h"
 
@@ -11,15 +12,17 @@ Conv2dGeometry Conv2dGeometry::make(const Shape& input, const Shape& weight, Siz
                                     Size2 dilation, int64_t groups) {
   // Every message carries the whole configuration: a wrong layer is found by its shapes.
   const auto where = [&] {
-    return fmt::format("input of shape {} and weight of shape {} (stride {}x{}, padding {}x{}, dilation {}x{}, "
-                       "groups {})",
-                       shape_str(input), shape_str(weight), stride.h, stride.w, padding.h, padding.w, dilation.h,
-                       dilation.w, groups);
+    return fmt::format(
+        "input of shape {} and weight of shape {} (stride {}x{}, padding {}x{}, dilation {}x{}, "
+        "groups {})",
+        shape_str(input), shape_str(weight), stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w,
+        groups);
   };
-  INQ_CHECK(input.size() == 4, "Given {}, expected a 4-D input (N, C, H, W), but got {} dims instead", where(),
-            input.size());
-  INQ_CHECK(weight.size() == 4, "Given {}, expected a 4-D weight (K, C/groups, R, S), but got {} dims instead",
-            where(), weight.size());
+  INQ_CHECK(input.size() == 4, "Given {}, expected a 4-D input (N, C, H, W), but got {} dims instead",
+            where(), input.size());
+  INQ_CHECK(weight.size() == 4,
+            "Given {}, expected a 4-D weight (K, C/groups, R, S), but got {} dims instead", where(),
+            weight.size());
   for (int64_t d : input) INQ_CHECK(d > 0, "Given {}, expected every input dim to be positive", where());
   for (int64_t d : weight) INQ_CHECK(d > 0, "Given {}, expected every weight dim to be positive", where());
   INQ_CHECK(stride.h >= 1 && stride.w >= 1, "Given {}, expected stride >= 1", where());
@@ -31,20 +34,22 @@ Conv2dGeometry Conv2dGeometry::make(const Shape& input, const Shape& weight, Siz
   g.N = input[0], g.C = input[1], g.H = input[2], g.W = input[3];
   g.K = weight[0], g.R = weight[2], g.S = weight[3];
   g.stride = stride, g.padding = padding, g.dilation = dilation, g.groups = groups;
-  INQ_CHECK(g.C % groups == 0, "Given {}, expected input channels {} to be divisible by groups {}", where(), g.C,
-            groups);
-  INQ_CHECK(g.K % groups == 0, "Given {}, expected output channels {} to be divisible by groups {}", where(), g.K,
-            groups);
-  INQ_CHECK(weight[1] == g.C / groups,
-            "Given {}, expected weight dim 1 to be input channels / groups = {} / {} = {}, but got {} instead",
-            where(), g.C, groups, g.C / groups, weight[1]);
+  INQ_CHECK(g.C % groups == 0, "Given {}, expected input channels {} to be divisible by groups {}", where(),
+            g.C, groups);
+  INQ_CHECK(g.K % groups == 0, "Given {}, expected output channels {} to be divisible by groups {}", where(),
+            g.K, groups);
+  INQ_CHECK(
+      weight[1] == g.C / groups,
+      "Given {}, expected weight dim 1 to be input channels / groups = {} / {} = {}, but got {} instead",
+      where(), g.C, groups, g.C / groups, weight[1]);
   // The extent of a dilated kernel must fit in the padded input, else there is no output pixel
   // (checked before dividing: C++ division truncates negative numerators towards zero).
   const int64_t extent_h = g.dilation.h * (g.R - 1) + 1, extent_w = g.dilation.w * (g.S - 1) + 1;
-  INQ_CHECK(extent_h <= g.H + 2 * g.padding.h && extent_w <= g.W + 2 * g.padding.w,
-            "Given {}, expected the dilated kernel ({}x{}) to fit in the padded input ({}x{}), but the output "
-            "size would be <= 0",
-            where(), extent_h, extent_w, g.H + 2 * g.padding.h, g.W + 2 * g.padding.w);
+  INQ_CHECK(
+      extent_h <= g.H + 2 * g.padding.h && extent_w <= g.W + 2 * g.padding.w,
+      "Given {}, expected the dilated kernel ({}x{}) to fit in the padded input ({}x{}), but the output "
+      "size would be <= 0",
+      where(), extent_h, extent_w, g.H + 2 * g.padding.h, g.W + 2 * g.padding.w);
   g.OH = (g.H + 2 * g.padding.h - extent_h) / g.stride.h + 1;
   g.OW = (g.W + 2 * g.padding.w - extent_w) / g.stride.w + 1;
   shape_numel(g.output_shape());  // throws on 64-bit overflow
@@ -63,28 +68,33 @@ double Conv2dGeometry::forward_flops() const {
 }
 
 std::string Conv2dGeometry::str() const {
-  return fmt::format("N={} C={} H={} W={} K={} R={} S={} stride={}x{} pad={}x{} dil={}x{} groups={}", N, C, H, W, K,
-                     R, S, stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w, groups);
+  return fmt::format("N={} C={} H={} W={} K={} R={} S={} stride={}x{} pad={}x{} dil={}x{} groups={}", N, C, H,
+                     W, K, R, S, stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w, groups);
 }
 
 int64_t choose_images_per_gemm(const Conv2dGeometry& g) {
-  // Measured in bench/bench_conv.cpp (BM_ConvForwardChunk): OpenBLAS reaches its full rate once
-  // the GEMM's column count (n * OH * OW) is in the high hundreds; below that, packing overheads
-  // and thread imbalance dominate. So lower as many images as needed to reach kTargetColumns,
-  // but keep the col matrix (which is re-read by the GEMM) within kMaxColFloats.
-  constexpr int64_t kTargetColumns = 1024;
-  constexpr int64_t kMaxColFloats = int64_t(4) << 20;  // 16 MiB
+  // From bench/bench_conv.cpp's ChunkForward/ChunkBackward sweeps (one thread, CPU time, so the
+  // shared machine's load distorts it least). Two effects pull in opposite directions:
+  // - every GEMM re-packs the weights, so narrow GEMMs (7x7 and 14x14 images, one at a time) pay
+  //   that copy per image; it is what makes the 512-channel 7x7 layers and the 1x1 512->2048 layer
+  //   10-25% faster with 4-8 images per GEMM;
+  // - a col matrix that falls out of cache makes the lowering and the GEMM's packing of it slow;
+  //   layers with few channels (ResNet-20's 16-64) were fastest with 1-4 images per GEMM and lost
+  //   up to half their speed at 64-128.
+  // So: enough images for kTargetColumns GEMM columns, no more than fit in kMaxColFloats.
+  constexpr int64_t kTargetColumns = 256;
+  constexpr int64_t kMaxColFloats = int64_t(1) << 20;  // 4 MiB
   const int64_t pixels = g.output_pixels();
-  int64_t n = (kTargetColumns + pixels - 1) / pixels;
   const int64_t per_image = g.col_rows() * pixels;
-  n = std::min(n, std::max<int64_t>(1, kMaxColFloats / std::max<int64_t>(1, per_image)));
+  int64_t n = (kTargetColumns + pixels - 1) / pixels;
+  n = std::min(n, kMaxColFloats / std::max<int64_t>(1, per_image));
   return std::clamp<int64_t>(n, 1, std::max<int64_t>(1, g.N));
 }
 
 namespace {
 
-// Output columns [lo, hi) read an in-range input column for kernel column offset `off`
-// (iw = ow * stride + off); the rest read padding.
+// Output positions [lo, hi) read an in-range input position for kernel offset `off`
+// (i = o * stride + off), along one axis; the rest read padding.
 struct ValidRange {
   int64_t lo, hi;
 };
@@ -98,26 +108,61 @@ ValidRange valid_outputs(int64_t off, int64_t stride, int64_t in_size, int64_t o
   return {lo, hi};
 }
 
+// The valid output ranges of every kernel row (vertical) and column (horizontal), computed once per
+// call rather than once per plane: the divisions in valid_outputs cost more than copying a 7x7
+// plane's rows.
+struct Ranges {
+  std::vector<ValidRange> rows, cols;  // (R), (S)
+  explicit Ranges(const Conv2dGeometry& g) {
+    for (int64_t r = 0; r < g.R; ++r)
+      rows.push_back(valid_outputs(r * g.dilation.h - g.padding.h, g.stride.h, g.H, g.OH));
+    for (int64_t s = 0; s < g.S; ++s)
+      cols.push_back(valid_outputs(s * g.dilation.w - g.padding.w, g.stride.w, g.W, g.OW));
+  }
+};
+
 // One channel plane (H, W) into its R*S rows of col, each row `ld` floats apart.
-void im2col_plane(float* col, int64_t ld, const float* plane, const Conv2dGeometry& g) {
-  const int64_t OW = g.OW;
+void im2col_plane(float* col, int64_t ld, const float* plane, const Conv2dGeometry& g, const Ranges& ranges) {
+  const int64_t OH = g.OH, OW = g.OW, W = g.W;
+  // Unit strides and OW == W ("same" padding): output rows and the input rows they read are
+  // equally spaced, so each (r, s) row of col is one contiguous copy of the plane, shifted, with
+  // the padding columns zeroed afterwards. This is most 3x3 convolutions, and it turns the many
+  // short row copies of a 7x7 or 14x14 image into one.
+  const bool rows_line_up = g.stride == Size2(1) && OW == W;
   for (int64_t r = 0; r < g.R; ++r) {
     const int64_t ih_off = r * g.dilation.h - g.padding.h;
+    const ValidRange vh = ranges.rows[r];
     for (int64_t s = 0; s < g.S; ++s) {
       const int64_t iw_off = s * g.dilation.w - g.padding.w;
-      const ValidRange v = valid_outputs(iw_off, g.stride.w, g.W, OW);
+      const ValidRange v = ranges.cols[s];
       float* row = col + (r * g.S + s) * ld;
-      for (int64_t oh = 0; oh < g.OH; ++oh) {
-        float* dst = row + oh * OW;
-        const int64_t ih = oh * g.stride.h + ih_off;
-        if (ih < 0 || ih >= g.H) {
-          std::memset(dst, 0, static_cast<size_t>(OW) * sizeof(float));
-          continue;
+      // Output rows that read padding only, above and below.
+      std::fill(row, row + vh.lo * OW, 0.0f);
+      std::fill(row + vh.hi * OW, row + OH * OW, 0.0f);
+      if (v.lo == v.hi) {
+        std::fill(row + vh.lo * OW, row + vh.hi * OW, 0.0f);
+        continue;
+      }
+      if (rows_line_up) {
+        if (vh.lo == vh.hi) continue;
+        // dst index d = oh * OW + ow reads plane[d + ih_off * W + iw_off]; copy from the first
+        // valid pixel to the last, then clear the padding columns of every row.
+        const int64_t first = vh.lo * OW + v.lo, last = (vh.hi - 1) * OW + v.hi;
+        std::memcpy(row + first, plane + first + ih_off * W + iw_off,
+                    static_cast<size_t>(last - first) * sizeof(float));
+        for (int64_t oh = vh.lo; oh < vh.hi; ++oh) {
+          float* dst = row + oh * OW;
+          for (int64_t ow = 0; ow < v.lo; ++ow) dst[ow] = 0.0f;
+          for (int64_t ow = v.hi; ow < OW; ++ow) dst[ow] = 0.0f;
         }
-        const float* src = plane + ih * g.W;
+        continue;
+      }
+      for (int64_t oh = vh.lo; oh < vh.hi; ++oh) {
+        float* dst = row + oh * OW;
+        const float* src = plane + (oh * g.stride.h + ih_off) * W;
         for (int64_t ow = 0; ow < v.lo; ++ow) dst[ow] = 0.0f;
         if (g.stride.w == 1) {
-          std::memcpy(dst + v.lo, src + v.lo + iw_off, static_cast<size_t>(v.hi - v.lo) * sizeof(float));
+          for (int64_t ow = v.lo; ow < v.hi; ++ow) dst[ow] = src[ow + iw_off];
         } else {
           for (int64_t ow = v.lo; ow < v.hi; ++ow) dst[ow] = src[ow * g.stride.w + iw_off];
         }
@@ -127,20 +172,20 @@ void im2col_plane(float* col, int64_t ld, const float* plane, const Conv2dGeomet
   }
 }
 
-// The adjoint of im2col_plane: adds the R*S rows back into one channel plane.
-void col2im_plane(float* plane, const float* col, int64_t ld, const Conv2dGeometry& g) {
-  const int64_t OW = g.OW;
+// The adjoint of im2col_plane: adds the R*S rows back into one channel plane (padding entries of
+// col are dropped, so no contiguous shortcut here).
+void col2im_plane(float* plane, const float* col, int64_t ld, const Conv2dGeometry& g, const Ranges& ranges) {
+  const int64_t OW = g.OW, W = g.W;
   for (int64_t r = 0; r < g.R; ++r) {
     const int64_t ih_off = r * g.dilation.h - g.padding.h;
+    const ValidRange vh = ranges.rows[r];
     for (int64_t s = 0; s < g.S; ++s) {
       const int64_t iw_off = s * g.dilation.w - g.padding.w;
-      const ValidRange v = valid_outputs(iw_off, g.stride.w, g.W, OW);
+      const ValidRange v = ranges.cols[s];
       const float* row = col + (r * g.S + s) * ld;
-      for (int64_t oh = 0; oh < g.OH; ++oh) {
-        const int64_t ih = oh * g.stride.h + ih_off;
-        if (ih < 0 || ih >= g.H) continue;
+      for (int64_t oh = vh.lo; oh < vh.hi; ++oh) {
         const float* src = row + oh * OW;
-        float* dst = plane + ih * g.W;
+        float* dst = plane + (oh * g.stride.h + ih_off) * W;
         if (g.stride.w == 1) {
           for (int64_t ow = v.lo; ow < v.hi; ++ow) dst[ow + iw_off] += src[ow];
         } else {
@@ -151,8 +196,11 @@ void col2im_plane(float* plane, const float* col, int64_t ld, const Conv2dGeomet
   }
 }
 
-// Parallelizing pays only when there is enough copying to amortize waking the team.
-constexpr int64_t kMinParallelFloats = 32768;
+// Parallelizing pays only when there is enough copying to amortize waking the team. Measured on
+// the shared 2-core machine (OMP_WAIT_POLICY=PASSIVE): lowering up to ~1M floats in parallel was
+// no faster than serially (waking the second thread costs about as much as it saves, and more when
+// the machine is loaded); the 56x56 layers (1.8M floats per image) gained ~10%.
+constexpr int64_t kMinParallelFloats = int64_t(1) << 19;
 
 }  // namespace
 
@@ -160,10 +208,14 @@ void im2col(float* col, const float* images, int64_t count, const Conv2dGeometry
   const int64_t pixels = g.output_pixels(), ld = count * pixels, rows = g.R * g.S;
   const int64_t tasks = count * g.C;
   const bool parallel = g.col_rows() * ld >= kMinParallelFloats;
+  const Ranges ranges(g);
+  // Channel-major task order: consecutive tasks fill consecutive segments of the same col rows.
+  // (Image-major order hops between rows ld floats apart; when ld is near a multiple of 4 KiB
+  // those writes all land in the same cache sets, which made 7x7 lowering 2-3x slower.)
 #pragma omp parallel for schedule(static) if (parallel)
   for (int64_t t = 0; t < tasks; ++t) {
-    const int64_t b = t / g.C, c = t % g.C;
-    im2col_plane(col + c * rows * ld + b * pixels, ld, images + (b * g.C + c) * g.H * g.W, g);
+    const int64_t c = t / count, b = t % count;
+    im2col_plane(col + c * rows * ld + b * pixels, ld, images + (b * g.C + c) * g.H * g.W, g, ranges);
   }
 }
 
@@ -171,10 +223,11 @@ void col2im(float* images, const float* col, int64_t count, const Conv2dGeometry
   const int64_t pixels = g.output_pixels(), ld = count * pixels, rows = g.R * g.S;
   const int64_t tasks = count * g.C;
   const bool parallel = g.col_rows() * ld >= kMinParallelFloats;
+  const Ranges ranges(g);
 #pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t t = 0; t < tasks; ++t) {
-    const int64_t b = t / g.C, c = t % g.C;
-    col2im_plane(images + (b * g.C + c) * g.H * g.W, col + c * rows * ld + b * pixels, ld, g);
+  for (int64_t t = 0; t < tasks; ++t) {  // channel-major, as in im2col
+    const int64_t c = t / count, b = t % count;
+    col2im_plane(images + (b * g.C + c) * g.H * g.W, col + c * rows * ld + b * pixels, ld, g, ranges);
   }
 }
 

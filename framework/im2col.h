@@ -43,10 +43,10 @@ struct Conv2dGeometry {
   static Conv2dGeometry make(const Shape& input, const Shape& weight, Size2 stride = 1, Size2 padding = 0,
                              Size2 dilation = 1, int64_t groups = 1);
 
-  int64_t channels_per_group() const { return C / groups; }  // C/G
-  int64_t outputs_per_group() const { return K / groups; }   // K/G
-  int64_t output_pixels() const { return OH * OW; }          // P
-  int64_t col_rows() const { return C * R * S; }             // rows of col, all groups
+  int64_t channels_per_group() const { return C / groups; }                // C/G
+  int64_t outputs_per_group() const { return K / groups; }                 // K/G
+  int64_t output_pixels() const { return OH * OW; }                        // P
+  int64_t col_rows() const { return C * R * S; }                           // rows of col, all groups
   int64_t group_col_rows() const { return channels_per_group() * R * S; }  // GEMM inner size
   // A 1x1 kernel with unit stride and no padding: the image already is its col matrix.
   bool is_pointwise() const;

@@ -14,9 +14,11 @@ float* Workspace::floats(int64_t count) {
     release();
     // Grow by at least half again so a slowly rising sequence of requests does not reallocate
     // every time.
-    const int64_t want = round_up_to_line(count > capacity_ + capacity_ / 2 ? count : capacity_ + capacity_ / 2);
+    const int64_t want =
+        round_up_to_line(count > capacity_ + capacity_ / 2 ? count : capacity_ + capacity_ / 2);
     void* p = std::aligned_alloc(64, static_cast<size_t>(want) * sizeof(float));
-    INQ_CHECK(p != nullptr, "Given a workspace request for {} floats, expected an allocation, but it failed", want);
+    INQ_CHECK(p != nullptr, "Given a workspace request for {} floats, expected an allocation, but it failed",
+              want);
     data_ = static_cast<float*>(p);
     capacity_ = want;
   }

@@ -14,10 +14,11 @@ namespace inq {
 
 void check_conv2d_options(const Conv2dOptions& o) {
   const auto desc = [&] {
-    return fmt::format("Conv2dOptions(in_channels={}, out_channels={}, kernel_size={}x{}, stride={}x{}, "
-                       "padding={}x{}, dilation={}x{}, groups={})",
-                       o.in_channels, o.out_channels, o.kernel_size.h, o.kernel_size.w, o.stride.h, o.stride.w,
-                       o.padding.h, o.padding.w, o.dilation.h, o.dilation.w, o.groups);
+    return fmt::format(
+        "Conv2dOptions(in_channels={}, out_channels={}, kernel_size={}x{}, stride={}x{}, "
+        "padding={}x{}, dilation={}x{}, groups={})",
+        o.in_channels, o.out_channels, o.kernel_size.h, o.kernel_size.w, o.stride.h, o.stride.w, o.padding.h,
+        o.padding.w, o.dilation.h, o.dilation.w, o.groups);
   };
   INQ_CHECK(o.in_channels > 0 && o.out_channels > 0, "Given {}, expected positive channel counts", desc());
   INQ_CHECK(o.kernel_size.h > 0 && o.kernel_size.w > 0, "Given {}, expected a positive kernel size", desc());
@@ -35,11 +36,14 @@ void check_conv2d_options(const Conv2dOptions& o) {
 
 namespace {
 
+// Below this many floats of copying, one thread beats waking the team (see im2col.cpp).
+constexpr int64_t kMinParallelFloats = int64_t(1) << 19;
+
 struct Plan {
-  int64_t chunk;      // images per GEMM
-  bool direct;        // pointwise with one image per GEMM: the image is its own col matrix
-  float* col;         // (C*R*S, chunk*P) lowered images, reused for the col gradient
-  float* staged;      // (K, chunk*P) GEMM output (forward) or gathered dy (backward); chunk > 1
+  int64_t chunk;  // images per GEMM
+  bool direct;    // pointwise with one image per GEMM: the image is its own col matrix
+  float* col;     // (C*R*S, chunk*P) lowered images, reused for the col gradient
+  float* staged;  // (K, chunk*P) GEMM output (forward) or gathered dy (backward); chunk > 1
 };
 
 Plan make_plan(const Conv2dGeometry& g, bool need_col) {
@@ -57,7 +61,7 @@ Plan make_plan(const Conv2dGeometry& g, bool need_col) {
 
 // y (n, K, P) = staged (K, n*P) + b.
 void scatter_output(float* y, const float* staged, const float* b, int64_t n, int64_t K, int64_t P) {
-#pragma omp parallel for schedule(static) if (n * K * P >= 32768)
+#pragma omp parallel for schedule(static) if (n * K * P >= kMinParallelFloats)
   for (int64_t t = 0; t < n * K; ++t) {
     const int64_t i = t / K, k = t % K;
     const float* src = staged + k * n * P + i * P;
@@ -69,7 +73,7 @@ void scatter_output(float* y, const float* staged, const float* b, int64_t n, in
 
 // staged (K, n*P) = dy (n, K, P).
 void gather_rows(float* staged, const float* dy, int64_t n, int64_t K, int64_t P) {
-#pragma omp parallel for schedule(static) if (n * K * P >= 32768)
+#pragma omp parallel for schedule(static) if (n * K * P >= kMinParallelFloats)
   for (int64_t t = 0; t < n * K; ++t) {
     const int64_t i = t / K, k = t % K;
     std::memcpy(staged + k * n * P + i * P, dy + (i * K + k) * P, static_cast<size_t>(P) * sizeof(float));
@@ -110,7 +114,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   const int64_t Kg = g.outputs_per_group(), Cg = g.channels_per_group(), inner = g.group_col_rows();
   if (db) {
     // Each channel's sum runs over images then pixels in a fixed order, in double.
-#pragma omp parallel for schedule(static) if (g.N * g.K * P >= 32768)
+#pragma omp parallel for schedule(static) if (g.N * g.K * P >= kMinParallelFloats)
     for (int64_t k = 0; k < g.K; ++k) {
       double s = 0.0;
       for (int64_t i = 0; i < g.N; ++i) {
@@ -198,11 +202,12 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   INQ_CHECK(!bias.defined() || bias.shape() == Shape{g.K},
             "Given {}, expected a bias of shape [{}] (one per output channel)", shapes(), g.K);
   if (opts.in_channels > 0) {
-    INQ_CHECK(opts.in_channels == g.C && opts.out_channels == g.K && opts.kernel_size == Size2(g.R, g.S) &&
-                  opts.bias == bias.defined(),
-              "Given {}, expected tensors matching the layer's options (in_channels {}, out_channels {}, kernel "
-              "{}x{}, bias {})",
-              shapes(), opts.in_channels, opts.out_channels, opts.kernel_size.h, opts.kernel_size.w, opts.bias);
+    INQ_CHECK(
+        opts.in_channels == g.C && opts.out_channels == g.K && opts.kernel_size == Size2(g.R, g.S) &&
+            opts.bias == bias.defined(),
+        "Given {}, expected tensors matching the layer's options (in_channels {}, out_channels {}, kernel "
+        "{}x{}, bias {})",
+        shapes(), opts.in_channels, opts.out_channels, opts.kernel_size.h, opts.kernel_size.w, opts.bias);
   }
 
   Tensor y = Tensor::empty(g.output_shape());
@@ -226,7 +231,8 @@ Conv2d::Conv2d(const Conv2dOptions& options) : options_(options) {
                               Tensor::empty({options_.out_channels, options_.in_channels / options_.groups,
                                              options_.kernel_size.h, options_.kernel_size.w}),
                               ParamRole::Weight);
-  if (options_.bias) bias = register_parameter("bias", Tensor::empty({options_.out_channels}), ParamRole::Bias);
+  if (options_.bias)
+    bias = register_parameter("bias", Tensor::empty({options_.out_channels}), ParamRole::Bias);
   reset_parameters();
 }
 

@@ -8,14 +8,17 @@
 namespace inq {
 
 Fans compute_fans(const Shape& s) {
-  INQ_CHECK(s.size() >= 2, "Given a tensor of shape {}, expected at least 2 dims to compute fan in and fan out",
+  INQ_CHECK(s.size() >= 2,
+            "Given a tensor of shape {}, expected at least 2 dims to compute fan in and fan out",
             shape_str(s));
   int64_t receptive = 1;
   for (size_t i = 2; i < s.size(); ++i) receptive *= s[i];
   return {s[1] * receptive, s[0] * receptive};
 }
 
-double leaky_relu_gain(double negative_slope) { return std::sqrt(2.0 / (1.0 + negative_slope * negative_slope)); }
+double leaky_relu_gain(double negative_slope) {
+  return std::sqrt(2.0 / (1.0 + negative_slope * negative_slope));
+}
 
 void uniform_(Tensor& t, double lo, double hi) {
   INQ_CHECK(lo <= hi, "Given uniform_ bounds [{}, {}] for a tensor of shape {}, expected lo <= hi", lo, hi,
@@ -53,10 +56,11 @@ void trunc_normal_(Tensor& t, double mean, double std, double lo, double hi) {
     a = na, b = nb;
   }
   const double phi_a = phi(a), mass = phi(b) - phi_a;
-  INQ_CHECK(mass > 0.0,
-            "Given trunc_normal_ with mean {}, std {} and bounds [{}, {}], expected an interval with non-zero "
-            "probability, but it lies too far in the tail",
-            mean, std, lo, hi);
+  INQ_CHECK(
+      mass > 0.0,
+      "Given trunc_normal_ with mean {}, std {} and bounds [{}, {}], expected an interval with non-zero "
+      "probability, but it lies too far in the tail",
+      mean, std, lo, hi);
   Generator& gen = default_generator();
   float* p = t.data();
   for (int64_t i = 0; i < t.numel(); ++i) {
@@ -70,7 +74,7 @@ void trunc_normal_(Tensor& t, double mean, double std, double lo, double hi) {
       // Inverse CDF by bisection: phi is monotone and accurate on [a, b] here.
       const double u = phi_a + mass * gen.uniform_double();
       double left = a, right = b;
-      for (int iter = 0; iter < 80; ++iter) {
+      for (int iter = 0; iter < 60; ++iter) {  // width (b - a) / 2^60
         const double mid = 0.5 * (left + right);
         (phi(mid) < u ? left : right) = mid;
       }
@@ -86,13 +90,15 @@ namespace {
 double fan_for(const Tensor& t, FanMode mode) {
   const Fans f = compute_fans(t.shape());
   const int64_t fan = mode == FanMode::FanIn ? f.fan_in : f.fan_out;
-  INQ_CHECK(fan > 0, "Given a tensor of shape {}, expected a positive fan, but got {} instead", shape_str(t.shape()),
-            fan);
+  INQ_CHECK(fan > 0, "Given a tensor of shape {}, expected a positive fan, but got {} instead",
+            shape_str(t.shape()), fan);
   return static_cast<double>(fan);
 }
 }  // namespace
 
-void kaiming_normal_(Tensor& t, FanMode mode, double gain) { normal_(t, 0.0, gain / std::sqrt(fan_for(t, mode))); }
+void kaiming_normal_(Tensor& t, FanMode mode, double gain) {
+  normal_(t, 0.0, gain / std::sqrt(fan_for(t, mode)));
+}
 
 void kaiming_uniform_(Tensor& t, FanMode mode, double gain) {
   const double bound = gain * std::sqrt(3.0 / fan_for(t, mode));

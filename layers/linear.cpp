@@ -10,7 +10,8 @@
 
 namespace inq {
 
-void linear_forward(float* y, const float* x, const float* w, const float* b, int64_t N, int64_t in, int64_t out) {
+void linear_forward(float* y, const float* x, const float* w, const float* b, int64_t N, int64_t in,
+                    int64_t out) {
   // Start from the bias rows and let the GEMM add onto them (beta = 1).
   float beta = 0.0f;
   if (b) {
@@ -20,8 +21,8 @@ void linear_forward(float* y, const float* x, const float* w, const float* b, in
   sgemm(false, true, N, out, in, 1.0f, x, in, w, in, beta, y, out);
 }
 
-void linear_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w, int64_t N,
-                     int64_t in, int64_t out) {
+void linear_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
+                     int64_t N, int64_t in, int64_t out) {
   if (db) {
     // Column sums in double, rows in order: deterministic for any thread count.
 #pragma omp parallel for schedule(static) if (N * out >= 32768)
@@ -31,7 +32,7 @@ void linear_backward(float* dx, float* dw, float* db, const float* dy, const flo
       db[j] += static_cast<float>(s);
     }
   }
-  if (dw) sgemm(true, false, out, in, N, 1.0f, dy, out, x, in, 1.0f, dw, in);  // dw += dy^T x
+  if (dw) sgemm(true, false, out, in, N, 1.0f, dy, out, x, in, 1.0f, dw, in);   // dw += dy^T x
   if (dx) sgemm(false, false, N, in, out, 1.0f, dy, out, w, in, 1.0f, dx, in);  // dx += dy w
 }
 
@@ -66,12 +67,15 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
                        shape_str(weight.shape()), bias.defined() ? shape_str(bias.shape()) : "(none)");
   };
   INQ_CHECK(x.dim() == 2 && weight.dim() == 2,
-            "Given {}, expected a 2-D input (N, in_features) and a 2-D weight (out_features, in_features)", shapes());
+            "Given {}, expected a 2-D input (N, in_features) and a 2-D weight (out_features, in_features)",
+            shapes());
   const int64_t N = x.size(0), in = x.size(1), out = weight.size(0);
   INQ_CHECK(in > 0 && out > 0, "Given {}, expected positive feature counts", shapes());
-  INQ_CHECK(weight.size(1) == in, "Given {}, expected weight dim 1 to equal the input's features {}, but got {} instead",
-            shapes(), in, weight.size(1));
-  INQ_CHECK(!bias.defined() || bias.shape() == Shape{out}, "Given {}, expected a bias of shape [{}]", shapes(), out);
+  INQ_CHECK(weight.size(1) == in,
+            "Given {}, expected weight dim 1 to equal the input's features {}, but got {} instead", shapes(),
+            in, weight.size(1));
+  INQ_CHECK(!bias.defined() || bias.shape() == Shape{out}, "Given {}, expected a bias of shape [{}]",
+            shapes(), out);
 
   Tensor y = Tensor::empty({N, out});
   linear_forward(y.data(), x.data(), weight.data(), bias.defined() ? bias.data() : nullptr, N, in, out);
@@ -91,7 +95,8 @@ Linear::Linear(const LinearOptions& options) : options_(options) {
             options_.in_features, options_.out_features);
   weight = register_parameter("weight", Tensor::empty({options_.out_features, options_.in_features}),
                               ParamRole::Weight);
-  if (options_.bias) bias = register_parameter("bias", Tensor::empty({options_.out_features}), ParamRole::Bias);
+  if (options_.bias)
+    bias = register_parameter("bias", Tensor::empty({options_.out_features}), ParamRole::Bias);
   reset_parameters();
 }
 
@@ -107,8 +112,8 @@ void Linear::reset_parameters() {
 Tensor Linear::forward(const Tensor& input) {
   INQ_CHECK(input.defined() && input.dim() == 2 && input.size(1) == options_.in_features,
             "Given an input of shape {} to Linear(in_features={}, out_features={}), expected shape [N, {}]",
-            input.defined() ? shape_str(input.shape()) : "(undefined)", options_.in_features, options_.out_features,
-            options_.in_features);
+            input.defined() ? shape_str(input.shape()) : "(undefined)", options_.in_features,
+            options_.out_features, options_.in_features);
   return linear(input, weight, bias);
 }
 

@@ -15,10 +15,11 @@ struct LinearOptions {
 
 // ---- kernels (no autograd; contiguous buffers) ----
 // y = x * w^T + b; b may be null. Overwrites y.
-void linear_forward(float* y, const float* x, const float* w, const float* b, int64_t N, int64_t in, int64_t out);
+void linear_forward(float* y, const float* x, const float* w, const float* b, int64_t N, int64_t in,
+                    int64_t out);
 // Gradients given dy; each output may be null and is ADDED into. x is needed only for dw, w only for dx.
-void linear_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w, int64_t N,
-                     int64_t in, int64_t out);
+void linear_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
+                     int64_t N, int64_t in, int64_t out);
 
 // Functional linear with autograd. bias is (out) or undefined. Shape errors throw inq::Error naming
 // x's, weight's and bias's shapes.

@@ -21,7 +21,8 @@ using inq::test::random_tensor;
 namespace {
 
 // ---- naive references, straight from the definition, in double ----
-// y[n][k][oh][ow] = b[k] + sum_{c in group(k), r, s} x[n][c][oh*sh - ph + r*dh][ow*sw - pw + s*dw] * w[k][c'][r][s]
+// y[n][k][oh][ow] = b[k] + sum_{c in group(k), r, s} x[n][c][oh*sh - ph + r*dh][ow*sw - pw + s*dw] *
+// w[k][c'][r][s]
 
 // Calls f(x_index, w_index, y_index) for every in-range multiply-add y[yi] += x[xi] * w[wi].
 template <class F>
@@ -112,6 +113,8 @@ std::vector<Case> cases() {
       {"kernel_covers_input", {2, 3, 5, 4}, {4, 3, 5, 4}},
       {"padding_larger_than_kernel", {2, 2, 3, 3}, {3, 2, 3, 3}, 2, 3},
       {"stride3_single_pixel_rows", {4, 2, 4, 10}, {3, 2, 2, 2}, 3, 0},
+      // Large enough (576 x 2304 col entries per image) that im2col/col2im run in parallel.
+      {"parallel_lowering_64c_48x48", {2, 64, 48, 48}, {4, 64, 3, 3}, 1, 1},
   };
 }
 
@@ -120,8 +123,14 @@ Conv2dGeometry geometry_of(const Case& c) {
 }
 
 Conv2dOptions options_of(const Case& c) {
-  return {.in_channels = c.x[1], .out_channels = c.w[0], .kernel_size = {c.w[2], c.w[3]}, .stride = c.stride,
-          .padding = c.padding, .dilation = c.dilation, .groups = c.groups, .bias = c.bias};
+  return {.in_channels = c.x[1],
+          .out_channels = c.w[0],
+          .kernel_size = {c.w[2], c.w[3]},
+          .stride = c.stride,
+          .padding = c.padding,
+          .dilation = c.dilation,
+          .groups = c.groups,
+          .bias = c.bias};
 }
 
 // Chunk sizes worth testing for N images: one at a time, a size that leaves a partial last chunk,
@@ -164,6 +173,8 @@ TEST(Conv2dGeometry, ChunkPolicyWidensSmallImagesOnly) {
   EXPECT_LE(small.images_per_gemm, 128);
   EXPECT_EQ(Conv2dGeometry::make({8, 64, 56, 56}, {64, 64, 3, 3}, 1, 1).images_per_gemm, 1);
   EXPECT_EQ(Conv2dGeometry::make({3, 4, 2, 2}, {4, 4, 1, 1}).images_per_gemm, 3);
+  // A col matrix that would not fit the budget stays one image per GEMM.
+  EXPECT_EQ(Conv2dGeometry::make({8, 2048, 7, 7}, {512, 2048, 3, 3}, 1, 1).images_per_gemm, 1);
   EXPECT_EQ(choose_images_per_gemm(small), small.images_per_gemm);
 }
 
@@ -260,6 +271,37 @@ TEST(Conv2dKernels, BackwardMatchesNaiveAndAccumulates) {
   }
 }
 
+TEST(Conv2dKernels, ChunkedAndPerImagePathsAgreeOnLargeShapes) {
+  // Big enough that the scatter, gather and bias-sum loops run in parallel (4 x 128 x 1024 floats);
+  // the naive reference would be slow here, so the per-image path (checked above) is the reference.
+  Generator gen(6);
+  Conv2dGeometry g = Conv2dGeometry::make({4, 8, 32, 32}, {128, 8, 3, 3}, 1, 1);
+  Tensor x = random_tensor(g.input_shape(), gen), w = random_tensor(g.weight_shape(), gen);
+  Tensor b = random_tensor({g.K}, gen), dy = random_tensor(g.output_shape(), gen);
+  std::vector<std::vector<float>> results[2];
+  for (int i = 0; i < 2; ++i) {
+    g.images_per_gemm = i == 0 ? 1 : 4;
+    Tensor y = Tensor::empty(g.output_shape());
+    Tensor dx = Tensor::zeros(g.input_shape()), dw = Tensor::zeros(g.weight_shape()),
+           db = Tensor::zeros({g.K});
+    conv2d_forward(y.data(), x.data(), w.data(), b.data(), g);
+    conv2d_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), g);
+    results[i] = {y.to_vector(), dx.to_vector(), dw.to_vector(), db.to_vector()};
+  }
+  const char* names[] = {"y", "dx", "dw", "db"};
+  for (int t = 0; t < 4; ++t) {
+    std::vector<double> want(results[0][t].begin(), results[0][t].end());
+    // dw sums 4096 products per entry: allow for float rounding that grows with it.
+    if (t == 2) {
+      for (size_t i = 0; i < want.size(); ++i)
+        EXPECT_NEAR(results[1][t][i], want[i], 1e-3 * std::max(1.0, std::fabs(want[i])))
+            << names[t] << " " << i;
+    } else {
+      expect_close(results[1][t].data(), want, names[t]);
+    }
+  }
+}
+
 TEST(Conv2dFunctional, AutogradGradientsMatchNaiveAndAccumulateIntoLeaves) {
   Generator gen(3);
   for (const Case& c : cases()) {
@@ -321,9 +363,10 @@ TEST(Conv2dFunctional, OnlyTheTensorsThatRequireGradGetGradients) {
 
 TEST(Conv2dFunctional, DeterministicBitForBit) {
   // The same inputs twice (same thread count) give identical bits in the output and every gradient,
-  // on a shape that takes the chunked path and one that takes the per-image path.
+  // on a shape that takes the chunked path and one that takes the per-image path with a parallel
+  // lowering.
   for (const auto& [xs, ws] : std::vector<std::pair<Shape, Shape>>{{{16, 8, 7, 7}, {16, 8, 3, 3}},
-                                                                     {{2, 4, 40, 40}, {8, 4, 3, 3}}}) {
+                                                                   {{2, 32, 48, 48}, {8, 32, 3, 3}}}) {
     Generator gen(5);
     Tensor x = random_tensor(xs, gen), w = random_tensor(ws, gen), b = random_tensor({ws[0]}, gen);
     const Conv2dGeometry g = Conv2dGeometry::make(xs, ws, 1, 1);
@@ -347,9 +390,19 @@ TEST(Conv2dFunctional, DeterministicBitForBit) {
 TEST(Conv2dModule, GradientCheckOnSmallShapes) {
   const std::vector<std::pair<Conv2dOptions, Shape>> configs = {
       {{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .padding = 1}, {2, 2, 4, 5}},
-      {{.in_channels = 4, .out_channels = 4, .kernel_size = {2, 3}, .stride = 2, .padding = {1, 0}, .groups = 2},
+      {{.in_channels = 4,
+        .out_channels = 4,
+        .kernel_size = {2, 3},
+        .stride = 2,
+        .padding = {1, 0},
+        .groups = 2},
        {2, 4, 5, 6}},
-      {{.in_channels = 3, .out_channels = 3, .kernel_size = 3, .padding = 2, .dilation = 2, .groups = 3,
+      {{.in_channels = 3,
+        .out_channels = 3,
+        .kernel_size = 3,
+        .padding = 2,
+        .dilation = 2,
+        .groups = 3,
         .bias = false},
        {1, 3, 5, 5}},
       {{.in_channels = 3, .out_channels = 2, .kernel_size = 1}, {3, 3, 2, 3}},
@@ -419,28 +472,33 @@ void expect_error_mentions(const std::function<void()>& f, const std::vector<std
 TEST(Conv2dErrors, BadShapesThrowNamingEveryShape) {
   const Conv2dOptions o{};
   auto run = [&](Shape xs, Shape ws, Shape bs, Conv2dOptions opt) {
-    return [=] { conv2d(Tensor::zeros(xs), Tensor::zeros(ws), bs.empty() ? Tensor() : Tensor::zeros(bs), opt); };
+    return
+        [=] { conv2d(Tensor::zeros(xs), Tensor::zeros(ws), bs.empty() ? Tensor() : Tensor::zeros(bs), opt); };
   };
   // Input not 4-D.
   expect_error_mentions(run({3, 5, 5}, {4, 3, 3, 3}, {}, o), {"[3, 5, 5]", "[4, 3, 3, 3]", "4-D"});
   // Channel mismatch.
-  expect_error_mentions(run({1, 3, 5, 5}, {4, 2, 3, 3}, {4}, o), {"[1, 3, 5, 5]", "[4, 2, 3, 3]", "channels"});
+  expect_error_mentions(run({1, 3, 5, 5}, {4, 2, 3, 3}, {4}, o),
+                        {"[1, 3, 5, 5]", "[4, 2, 3, 3]", "channels"});
   // Output channels not divisible by groups.
-  expect_error_mentions(run({1, 4, 5, 5}, {3, 2, 3, 3}, {}, {.groups = 2}), {"[1, 4, 5, 5]", "[3, 2, 3, 3]", "groups"});
+  expect_error_mentions(run({1, 4, 5, 5}, {3, 2, 3, 3}, {}, {.groups = 2}),
+                        {"[1, 4, 5, 5]", "[3, 2, 3, 3]", "groups"});
   // Input channels not divisible by groups.
   expect_error_mentions(run({1, 5, 5, 5}, {4, 2, 3, 3}, {}, {.groups = 2}), {"[1, 5, 5, 5]", "divisible"});
   // Kernel larger than the padded input: output size would be <= 0.
   expect_error_mentions(run({1, 1, 2, 2}, {1, 1, 5, 5}, {}, o), {"[1, 1, 2, 2]", "[1, 1, 5, 5]", "<= 0"});
   expect_error_mentions(run({1, 1, 4, 4}, {1, 1, 3, 3}, {}, {.dilation = 2}), {"[1, 1, 4, 4]", "dilated"});
   // Bias of the wrong shape.
-  expect_error_mentions(run({1, 3, 5, 5}, {4, 3, 3, 3}, {5}, o), {"[1, 3, 5, 5]", "[4, 3, 3, 3]", "[5]", "bias"});
+  expect_error_mentions(run({1, 3, 5, 5}, {4, 3, 3, 3}, {5}, o),
+                        {"[1, 3, 5, 5]", "[4, 3, 3, 3]", "[5]", "bias"});
   // Bad stride, padding, empty dims.
   expect_error_mentions(run({1, 3, 5, 5}, {4, 3, 3, 3}, {}, {.stride = {1, 0}}), {"stride"});
   expect_error_mentions(run({1, 3, 5, 5}, {4, 3, 3, 3}, {}, {.padding = -1}), {"padding"});
   expect_error_mentions(run({0, 3, 5, 5}, {4, 3, 3, 3}, {}, o), {"[0, 3, 5, 5]", "positive"});
   // Options that disagree with the tensors when fully specified.
-  expect_error_mentions(run({1, 3, 5, 5}, {4, 3, 3, 3}, {4}, {.in_channels = 3, .out_channels = 4, .kernel_size = 5}),
-                        {"[4, 3, 3, 3]", "kernel 5x5"});
+  expect_error_mentions(
+      run({1, 3, 5, 5}, {4, 3, 3, 3}, {4}, {.in_channels = 3, .out_channels = 4, .kernel_size = 5}),
+      {"[4, 3, 3, 3]", "kernel 5x5"});
   EXPECT_THROW(conv2d(Tensor(), Tensor::zeros({1, 1, 1, 1}), Tensor(), o), Error);
 }
 

@@ -51,7 +51,8 @@ TEST(Linear, ForwardAndBackwardMatchNaiveAndAccumulate) {
     for (Tensor* t : {&x, &w, &b})
       if (t->defined()) t->set_requires_grad(true);
     // Pre-filled gradients prove that backward adds rather than overwrites.
-    Tensor px = random_tensor(x.shape(), gen), pw = random_tensor(w.shape(), gen), pb = random_tensor({out}, gen);
+    Tensor px = random_tensor(x.shape(), gen), pw = random_tensor(w.shape(), gen),
+           pb = random_tensor({out}, gen);
     x.set_grad(px.clone());
     w.set_grad(pw.clone());
     if (with_bias) b.set_grad(pb.clone());
@@ -62,7 +63,8 @@ TEST(Linear, ForwardAndBackwardMatchNaiveAndAccumulate) {
     y.backward(dy);
 
     // dx = dy w, dw = dy^T x, db = column sums of dy.
-    std::vector<double> dx(static_cast<size_t>(N * in)), dw(static_cast<size_t>(out * in)), db(static_cast<size_t>(out));
+    std::vector<double> dx(static_cast<size_t>(N * in)), dw(static_cast<size_t>(out * in)),
+        db(static_cast<size_t>(out));
     for (int64_t n = 0; n < N; ++n)
       for (int64_t o = 0; o < out; ++o) {
         const double g = dy.data()[n * out + o];
@@ -79,6 +81,24 @@ TEST(Linear, ForwardAndBackwardMatchNaiveAndAccumulate) {
     expect_close(w.grad().data(), dw, "w.grad");
     if (with_bias) expect_close(b.grad().data(), db, "b.grad");
   }
+}
+
+TEST(Linear, KernelsAddIntoGradientBuffers) {
+  // The kernel contract: backward adds into dx, dw, db, so calling it twice doubles the gradient.
+  Generator gen(7);
+  const int64_t N = 3, in = 5, out = 4;
+  Tensor x = random_tensor({N, in}, gen), w = random_tensor({out, in}, gen),
+         dy = random_tensor({N, out}, gen);
+  Tensor dx1 = Tensor::zeros({N, in}), dw1 = Tensor::zeros({out, in}), db1 = Tensor::zeros({out});
+  linear_backward(dx1.data(), dw1.data(), db1.data(), dy.data(), x.data(), w.data(), N, in, out);
+  Tensor dx2 = dx1.clone(), dw2 = dw1.clone(), db2 = db1.clone();
+  linear_backward(dx2.data(), dw2.data(), db2.data(), dy.data(), x.data(), w.data(), N, in, out);
+  for (auto [once, twice] : {std::pair{dx1, dx2}, std::pair{dw1, dw2}, std::pair{db1, db2}})
+    for (int64_t i = 0; i < once.numel(); ++i) EXPECT_FLOAT_EQ(twice.data()[i], 2.0f * once.data()[i]);
+  // The forward overwrites y.
+  Tensor y = Tensor::full({N, out}, 1e30f);
+  linear_forward(y.data(), x.data(), w.data(), nullptr, N, in, out);
+  expect_close(y.data(), naive_linear(x, w, nullptr), "y");
 }
 
 TEST(Linear, OnlyRequestedGradientsAndNoGraphWithoutGrad) {
@@ -133,7 +153,8 @@ TEST(Linear, ParametersNamesAndPyTorchInit) {
   EXPECT_EQ(fc.type_name(), "Linear");
   const double bound = 1.0 / std::sqrt(400.0);
   double sum_sq = 0, max_abs = 0;
-  for (float v : fc.weight.to_vector()) sum_sq += double(v) * v, max_abs = std::max(max_abs, std::fabs(double(v)));
+  for (float v : fc.weight.to_vector())
+    sum_sq += double(v) * v, max_abs = std::max(max_abs, std::fabs(double(v)));
   EXPECT_LE(max_abs, bound);
   EXPECT_GT(max_abs, 0.99 * bound);
   EXPECT_NEAR(std::sqrt(sum_sq / fc.weight.numel()), bound / std::sqrt(3.0), 0.02 * bound);

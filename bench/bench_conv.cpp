@@ -1,0 +1,216 @@
+// Convolution kernels (im2col + sgemm) against raw sgemm on exactly the GEMMs the convolution runs,
+// at the ResNet-20 (28x28, 1 channel input, batch 128) and ResNet-50 (224x224, batch 8) layer shapes.
+// Every benchmark reports GFLOP/s (the convolution's multiply-adds x 2, per second of wall time), so
+// "ConvForward/<shape>" over "SgemmForward/<shape>" is the fraction of GEMM speed the lowering keeps.
+//   ConvForward / ConvBackward    conv2d_forward / conv2d_backward (input + weight grads, no bias)
+//   SgemmForward / SgemmBackward  the same sequence of sgemm calls on preallocated buffers
+//   ChunkForward/<shape>/<n>      the forward with n images per GEMM: the data behind
+//                                 choose_images_per_gemm (framework/im2col.cpp)
+// Threads: INQ_THREADS (default: all cores) sets OpenMP and OpenBLAS. The machine may be shared:
+// compare medians within one run, with repetitions interleaved so that load drifts hit every
+// benchmark alike, e.g.
+//   INQ_THREADS=2 bench_conv --benchmark_filter='^(Conv|Sgemm)' --benchmark_min_time=0.1 \
+//     --benchmark_repetitions=9 --benchmark_enable_random_interleaving=true \
+//     --benchmark_report_aggregates_only=true --benchmark_out=conv.json --benchmark_out_format=json
+//   tools/conv_bench_ratio.py conv.json    # conv/sgemm per shape
+// INQ_BENCH_TIME=cpu measures the process's CPU time (all threads) instead of wall time: rates then
+// read per core-second, which a loaded machine distorts far less (time spent descheduled is not
+// counted; spin-waiting is).
+#include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "framework/gemm.h"
+#include "framework/im2col.h"
+#include "framework/random.h"
+#include "framework/tensor.h"
+#include "framework/threading.h"
+#include "layers/conv2d.h"
+
+namespace {
+
+using inq::Conv2dGeometry;
+using inq::Shape;
+using inq::Tensor;
+
+struct ConvShape {
+  std::string name;
+  Shape x, w;
+  int64_t stride, padding;
+};
+
+std::vector<ConvShape> shapes() {
+  return {
+      // ResNet-20 for a 28x28 single-channel input, batch 128.
+      {"r20_stem_1to16c_28x28", {128, 1, 28, 28}, {16, 1, 3, 3}, 1, 1},
+      {"r20_3x3_16c_28x28", {128, 16, 28, 28}, {16, 16, 3, 3}, 1, 1},
+      {"r20_3x3_32c_14x14", {128, 32, 14, 14}, {32, 32, 3, 3}, 1, 1},
+      {"r20_3x3_64c_7x7", {128, 64, 7, 7}, {64, 64, 3, 3}, 1, 1},
+      // ResNet-50 bottleneck 3x3 convolutions and a few 1x1s, batch 8.
+      {"r50_3x3_64c_56x56", {8, 64, 56, 56}, {64, 64, 3, 3}, 1, 1},
+      {"r50_3x3_128c_28x28", {8, 128, 28, 28}, {128, 128, 3, 3}, 1, 1},
+      {"r50_3x3_256c_14x14", {8, 256, 14, 14}, {256, 256, 3, 3}, 1, 1},
+      {"r50_3x3_512c_7x7", {8, 512, 7, 7}, {512, 512, 3, 3}, 1, 1},
+      {"r50_1x1_64to256c_56x56", {8, 64, 56, 56}, {256, 64, 1, 1}, 1, 0},
+      {"r50_1x1_1024to256c_14x14", {8, 1024, 14, 14}, {256, 1024, 1, 1}, 1, 0},
+      {"r50_1x1_512to2048c_7x7", {8, 512, 7, 7}, {2048, 512, 1, 1}, 1, 0},
+  };
+}
+
+Conv2dGeometry geometry(const ConvShape& s) { return Conv2dGeometry::make(s.x, s.w, s.stride, s.padding); }
+
+Tensor random(const Shape& shape, uint64_t seed) {
+  inq::Generator gen(seed);
+  Tensor t = Tensor::empty(shape);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = gen.uniform() - 0.5f;
+  return t;
+}
+
+void report(benchmark::State& state, const Conv2dGeometry& g, double flops) {
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["imgs_per_gemm"] = static_cast<double>(std::min(g.images_per_gemm, g.N));
+}
+
+void conv_forward(benchmark::State& state, Conv2dGeometry g) {
+  Tensor x = random(g.input_shape(), 1), w = random(g.weight_shape(), 2), b = random({g.K}, 3);
+  Tensor y = Tensor::empty(g.output_shape());
+  for (auto _ : state) {
+    inq::conv2d_forward(y.data(), x.data(), w.data(), b.data(), g);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  report(state, g, g.forward_flops());
+}
+
+void conv_backward(benchmark::State& state, Conv2dGeometry g) {
+  Tensor x = random(g.input_shape(), 1), w = random(g.weight_shape(), 2), dy = random(g.output_shape(), 3);
+  Tensor dx = Tensor::zeros(g.input_shape()), dw = Tensor::zeros(g.weight_shape());
+  for (auto _ : state) {
+    inq::conv2d_backward(dx.data(), dw.data(), nullptr, dy.data(), x.data(), w.data(), g);
+    benchmark::DoNotOptimize(dx.data());
+    benchmark::ClobberMemory();
+  }
+  report(state, g, 2.0 * g.forward_flops());
+}
+
+// The lowering alone, chunk by chunk as conv2d_forward runs it; GB/s counts col bytes written.
+void lowering(benchmark::State& state, Conv2dGeometry g) {
+  const int64_t chunk = std::min(g.images_per_gemm, g.N), P = g.output_pixels();
+  Tensor x = random(g.input_shape(), 1), col = Tensor::empty({g.col_rows(), chunk * P});
+  for (auto _ : state) {
+    for (int64_t n0 = 0; n0 < g.N; n0 += chunk)
+      inq::im2col(col.data(), x.data() + n0 * g.C * g.H * g.W, std::min(chunk, g.N - n0), g);
+    benchmark::DoNotOptimize(col.data());
+    benchmark::ClobberMemory();
+  }
+  const double bytes = 4.0 * static_cast<double>(g.col_rows()) * static_cast<double>(g.N * P);
+  state.counters["GB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// The GEMMs conv2d_forward / conv2d_backward issue, chunk by chunk and group by group, on buffers of
+// the same sizes (without the im2col, col2im, gathers and scatters around them).
+void sgemm_forward(benchmark::State& state, Conv2dGeometry g) {
+  const int64_t chunk = std::min(g.images_per_gemm, g.N), P = g.output_pixels();
+  const int64_t Kg = g.outputs_per_group(), inner = g.group_col_rows();
+  Tensor w = random(g.weight_shape(), 2), col = random({g.col_rows(), chunk * P}, 1);
+  Tensor out = Tensor::empty({g.K, chunk * P});
+  for (auto _ : state) {
+    for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
+      const int64_t ld = std::min(chunk, g.N - n0) * P;
+      for (int64_t grp = 0; grp < g.groups; ++grp)
+        inq::sgemm(false, false, Kg, ld, inner, 1.0f, w.data() + grp * Kg * inner, inner,
+                   col.data() + grp * inner * ld, ld, 0.0f, out.data() + grp * Kg * ld, ld);
+    }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  report(state, g, g.forward_flops());
+}
+
+void sgemm_backward(benchmark::State& state, Conv2dGeometry g) {
+  const int64_t chunk = std::min(g.images_per_gemm, g.N), P = g.output_pixels();
+  const int64_t Kg = g.outputs_per_group(), Cg = g.channels_per_group(), inner = g.group_col_rows();
+  const bool direct = g.is_pointwise() && chunk == 1;
+  Tensor w = random(g.weight_shape(), 2), col = random({g.col_rows(), chunk * P}, 1);
+  Tensor dy = random({g.K, chunk * P}, 3), dw = Tensor::zeros(g.weight_shape());
+  Tensor dcol = Tensor::zeros({g.col_rows(), chunk * P});
+  for (auto _ : state) {
+    for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
+      const int64_t ld = std::min(chunk, g.N - n0) * P;
+      for (int64_t grp = 0; grp < g.groups; ++grp)
+        inq::sgemm(false, true, Kg, inner, ld, 1.0f, dy.data() + grp * Kg * ld, ld,
+                   col.data() + grp * inner * ld, ld, 1.0f, dw.data() + grp * Kg * inner, inner);
+      for (int64_t grp = 0; grp < g.groups; ++grp)
+        inq::sgemm(true, false, direct ? Cg : inner, ld, Kg, 1.0f, w.data() + grp * Kg * inner, inner,
+                   dy.data() + grp * Kg * ld, ld, direct ? 1.0f : 0.0f, dcol.data() + grp * inner * ld, ld);
+    }
+    benchmark::DoNotOptimize(dw.data());
+    benchmark::ClobberMemory();
+  }
+  report(state, g, 2.0 * g.forward_flops());
+}
+
+bool g_cpu_time = false;
+
+void timing(benchmark::internal::Benchmark* b) {
+  if (g_cpu_time) {
+    b->MeasureProcessCPUTime();
+  } else {
+    b->UseRealTime();
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // libgomp reads OMP_WAIT_POLICY once, when it loads, so it cannot be changed from here: start
+  // again with it set. Left to spin (the default), OpenMP's idle threads and OpenBLAS's pthreads
+  // take the cores from each other each time the convolution switches between its OpenMP loops and
+  // its GEMMs; on the shared 2-core machine this made ConvForward 10-50x slower than with PASSIVE.
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure; then run as we are
+  }
+  benchmark::AddCustomContext("omp_wait_policy", std::getenv("OMP_WAIT_POLICY"));
+  const char* env = std::getenv("INQ_THREADS");
+  inq::set_num_threads(env ? std::atoi(env) : 0);
+  benchmark::AddCustomContext("inq_threads", std::to_string(inq::get_num_threads()));
+  benchmark::AddCustomContext("blas_config", inq::blas_config());
+
+  const char* time_env = std::getenv("INQ_BENCH_TIME");
+  g_cpu_time = time_env && std::string(time_env) == "cpu";
+  benchmark::AddCustomContext("inq_bench_time",
+                              g_cpu_time ? "process CPU time (GFLOP/s per core-second)" : "wall time");
+
+  for (const ConvShape& s : shapes()) {
+    const Conv2dGeometry g = geometry(s);
+    benchmark::AddCustomContext("shape " + s.name, g.str());
+    benchmark::RegisterBenchmark(("ConvForward/" + s.name).c_str(), conv_forward, g)->Apply(timing);
+    benchmark::RegisterBenchmark(("SgemmForward/" + s.name).c_str(), sgemm_forward, g)->Apply(timing);
+    benchmark::RegisterBenchmark(("ConvBackward/" + s.name).c_str(), conv_backward, g)->Apply(timing);
+    benchmark::RegisterBenchmark(("Im2col/" + s.name).c_str(), lowering, g)->Apply(timing);
+    benchmark::RegisterBenchmark(("SgemmBackward/" + s.name).c_str(), sgemm_backward, g)->Apply(timing);
+  }
+  // Chunk-size sweep for the policy, on the shapes where the choice matters (small images).
+  for (const ConvShape& s : shapes()) {
+    Conv2dGeometry g = geometry(s);
+    if (g.output_pixels() > 28 * 28) continue;
+    for (int64_t n = 1; n <= g.N; n *= 2) {
+      g.images_per_gemm = n;
+      benchmark::RegisterBenchmark(("ChunkForward/" + s.name + "/" + std::to_string(n)).c_str(), conv_forward,
+                                   g)
+          ->Apply(timing);
+      benchmark::RegisterBenchmark(("ChunkBackward/" + s.name + "/" + std::to_string(n)).c_str(),
+                                   conv_backward, g)
+          ->Apply(timing);
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
