@@ -61,7 +61,8 @@ struct KernelSpan {
 };
 
 KernelSpan kernel_span(int64_t out, int64_t in, const Pool2dGeometry& g) {
-  KernelSpan s{std::vector<int64_t>(static_cast<size_t>(out)), std::vector<int64_t>(static_cast<size_t>(out))};
+  KernelSpan s{std::vector<int64_t>(static_cast<size_t>(out)),
+               std::vector<int64_t>(static_cast<size_t>(out))};
   for (int64_t o = 0; o < out; ++o) {
     const int64_t start = o * g.stride - g.padding;
     int64_t lo = 0, hi = g.kernel;
