@@ -26,12 +26,14 @@ constexpr uint64_t kExampleTag = 0x6578616d70ull;  // "examp"
 
 void DataLoaderOptions::validate() const {
   INQ_CHECK(batch_size >= 1, "Given DataLoader batch_size {}, expected batch_size >= 1", batch_size);
-  INQ_CHECK(workers >= 0 && workers <= 256, "Given DataLoader workers {}, expected workers in [0, 256]", workers);
+  INQ_CHECK(workers >= 0 && workers <= 256, "Given DataLoader workers {}, expected workers in [0, 256]",
+            workers);
   INQ_CHECK(prefetch_batches >= 0 && prefetch_batches <= 4096,
             "Given DataLoader prefetch_batches {}, expected prefetch_batches in [0, 4096]", prefetch_batches);
 }
 
-std::vector<int64_t> DataLoader::epoch_order(int64_t dataset_size, bool shuffle, uint64_t seed, int64_t epoch) {
+std::vector<int64_t> DataLoader::epoch_order(int64_t dataset_size, bool shuffle, uint64_t seed,
+                                             int64_t epoch) {
   std::vector<int64_t> order(static_cast<size_t>(dataset_size));
   for (int64_t i = 0; i < dataset_size; ++i) order[static_cast<size_t>(i)] = i;
   if (shuffle) {
@@ -45,7 +47,8 @@ std::vector<int64_t> DataLoader::epoch_order(int64_t dataset_size, bool shuffle,
 }
 
 uint64_t DataLoader::example_seed(uint64_t seed, int64_t epoch, int64_t position) {
-  return mix(mix(mix(mix(seed) ^ static_cast<uint64_t>(epoch)) ^ kExampleTag) ^ static_cast<uint64_t>(position));
+  return mix(mix(mix(mix(seed) ^ static_cast<uint64_t>(epoch)) ^ kExampleTag) ^
+             static_cast<uint64_t>(position));
 }
 
 DataLoader::DataLoader(const Dataset& dataset, DataLoaderOptions options)
@@ -107,7 +110,8 @@ void DataLoader::start_epoch(int64_t epoch, int64_t start_batch) {
 
 bool DataLoader::next(Batch& out) {
   std::unique_lock<std::mutex> lock(mutex_);
-  INQ_CHECK(plan_ != nullptr, "Given a DataLoader with no epoch started, expected start_epoch() before next()");
+  INQ_CHECK(plan_ != nullptr,
+            "Given a DataLoader with no epoch started, expected start_epoch() before next()");
   if (next_deliver_ >= plan_->end_batch) return false;
   const int64_t b = next_deliver_;
   if (options_.workers == 0) {
@@ -159,7 +163,8 @@ Batch DataLoader::make_batch(const EpochPlan& plan, int64_t batch_index) const {
     int64_t label = -1;
     dataset_.get(index, image, &label);
     INQ_CHECK(label >= 0 && label < num_classes,
-              "Given dataset example {}, expected a label in [0, {}), but got {} instead", index, num_classes, label);
+              "Given dataset example {}, expected a label in [0, {}), but got {} instead", index, num_classes,
+              label);
     if (!options_.transforms.empty()) {
       Generator gen(example_seed(options_.seed, plan.epoch, position));
       options_.transforms.apply(ImageRef{image, image_shape_[0], image_shape_[1], image_shape_[2]}, gen);
@@ -174,7 +179,8 @@ void DataLoader::worker_loop() {
   std::unique_lock<std::mutex> lock(mutex_);
   for (;;) {
     work_cv_.wait(lock, [&] {
-      return stopping_ || (plan_ != nullptr && next_claim_ < plan_->end_batch && next_claim_ < next_deliver_ + depth_);
+      return stopping_ ||
+             (plan_ != nullptr && next_claim_ < plan_->end_batch && next_claim_ < next_deliver_ + depth_);
     });
     if (stopping_) return;
     const int64_t b = next_claim_++;

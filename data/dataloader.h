@@ -8,8 +8,9 @@
 // with start_epoch(epoch, k) sees exactly the batches k, k+1, ... of an uninterrupted epoch.
 //
 // Threads: with workers = 0 each batch is built on the calling thread inside next(). With
-// workers > 0, that many std::threads build batches ahead of the consumer, at most
-// prefetch_batches of them beyond the one being consumed, and next() delivers them in order. The
+// workers > 0, that many std::threads build batches ahead of the consumer (at most
+// prefetch_batches batches, counting the one next() waits for, are built or ready at a time; the
+// memory bound), and next() delivers them in order, whichever worker finishes first. The
 // workers call only Dataset::get and the transforms (no OpenMP, no BLAS). An exception thrown while
 // building a batch is rethrown by the next() that would have returned that batch; the epoch then
 // ends (later next() calls return false until start_epoch). Starting a new epoch mid-epoch, or
@@ -34,10 +35,10 @@ namespace inq {
 struct DataLoaderOptions {
   int64_t batch_size = 1;
   bool shuffle = false;
-  bool drop_last = false;        // drop the final batch when it would be smaller than batch_size
+  bool drop_last = false;  // drop the final batch when it would be smaller than batch_size
   uint64_t seed = 0;
-  int64_t workers = 0;           // background threads; 0 builds batches in next()
-  int64_t prefetch_batches = 0;  // batches built ahead of the consumer; 0 means 2 * workers
+  int64_t workers = 0;                // background threads; 0 builds batches in next()
+  int64_t prefetch_batches = 0;       // batches built ahead of the consumer; 0 means 2 * workers
   TransformPipeline transforms = {};  // applied to each example after Dataset::get
 
   // Throws inq::Error naming the offending option.
@@ -49,7 +50,7 @@ struct Batch {
   std::vector<int64_t> labels;           // (B)
   std::vector<int64_t> example_indices;  // (B) dataset indices of the examples
   int64_t epoch = 0;
-  int64_t index = 0;                     // batch index within the epoch
+  int64_t index = 0;  // batch index within the epoch
 };
 
 class DataLoader {
@@ -97,13 +98,13 @@ class DataLoader {
   int64_t depth_ = 0;  // number of slots
 
   std::mutex mutex_;
-  std::condition_variable work_cv_;   // workers wait for claimable batches or stop
-  std::condition_variable ready_cv_;  // the consumer waits for its batch
+  std::condition_variable work_cv_;        // workers wait for claimable batches or stop
+  std::condition_variable ready_cv_;       // the consumer waits for its batch
   std::shared_ptr<const EpochPlan> plan_;  // null until start_epoch
-  uint64_t generation_ = 0;  // bumped by start_epoch and on errors: results from older ones are dropped
-  int64_t next_claim_ = 0;   // next batch a worker may start
-  int64_t next_deliver_ = 0; // next batch next() returns
-  std::vector<Slot> slots_;  // batch b lives in slots_[b % depth_]
+  uint64_t generation_ = 0;   // bumped by start_epoch and on errors: results from older ones are dropped
+  int64_t next_claim_ = 0;    // next batch a worker may start
+  int64_t next_deliver_ = 0;  // next batch next() returns
+  std::vector<Slot> slots_;   // batch b lives in slots_[b % depth_]
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };

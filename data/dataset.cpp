@@ -14,8 +14,9 @@ Example Dataset::example(int64_t index) const {
 }
 
 void check_dataset_index(int64_t index, int64_t size, const char* dataset_kind) {
-  INQ_CHECK(index >= 0 && index < size, "Given a {} of {} examples, expected an index in [0, {}), but got {} instead",
-            dataset_kind, size, size, index);
+  INQ_CHECK(index >= 0 && index < size,
+            "Given a {} of {} examples, expected an index in [0, {}), but got {} instead", dataset_kind, size,
+            size, index);
 }
 
 TensorDataset::TensorDataset(const Tensor& images, std::vector<int64_t> labels, int64_t num_classes)
@@ -26,11 +27,12 @@ TensorDataset::TensorDataset(const Tensor& images, std::vector<int64_t> labels, 
   INQ_CHECK(images.size(0) == static_cast<int64_t>(labels_.size()),
             "Given TensorDataset images of shape {}, expected {} labels, but got {} instead",
             shape_str(images.shape()), images.size(0), labels_.size());
-  INQ_CHECK(num_classes_ > 0, "Given a TensorDataset, expected num_classes > 0, but got {} instead", num_classes_);
+  INQ_CHECK(num_classes_ > 0, "Given a TensorDataset, expected num_classes > 0, but got {} instead",
+            num_classes_);
   for (size_t i = 0; i < labels_.size(); ++i) {
     INQ_CHECK(labels_[i] >= 0 && labels_[i] < num_classes_,
-              "Given TensorDataset labels, expected each in [0, {}), but label {} is {} instead", num_classes_, i,
-              labels_[i]);
+              "Given TensorDataset labels, expected each in [0, {}), but label {} is {} instead",
+              num_classes_, i, labels_[i]);
   }
   images_ = images.detach().clone();
 }

@@ -58,8 +58,8 @@ std::string pick_file(const std::string& root, const std::string& name) {
 
 }  // namespace
 
-IdxClassificationDataset::IdxClassificationDataset(const std::string& images_path, const std::string& labels_path,
-                                                   int64_t num_classes)
+IdxClassificationDataset::IdxClassificationDataset(const std::string& images_path,
+                                                   const std::string& labels_path, int64_t num_classes)
     : images_path_(images_path), labels_path_(labels_path), num_classes_(num_classes) {
   INQ_CHECK(num_classes >= 1 && num_classes <= 256,
             "Given IDX dataset '{}', expected num_classes in [1, 256] (labels are bytes), but got {} instead",
@@ -67,13 +67,17 @@ IdxClassificationDataset::IdxClassificationDataset(const std::string& images_pat
   IdxArray images = read_idx(images_path, 3);
   check_image_dims(images, images_path);
   IdxArray labels = read_idx(labels_path, 1);
-  INQ_CHECK(labels.dims[0] == images.dims[0],
-            "Given IDX images file '{}' with {} images, expected labels file '{}' to hold {} labels, but it holds "
-            "{} instead", images_path, images.dims[0], labels_path, images.dims[0], labels.dims[0]);
+  INQ_CHECK(
+      labels.dims[0] == images.dims[0],
+      "Given IDX images file '{}' with {} images, expected labels file '{}' to hold {} labels, but it holds "
+      "{} instead",
+      images_path, images.dims[0], labels_path, images.dims[0], labels.dims[0]);
   for (size_t i = 0; i < labels.data.size(); ++i) {
-    INQ_CHECK(labels.data[i] < num_classes,
-              "Given IDX labels file '{}', expected every label below {} (the number of classes), but label {} is "
-              "{} instead", labels_path, num_classes, i, labels.data[i]);
+    INQ_CHECK(
+        labels.data[i] < num_classes,
+        "Given IDX labels file '{}', expected every label below {} (the number of classes), but label {} is "
+        "{} instead",
+        labels_path, num_classes, i, labels.data[i]);
   }
   count_ = images.dims[0];
   height_ = images.dims[1];
@@ -104,11 +108,13 @@ ChannelStats idx_image_stats(const std::string& images_path) {
 }
 
 FashionMnist::FashionMnist(const std::string& root, Split split)
-    : IdxClassificationDataset(images_file(root, split), labels_file(root, split), kNumClasses), split_(split) {}
+    : IdxClassificationDataset(images_file(root, split), labels_file(root, split), kNumClasses),
+      split_(split) {}
 
 const std::array<const char*, 10>& FashionMnist::class_names() {
-  static const std::array<const char*, 10> names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                                    "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+  static const std::array<const char*, 10> names = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                                    "Coat",        "Sandal",    "Shirt",    "Sneaker",
+                                                    "Bag",         "Ankle boot"};
   return names;
 }
 

@@ -23,7 +23,8 @@ struct ChannelStats {
 
 class IdxClassificationDataset : public Dataset {
  public:
-  IdxClassificationDataset(const std::string& images_path, const std::string& labels_path, int64_t num_classes);
+  IdxClassificationDataset(const std::string& images_path, const std::string& labels_path,
+                           int64_t num_classes);
 
   int64_t size() const override { return count_; }
   Shape image_shape() const override { return {1, height_, width_}; }  // (1, H, W)

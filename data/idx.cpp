@@ -37,12 +37,14 @@ class FileReader final : public ByteReader {
   size_t read(uint8_t* dst, size_t n) override {
     const size_t got = std::fread(dst, 1, n, file_);
     INQ_CHECK(got == n || !std::ferror(file_),
-              "Given IDX file '{}', expected to read it, but reading failed: {}", path_, std::strerror(errno));
+              "Given IDX file '{}', expected to read it, but reading failed: {}", path_,
+              std::strerror(errno));
     return got;
   }
   void rewind() {
     INQ_CHECK(std::fseek(file_, 0, SEEK_SET) == 0,
-              "Given IDX file '{}', expected a seekable file, but seeking failed: {}", path_, std::strerror(errno));
+              "Given IDX file '{}', expected a seekable file, but seeking failed: {}", path_,
+              std::strerror(errno));
     std::clearerr(file_);
   }
   // Size of a regular file, or -1 when it cannot be known up front (a pipe).
@@ -96,7 +98,8 @@ class GzipReader final : public ByteReader {
         if (!refill()) return produced;  // clean end after a complete member
         INQ_CHECK(zs_.next_in[0] == 0x1f,
                   "Given IDX file '{}', expected the gzip stream to end the file, but {} unexpected byte(s) "
-                  "follow it", name_, trailing_count());
+                  "follow it",
+                  name_, trailing_count());
         inflateReset(&zs_);
         member_ended_ = false;
       }
@@ -153,11 +156,15 @@ class GzipReader final : public ByteReader {
 size_t element_size(IdxType type) {
   switch (type) {
     case IdxType::UInt8:
-    case IdxType::Int8: return 1;
-    case IdxType::Int16: return 2;
+    case IdxType::Int8:
+      return 1;
+    case IdxType::Int16:
+      return 2;
     case IdxType::Int32:
-    case IdxType::Float32: return 4;
-    case IdxType::Float64: return 8;
+    case IdxType::Float32:
+      return 4;
+    case IdxType::Float64:
+      return 8;
   }
   return 0;
 }
@@ -171,29 +178,36 @@ uint32_t load_be32(const uint8_t* p) {
 IdxArray parse(ByteReader& content, int64_t known_size, bool gzipped, const std::string& name,
                int expected_ndims, uint64_t max_bytes) {
   INQ_CHECK(expected_ndims >= 1 && expected_ndims <= 255,
-            "Given IDX file '{}', expected the caller to ask for 1 to 255 dimensions, but got {} instead", name,
-            expected_ndims);
+            "Given IDX file '{}', expected the caller to ask for 1 to 255 dimensions, but got {} instead",
+            name, expected_ndims);
   const char* what = gzipped ? "decompressed content" : "file";
 
   uint8_t magic[4];
   const size_t magic_got = content.read(magic, 4);
-  INQ_CHECK(magic_got == 4, "Given IDX file '{}', expected a 4-byte magic number, but the {} is only {} bytes "
-            "long instead", name, what, magic_got);
+  INQ_CHECK(magic_got == 4,
+            "Given IDX file '{}', expected a 4-byte magic number, but the {} is only {} bytes "
+            "long instead",
+            name, what, magic_got);
   INQ_CHECK(magic[0] == 0 && magic[1] == 0,
             "Given IDX file '{}', expected a magic number starting with 00 00, but got {:02x} {:02x} instead "
-            "(not an IDX file?)", name, magic[0], magic[1]);
+            "(not an IDX file?)",
+            name, magic[0], magic[1]);
   INQ_CHECK(magic[2] == static_cast<uint8_t>(IdxType::UInt8),
             "Given IDX file '{}', expected element type {}, but got type {} instead", name,
             idx_type_str(static_cast<uint8_t>(IdxType::UInt8)), idx_type_str(magic[2]));
   const IdxType type = static_cast<IdxType>(magic[2]);
   const int ndims = magic[3];
-  INQ_CHECK(ndims == expected_ndims, "Given IDX file '{}', expected {} dimension(s), but the header declares {} "
-            "instead", name, expected_ndims, ndims);
+  INQ_CHECK(ndims == expected_ndims,
+            "Given IDX file '{}', expected {} dimension(s), but the header declares {} "
+            "instead",
+            name, expected_ndims, ndims);
 
   std::vector<uint8_t> dim_bytes(4 * static_cast<size_t>(ndims));
   const size_t dims_got = content.read(dim_bytes.data(), dim_bytes.size());
-  INQ_CHECK(dims_got == dim_bytes.size(), "Given IDX file '{}', expected a {}-byte header, but the {} ends after "
-            "{} bytes instead", name, 4 + dim_bytes.size(), what, 4 + dims_got);
+  INQ_CHECK(dims_got == dim_bytes.size(),
+            "Given IDX file '{}', expected a {}-byte header, but the {} ends after "
+            "{} bytes instead",
+            name, 4 + dim_bytes.size(), what, 4 + dims_got);
 
   IdxArray array;
   array.type = type;
@@ -202,17 +216,22 @@ IdxArray parse(ByteReader& content, int64_t known_size, bool gzipped, const std:
   bool overflow = false;
   for (int d = 0; d < ndims; ++d) {
     array.dims[static_cast<size_t>(d)] = load_be32(&dim_bytes[4 * static_cast<size_t>(d)]);
-    overflow = overflow || __builtin_mul_overflow(payload, uint64_t{array.dims[static_cast<size_t>(d)]}, &payload);
+    overflow =
+        overflow || __builtin_mul_overflow(payload, uint64_t{array.dims[static_cast<size_t>(d)]}, &payload);
   }
-  INQ_CHECK(!overflow && payload <= max_bytes,
-            "Given IDX file '{}', expected at most {} bytes of data, but its dimensions {} declare {} instead", name,
-            max_bytes, fmt::join(array.dims, "x"), overflow ? std::string("more than 2^64") : std::to_string(payload));
+  INQ_CHECK(
+      !overflow && payload <= max_bytes,
+      "Given IDX file '{}', expected at most {} bytes of data, but its dimensions {} declare {} instead",
+      name, max_bytes, fmt::join(array.dims, "x"),
+      overflow ? std::string("more than 2^64") : std::to_string(payload));
   const uint64_t header = 4 + dim_bytes.size();
   const uint64_t total = header + payload;
   // Plain files: the exact size is checked before the payload is allocated.
-  INQ_CHECK(known_size < 0 || static_cast<uint64_t>(known_size) == total,
-            "Given IDX file '{}', expected exactly {} bytes ({}-byte header + {} bytes for dimensions {}), but the "
-            "file has {} bytes instead", name, total, header, payload, fmt::join(array.dims, "x"), known_size);
+  INQ_CHECK(
+      known_size < 0 || static_cast<uint64_t>(known_size) == total,
+      "Given IDX file '{}', expected exactly {} bytes ({}-byte header + {} bytes for dimensions {}), but the "
+      "file has {} bytes instead",
+      name, total, header, payload, fmt::join(array.dims, "x"), known_size);
 
   // Grow the buffer as bytes arrive, so a header that lies about a gzip stream's size allocates no
   // more than the stream really holds (at most twice that).
@@ -223,18 +242,22 @@ IdxArray parse(ByteReader& content, int64_t known_size, bool gzipped, const std:
     array.data.resize(want);
     const size_t got = content.read(array.data.data() + have, want - have);
     have += got;
-    INQ_CHECK(have == want, "Given IDX file '{}', expected {} bytes ({}-byte header + {} bytes for dimensions {}), "
-              "but the {} is truncated after {} bytes instead", name, total, header, payload,
-              fmt::join(array.dims, "x"), what, header + have);
+    INQ_CHECK(have == want,
+              "Given IDX file '{}', expected {} bytes ({}-byte header + {} bytes for dimensions {}), "
+              "but the {} is truncated after {} bytes instead",
+              name, total, header, payload, fmt::join(array.dims, "x"), what, header + have);
   }
   // Anything after the data is an error; for gzip this also runs zlib to the end of the stream,
   // which verifies the CRC.
   uint8_t probe[4096];
   uint64_t extra = 0;
-  for (size_t got; (got = content.read(probe, sizeof(probe))) > 0 && extra < (uint64_t{1} << 20);) extra += got;
-  INQ_CHECK(extra == 0, "Given IDX file '{}', expected exactly {} bytes ({}-byte header + {} bytes for dimensions "
-            "{}), but the {} has {}{} extra trailing bytes instead", name, total, header, payload,
-            fmt::join(array.dims, "x"), what, extra >= (uint64_t{1} << 20) ? "at least " : "", extra);
+  for (size_t got; (got = content.read(probe, sizeof(probe))) > 0 && extra < (uint64_t{1} << 20);)
+    extra += got;
+  INQ_CHECK(extra == 0,
+            "Given IDX file '{}', expected exactly {} bytes ({}-byte header + {} bytes for dimensions "
+            "{}), but the {} has {}{} extra trailing bytes instead",
+            name, total, header, payload, fmt::join(array.dims, "x"), what,
+            extra >= (uint64_t{1} << 20) ? "at least " : "", extra);
   return array;
 }
 
@@ -249,13 +272,26 @@ int64_t IdxArray::numel() const {
 std::string idx_type_str(uint8_t type) {
   const char* name = "unknown";
   switch (type) {
-    case 0x08: name = "unsigned byte"; break;
-    case 0x09: name = "signed byte"; break;
-    case 0x0B: name = "int16"; break;
-    case 0x0C: name = "int32"; break;
-    case 0x0D: name = "float32"; break;
-    case 0x0E: name = "float64"; break;
-    default: break;
+    case 0x08:
+      name = "unsigned byte";
+      break;
+    case 0x09:
+      name = "signed byte";
+      break;
+    case 0x0B:
+      name = "int16";
+      break;
+    case 0x0C:
+      name = "int32";
+      break;
+    case 0x0D:
+      name = "float32";
+      break;
+    case 0x0E:
+      name = "float64";
+      break;
+    default:
+      break;
   }
   return fmt::format("0x{:02x} ({})", type, name);
 }

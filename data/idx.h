@@ -48,8 +48,8 @@ IdxArray read_idx(const std::string& path, int expected_ndims, uint64_t max_byte
 
 // The same checks on bytes already in memory (plain or gzip); `name` stands in for the path in
 // error messages. Meant for fuzz targets and tests.
-IdxArray read_idx_from_memory(const uint8_t* bytes, size_t size, const std::string& name,
-                              int expected_ndims, uint64_t max_bytes = kIdxDefaultMaxBytes);
+IdxArray read_idx_from_memory(const uint8_t* bytes, size_t size, const std::string& name, int expected_ndims,
+                              uint64_t max_bytes = kIdxDefaultMaxBytes);
 
 // "0x08 (unsigned byte)", "0x07 (unknown)": for messages.
 std::string idx_type_str(uint8_t type);

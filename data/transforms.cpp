@@ -12,26 +12,27 @@ namespace {
 
 void check_image(ImageRef image, const char* transform) {
   INQ_CHECK(image.data != nullptr && image.channels > 0 && image.height > 0 && image.width > 0,
-            "Given an image of shape [{}, {}, {}] for {}, expected a non-empty (C, H, W) image", image.channels,
-            image.height, image.width, transform);
+            "Given an image of shape [{}, {}, {}] for {}, expected a non-empty (C, H, W) image",
+            image.channels, image.height, image.width, transform);
 }
 
 }  // namespace
 
 Transform normalize(std::vector<float> mean, std::vector<float> std) {
   INQ_CHECK(!mean.empty() && mean.size() == std.size(),
-            "Given normalize with {} means and {} stds, expected the same non-zero number of each", mean.size(),
-            std.size());
+            "Given normalize with {} means and {} stds, expected the same non-zero number of each",
+            mean.size(), std.size());
   for (size_t c = 0; c < std.size(); ++c) {
-    INQ_CHECK(std::isfinite(std[c]) && std[c] > 0.0f && std::isfinite(mean[c]),
-              "Given normalize with mean {} and std {} for channel {}, expected a finite mean and a finite std > 0",
-              mean[c], std[c], c);
+    INQ_CHECK(
+        std::isfinite(std[c]) && std[c] > 0.0f && std::isfinite(mean[c]),
+        "Given normalize with mean {} and std {} for channel {}, expected a finite mean and a finite std > 0",
+        mean[c], std[c], c);
   }
   return [mean = std::move(mean), std = std::move(std)](ImageRef image, Generator&) {
     check_image(image, "normalize");
     INQ_CHECK(mean.size() == 1 || static_cast<int64_t>(mean.size()) == image.channels,
-              "Given an image with {} channels for normalize, expected {} channel(s) (one per mean)", image.channels,
-              mean.size());
+              "Given an image with {} channels for normalize, expected {} channel(s) (one per mean)",
+              image.channels, mean.size());
     const int64_t plane = image.height * image.width;
     for (int64_t c = 0; c < image.channels; ++c) {
       const size_t k = mean.size() == 1 ? 0 : static_cast<size_t>(c);
@@ -51,9 +52,11 @@ void horizontal_flip(ImageRef image) {
 
 void crop_with_padding(ImageRef image, int64_t padding, int64_t top, int64_t left) {
   check_image(image, "crop_with_padding");
-  INQ_CHECK(padding >= 0 && top >= 0 && top <= 2 * padding && left >= 0 && left <= 2 * padding,
-            "Given crop_with_padding with padding {}, expected top and left in [0, {}], but got top {} and left {} "
-            "instead", padding, 2 * padding, top, left);
+  INQ_CHECK(
+      padding >= 0 && top >= 0 && top <= 2 * padding && left >= 0 && left <= 2 * padding,
+      "Given crop_with_padding with padding {}, expected top and left in [0, {}], but got top {} and left {} "
+      "instead",
+      padding, 2 * padding, top, left);
   const int64_t dy = top - padding, dx = left - padding;  // output (y, x) reads input (y + dy, x + dx)
   if (dy == 0 && dx == 0) return;
   const int64_t H = image.height, W = image.width;

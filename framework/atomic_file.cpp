@@ -51,8 +51,10 @@ void write_all(const TempFile& file, const std::string& target, std::span<const 
     const size_t chunk = std::min<size_t>(left, size_t(1) << 30);
     ssize_t n = ::write(file.fd(), p, chunk);
     if (n < 0 && errno == EINTR) continue;
-    INQ_CHECK(n > 0, "Given the output file '{}', expected to write its temporary file '{}', but the write failed: {}",
-              target, file.path(), errno_text(n < 0 ? errno : EIO));
+    INQ_CHECK(
+        n > 0,
+        "Given the output file '{}', expected to write its temporary file '{}', but the write failed: {}",
+        target, file.path(), errno_text(n < 0 ? errno : EIO));
     p += n;
     left -= static_cast<size_t>(n);
   }
@@ -73,7 +75,8 @@ void fsync_directory(const std::filesystem::path& dir) {
 void write_file_atomically(const std::string& path, const std::vector<std::span<const uint8_t>>& pieces) {
   INQ_CHECK(!path.empty(), "Given an empty output path, expected a file name");
   const std::filesystem::path target(path);
-  INQ_CHECK(target.has_filename(), "Given the output path '{}', expected a file name, but it names a directory", path);
+  INQ_CHECK(target.has_filename(),
+            "Given the output path '{}', expected a file name, but it names a directory", path);
 
   // Same directory as the target, so rename() is atomic (no cross-device move). The name carries
   // the pid and a counter so concurrent writers never share a temporary file.
@@ -85,18 +88,21 @@ void write_file_atomically(const std::string& path, const std::vector<std::span<
     fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0 && errno != EEXIST) break;
   }
-  INQ_CHECK(fd >= 0, "Given the output file '{}', expected to create a temporary file next to it, but got: {}",
-            path, errno_text(errno));
+  INQ_CHECK(fd >= 0,
+            "Given the output file '{}', expected to create a temporary file next to it, but got: {}", path,
+            errno_text(errno));
   TempFile file(temp, fd);
 
   for (const auto& piece : pieces) write_all(file, path, piece);
-  INQ_CHECK(::fsync(file.fd()) == 0, "Given the output file '{}', expected to flush '{}' to disk, but got: {}",
-            path, temp, errno_text(errno));
+  INQ_CHECK(::fsync(file.fd()) == 0,
+            "Given the output file '{}', expected to flush '{}' to disk, but got: {}", path, temp,
+            errno_text(errno));
   INQ_CHECK(file.close() == 0, "Given the output file '{}', expected to close '{}', but got: {}", path, temp,
             errno_text(errno));
-  INQ_CHECK(::rename(temp.c_str(), path.c_str()) == 0,
-            "Given the output file '{}', expected to rename the complete temporary file '{}' over it, but got: {}",
-            path, temp, errno_text(errno));
+  INQ_CHECK(
+      ::rename(temp.c_str(), path.c_str()) == 0,
+      "Given the output file '{}', expected to rename the complete temporary file '{}' over it, but got: {}",
+      path, temp, errno_text(errno));
   file.release();
   fsync_directory(target.parent_path());
 }

@@ -23,6 +23,12 @@ static_assert(std::endian::native == std::endian::little, "safetensors I/O assum
 
 using json = nlohmann::json;
 
+// Every reader error names the file first: "Given safetensors file 'x', expected ...".
+#define FILE_CHECK(cond, source, message, ...) \
+  INQ_CHECK(cond, "Given safetensors file '{}', " message, source __VA_OPT__(, ) __VA_ARGS__)
+#define FILE_ERROR(source, message, ...) \
+  ::inq::Error(fmt::format("Given safetensors file '{}', " message, source __VA_OPT__(, ) __VA_ARGS__))
+
 const char* stored_dtype_name(StoredDtype dtype) { return dtype == StoredDtype::F32 ? "F32" : "I64"; }
 
 int64_t stored_dtype_size(StoredDtype dtype) { return dtype == StoredDtype::F32 ? 4 : 8; }
@@ -49,13 +55,15 @@ int64_t StoredTensor::numel() const { return shape_numel(shape); }
 void StoredTensor::validate(const std::string& name) const {
   const int64_t n = numel();
   if (dtype == StoredDtype::F32) {
-    INQ_CHECK(f32.defined(), "Given the F32 tensor '{}', expected defined values, but got an undefined tensor", name);
-    INQ_CHECK(f32.shape() == shape, "Given the F32 tensor '{}' of shape {}, expected values of that shape, but got {} instead",
+    INQ_CHECK(f32.defined(),
+              "Given the F32 tensor '{}', expected defined values, but got an undefined tensor", name);
+    INQ_CHECK(f32.shape() == shape,
+              "Given the F32 tensor '{}' of shape {}, expected values of that shape, but got {} instead",
               name, shape_str(shape), shape_str(f32.shape()));
   } else {
     INQ_CHECK(static_cast<int64_t>(i64.size()) == n,
-              "Given the I64 tensor '{}' of shape {}, expected {} values, but got {} instead", name, shape_str(shape), n,
-              i64.size());
+              "Given the I64 tensor '{}' of shape {}, expected {} values, but got {} instead", name,
+              shape_str(shape), n, i64.size());
   }
 }
 
@@ -127,101 +135,95 @@ struct Header {
 // Rejects header lengths that are too large or that do not fit in the file, before anything of
 // that size is allocated.
 void check_header_length(const std::string& source, uint64_t n, uint64_t file_size) {
-  INQ_CHECK(file_size >= 8, "Given safetensors file '{}' of {} bytes, expected at least the 8-byte header length",
-            source, file_size);
-  INQ_CHECK(n <= kSafetensorsMaxHeaderBytes,
-            "Given safetensors file '{}', expected a header length of at most {} bytes, but got {} instead", source,
-            kSafetensorsMaxHeaderBytes, n);
-  INQ_CHECK(n <= file_size - 8,
-            "Given safetensors file '{}' of {} bytes, expected a header length of at most {} (file size - 8), but got {} "
-            "instead",
-            source, file_size, file_size - 8, n);
+  FILE_CHECK(file_size >= 8, source, "expected at least the 8-byte header length, but the file has {} bytes",
+             file_size);
+  FILE_CHECK(n <= kSafetensorsMaxHeaderBytes, source,
+             "expected a header length of at most {} bytes, but got {} instead", kSafetensorsMaxHeaderBytes,
+             n);
+  FILE_CHECK(n <= file_size - 8, source,
+             "expected a header length of at most {} (file size - 8), but got {} instead", file_size - 8, n);
 }
 
 // A non-negative JSON integer that fits in int64; `what` names the field in messages.
 int64_t json_to_index(const std::string& source, const std::string& name, const char* what, const json& v) {
   // nlohmann stores non-negative integers as unsigned, negative ones as signed, and anything with a
   // fraction, an exponent or beyond 64 bits as a double.
-  INQ_CHECK(v.is_number_integer(), "Given safetensors file '{}', expected {} of tensor '{}' to be integers, but got {} instead",
-            source, what, name, v.dump());
-  INQ_CHECK(v.is_number_unsigned(), "Given safetensors file '{}', expected {} of tensor '{}' to be non-negative, but got {} instead",
-            source, what, name, v.dump());
+  FILE_CHECK(v.is_number_integer(), source, "expected {} of tensor '{}' to be integers, but got {} instead",
+             what, name, v.dump());
+  FILE_CHECK(v.is_number_unsigned(), source,
+             "expected {} of tensor '{}' to be non-negative, but got {} instead", what, name, v.dump());
   const uint64_t u = v.get<uint64_t>();
-  INQ_CHECK(u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()),
-            "Given safetensors file '{}', expected {} of tensor '{}' to fit in 64-bit signed integers, but got {} instead",
-            source, what, name, u);
+  FILE_CHECK(u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()), source,
+             "expected {} of tensor '{}' to fit in 64-bit signed integers, but got {} instead", what, name,
+             u);
   return static_cast<int64_t>(u);
 }
 
 Entry parse_entry(const std::string& source, const std::string& name, const json& v) {
-  INQ_CHECK(v.is_object(), "Given safetensors file '{}', expected the entry of tensor '{}' to be an object, but got {} instead",
-            source, name, v.type_name());
+  FILE_CHECK(v.is_object(), source, "expected the entry of tensor '{}' to be an object, but got {} instead",
+             name, v.type_name());
   for (const auto& [key, value] : v.items())
-    INQ_CHECK(key == "dtype" || key == "shape" || key == "data_offsets",
-              "Given safetensors file '{}', expected only the keys dtype, shape and data_offsets in tensor '{}', but got "
-              "'{}' as well",
-              source, name, key);
+    FILE_CHECK(key == "dtype" || key == "shape" || key == "data_offsets", source,
+               "expected only the keys dtype, shape and data_offsets in tensor '{}', but got '{}' as well",
+               name, key);
   for (const char* key : {"dtype", "shape", "data_offsets"})
-    INQ_CHECK(v.contains(key), "Given safetensors file '{}', expected tensor '{}' to have the key '{}', but it is missing",
-              source, name, key);
+    FILE_CHECK(v.contains(key), source, "expected tensor '{}' to have the key '{}', but it is missing", name,
+               key);
 
   Entry e;
   e.name = name;
   const json& dtype = v["dtype"];
-  INQ_CHECK(dtype.is_string(), "Given safetensors file '{}', expected the dtype of tensor '{}' to be a string, but got {} instead",
-            source, name, dtype.dump());
+  FILE_CHECK(dtype.is_string(), source,
+             "expected the dtype of tensor '{}' to be a string, but got {} instead", name, dtype.dump());
   const std::string& d = dtype.get_ref<const std::string&>();
   if (d == "F32") {
     e.dtype = StoredDtype::F32;
   } else if (d == "I64") {
     e.dtype = StoredDtype::I64;
   } else {
-    throw Error(fmt::format("Given safetensors file '{}', expected the dtype of tensor '{}' to be F32 or I64, but got '{}' instead",
-                            source, name, d));
+    throw FILE_ERROR(source, "expected the dtype of tensor '{}' to be F32 or I64, but got '{}' instead", name,
+                     d);
   }
 
   const json& shape = v["shape"];
-  INQ_CHECK(shape.is_array(), "Given safetensors file '{}', expected the shape of tensor '{}' to be an array, but got {} instead",
-            source, name, shape.dump());
+  FILE_CHECK(shape.is_array(), source, "expected the shape of tensor '{}' to be an array, but got {} instead",
+             name, shape.dump());
   for (const json& dim : shape) e.shape.push_back(json_to_index(source, name, "the shape dimensions", dim));
   int64_t numel = 1;
   for (int64_t dim : e.shape) {
-    INQ_CHECK(!__builtin_mul_overflow(numel, dim, &numel),
-              "Given safetensors file '{}', expected the element count of tensor '{}' with shape {} to fit in 64 bits, but "
-              "it overflows",
-              source, name, shape_str(e.shape));
+    FILE_CHECK(!__builtin_mul_overflow(numel, dim, &numel), source,
+               "expected the element count of tensor '{}' with shape {} to fit in 64 bits, but it overflows",
+               name, shape_str(e.shape));
   }
   int64_t nbytes = 0;
-  INQ_CHECK(!__builtin_mul_overflow(numel, stored_dtype_size(e.dtype), &nbytes),
-            "Given safetensors file '{}', expected the byte size of tensor '{}' with shape {} to fit in 64 bits, but it overflows",
-            source, name, shape_str(e.shape));
+  FILE_CHECK(!__builtin_mul_overflow(numel, stored_dtype_size(e.dtype), &nbytes), source,
+             "expected the byte size of tensor '{}' with shape {} to fit in 64 bits, but it overflows", name,
+             shape_str(e.shape));
 
   const json& offsets = v["data_offsets"];
-  INQ_CHECK(offsets.is_array() && offsets.size() == 2,
-            "Given safetensors file '{}', expected data_offsets of tensor '{}' to be [begin, end], but got {} instead", source,
-            name, offsets.dump());
+  FILE_CHECK(offsets.is_array() && offsets.size() == 2, source,
+             "expected data_offsets of tensor '{}' to be [begin, end], but got {} instead", name,
+             offsets.dump());
   e.begin = static_cast<uint64_t>(json_to_index(source, name, "data_offsets", offsets[0]));
   e.end = static_cast<uint64_t>(json_to_index(source, name, "data_offsets", offsets[1]));
-  INQ_CHECK(e.begin <= e.end, "Given safetensors file '{}', expected data_offsets [begin, end] of tensor '{}' with begin <= end, "
-            "but got [{}, {}] instead",
-            source, name, e.begin, e.end);
-  INQ_CHECK(e.end - e.begin == static_cast<uint64_t>(nbytes),
-            "Given safetensors file '{}', expected tensor '{}' ({} {}) to span {} bytes, but its data_offsets [{}, {}] span {} "
-            "instead",
-            source, name, d, shape_str(e.shape), nbytes, e.begin, e.end, e.end - e.begin);
+  FILE_CHECK(e.begin <= e.end, source,
+             "expected data_offsets [begin, end] of tensor '{}' with begin <= end, but got [{}, {}] instead",
+             name, e.begin, e.end);
+  FILE_CHECK(e.end - e.begin == static_cast<uint64_t>(nbytes), source,
+             "expected tensor '{}' ({} {}) to span {} bytes, but its data_offsets [{}, {}] span {} instead",
+             name, d, shape_str(e.shape), nbytes, e.begin, e.end, e.end - e.begin);
   return e;
 }
 
 Header parse_header(const std::string& source, std::string_view text, uint64_t buffer_size) {
   const size_t bad = find_invalid_utf8(text);
-  INQ_CHECK(bad == std::string_view::npos,
-            "Given safetensors file '{}', expected a UTF-8 header, but got an invalid byte sequence at header byte {}",
-            source, bad);
+  FILE_CHECK(bad == std::string_view::npos, source,
+             "expected a UTF-8 header, but got an invalid byte sequence at header byte {}", bad);
   // JSON text never contains a raw NUL (control characters in strings must be escaped), but
   // nlohmann's lexer takes one as the end of input and would ignore whatever follows it.
   const size_t nul = text.find('\0');
-  INQ_CHECK(nul == std::string_view::npos,
-            "Given safetensors file '{}', expected a JSON header, but got a NUL byte at header byte {}", source, nul);
+  FILE_CHECK(nul == std::string_view::npos, source,
+             "expected a JSON header, but got a NUL byte at header byte {}", nul);
 
   // nlohmann keeps the last of duplicate keys silently, so the parser callback tracks the keys of
   // every open object. The valid structure is at most three levels deep (root / entry / shape), so
@@ -231,16 +233,14 @@ Header parse_header(const std::string& source, std::string_view text, uint64_t b
     switch (event) {
       case json::parse_event_t::object_start:
       case json::parse_event_t::array_start:
-        INQ_CHECK(depth <= 2, "Given safetensors file '{}', expected a header nested at most 3 levels deep, but got deeper "
-                  "nesting",
-                  source);
+        FILE_CHECK(depth <= 2, source,
+                   "expected a header nested at most 3 levels deep, but got deeper nesting");
         if (event == json::parse_event_t::object_start) open_objects.emplace_back();
         break;
       case json::parse_event_t::key: {
         const std::string& key = parsed.get_ref<const std::string&>();
-        INQ_CHECK(open_objects.back().insert(key).second,
-                  "Given safetensors file '{}', expected unique names in the header, but '{}' appears more than once", source,
-                  key);
+        FILE_CHECK(open_objects.back().insert(key).second, source,
+                   "expected unique names in the header, but '{}' appears more than once", key);
         break;
       }
       case json::parse_event_t::object_end:
@@ -255,19 +255,19 @@ Header parse_header(const std::string& source, std::string_view text, uint64_t b
   try {
     root = json::parse(text.begin(), text.end(), callback);
   } catch (const json::exception& e) {
-    throw Error(fmt::format("Given safetensors file '{}', expected a JSON header, but parsing failed: {}", source, e.what()));
+    throw FILE_ERROR(source, "expected a JSON header, but parsing failed: {}", e.what());
   }
-  INQ_CHECK(root.is_object(), "Given safetensors file '{}', expected the header to be a JSON object, but got {} instead", source,
-            root.type_name());
+  FILE_CHECK(root.is_object(), source, "expected the header to be a JSON object, but got {} instead",
+             root.type_name());
 
   Header h;
   for (const auto& [key, value] : root.items()) {
     if (key == kMetadataKey) {
-      INQ_CHECK(value.is_object(), "Given safetensors file '{}', expected __metadata__ to be an object, but got {} instead",
-                source, value.type_name());
+      FILE_CHECK(value.is_object(), source, "expected __metadata__ to be an object, but got {} instead",
+                 value.type_name());
       for (const auto& [mk, mv] : value.items()) {
-        INQ_CHECK(mv.is_string(), "Given safetensors file '{}', expected __metadata__ values to be strings, but '{}' is {}",
-                  source, mk, mv.dump());
+        FILE_CHECK(mv.is_string(), source, "expected __metadata__ values to be strings, but '{}' is {}", mk,
+                   mv.dump());
         h.metadata[mk] = mv.get<std::string>();
       }
       continue;
@@ -284,19 +284,19 @@ Header parse_header(const std::string& source, std::string_view text, uint64_t b
   const Entry* previous = nullptr;
   for (const Entry& e : h.entries) {
     if (e.begin != expected_begin) {
-      const std::string after = previous ? fmt::format("right after tensor '{}'", previous->name) : "at the buffer start";
-      throw Error(fmt::format(
-          "Given safetensors file '{}', expected tensor '{}' to start at buffer offset {} ({}), but it starts at {} "
-          "instead ({})",
-          source, e.name, expected_begin, after, e.begin, e.begin > expected_begin ? "a gap" : "an overlap"));
+      const std::string after =
+          previous ? fmt::format("right after tensor '{}'", previous->name) : "at the buffer start";
+      throw FILE_ERROR(
+          source, "expected tensor '{}' to start at buffer offset {} ({}), but it starts at {} instead ({})",
+          e.name, expected_begin, after, e.begin, e.begin > expected_begin ? "a gap" : "an overlap");
     }
     expected_begin = e.end;
     previous = &e;
   }
-  INQ_CHECK(expected_begin == buffer_size,
-            "Given safetensors file '{}', expected the data buffer to end at the end of the file ({} bytes of data), but the "
-            "tensors cover {} bytes ({})",
-            source, buffer_size, expected_begin, expected_begin < buffer_size ? "trailing bytes" : "missing bytes");
+  FILE_CHECK(expected_begin == buffer_size, source,
+             "expected the data buffer to end at the end of the file ({} bytes of data), but the tensors "
+             "cover {} bytes ({})",
+             buffer_size, expected_begin, expected_begin < buffer_size ? "trailing bytes" : "missing bytes");
   return h;
 }
 
@@ -317,7 +317,8 @@ void* data_of(StoredTensor& t) {
 }
 
 const void* data_of(const StoredTensor& t) {
-  return t.dtype == StoredDtype::F32 ? static_cast<const void*>(t.f32.data()) : static_cast<const void*>(t.i64.data());
+  return t.dtype == StoredDtype::F32 ? static_cast<const void*>(t.f32.data())
+                                     : static_cast<const void*>(t.i64.data());
 }
 
 // Closes a descriptor on every path out of read_safetensors.
@@ -333,10 +334,10 @@ void read_exact(int fd, const std::string& path, void* dst, size_t count, uint64
   while (count > 0) {
     ssize_t n = ::pread(fd, p, std::min<size_t>(count, size_t(1) << 30), static_cast<off_t>(offset));
     if (n < 0 && errno == EINTR) continue;
-    INQ_CHECK(n >= 0, "Given safetensors file '{}', expected to read it, but got: {}", path, std::strerror(errno));
-    INQ_CHECK(n > 0, "Given safetensors file '{}', expected {} more bytes at offset {}, but the file ended (was it truncated "
-              "while being read?)",
-              path, count, offset);
+    FILE_CHECK(n >= 0, path, "expected to read it, but got: {}", std::strerror(errno));
+    FILE_CHECK(n > 0, path,
+               "expected {} more bytes at offset {}, but the file ended (was it truncated while being read?)",
+               count, offset);
     p += n;
     count -= static_cast<size_t>(n);
     offset += static_cast<uint64_t>(n);
@@ -366,11 +367,10 @@ SafetensorsFile parse_safetensors(std::span<const uint8_t> bytes, const std::str
 
 SafetensorsFile read_safetensors(const std::string& path) {
   FdCloser fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  INQ_CHECK(fd.fd >= 0, "Given safetensors file '{}', expected to open it, but got: {}", path, std::strerror(errno));
+  FILE_CHECK(fd.fd >= 0, path, "expected to open it, but got: {}", std::strerror(errno));
   struct stat st {};
-  INQ_CHECK(::fstat(fd.fd, &st) == 0, "Given safetensors file '{}', expected to stat it, but got: {}", path,
-            std::strerror(errno));
-  INQ_CHECK(S_ISREG(st.st_mode), "Given safetensors file '{}', expected a regular file, but it is not", path);
+  FILE_CHECK(::fstat(fd.fd, &st) == 0, path, "expected to stat it, but got: {}", std::strerror(errno));
+  FILE_CHECK(S_ISREG(st.st_mode), path, "expected a regular file, but it is not");
   const uint64_t file_size = static_cast<uint64_t>(st.st_size);
 
   uint8_t prefix[8] = {};
@@ -399,16 +399,19 @@ namespace {
 std::string build_header(const StoredTensors& tensors, const std::map<std::string, std::string>& metadata) {
   std::set<std::string> names;
   for (const auto& [name, t] : tensors) {
-    INQ_CHECK(name != kMetadataKey, "Given a tensor named '{}', expected a name other than the reserved __metadata__", name);
+    INQ_CHECK(name != kMetadataKey,
+              "Given a tensor named '{}', expected a name other than the reserved __metadata__", name);
     INQ_CHECK(find_invalid_utf8(name) == std::string_view::npos,
               "Given a tensor name that is not valid UTF-8 (invalid at byte {}), expected UTF-8 names",
               find_invalid_utf8(name));
-    INQ_CHECK(names.insert(name).second, "Given tensors to write, expected unique names, but '{}' appears more than once", name);
+    INQ_CHECK(names.insert(name).second,
+              "Given tensors to write, expected unique names, but '{}' appears more than once", name);
     t.validate(name);
   }
   for (const auto& [k, v] : metadata)
-    INQ_CHECK(find_invalid_utf8(k) == std::string_view::npos && find_invalid_utf8(v) == std::string_view::npos,
-              "Given __metadata__ entry '{}', expected valid UTF-8 key and value", k);
+    INQ_CHECK(
+        find_invalid_utf8(k) == std::string_view::npos && find_invalid_utf8(v) == std::string_view::npos,
+        "Given __metadata__ entry '{}', expected valid UTF-8 key and value", k);
 
   // ordered_json keeps insertion order, so the header lists tensors in buffer order with the keys
   // of each entry in the order the reference implementation writes them.
@@ -439,7 +442,8 @@ std::vector<uint8_t> length_prefix(const std::string& header) {
 
 }  // namespace
 
-std::vector<uint8_t> serialize_safetensors(const StoredTensors& tensors, const std::map<std::string, std::string>& metadata) {
+std::vector<uint8_t> serialize_safetensors(const StoredTensors& tensors,
+                                           const std::map<std::string, std::string>& metadata) {
   const std::string header = build_header(tensors, metadata);
   size_t total = 8 + header.size();
   for (const auto& [name, t] : tensors) total += static_cast<size_t>(t.numel() * stored_dtype_size(t.dtype));
@@ -465,7 +469,8 @@ void write_safetensors(const std::string& path, const StoredTensors& tensors,
   pieces.emplace_back(prefix);
   pieces.emplace_back(reinterpret_cast<const uint8_t*>(header.data()), header.size());
   for (const auto& [name, t] : tensors)
-    pieces.emplace_back(static_cast<const uint8_t*>(data_of(t)), static_cast<size_t>(t.numel() * stored_dtype_size(t.dtype)));
+    pieces.emplace_back(static_cast<const uint8_t*>(data_of(t)),
+                        static_cast<size_t>(t.numel() * stored_dtype_size(t.dtype)));
   write_file_atomically(path, pieces);
 }
 

@@ -36,9 +36,9 @@ int64_t stored_dtype_size(StoredDtype dtype);  // bytes per element
 // One tensor as it is (or will be) stored. Exactly one of `f32` / `i64` holds the values.
 struct StoredTensor {
   StoredDtype dtype = StoredDtype::F32;
-  Shape shape;                 // rank 0 (a scalar) and zero-sized dims are valid
-  Tensor f32;                  // F32 only: the values, with shape `shape`
-  std::vector<int64_t> i64;    // I64 only: the values, row-major, numel of them
+  Shape shape;               // rank 0 (a scalar) and zero-sized dims are valid
+  Tensor f32;                // F32 only: the values, with shape `shape`
+  std::vector<int64_t> i64;  // I64 only: the values, row-major, numel of them
 
   // F32 entry that aliases `t` (no copy).
   static StoredTensor from_tensor(const Tensor& t);
@@ -51,9 +51,9 @@ struct StoredTensor {
 using StoredTensors = std::vector<std::pair<std::string, StoredTensor>>;
 
 struct SafetensorsFile {
-  std::string source;                          // file path (or the name given to the parser)
-  std::map<std::string, std::string> metadata; // the header's __metadata__ (may be empty)
-  StoredTensors tensors;                       // ordered by position in the data buffer
+  std::string source;                           // file path (or the name given to the parser)
+  std::map<std::string, std::string> metadata;  // the header's __metadata__ (may be empty)
+  StoredTensors tensors;                        // ordered by position in the data buffer
 
   // nullptr when absent.
   const StoredTensor* find(const std::string& name) const;

@@ -14,8 +14,8 @@ std::string LoadStateReport::message(const std::string& source) const {
     for (size_t i = 0; i < names.size(); ++i) s += (i ? ", \"" : "\"") + names[i] + "\"";
     return s;
   };
-  std::string m = fmt::format("Given weights '{}', expected every tensor to match the model by name and shape, but got:",
-                              source);
+  std::string m = fmt::format(
+      "Given weights '{}', expected every tensor to match the model by name and shape, but got:", source);
   if (!missing.empty()) m += fmt::format("\n  Missing key(s) in file: {}.", quoted(missing));
   if (!unexpected.empty()) m += fmt::format("\n  Unexpected key(s) in file: {}.", quoted(unexpected));
   for (const auto& line : mismatched) m += "\n  " + line;
@@ -27,14 +27,17 @@ namespace {
 // Why `stored` cannot go into `dst`, or "" when it can.
 std::string mismatch(const std::string& name, const StoredTensor& stored, const Tensor& dst) {
   if (stored.shape != dst.shape())
-    return fmt::format("size mismatch for {}: copying a {} tensor with shape {} from the file, the shape in the model is {}.",
-                       name, stored_dtype_name(stored.dtype), shape_str(stored.shape), shape_str(dst.shape()));
+    return fmt::format(
+        "size mismatch for {}: copying a {} tensor with shape {} from the file, the shape in the model is "
+        "{}.",
+        name, stored_dtype_name(stored.dtype), shape_str(stored.shape), shape_str(dst.shape()));
   if (stored.dtype == StoredDtype::I64) {
     for (int64_t v : stored.i64) {
       // Exact round trip through float, checked without converting an out-of-range float back.
       const float f = static_cast<float>(v);
       if (!(std::fabs(f) < 9.2e18f) || static_cast<int64_t>(f) != v)
-        return fmt::format("value mismatch for {}: the I64 value {} cannot be represented exactly as a float.", name, v);
+        return fmt::format(
+            "value mismatch for {}: the I64 value {} cannot be represented exactly as a float.", name, v);
     }
   }
   return "";
@@ -42,14 +45,16 @@ std::string mismatch(const std::string& name, const StoredTensor& stored, const 
 
 }  // namespace
 
-LoadStateReport load_state_dict(const NamedTensorList& destination, const SafetensorsFile& file, bool strict) {
+LoadStateReport load_state_dict(const NamedTensorList& destination, const SafetensorsFile& file,
+                                bool strict) {
   std::map<std::string, const Tensor*> by_name;
   for (const auto& [name, t] : destination) {
-    INQ_CHECK(by_name.emplace(name, &t).second,
-              "Given a model to load '{}' into, expected unique tensor names, but '{}' appears more than once", file.source,
-              name);
-    INQ_CHECK(t.defined(), "Given a model to load '{}' into, expected defined tensors, but '{}' is undefined", file.source,
-              name);
+    INQ_CHECK(
+        by_name.emplace(name, &t).second,
+        "Given a model to load '{}' into, expected unique tensor names, but '{}' appears more than once",
+        file.source, name);
+    INQ_CHECK(t.defined(), "Given a model to load '{}' into, expected defined tensors, but '{}' is undefined",
+              file.source, name);
   }
 
   LoadStateReport report;

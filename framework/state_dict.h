@@ -31,6 +31,7 @@ struct LoadStateReport {
 //   name. Nothing is copied when anything throws.
 // - strict: missing or unexpected names throw too, with the full report.
 //   Non-strict: the matching tensors are loaded and the report lists the rest.
-LoadStateReport load_state_dict(const NamedTensorList& destination, const SafetensorsFile& file, bool strict = true);
+LoadStateReport load_state_dict(const NamedTensorList& destination, const SafetensorsFile& file,
+                                bool strict = true);
 
 }  // namespace inq

@@ -60,11 +60,13 @@ struct LocalResponseNormBackward : Node {
       const float* ss = ps + p * inner;
       const float* gs = pg + p * inner;
       float* ds = pd + p * inner;
-      for (int64_t i = 0; i < inner; ++i) {
-        float acc = 0.0f;
-        for (int64_t c = lo; c <= hi; ++c) acc += pt[(n * channels + c) * inner + i];
-        ds[i] = gs[i] * std::pow(ss[i], neg_beta) - coeff * xs[i] * acc;
+      // ds first collects the window sum of t (channel-outer, so the inner loop is contiguous).
+      for (int64_t i = 0; i < inner; ++i) ds[i] = 0.0f;
+      for (int64_t c = lo; c <= hi; ++c) {
+        const float* ts = pt + (n * channels + c) * inner;
+        for (int64_t i = 0; i < inner; ++i) ds[i] += ts[i];
       }
+      for (int64_t i = 0; i < inner; ++i) ds[i] = gs[i] * std::pow(ss[i], neg_beta) - coeff * xs[i] * ds[i];
     }
     return {dx};
   }

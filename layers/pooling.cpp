@@ -55,6 +55,25 @@ Pool2dGeometry pool_geometry(const char* op, const Shape& x_shape, int64_t kerne
   return g;
 }
 
+// For each output position along one dim, the kernel taps [lo, hi) that land inside [0, in).
+struct KernelSpan {
+  std::vector<int64_t> lo, hi;
+};
+
+KernelSpan kernel_span(int64_t out, int64_t in, const Pool2dGeometry& g) {
+  KernelSpan s{std::vector<int64_t>(static_cast<size_t>(out)),
+               std::vector<int64_t>(static_cast<size_t>(out))};
+  for (int64_t o = 0; o < out; ++o) {
+    const int64_t start = o * g.stride - g.padding;
+    int64_t lo = 0, hi = g.kernel;
+    while (lo < hi && start + lo * g.dilation < 0) ++lo;
+    while (hi > lo && start + (hi - 1) * g.dilation >= in) --hi;
+    s.lo[o] = lo;
+    s.hi[o] = hi;
+  }
+  return s;
+}
+
 struct MaxPool2dBackward : Node {
   Pool2dGeometry g;
   std::vector<int32_t> argmax;  // (N, C, OH, OW): offset within the input plane, -1 for an empty window
@@ -162,6 +181,92 @@ int64_t pool_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad
   return out;
 }
 
+void max_pool2d_forward_naive(float* y, int32_t* argmax, const float* x, const Pool2dGeometry& g) {
+  const int64_t planes = g.n * g.c, in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  for (int64_t p = 0; p < planes; ++p) {
+    for (int64_t oh = 0; oh < g.oh; ++oh) {
+      for (int64_t ow = 0; ow < g.ow; ++ow) {
+        float best = -std::numeric_limits<float>::infinity();
+        int64_t best_at = -1;
+        for (int64_t kh = 0; kh < g.kernel; ++kh) {
+          const int64_t ih = oh * g.stride - g.padding + kh * g.dilation;
+          for (int64_t kw = 0; kw < g.kernel; ++kw) {
+            const int64_t iw = ow * g.stride - g.padding + kw * g.dilation;
+            if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) continue;  // padding is -inf: never the max
+            const float v = x[p * in_plane + ih * g.w + iw];
+            if (best_at < 0 || v > best || std::isnan(v)) {
+              best = v;
+              best_at = ih * g.w + iw;
+            }
+          }
+        }
+        y[p * out_plane + oh * g.ow + ow] = best;
+        if (argmax) argmax[p * out_plane + oh * g.ow + ow] = static_cast<int32_t>(best_at);
+      }
+    }
+  }
+}
+
+void max_pool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dGeometry& g) {
+  const int64_t planes = g.n * g.c, in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  const KernelSpan rows = kernel_span(g.oh, g.h, g), cols = kernel_span(g.ow, g.w, g);
+  // For each kernel column kw, the output columns [lo, hi) whose tap kw lands inside the input:
+  // the loop over output columns then needs no bounds test.
+  std::vector<int64_t> ow_lo(static_cast<size_t>(g.kernel)), ow_hi(static_cast<size_t>(g.kernel));
+  for (int64_t kw = 0; kw < g.kernel; ++kw) {
+    const int64_t off = kw * g.dilation - g.padding;
+    int64_t lo = 0, hi = g.ow;
+    while (lo < hi && lo * g.stride + off < 0) ++lo;
+    while (hi > lo && (hi - 1) * g.stride + off >= g.w) --hi;
+    ow_lo[kw] = lo;
+    ow_hi[kw] = hi;
+  }
+
+#pragma omp parallel if (planes * out_plane > 16384)
+  {
+    // One output row at a time, the taps outermost: every output column keeps its own running max,
+    // so the compare-select chains are independent (the per-window loop is one long serial chain).
+    // Each column still sees its taps in row-major order, so ties resolve to the first maximum.
+    std::vector<float> best(static_cast<size_t>(g.ow));
+    std::vector<int32_t> best_at(static_cast<size_t>(g.ow));
+#pragma omp for schedule(static)
+    for (int64_t p = 0; p < planes; ++p) {
+      const float* xs = x + p * in_plane;
+      for (int64_t oh = 0; oh < g.oh; ++oh) {
+        const int64_t h0 = oh * g.stride - g.padding;
+        const bool rows_empty = rows.lo[oh] >= rows.hi[oh];
+        for (int64_t ow = 0; ow < g.ow; ++ow) {
+          best[ow] = -std::numeric_limits<float>::infinity();
+          // The first in-bounds tap, so that an all -inf window still names a real input element.
+          best_at[ow] = rows_empty || cols.lo[ow] >= cols.hi[ow]
+                            ? -1
+                            : static_cast<int32_t>((h0 + rows.lo[oh] * g.dilation) * g.w + ow * g.stride -
+                                                   g.padding + cols.lo[ow] * g.dilation);
+        }
+        float* bp = best.data();
+        int32_t* ap = best_at.data();
+        for (int64_t kh = rows.lo[oh]; kh < rows.hi[oh]; ++kh) {
+          const int64_t row = (h0 + kh * g.dilation) * g.w;
+          const float* xr = xs + row;
+          for (int64_t kw = 0; kw < g.kernel; ++kw) {
+            const int64_t off = kw * g.dilation - g.padding;
+            for (int64_t ow = ow_lo[kw]; ow < ow_hi[kw]; ++ow) {
+              const int64_t iw = ow * g.stride + off;
+              const float v = xr[iw];
+              // Strict '>' keeps the first maximum on ties; a NaN wins so that it propagates.
+              const bool take = v > bp[ow] || std::isnan(v);
+              bp[ow] = take ? v : bp[ow];
+              ap[ow] = take ? static_cast<int32_t>(row + iw) : ap[ow];
+            }
+          }
+        }
+        std::copy(best.begin(), best.end(), y + p * out_plane + oh * g.ow);
+        if (argmax) std::copy(best_at.begin(), best_at.end(), argmax + p * out_plane + oh * g.ow);
+      }
+    }
+  }
+}
+
 Pool2dGeometry max_pool2d_geometry(const Shape& x_shape, const MaxPool2dOptions& o) {
   return pool_geometry("max_pool2d", x_shape, o.kernel_size, o.stride, o.padding, o.dilation, o.ceil_mode);
 }
@@ -179,37 +284,7 @@ Tensor max_pool2d(const Tensor& x, const MaxPool2dOptions& options) {
   const float* px = x.data();
   float* py = y.data();
   int32_t* pidx = record_graph ? argmax.data() : nullptr;
-  const int64_t planes = g.n * g.c, in_plane = g.h * g.w, out_plane = g.oh * g.ow;
-
-#pragma omp parallel for schedule(static) if (planes * out_plane > 16384)
-  for (int64_t p = 0; p < planes; ++p) {
-    const float* xs = px + p * in_plane;
-    float* ys = py + p * out_plane;
-    for (int64_t oh = 0; oh < g.oh; ++oh) {
-      const int64_t h0 = oh * g.stride - g.padding;
-      for (int64_t ow = 0; ow < g.ow; ++ow) {
-        const int64_t w0 = ow * g.stride - g.padding;
-        float best = -std::numeric_limits<float>::infinity();
-        int64_t best_at = -1;
-        for (int64_t kh = 0; kh < g.kernel; ++kh) {
-          const int64_t ih = h0 + kh * g.dilation;
-          if (ih < 0 || ih >= g.h) continue;
-          for (int64_t kw = 0; kw < g.kernel; ++kw) {
-            const int64_t iw = w0 + kw * g.dilation;
-            if (iw < 0 || iw >= g.w) continue;
-            const float v = xs[ih * g.w + iw];
-            // Strict '>' keeps the first maximum on ties; a NaN wins so that it propagates.
-            if (best_at < 0 || v > best || std::isnan(v)) {
-              best = v;
-              best_at = ih * g.w + iw;
-            }
-          }
-        }
-        ys[oh * g.ow + ow] = best;
-        if (pidx) pidx[p * out_plane + oh * g.ow + ow] = static_cast<int32_t>(best_at);
-      }
-    }
-  }
+  max_pool2d_forward(py, pidx, px, g);
 
   if (record_graph) {
     auto node = std::make_shared<MaxPool2dBackward>();

@@ -47,6 +47,12 @@ struct AvgPool2dOptions {
 Pool2dGeometry max_pool2d_geometry(const Shape& x_shape, const MaxPool2dOptions& options);
 Pool2dGeometry avg_pool2d_geometry(const Shape& x_shape, const AvgPool2dOptions& options);
 
+// Max-pool kernels, outputs first: y (N, C, OH, OW) and, when not null, argmax (N, C, OH, OW) as the
+// offset of each window's maximum within its input plane (-1 for a window with no input element).
+// The naive one is the reference the fast one is tested against; both are deterministic.
+void max_pool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dGeometry& g);
+void max_pool2d_forward_naive(float* y, int32_t* argmax, const float* x, const Pool2dGeometry& g);
+
 // Max over each window; NaN propagates. Backward routes each output gradient to the position of
 // its window's maximum (the first one on ties, saved at forward).
 Tensor max_pool2d(const Tensor& x, const MaxPool2dOptions& options);

@@ -36,10 +36,12 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups, double lr) : groups_(std::m
     for (const auto& p : groups_[g].params) {
       INQ_CHECK(p.tensor.defined(), "Given parameter '{}' in group {}, expected a defined tensor", p.name, g);
       INQ_CHECK(names.insert(p.name).second,
-                "Given parameter groups, expected each parameter name once, but '{}' appears more than once", p.name);
+                "Given parameter groups, expected each parameter name once, but '{}' appears more than once",
+                p.name);
       // Two names for one tensor would update it twice per step.
       INQ_CHECK(tensors.insert(p.tensor.impl()).second,
-                "Given parameter groups, expected each tensor once, but '{}' is a tensor already listed under another name",
+                "Given parameter groups, expected each tensor once, but '{}' is a tensor already listed "
+                "under another name",
                 p.name);
     }
   }

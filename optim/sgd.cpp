@@ -17,11 +17,13 @@ constexpr int64_t kParallelMin = 1 << 15;
 
 void SgdOptions::validate() const {
   INQ_CHECK(std::isfinite(lr) && lr >= 0, "Given SGD lr = {}, expected a finite value >= 0", lr);
-  INQ_CHECK(std::isfinite(momentum) && momentum >= 0, "Given SGD momentum = {}, expected a finite value >= 0", momentum);
+  INQ_CHECK(std::isfinite(momentum) && momentum >= 0, "Given SGD momentum = {}, expected a finite value >= 0",
+            momentum);
   INQ_CHECK(std::isfinite(dampening), "Given SGD dampening = {}, expected a finite value", dampening);
-  INQ_CHECK(!nesterov || (momentum > 0 && dampening == 0),
-            "Given SGD nesterov with momentum = {} and dampening = {}, expected momentum > 0 and dampening = 0", momentum,
-            dampening);
+  INQ_CHECK(
+      !nesterov || (momentum > 0 && dampening == 0),
+      "Given SGD nesterov with momentum = {} and dampening = {}, expected momentum > 0 and dampening = 0",
+      momentum, dampening);
 }
 
 Sgd::Sgd(std::vector<ParamGroup> groups, const SgdOptions& options)
@@ -42,8 +44,8 @@ void Sgd::step() {
       const Tensor mask = update_mask(p);
       if (mask.defined())
         INQ_CHECK(mask.shape() == p.tensor.shape(),
-                  "Given the update mask of parameter '{}' with shape {}, expected the parameter's shape {}", p.name,
-                  shape_str(mask.shape()), shape_str(p.tensor.shape()));
+                  "Given the update mask of parameter '{}' with shape {}, expected the parameter's shape {}",
+                  p.name, shape_str(mask.shape()), shape_str(p.tensor.shape()));
       Tensor direction = Tensor::empty(p.tensor.shape());
       regularize(p, group, direction);
       if (mask.defined()) mask_direction(p, mask, direction);
@@ -140,7 +142,8 @@ void Sgd::load_state_tensors(const NamedTensorList& state) {
       problems.push_back(fmt::format("'{}' appears more than once", name));
       continue;
     }
-    const bool has_suffix = name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    const bool has_suffix =
+        name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
     if (!has_suffix) {
       problems.push_back(fmt::format("'{}' is not '<parameter>{}'", name, suffix));
       continue;
@@ -156,14 +159,16 @@ void Sgd::load_state_tensors(const NamedTensorList& state) {
       continue;
     }
     if (t.shape() != p->tensor.shape()) {
-      problems.push_back(fmt::format("'{}' has shape {} but the parameter has shape {}", name, shape_str(t.shape()),
-                                     shape_str(p->tensor.shape())));
+      problems.push_back(fmt::format("'{}' has shape {} but the parameter has shape {}", name,
+                                     shape_str(t.shape()), shape_str(p->tensor.shape())));
       continue;
     }
     loaded[param_name].momentum_buffer = t.clone();
   }
   if (!problems.empty()) {
-    std::string m = "Given SGD state tensors, expected '<parameter>.momentum_buffer' entries matching the parameters, but got:";
+    std::string m =
+        "Given SGD state tensors, expected '<parameter>.momentum_buffer' entries matching the parameters, "
+        "but got:";
     for (const auto& line : problems) m += "\n  " + line;
     throw Error(m);
   }

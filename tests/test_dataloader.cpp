@@ -42,7 +42,8 @@ class FaultyDataset final : public Dataset {
   void get(int64_t index, float* image_out, int64_t* label_out) const override {
     calls.fetch_add(1);
     if (sleep_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
-    INQ_CHECK(index != throw_at, "Given example {}, expected a readable file, but 'bad.png' is corrupt", index);
+    INQ_CHECK(index != throw_at, "Given example {}, expected a readable file, but 'bad.png' is corrupt",
+              index);
     inner_.get(index, image_out, label_out);
     if (index == bad_label_at) *label_out = num_classes();
   }
@@ -76,11 +77,12 @@ void expect_same_batches(const std::vector<Batch>& a, const std::vector<Batch>& 
 }
 
 DataLoaderOptions augmenting_options(int64_t workers) {
-  return DataLoaderOptions{.batch_size = 4,
-                           .shuffle = true,
-                           .seed = 77,
-                           .workers = workers,
-                           .transforms = {random_horizontal_flip(), random_crop(1), normalize({3.0f}, {2.0f})}};
+  return DataLoaderOptions{
+      .batch_size = 4,
+      .shuffle = true,
+      .seed = 77,
+      .workers = workers,
+      .transforms = {random_horizontal_flip(), random_crop(1), normalize({3.0f}, {2.0f})}};
 }
 
 }  // namespace
@@ -218,9 +220,7 @@ TEST(DataLoader, EarlyDestructionDoesNotHang) {
   FaultyDataset slow(ds);
   slow.sleep_ms = 5;
   const auto t0 = std::chrono::steady_clock::now();
-  {
-    DataLoader never_started(slow, {.batch_size = 2, .workers = 3});
-  }
+  { DataLoader never_started(slow, {.batch_size = 2, .workers = 3}); }
   {
     DataLoader started_only(slow, {.batch_size = 2, .workers = 3});
     started_only.start_epoch(0);
@@ -281,7 +281,8 @@ TEST(DataLoader, StressManyEpochsWithATightQueueMatchesSerial) {
   threaded_opt.prefetch_batches = 1;
   DataLoader serial(ds, serial_opt), threaded(ds, threaded_opt);
   for (int64_t epoch = 0; epoch < 8; ++epoch) {
-    expect_same_batches(run_epoch(threaded, epoch), run_epoch(serial, epoch), "epoch " + std::to_string(epoch));
+    expect_same_batches(run_epoch(threaded, epoch), run_epoch(serial, epoch),
+                        "epoch " + std::to_string(epoch));
   }
 }
 

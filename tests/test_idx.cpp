@@ -29,8 +29,8 @@ class TempDir {
  public:
   TempDir() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            ("inq_test_" + std::string(info->test_suite_name()) + "_" + info->name() + "_" + std::to_string(getpid()));
+    path_ = fs::temp_directory_path() / ("inq_test_" + std::string(info->test_suite_name()) + "_" +
+                                         info->name() + "_" + std::to_string(getpid()));
     fs::remove_all(path_);
     fs::create_directories(path_);
   }
@@ -181,9 +181,11 @@ TEST(IdxReader, RejectsTruncatedFiles) {
   bytes.pop_back();
   // Plain: caught by the size check before reading; gzip: the stream ends early.
   write_file(dir.file("short"), bytes);
-  expect_error([&] { read_idx(dir.file("short"), 3); }, {dir.file("short"), "expected exactly 40 bytes", "39"});
+  expect_error([&] { read_idx(dir.file("short"), 3); },
+               {dir.file("short"), "expected exactly 40 bytes", "39"});
   write_file(dir.file("short.gz"), gzip_bytes(bytes));
-  expect_error([&] { read_idx(dir.file("short.gz"), 3); }, {dir.file("short.gz"), "truncated after 39 bytes"});
+  expect_error([&] { read_idx(dir.file("short.gz"), 3); },
+               {dir.file("short.gz"), "truncated after 39 bytes"});
   // Cut inside the header and inside the magic.
   expect_rejected_both_ways(dir, "short-header", Bytes(bytes.begin(), bytes.begin() + 9), 3,
                             {"expected a 16-byte header", "ends after 9 bytes"});
@@ -196,7 +198,8 @@ TEST(IdxReader, RejectsExtraTrailingBytes) {
   Bytes bytes = idx_bytes({2, 3, 4}, iota_bytes(24));
   bytes.push_back(0);
   write_file(dir.file("long"), bytes);
-  expect_error([&] { read_idx(dir.file("long"), 3); }, {dir.file("long"), "expected exactly 40 bytes", "has 41"});
+  expect_error([&] { read_idx(dir.file("long"), 3); },
+               {dir.file("long"), "expected exactly 40 bytes", "has 41"});
   write_file(dir.file("long.gz"), gzip_bytes(bytes));
   expect_error([&] { read_idx(dir.file("long.gz"), 3); }, {dir.file("long.gz"), "1 extra trailing bytes"});
 }

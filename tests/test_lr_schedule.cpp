@@ -38,7 +38,8 @@ TEST(LrSchedule, ConstantAndStep) {
 }
 
 TEST(LrSchedule, MultiStep) {
-  const LrSchedule m = make_lr_schedule("multistep", {.base_lr = 0.2, .gamma = 0.5, .milestones = {100, 150}});
+  const LrSchedule m =
+      make_lr_schedule("multistep", {.base_lr = 0.2, .gamma = 0.5, .milestones = {100, 150}});
   EXPECT_DOUBLE_EQ(m.lr_at(0), 0.2);
   EXPECT_DOUBLE_EQ(m.lr_at(99), 0.2);
   EXPECT_DOUBLE_EQ(m.lr_at(100), 0.1);
@@ -75,16 +76,18 @@ TEST(LrSchedule, LinearWarmupMultipliesTheSchedule) {
   EXPECT_DOUBLE_EQ(w.lr_at(60), plain.lr_at(60));
 
   const LrSchedule s = make_lr_schedule(
-      "step", {.base_lr = 0.4, .step_size = 3, .gamma = 0.5, .warmup_iterations = 4, .warmup_start_factor = 0.25});
-  EXPECT_DOUBLE_EQ(s.lr_at(0), 0.1);                           // 0.4 * 0.25
-  EXPECT_DOUBLE_EQ(s.lr_at(2), 0.4 * (0.25 + 0.75 * 0.5));     // 0.25
-  EXPECT_DOUBLE_EQ(s.lr_at(3), 0.2 * (0.25 + 0.75 * 0.75));    // decayed once, still warming
+      "step",
+      {.base_lr = 0.4, .step_size = 3, .gamma = 0.5, .warmup_iterations = 4, .warmup_start_factor = 0.25});
+  EXPECT_DOUBLE_EQ(s.lr_at(0), 0.1);                         // 0.4 * 0.25
+  EXPECT_DOUBLE_EQ(s.lr_at(2), 0.4 * (0.25 + 0.75 * 0.5));   // 0.25
+  EXPECT_DOUBLE_EQ(s.lr_at(3), 0.2 * (0.25 + 0.75 * 0.75));  // decayed once, still warming
   EXPECT_DOUBLE_EQ(s.lr_at(4), 0.2);
 }
 
 TEST(LrSchedule, FactoryNamesAndValidation) {
   EXPECT_EQ(parse_lr_schedule_kind("multistep"), LrScheduleKind::MultiStep);
-  for (auto k : {LrScheduleKind::Constant, LrScheduleKind::Step, LrScheduleKind::MultiStep, LrScheduleKind::Cosine})
+  for (auto k :
+       {LrScheduleKind::Constant, LrScheduleKind::Step, LrScheduleKind::MultiStep, LrScheduleKind::Cosine})
     EXPECT_EQ(parse_lr_schedule_kind(lr_schedule_name(k)), k);
   const std::string unknown = error_of("linear", {});
   EXPECT_NE(unknown.find("'linear'"), std::string::npos) << unknown;

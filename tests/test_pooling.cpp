@@ -86,6 +86,47 @@ TEST(MaxPool2d, CeilModeAndPaddingValues) {
   EXPECT_EQ(y3.to_vector(), (std::vector<float>{-3, -3, -3, -3}));
 }
 
+// The fast kernel against the naive reference on many geometries, with inputs full of ties (values
+// from a set of 4), some -inf and some NaN: identical outputs and identical argmax offsets.
+TEST(MaxPool2d, FastKernelMatchesNaiveReference) {
+  Generator gen(24);
+  struct Case {
+    Shape shape;
+    MaxPool2dOptions o;
+  };
+  const Case cases[] = {
+      {{2, 3, 9, 8}, {.kernel_size = 3, .stride = 2, .ceil_mode = true}},
+      {{1, 2, 7, 7}, {.kernel_size = 3, .stride = 2, .padding = 1}},
+      {{1, 2, 8, 9}, {.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true}},
+      {{1, 1, 5, 5}, {.kernel_size = 3, .stride = 3, .padding = 1, .ceil_mode = true}},
+      {{2, 2, 6, 6}, {.kernel_size = 2}},
+      {{1, 2, 9, 7}, {.kernel_size = 3, .stride = 1, .padding = 1, .dilation = 2}},
+      {{1, 1, 6, 11}, {.kernel_size = 4, .stride = 3, .padding = 2, .dilation = 2, .ceil_mode = true}},
+      {{1, 1, 1, 1}, {.kernel_size = 1}},
+  };
+  for (const Case& c : cases) {
+    Tensor x = Tensor::empty(c.shape);
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const uint64_t r = gen.uniform_int(20);
+      x.data()[i] = r == 0   ? -std::numeric_limits<float>::infinity()
+                    : r == 1 ? std::numeric_limits<float>::quiet_NaN()
+                             : static_cast<float>(r % 4);
+    }
+    const Pool2dGeometry g = max_pool2d_geometry(c.shape, c.o);
+    const int64_t out = g.n * g.c * g.oh * g.ow;
+    std::vector<float> y_fast(out), y_naive(out);
+    std::vector<int32_t> a_fast(out), a_naive(out);
+    max_pool2d_forward(y_fast.data(), a_fast.data(), x.data(), g);
+    max_pool2d_forward_naive(y_naive.data(), a_naive.data(), x.data(), g);
+    for (int64_t i = 0; i < out; ++i) {
+      EXPECT_TRUE(y_fast[i] == y_naive[i] || (std::isnan(y_fast[i]) && std::isnan(y_naive[i])))
+          << shape_str(c.shape) << " k" << c.o.kernel_size << " at " << i << ": " << y_fast[i] << " vs "
+          << y_naive[i];
+      EXPECT_EQ(a_fast[i], a_naive[i]) << shape_str(c.shape) << " k" << c.o.kernel_size << " at " << i;
+    }
+  }
+}
+
 TEST(MaxPool2d, GradientGoesToTheFirstMaximumOnTies) {
   Tensor x = Tensor::from_vector({1, 1, 2, 4}, {1, 7, 7, 7, 7, 7, 2, 3});
   x.set_requires_grad(true);

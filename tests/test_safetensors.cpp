@@ -99,7 +99,8 @@ TEST(Safetensors, RoundTripKeepsDtypesShapesOrderAndMetadata) {
   TempDir dir;
   const std::string path = dir.file("w.safetensors");
   StoredTensors tensors;
-  tensors.emplace_back("conv.weight", StoredTensor::from_tensor(Tensor::from_vector({2, 1, 2}, {1.5f, -2, 0.25f, 3e-8f})));
+  tensors.emplace_back("conv.weight",
+                       StoredTensor::from_tensor(Tensor::from_vector({2, 1, 2}, {1.5f, -2, 0.25f, 3e-8f})));
   tensors.emplace_back("bn.num_batches_tracked", StoredTensor::from_int64({}, {123456789012LL}));
   tensors.emplace_back("scalar", StoredTensor::from_tensor(Tensor::full({}, -7.5f)));
   tensors.emplace_back("empty", StoredTensor::from_tensor(Tensor::zeros({0, 3})));
@@ -179,14 +180,13 @@ TEST(Safetensors, WriterBytesMatchTheSpecExactly) {
 TEST(Safetensors, ReadsAHandBuiltFile) {
   // Header keys in the opposite order to the data, no padding (N not a multiple of 8), whitespace
   // inside the JSON: all allowed by the format.
-  const std::string header =
-      R"({"n": {"dtype":"I64","shape":[],"data_offsets":[12,20]}, )"
-      R"("w":{"shape":[1, 3],"dtype":"F32","data_offsets":[0,12]}})";
+  const std::string header = R"({"n": {"dtype":"I64","shape":[],"data_offsets":[12,20]}, )"
+                             R"("w":{"shape":[1, 3],"dtype":"F32","data_offsets":[0,12]}})";
   ASSERT_NE(header.size() % 8, 0u);
   std::vector<uint8_t> buffer;
-  append_u32(&buffer, 0x3F800000);  // 1.0
-  append_u32(&buffer, 0xC0200000);  // -2.5
-  append_u32(&buffer, 0x00000001);  // smallest denormal
+  append_u32(&buffer, 0x3F800000);             // 1.0
+  append_u32(&buffer, 0xC0200000);             // -2.5
+  append_u32(&buffer, 0x00000001);             // smallest denormal
   append_u64(&buffer, 0xFFFFFFFFFFFFFFF9ull);  // -7
   const std::vector<uint8_t> bytes = image(header, buffer);
   SafetensorsFile f = parse_safetensors(bytes, "hand.safetensors");
@@ -232,8 +232,9 @@ TEST(Safetensors, RejectsBadHeaderLengths) {
 }
 
 TEST(Safetensors, RejectsInvalidUtf8AndJson) {
-  for (const std::string& bad : {std::string("\xC3\x28"), std::string("\xC0\xAF"), std::string("\xED\xA0\x80"),
-                                std::string("\xF4\x90\x80\x80"), std::string("\xE2\x82"), std::string("\xFF")}) {
+  for (const std::string& bad :
+       {std::string("\xC3\x28"), std::string("\xC0\xAF"), std::string("\xED\xA0\x80"),
+        std::string("\xF4\x90\x80\x80"), std::string("\xE2\x82"), std::string("\xFF")}) {
     expect_rejected(image(R"({"__metadata__":{"k":")" + bad + R"("}})", {}), "invalid byte sequence");
   }
   expect_rejected(image(R"({"t":{"dtype":"F32")", {}), "JSON header");
@@ -249,11 +250,13 @@ TEST(Safetensors, RejectsInvalidUtf8AndJson) {
 
 TEST(Safetensors, RejectsDuplicateNamesAtEveryLevel) {
   const std::string entry = R"({"dtype":"F32","shape":[1],"data_offsets":[0,4]})";
-  expect_rejected(image(R"({"t":)" + entry + R"(,"t":)" + entry + "}", zeros(4)), "'t' appears more than once");
+  expect_rejected(image(R"({"t":)" + entry + R"(,"t":)" + entry + "}", zeros(4)),
+                  "'t' appears more than once");
   expect_rejected(image(R"({"t":{"dtype":"F32","dtype":"I64","shape":[1],"data_offsets":[0,4]}})", zeros(4)),
                   "'dtype' appears more than once");
   expect_rejected(image(R"({"__metadata__":{"a":"1","a":"2"}})", {}), "'a' appears more than once");
-  expect_rejected(image(R"({"__metadata__":{},"__metadata__":{}})", {}), "'__metadata__' appears more than once");
+  expect_rejected(image(R"({"__metadata__":{},"__metadata__":{}})", {}),
+                  "'__metadata__' appears more than once");
   // Same key in different objects is fine.
   EXPECT_NO_THROW(parse_safetensors(image(R"({"__metadata__":{"t":"x"},"t":)" + entry + "}", zeros(4))));
 }
@@ -263,8 +266,10 @@ TEST(Safetensors, RejectsUnknownDtypesAndMalformedEntries) {
   expect_rejected(image(one_entry(R"("f32")", "[1]", "[0,4]"), zeros(4)), "but got 'f32'");
   expect_rejected(image(one_entry("1", "[1]", "[0,4]"), zeros(4)), "dtype of tensor 't' to be a string");
   expect_rejected(image(R"({"t":{"dtype":"F32","shape":[1]}})", {}), "'data_offsets', but it is missing");
-  expect_rejected(image(R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":1}})", zeros(4)), "'x' as well");
-  expect_rejected(image(one_entry(R"("F32")", "3", "[0,12]"), zeros(12)), "shape of tensor 't' to be an array");
+  expect_rejected(image(R"({"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":1}})", zeros(4)),
+                  "'x' as well");
+  expect_rejected(image(one_entry(R"("F32")", "3", "[0,12]"), zeros(12)),
+                  "shape of tensor 't' to be an array");
   expect_rejected(image(one_entry(R"("F32")", "[1]", "[0,4,8]"), zeros(8)), "[begin, end]");
   expect_rejected(image(one_entry(R"("F32")", "[1]", "{}"), zeros(4)), "[begin, end]");
   expect_rejected(image(one_entry(R"("F32")", "[0]", "[4,0]"), zeros(4)), "begin <= end");
@@ -290,13 +295,14 @@ TEST(Safetensors, RejectsNegativeNonIntegerAndOverflowingShapes) {
 TEST(Safetensors, RejectsSizesThatDoNotMatchTheShape) {
   expect_rejected(image(one_entry(R"("F32")", "[3]", "[0,8]"), zeros(8)), "to span 12 bytes");
   expect_rejected(image(one_entry(R"("I64")", "[1]", "[0,4]"), zeros(4)), "to span 8 bytes");
-  expect_rejected(image(one_entry(R"("F32")", "[]", "[0,0]"), {}), "to span 4 bytes");  // rank 0 is one element
+  expect_rejected(image(one_entry(R"("F32")", "[]", "[0,0]"), {}),
+                  "to span 4 bytes");  // rank 0 is one element
 }
 
 TEST(Safetensors, RejectsGapsOverlapsAndBadBufferEnds) {
   const auto two = [](const std::string& a, const std::string& b) {
-    return R"({"a":{"dtype":"F32","shape":[2],"data_offsets":)" + a + R"(},"b":{"dtype":"F32","shape":[2],"data_offsets":)" +
-           b + "}}";
+    return R"({"a":{"dtype":"F32","shape":[2],"data_offsets":)" + a +
+           R"(},"b":{"dtype":"F32","shape":[2],"data_offsets":)" + b + "}}";
   };
   expect_rejected(image(two("[0,8]", "[12,20]"), zeros(20)), "a gap");
   expect_rejected(image(two("[0,8]", "[4,12]"), zeros(12)), "an overlap");
@@ -308,7 +314,8 @@ TEST(Safetensors, RejectsGapsOverlapsAndBadBufferEnds) {
   EXPECT_NO_THROW(parse_safetensors(image(two("[8,16]", "[0,8]"), zeros(16))));
   // Zero-sized tensors take no room and may share an offset with their neighbour.
   EXPECT_NO_THROW(parse_safetensors(image(
-      R"({"e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+      R"({"e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},)"
+      R"("a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
       zeros(4))));
 }
 
@@ -418,7 +425,8 @@ TEST(SafetensorsAtomicWrite, FailedRenameLeavesNoTemporaryFile) {
   // The target is a non-empty directory: the data is written and flushed, then rename() fails.
   const std::string path = dir.file("target");
   fs::create_directories(fs::path(path) / "child");
-  EXPECT_THROW(write_safetensors(path, std::vector<std::pair<std::string, Tensor>>{{"w", Tensor::zeros({2})}}), Error);
+  EXPECT_THROW(
+      write_safetensors(path, std::vector<std::pair<std::string, Tensor>>{{"w", Tensor::zeros({2})}}), Error);
   EXPECT_EQ(dir.entries(), std::vector<std::string>{"target"});
   EXPECT_TRUE(fs::is_directory(fs::path(path) / "child"));
 
@@ -441,8 +449,9 @@ TEST(Safetensors, CorruptedFilesParseOrThrowOurError) {
     state ^= state >> 27;
     return (state * 0x2545F4914F6CDD1Dull) % n;
   };
-  const std::string tokens[] = {"\"", "{", "}", "[", "]", ",", ":", "-1", "1e9", "18446744073709551616", "\\u0000",
-                                "\"F32\"", "\"I64\"", "null", "0", "99"};
+  const std::string tokens[] = {
+      "\"",      "{",       "}",       "[",    "]", ",", ":", "-1", "1e9", "18446744073709551616",
+      "\\u0000", "\"F32\"", "\"I64\"", "null", "0", "99"};
   int accepted = 0;
   for (int trial = 0; trial < 3000; ++trial) {
     std::vector<uint8_t> bytes = valid;
@@ -450,7 +459,8 @@ TEST(Safetensors, CorruptedFilesParseOrThrowOurError) {
     for (int e = 0; e < edits; ++e) {
       switch (next(4)) {
         case 0:  // flip a byte, mostly in the header
-          if (!bytes.empty()) bytes[next(std::min<uint64_t>(bytes.size(), 8 + 140))] ^= static_cast<uint8_t>(1 + next(255));
+          if (!bytes.empty())
+            bytes[next(std::min<uint64_t>(bytes.size(), 8 + 140))] ^= static_cast<uint8_t>(1 + next(255));
           break;
         case 1:  // truncate
           bytes.resize(next(bytes.size() + 1));

@@ -27,7 +27,8 @@ Tensor param_from(const Shape& shape, const double* values) {
 void set_golden_grad(Tensor& p, const double* target, int t) {
   Tensor g = Tensor::empty(p.shape());
   for (int64_t i = 0; i < p.numel(); ++i)
-    g.data()[i] = static_cast<float>(0.7 * (double(p.data()[i]) - target[i]) + 0.1 * (t + 1) * (i % 2 ? -1.0 : 1.0));
+    g.data()[i] =
+        static_cast<float>(0.7 * (double(p.data()[i]) - target[i]) + 0.1 * (t + 1) * (i % 2 ? -1.0 : 1.0));
   p.set_grad(g);
 }
 
@@ -41,9 +42,10 @@ struct Problem {
   std::vector<NamedParameter> params;
   explicit Problem(uint64_t seed) {
     Generator gen(seed);
-    for (auto [name, shape, role] : {std::tuple<const char*, Shape, ParamRole>{"conv.weight", {3, 2, 2}, ParamRole::Weight},
-                                     {"conv.bias", {3}, ParamRole::Bias},
-                                     {"bn.weight", {3}, ParamRole::Norm}}) {
+    for (auto [name, shape, role] :
+         {std::tuple<const char*, Shape, ParamRole>{"conv.weight", {3, 2, 2}, ParamRole::Weight},
+          {"conv.bias", {3}, ParamRole::Bias},
+          {"bn.weight", {3}, ParamRole::Norm}}) {
       Tensor t = Tensor::empty(shape);
       for (int64_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<float>(gen.normal());
       t.set_requires_grad(true);
@@ -189,13 +191,16 @@ TEST(Sgd, ValidatesOptionsAndGroups) {
   EXPECT_THROW(Sgd(one, {.lr = -0.1}), Error);
   EXPECT_THROW(Sgd(one, {.lr = INFINITY}), Error);
   EXPECT_THROW(Sgd(one, {.momentum = -0.5}), Error);
-  EXPECT_THROW(Sgd(one, {.nesterov = true}), Error);                                   // needs momentum
+  EXPECT_THROW(Sgd(one, {.nesterov = true}), Error);                                     // needs momentum
   EXPECT_THROW(Sgd(one, {.momentum = 0.9, .dampening = 0.1, .nesterov = true}), Error);  // and no dampening
   EXPECT_THROW(Sgd({ParamGroup{.params = {{"a", a, ParamRole::Weight}}, .weight_decay = -1}}, {}), Error);
   EXPECT_THROW(Sgd({ParamGroup{.params = {{"a", a, ParamRole::Weight}}, .lr_scale = NAN}}, {}), Error);
-  EXPECT_THROW(Sgd({ParamGroup{.params = {{"a", a, ParamRole::Weight}, {"a", Tensor::zeros({1}), ParamRole::Bias}}}}, {}),
-               Error);  // duplicate name
-  EXPECT_THROW(Sgd({ParamGroup{.params = {{"a", a, ParamRole::Weight}}}, ParamGroup{.params = {{"b", a, ParamRole::Weight}}}},
+  EXPECT_THROW(
+      Sgd({ParamGroup{.params = {{"a", a, ParamRole::Weight}, {"a", Tensor::zeros({1}), ParamRole::Bias}}}},
+          {}),
+      Error);  // duplicate name
+  EXPECT_THROW(Sgd({ParamGroup{.params = {{"a", a, ParamRole::Weight}}},
+                    ParamGroup{.params = {{"b", a, ParamRole::Weight}}}},
                    {}),
                Error);  // same tensor twice
   EXPECT_THROW(Sgd({ParamGroup{.params = {{"u", Tensor(), ParamRole::Weight}}}}, {}), Error);
@@ -207,7 +212,8 @@ TEST(Sgd, MaskedEntriesStayBitIdenticalAndKeepZeroMomentum) {
     SCOPED_TRACE(nesterov ? "nesterov" : "heavy ball");
     Problem masked(3), plain(3);
     const SgdOptions options{.lr = 0.05, .momentum = 0.9, .dampening = 0, .nesterov = nesterov};
-    FreezingSgd masked_opt(make_param_groups(masked.params, 0.01, {.decay_bias = true, .decay_norm = true}), options);
+    FreezingSgd masked_opt(make_param_groups(masked.params, 0.01, {.decay_bias = true, .decay_norm = true}),
+                           options);
     Sgd plain_opt(make_param_groups(plain.params, 0.01, {.decay_bias = true, .decay_norm = true}), options);
     const std::vector<float> start = masked.values();
     const int kSteps = 50;
@@ -228,7 +234,8 @@ TEST(Sgd, MaskedEntriesStayBitIdenticalAndKeepZeroMomentum) {
       for (int64_t i = 0; i < w.numel(); ++i) {
         if (i % 3 == 0) {
           ++frozen;
-          EXPECT_TRUE(bit_equal(w.data()[i], start[offset + static_cast<size_t>(i)])) << masked.params[k].name << "[" << i << "]";
+          EXPECT_TRUE(bit_equal(w.data()[i], start[offset + static_cast<size_t>(i)]))
+              << masked.params[k].name << "[" << i << "]";
           EXPECT_TRUE(bit_equal(buf.data()[i], 0.0f)) << masked.params[k].name << "[" << i << "]";
         } else {
           // Entries are independent: the trained ones follow the unmasked run exactly.
@@ -304,7 +311,8 @@ TEST(Sgd, StateSaveLoadGivesAnIdenticalContinuation) {
   }
   const std::vector<float> a = straight.values(), b = resumed.values();
   ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(bit_equal(a[i], b[i])) << i << ": " << a[i] << " vs " << b[i];
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_TRUE(bit_equal(a[i], b[i])) << i << ": " << a[i] << " vs " << b[i];
   // The loaded state is a copy: changing the source afterwards changes nothing.
   saved_state[0].second.fill_(123.0f);
   EXPECT_NE(opt.state("bn.weight")->momentum_buffer.data()[0], 123.0f);
@@ -326,19 +334,20 @@ TEST(Sgd, LoadStateTensorsIsStrictAndReportsEveryProblem) {
   prob.set_grads(0);
   opt.step();
   const NamedTensorList good = opt.state_tensors();
-  const NamedTensorList bad{{"conv.weight.momentum_buffer", Tensor::zeros({3})},      // wrong shape
-                            {"nope.momentum_buffer", Tensor::zeros({1})},             // unknown parameter
-                            {"conv.bias.velocity", Tensor::zeros({3})},               // unknown field
+  const NamedTensorList bad{{"conv.weight.momentum_buffer", Tensor::zeros({3})},  // wrong shape
+                            {"nope.momentum_buffer", Tensor::zeros({1})},         // unknown parameter
+                            {"conv.bias.velocity", Tensor::zeros({3})},           // unknown field
                             {"bn.weight.momentum_buffer", Tensor::zeros({3})},
-                            {"bn.weight.momentum_buffer", Tensor::zeros({3})}};       // duplicate
+                            {"bn.weight.momentum_buffer", Tensor::zeros({3})}};  // duplicate
   try {
     opt.load_state_tensors(bad);
     FAIL() << "accepted bad state";
   } catch (const Error& e) {
     const std::string m = e.what();
-    for (const char* needle : {"conv.weight.momentum_buffer' has shape [3] but the parameter has shape [3, 2, 2]",
-                               "'nope.momentum_buffer' names no parameter", "'conv.bias.velocity' is not",
-                               "'bn.weight.momentum_buffer' appears more than once"})
+    for (const char* needle :
+         {"conv.weight.momentum_buffer' has shape [3] but the parameter has shape [3, 2, 2]",
+          "'nope.momentum_buffer' names no parameter", "'conv.bias.velocity' is not",
+          "'bn.weight.momentum_buffer' appears more than once"})
       EXPECT_NE(m.find(needle), std::string::npos) << needle << "\nin: " << m;
   }
   // Nothing changed.

@@ -15,7 +15,9 @@ SafetensorsFile file_of(StoredTensors tensors) {
   return f;
 }
 
-StoredTensor f32(const Shape& shape, float value) { return StoredTensor::from_tensor(Tensor::full(shape, value)); }
+StoredTensor f32(const Shape& shape, float value) {
+  return StoredTensor::from_tensor(Tensor::full(shape, value));
+}
 
 std::string error_of(const NamedTensorList& dst, const SafetensorsFile& f, bool strict) {
   try {
@@ -30,7 +32,8 @@ std::string error_of(const NamedTensorList& dst, const SafetensorsFile& f, bool 
 
 TEST(LoadStateDict, LoadsByNameRegardlessOfOrder) {
   Tensor a = Tensor::zeros({2}), b = Tensor::zeros({1, 3});
-  LoadStateReport r = load_state_dict({{"a", a}, {"b", b}}, file_of({{"b", f32({1, 3}, 2)}, {"a", f32({2}, 1)}}));
+  LoadStateReport r =
+      load_state_dict({{"a", a}, {"b", b}}, file_of({{"b", f32({1, 3}, 2)}, {"a", f32({2}, 1)}}));
   EXPECT_TRUE(r.ok());
   EXPECT_EQ(r.loaded, (std::vector<std::string>{"b", "a"}));
   EXPECT_EQ(a.to_vector(), (std::vector<float>{1, 1}));
@@ -41,25 +44,30 @@ TEST(LoadStateDict, LoadsByNameRegardlessOfOrder) {
 TEST(LoadStateDict, StrictReportsEveryProblemAndLoadsNothing) {
   Tensor a = Tensor::zeros({2}), b = Tensor::zeros({3}), c = Tensor::zeros({}), e = Tensor::zeros({4});
   const NamedTensorList dst{{"a", a}, {"b", b}, {"c", c}, {"e", e}};
-  const SafetensorsFile f = file_of({{"a", f32({2}, 1)}, {"b", f32({4}, 1)}, {"d", f32({1}, 1)}, {"x", f32({1}, 1)}});
+  const SafetensorsFile f =
+      file_of({{"a", f32({2}, 1)}, {"b", f32({4}, 1)}, {"d", f32({1}, 1)}, {"x", f32({1}, 1)}});
   const std::string m = error_of(dst, f, /*strict=*/true);
   EXPECT_NE(m.find("ckpt.safetensors"), std::string::npos) << m;
   EXPECT_NE(m.find(R"(Missing key(s) in file: "c", "e".)"), std::string::npos) << m;
   EXPECT_NE(m.find(R"(Unexpected key(s) in file: "d", "x".)"), std::string::npos) << m;
-  EXPECT_NE(m.find("size mismatch for b: copying a F32 tensor with shape [4] from the file, the shape in the model is [3]"),
+  EXPECT_NE(m.find("size mismatch for b: copying a F32 tensor with shape [4] from the file, the shape in the "
+                   "model is [3]"),
             std::string::npos)
       << m;
   EXPECT_EQ(a.to_vector(), (std::vector<float>{0, 0}));  // nothing copied
 
   // Missing and unexpected names alone are enough to fail a strict load.
-  EXPECT_NE(error_of({{"a", a}, {"c", c}}, file_of({{"a", f32({2}, 1)}}), true).find(R"("c")"), std::string::npos);
-  EXPECT_NE(error_of({{"a", a}}, file_of({{"a", f32({2}, 1)}, {"z", f32({2}, 1)}}), true).find(R"("z")"), std::string::npos);
+  EXPECT_NE(error_of({{"a", a}, {"c", c}}, file_of({{"a", f32({2}, 1)}}), true).find(R"("c")"),
+            std::string::npos);
+  EXPECT_NE(error_of({{"a", a}}, file_of({{"a", f32({2}, 1)}, {"z", f32({2}, 1)}}), true).find(R"("z")"),
+            std::string::npos);
   EXPECT_EQ(a.to_vector(), (std::vector<float>{0, 0}));
 }
 
 TEST(LoadStateDict, NonStrictLoadsWhatMatchesAndReportsTheRest) {
   Tensor a = Tensor::zeros({2}), c = Tensor::zeros({1});
-  LoadStateReport r = load_state_dict({{"a", a}, {"c", c}}, file_of({{"a", f32({2}, 5)}, {"d", f32({1}, 1)}}), false);
+  LoadStateReport r =
+      load_state_dict({{"a", a}, {"c", c}}, file_of({{"a", f32({2}, 5)}, {"d", f32({1}, 1)}}), false);
   EXPECT_FALSE(r.ok());
   EXPECT_EQ(r.missing, std::vector<std::string>{"c"});
   EXPECT_EQ(r.unexpected, std::vector<std::string>{"d"});
@@ -68,7 +76,8 @@ TEST(LoadStateDict, NonStrictLoadsWhatMatchesAndReportsTheRest) {
   EXPECT_NE(r.message("src").find("src"), std::string::npos);
 
   // A shape mismatch is an error even when not strict (as in PyTorch): loading it is impossible.
-  EXPECT_NE(error_of({{"a", a}}, file_of({{"a", f32({1, 2}, 1)}}), false).find("size mismatch for a"), std::string::npos);
+  EXPECT_NE(error_of({{"a", a}}, file_of({{"a", f32({1, 2}, 1)}}), false).find("size mismatch for a"),
+            std::string::npos);
 }
 
 TEST(LoadStateDict, RankZeroInt64LoadsIntoARankZeroFloat) {
@@ -78,12 +87,14 @@ TEST(LoadStateDict, RankZeroInt64LoadsIntoARankZeroFloat) {
   EXPECT_EQ(nbt.item(), 12345.0f);
 
   // Values a float cannot hold exactly are refused, not rounded.
-  const std::string m = error_of({{"n", nbt}}, file_of({{"n", StoredTensor::from_int64({}, {(1LL << 24) + 1})}}), true);
+  const std::string m =
+      error_of({{"n", nbt}}, file_of({{"n", StoredTensor::from_int64({}, {(1LL << 24) + 1})}}), true);
   EXPECT_NE(m.find("16777217"), std::string::npos) << m;
   EXPECT_NE(error_of({{"n", nbt}}, file_of({{"n", StoredTensor::from_int64({}, {INT64_MIN})}}), true), "");
   EXPECT_EQ(nbt.item(), 12345.0f);
   // Rank matters: [1] is not [].
-  EXPECT_NE(error_of({{"n", nbt}}, file_of({{"n", StoredTensor::from_int64({1}, {1})}}), true).find("size mismatch"),
+  EXPECT_NE(error_of({{"n", nbt}}, file_of({{"n", StoredTensor::from_int64({1}, {1})}}), true)
+                .find("size mismatch"),
             std::string::npos);
 }
 

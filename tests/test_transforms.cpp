@@ -18,7 +18,8 @@ std::vector<float> coded_image(int64_t C, int64_t H, int64_t W) {
   std::vector<float> v(static_cast<size_t>(C * H * W));
   for (int64_t c = 0; c < C; ++c)
     for (int64_t y = 0; y < H; ++y)
-      for (int64_t x = 0; x < W; ++x) v[static_cast<size_t>((c * H + y) * W + x)] = 100.0f * c + 10.0f * y + x + 1;
+      for (int64_t x = 0; x < W; ++x)
+        v[static_cast<size_t>((c * H + y) * W + x)] = 100.0f * c + 10.0f * y + x + 1;
   return v;
 }
 
@@ -52,7 +53,8 @@ TEST(Transforms, CropWithPaddingShiftsContentAndZeroFills) {
         for (int64_t y = 0; y < H; ++y)
           for (int64_t x = 0; x < W; ++x) {
             const int64_t sy = y + top - pad, sx = x + left - pad;
-            const float want = (sy >= 0 && sy < H && sx >= 0 && sx < W) ? at(original, H, W, c, sy, sx) : 0.0f;
+            const float want =
+                (sy >= 0 && sy < H && sx >= 0 && sx < W) ? at(original, H, W, c, sy, sx) : 0.0f;
             ASSERT_EQ(at(v, H, W, c, y, x), want) << top << " " << left << " " << c << " " << y << " " << x;
           }
     }
