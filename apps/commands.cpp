@@ -2,10 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "apps/checkpoint.h"
 #include "apps/trainer.h"
+#include "framework/error.h"
 #include "framework/fileio.h"
 #include "framework/threading.h"
 #include "models/registry.h"
@@ -25,6 +27,40 @@ void add_data_flags(CLI::App* cmd, TrainConfig& c) {
       ->check(CLI::NonNegativeNumber);
 }
 
+// Flags the user did not give take the architecture's recipe.
+void apply_recipe_defaults(const CLI::App& cmd, TrainConfig& c) {
+  const TrainRecipe recipe = recipe_for(c.arch);
+  if (cmd.count("--epochs") == 0) c.epochs = recipe.epochs;
+  if (cmd.count("--batch-size") == 0) c.batch_size = recipe.batch_size;
+  if (cmd.count("--lr") == 0) c.lr = recipe.lr;
+  if (cmd.count("--no-augment") + cmd.count("--augment") == 0) c.augment = recipe.augment;
+}
+
+// A resumed run continues with the configuration saved in its checkpoint, so it cannot silently
+// diverge from the run it continues. Only flags that do not change the result may differ (and
+// --epochs, to extend a run); anything else given on the command line is an error.
+TrainConfig resume_config(const CLI::App& cmd, const TrainConfig& given) {
+  const CheckpointContents saved = read_checkpoint_info(read_safetensors(given.resume));
+  TrainConfig c = saved.config;
+  const std::vector<std::string> changeable = {"--resume", "--epochs", "--threads", "--workers", "--print-freq",
+                                               "--out",    "--data",   "--force"};
+  for (const CLI::Option* opt : cmd.get_options()) {
+    if (opt->count() == 0 || opt->get_name() == "--help") continue;
+    const std::string name = opt->get_name();
+    INQ_CHECK(std::find(changeable.begin(), changeable.end(), name) != changeable.end(),
+              "Given --resume, expected only {} besides it (the rest comes from the checkpoint), but got {}",
+              fmt::join(changeable.begin() + 1, changeable.end(), ", "), name);
+  }
+  c.resume = given.resume;
+  if (cmd.count("--epochs")) c.epochs = given.epochs;
+  if (cmd.count("--threads")) c.threads = given.threads;
+  if (cmd.count("--workers")) c.workers = given.workers;
+  if (cmd.count("--print-freq")) c.print_freq = given.print_freq;
+  if (cmd.count("--data")) c.data_dir = given.data_dir;
+  if (cmd.count("--out")) c.out = given.out;
+  return c;
+}
+
 }  // namespace
 
 void register_train_command(CLI::App& app) {
@@ -33,10 +69,10 @@ void register_train_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("train", "Train a model from scratch (or resume a run)");
   cmd->add_option("-a,--arch", c.arch, "Model architecture")->check(CLI::IsMember(available_models()));
   add_data_flags(cmd, c);
-  cmd->add_option("--epochs", c.epochs, "Number of epochs")->check(CLI::PositiveNumber);
-  cmd->add_option("-b,--batch-size", c.batch_size, "Mini-batch size")->check(CLI::PositiveNumber);
+  cmd->add_option("--epochs", c.epochs, "Number of epochs (default: the arch's recipe)")->check(CLI::PositiveNumber);
+  cmd->add_option("-b,--batch-size", c.batch_size, "Mini-batch size (default: the arch's recipe)")->check(CLI::PositiveNumber);
   cmd->add_option("--eval-batch-size", c.eval_batch_size, "Evaluation batch size")->check(CLI::PositiveNumber);
-  cmd->add_option("--lr", c.lr, "Initial learning rate")->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", c.lr, "Initial learning rate (default: the arch's recipe)")->check(CLI::PositiveNumber);
   cmd->add_option("--momentum", c.momentum, "SGD momentum")->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--wd,--weight-decay", c.weight_decay, "Weight decay")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--nesterov", c.nesterov, "Nesterov momentum");
@@ -51,14 +87,20 @@ void register_train_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", c.seed, "Random seed (initialization, data order, augmentation)");
   cmd->add_option("-p,--print-freq", c.print_freq, "Batches between progress lines")->check(CLI::PositiveNumber);
-  cmd->add_flag("!--no-augment", c.augment, "Disable random crop and flip");
+  cmd->add_flag("!--no-augment", c.augment, "Disable random crop and flip (default: the arch's recipe)");
+  cmd->add_flag("--augment", c.augment, "Enable random crop (pad 2) and horizontal flip");
   cmd->add_option("--train-limit", c.train_limit, "Use only the first N training examples (0 = all)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("-o,--out", c.out, "Run folder (default runs/<arch>-<seed>)");
   cmd->add_option("--resume", c.resume, "Checkpoint to resume from (e.g. RUN/last.safetensors)")
       ->check(CLI::ExistingFile);
   cmd->add_flag("--force", c.force, "Reuse a run folder that already holds a run");
-  cmd->callback([config] {
+  cmd->callback([config, cmd] {
+    if (!config->resume.empty()) {
+      *config = resume_config(*cmd, *config);
+    } else {
+      apply_recipe_defaults(*cmd, *config);
+    }
     TrainConfig& cfg = *config;
     if (cfg.out.empty()) cfg.out = fmt::format("runs/{}-{}", cfg.arch, cfg.seed);
     set_num_threads(cfg.threads);

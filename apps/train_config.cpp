@@ -11,6 +11,11 @@ namespace inq {
   X(warmup_epochs) X(seed) X(workers) X(threads) X(print_freq) X(augment) X(train_limit) X(test_limit) \
   X(out) X(resume) X(force)
 
+TrainRecipe recipe_for(const std::string& arch) {
+  if (arch == "lenet5") return {.epochs = 5, .batch_size = 64, .lr = 0.05, .augment = false};
+  return {.epochs = 15, .batch_size = 128, .lr = 0.1, .augment = true};
+}
+
 nlohmann::json to_json(const TrainConfig& c) {
   nlohmann::json j;
 #define INQ_PUT(field) j[#field] = c.field;
