@@ -166,15 +166,9 @@ void timing(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // libgomp reads OMP_WAIT_POLICY once, when it loads, so it cannot be changed from here: start
-  // again with it set. Left to spin (the default), OpenMP's idle threads and OpenBLAS's pthreads
-  // take the cores from each other each time the convolution switches between its OpenMP loops and
-  // its GEMMs; on the shared 2-core machine this made ConvForward 10-50x slower than with PASSIVE.
-  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
-    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-    execv("/proc/self/exe", argv);  // returns only on failure; then run as we are
-  }
-  benchmark::AddCustomContext("omp_wait_policy", std::getenv("OMP_WAIT_POLICY"));
+  const char* policy = inq::use_short_openmp_spin(argv);  // see framework/threading.h
+  benchmark::AddCustomContext("openmp_spin_policy", policy);
+  if (const char* spin = std::getenv("GOMP_SPINCOUNT")) benchmark::AddCustomContext("GOMP_SPINCOUNT", spin);
   const char* env = std::getenv("INQ_THREADS");
   inq::set_num_threads(env ? std::atoi(env) : 0);
   benchmark::AddCustomContext("inq_threads", std::to_string(inq::get_num_threads()));

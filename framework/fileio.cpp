@@ -1,8 +1,5 @@
 #include "framework/fileio.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -10,43 +7,14 @@
 #include <fstream>
 #include <sstream>
 
+#include "framework/atomic_file.h"
 #include "framework/error.h"
 
 namespace inq {
 
 void write_file_atomic(const std::string& path, const std::string& contents) {
-  // mkstemp gives a unique temporary name, so concurrent writers never share one.
-  std::string tmpl = path + ".tmp.XXXXXX";
-  int fd = ::mkstemp(tmpl.data());
-  INQ_CHECK(fd >= 0, "Given output path '{}', expected to create a temporary file beside it, but got: {}", path,
-            std::strerror(errno));
-  size_t written = 0;
-  while (written < contents.size()) {
-    ssize_t n = ::write(fd, contents.data() + written, contents.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmpl.c_str());
-      throw Error(fmt::format("Given output path '{}', expected to write {} bytes, but the write failed: {}", path,
-                              contents.size(), std::strerror(err)));
-    }
-    written += static_cast<size_t>(n);
-  }
-  // Regular files are created 0600 by mkstemp; outputs are ordinary user files.
-  ::fchmod(fd, 0644);
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmpl.c_str());
-    throw Error(fmt::format("Given output path '{}', expected to flush it to disk, but got: {}", path,
-                            std::strerror(err)));
-  }
-  if (::rename(tmpl.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmpl.c_str());
-    throw Error(fmt::format("Given output path '{}', expected to rename the finished file into place, but got: {}",
-                            path, std::strerror(err)));
-  }
+  write_file_atomically(path, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(contents.data()),
+                                                       contents.size()));
 }
 
 std::string read_file(const std::string& path) {

@@ -6,7 +6,8 @@
 
 namespace inq {
 
-// Writes `contents` to `path` atomically. Throws inq::Error naming the path on failure.
+// Writes `contents` to `path` atomically (framework/atomic_file.h). Throws inq::Error naming the
+// path on failure.
 void write_file_atomic(const std::string& path, const std::string& contents);
 // Reads a whole file; throws inq::Error naming the path if it cannot.
 std::string read_file(const std::string& path);

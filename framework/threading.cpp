@@ -2,6 +2,9 @@
 
 #include <omp.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <thread>
 
 extern "C" {
@@ -24,6 +27,16 @@ void set_num_threads(int n) {
 }
 
 int get_num_threads() { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
+
+const char* use_short_openmp_spin(char** argv) {
+  if (const char* policy = std::getenv("OMP_WAIT_POLICY")) return policy;
+  if (std::getenv("GOMP_SPINCOUNT") == nullptr) {
+    setenv("GOMP_SPINCOUNT", "10000", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure: then run with the default policy
+    return "default (re-exec failed)";
+  }
+  return "GOMP_SPINCOUNT";
+}
 
 const char* blas_config() { return openblas_get_config(); }
 

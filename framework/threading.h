@@ -8,6 +8,13 @@ namespace inq {
 // Sets OpenMP's and OpenBLAS's thread counts. n <= 0 means "all hardware threads".
 void set_num_threads(int n);
 int get_num_threads();
+// libgomp reads its spin policy from the environment when it loads, before main. Its default
+// busy-waits long after each parallel region, which on a 2-core machine steals the cores from
+// OpenBLAS's GEMMs and the data-loading threads (measured: LeNet-5 training at 2 threads ran at 95
+// images/s instead of ~6000, ResNet-20 conv layers 10-50x slower). Unless the user chose a policy
+// (OMP_WAIT_POLICY or GOMP_SPINCOUNT), this sets a short spin and re-executes the program once;
+// call it first thing in main. Returns the policy in effect, for reports.
+const char* use_short_openmp_spin(char** argv);
 // OpenBLAS's build configuration string (for benchmark reports).
 const char* blas_config();
 
