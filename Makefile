@@ -20,7 +20,7 @@ build: configure
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
 
-# Unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (no benchmarks, -O1).
+# Unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (no benchmarks, -O2 -g).
 test-sanitize: deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DINQ_SANITIZE=ON -DINQ_BUILD_BENCH=OFF > /dev/null
 	@cmake --build build-asan -j $(JOBS) --target inq_tests
@@ -32,8 +32,14 @@ demo: build
 	$(BUILD)/inq train --arch lenet5 --epochs 5 --threads $(THREADS) --out runs/demo-lenet5 --force
 	@echo "[demo] done: see runs/demo-lenet5/summary.csv and runs/demo-lenet5/results.json"
 
+# Convolution vs raw sgemm (GFLOP/s per shape and their ratio), then training steps vs PyTorch.
+bench: export INQ_WITH_TORCH = 1
 bench: build
-	$(BUILD)/bench_conv --benchmark_min_time=0.2
+	INQ_THREADS=$(THREADS) $(BUILD)/bench_conv --benchmark_filter='^(Conv|Sgemm)' --benchmark_min_time=0.1 \
+	  --benchmark_repetitions=9 --benchmark_enable_random_interleaving=true \
+	  --benchmark_report_aggregates_only=true --benchmark_out=$(BUILD)/conv.json --benchmark_out_format=json
+	python3 tools/conv_bench_ratio.py $(BUILD)/conv.json
+	bench/compare_pytorch.sh $(THREADS) 3
 
 clean:
 	rm -rf $(BUILD) build-asan

@@ -14,7 +14,8 @@ packages=(
   libcli11-dev             # the inq command-line tool
   dataset-fashion-mnist    # /usr/share/datasets/fashion-mnist
 )
-if [[ "${INQ_WITH_SANITIZERS:-0}" == 1 ]]; then packages+=(clang-14 libclang-rt-14-dev); fi
+# PyTorch, only for the side-by-side benchmarks (make bench) and cross-checks.
+if [[ "${INQ_WITH_TORCH:-0}" == 1 ]]; then packages+=(python3-torch python3-torchvision); fi
 
 missing=()
 for p in "${packages[@]}"; do
