@@ -70,18 +70,20 @@ bool Codebook::contains(float v) const {
 void Codebook::validate(const std::string& name) const {
   check_bits(bits, name);
   const int64_t want_n2 = int64_t{n1} + 1 - exponents_for_bits(bits);
-  INQ_CHECK(n2 == want_n2,
-            "Given codebook of tensor '{}' with b = {}, n1 = {}, n2 = {}, expected n2 = n1 + 1 - 2^(b-1)/2 = {}, "
-            "but got {} instead",
-            name, bits, n1, n2, want_n2, n2);
+  INQ_CHECK(
+      n2 == want_n2,
+      "Given codebook of tensor '{}' with b = {}, n1 = {}, n2 = {}, expected n2 = n1 + 1 - 2^(b-1)/2 = {}, "
+      "but got {} instead",
+      name, bits, n1, n2, want_n2, n2);
   INQ_CHECK(n1 <= kMaxFloatExponent,
             "Given codebook of tensor '{}' with n1 = {}, expected n1 <= {} (2^n1 must be a float), but got "
             "{} instead",
             name, n1, kMaxFloatExponent, n1);
-  INQ_CHECK(n2 >= kMinFloatExponent,
-            "Given codebook of tensor '{}' with b = {} and n1 = {}, expected n2 >= {} (2^n2 must be a float), "
-            "but got n2 = {} instead",
-            name, bits, n1, kMinFloatExponent, n2);
+  INQ_CHECK(
+      n2 >= kMinFloatExponent,
+      "Given codebook of tensor '{}' with b = {} and n1 = {}, expected n2 >= {} (2^n2 must be a float), "
+      "but got n2 = {} instead",
+      name, bits, n1, kMinFloatExponent, n2);
 }
 
 bool operator==(const Codebook& a, const Codebook& b) {
@@ -91,18 +93,21 @@ bool operator==(const Codebook& a, const Codebook& b) {
 Codebook make_codebook(float s, int bits, const std::string& name) {
   check_bits(bits, name);
   INQ_CHECK(std::isfinite(s) && s >= 0,
-            "Given max |w| = {} for tensor '{}', expected a finite value >= 0 to build its codebook", s, name);
+            "Given max |w| = {} for tensor '{}', expected a finite value >= 0 to build its codebook", s,
+            name);
   // An all-zero tensor has no scale; n1 = 0 by definition (INQ_SPEC.md section 2, D).
   const int64_t n1 = s == 0 ? 0 : floor_log2_four_thirds(s);
   const int64_t n2 = n1 + 1 - exponents_for_bits(bits);
-  INQ_CHECK(n1 <= kMaxFloatExponent,
-            "Given tensor '{}' with max |w| = {}, expected a codebook whose largest level 2^n1 is a float, but "
-            "got n1 = {} > {} instead",
-            name, s, n1, kMaxFloatExponent);
-  INQ_CHECK(n2 >= kMinFloatExponent,
-            "Given tensor '{}' with max |w| = {} and b = {}, expected a codebook whose smallest level 2^n2 is "
-            "a float, but got n2 = {} < {} instead",
-            name, s, bits, n2, kMinFloatExponent);
+  INQ_CHECK(
+      n1 <= kMaxFloatExponent,
+      "Given tensor '{}' with max |w| = {}, expected a codebook whose largest level 2^n1 is a float, but "
+      "got n1 = {} > {} instead",
+      name, s, n1, kMaxFloatExponent);
+  INQ_CHECK(
+      n2 >= kMinFloatExponent,
+      "Given tensor '{}' with max |w| = {} and b = {}, expected a codebook whose smallest level 2^n2 is "
+      "a float, but got n2 = {} < {} instead",
+      name, s, bits, n2, kMinFloatExponent);
   return Codebook{.bits = bits, .n1 = static_cast<int>(n1), .n2 = static_cast<int>(n2)};
 }
 
@@ -110,8 +115,9 @@ void check_finite(const Tensor& w, const std::string& name) {
   const float* p = w.data();
   const int64_t n = w.numel();
   for (int64_t i = 0; i < n; ++i)
-    INQ_CHECK(std::isfinite(p[i]), "Given tensor '{}' with shape {}, expected finite weights, but entry {} is {}",
-              name, shape_str(w.shape()), i, p[i]);
+    INQ_CHECK(std::isfinite(p[i]),
+              "Given tensor '{}' with shape {}, expected finite weights, but entry {} is {}", name,
+              shape_str(w.shape()), i, p[i]);
 }
 
 Codebook make_codebook(const Tensor& w, int bits, const std::string& name) {

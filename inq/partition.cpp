@@ -11,22 +11,25 @@
 namespace inq {
 
 void validate_portions(std::span<const double> portions) {
-  INQ_CHECK(!portions.empty(), "Given an empty list of accumulated portions, expected sigma_1 < ... < sigma_K = 1");
+  INQ_CHECK(!portions.empty(),
+            "Given an empty list of accumulated portions, expected sigma_1 < ... < sigma_K = 1");
   for (size_t i = 0; i < portions.size(); ++i) {
     const double p = portions[i];
     INQ_CHECK(std::isfinite(p) && p > 0 && p <= 1,
               "Given accumulated portions {}, expected every portion in (0, 1], but portion {} is {}",
               fmt::join(portions, ", "), i + 1, p);
     if (i > 0)
-      INQ_CHECK(p > portions[i - 1],
-                "Given accumulated portions {}, expected them strictly increasing, but portion {} ({}) is not "
-                "above portion {} ({})",
-                fmt::join(portions, ", "), i + 1, p, i, portions[i - 1]);
+      INQ_CHECK(
+          p > portions[i - 1],
+          "Given accumulated portions {}, expected them strictly increasing, but portion {} ({}) is not "
+          "above portion {} ({})",
+          fmt::join(portions, ", "), i + 1, p, i, portions[i - 1]);
   }
-  INQ_CHECK(portions.back() == 1.0,
-            "Given accumulated portions {}, expected the last one to be 1 (every weight quantized), but got {} "
-            "instead",
-            fmt::join(portions, ", "), portions.back());
+  INQ_CHECK(
+      portions.back() == 1.0,
+      "Given accumulated portions {}, expected the last one to be 1 (every weight quantized), but got {} "
+      "instead",
+      fmt::join(portions, ", "), portions.back());
 }
 
 namespace {
@@ -50,8 +53,8 @@ int64_t floor_product_binary(double sigma, int64_t n) {
 }  // namespace
 
 int64_t frozen_target(double sigma, int64_t n) {
-  INQ_CHECK(std::isfinite(sigma) && sigma > 0 && sigma <= 1, "Given portion sigma = {}, expected a value in (0, 1]",
-            sigma);
+  INQ_CHECK(std::isfinite(sigma) && sigma > 0 && sigma <= 1,
+            "Given portion sigma = {}, expected a value in (0, 1]", sigma);
   INQ_CHECK(n >= 0, "Given n = {} weights, expected n >= 0", n);
   if (sigma == 1) return n;
   // The shortest fixed-notation decimal that converts back to sigma, e.g. "0.7".
@@ -79,7 +82,8 @@ const char* partition_strategy_name(PartitionStrategy strategy) {
     case PartitionStrategy::Random:
       return "random";
   }
-  throw Error(fmt::format("Given partition strategy {}, expected magnitude or random", static_cast<int>(strategy)));
+  throw Error(
+      fmt::format("Given partition strategy {}, expected magnitude or random", static_cast<int>(strategy)));
 }
 
 PartitionStrategy parse_partition_strategy(const std::string& name) {
@@ -115,7 +119,8 @@ std::vector<int64_t> choose_partition(const Tensor& w, const Tensor& trainable, 
       const float ma = std::fabs(p[a]), mb = std::fabs(p[b]);
       return ma != mb ? ma > mb : a < b;
     };
-    if (k < free.size()) std::nth_element(free.begin(), free.begin() + static_cast<ptrdiff_t>(k), free.end(), before);
+    if (k < free.size())
+      std::nth_element(free.begin(), free.begin() + static_cast<ptrdiff_t>(k), free.end(), before);
   } else {
     // Partial Fisher-Yates: the first k slots become a uniform random k-subset.
     for (size_t i = 0; i < k; ++i) {
@@ -139,10 +144,10 @@ const std::map<std::string, std::vector<double>>& presets() {
     const std::vector<double> three_bit = {0.2, 0.4, 0.6, 0.7, 0.8, 0.9, 0.95, 1};
     const std::vector<double> two_bit = {0.2, 0.4, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.975, 1};
     return std::map<std::string, std::vector<double>>{
-        {"alexnet", alexnet},         {"vgg16", halving},           {"resnet18", halving},
-        {"resnet50", halving},        {"googlenet", googlenet},     {"resnet18-4bit", four_bit},
-        {"resnet18-3bit", three_bit}, {"resnet18-2bit", two_bit},   {"5bit", halving},
-        {"4bit", four_bit},           {"3bit", three_bit},          {"2bit", two_bit},
+        {"alexnet", alexnet},         {"vgg16", halving},         {"resnet18", halving},
+        {"resnet50", halving},        {"googlenet", googlenet},   {"resnet18-4bit", four_bit},
+        {"resnet18-3bit", three_bit}, {"resnet18-2bit", two_bit}, {"5bit", halving},
+        {"4bit", four_bit},           {"3bit", three_bit},        {"2bit", two_bit},
     };
   }();
   return table;

@@ -25,13 +25,15 @@ QuantizedValue quantize_value(float w, const Codebook& codebook) {
 
 namespace {
 
-void check_entries_finite(const float* p, std::span<const int64_t> indices, int64_t numel,
-                          const Tensor& w, const std::string& name) {
+void check_entries_finite(const float* p, std::span<const int64_t> indices, int64_t numel, const Tensor& w,
+                          const std::string& name) {
   for (const int64_t i : indices) {
-    INQ_CHECK(i >= 0 && i < numel, "Given flat index {} into tensor '{}' with shape {}, expected an index in [0, {})",
-              i, name, shape_str(w.shape()), numel);
-    INQ_CHECK(std::isfinite(p[i]), "Given tensor '{}' with shape {}, expected finite weights, but entry {} is {}",
-              name, shape_str(w.shape()), i, p[i]);
+    INQ_CHECK(i >= 0 && i < numel,
+              "Given flat index {} into tensor '{}' with shape {}, expected an index in [0, {})", i, name,
+              shape_str(w.shape()), numel);
+    INQ_CHECK(std::isfinite(p[i]),
+              "Given tensor '{}' with shape {}, expected finite weights, but entry {} is {}", name,
+              shape_str(w.shape()), i, p[i]);
   }
 }
 

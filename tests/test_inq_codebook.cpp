@@ -15,8 +15,8 @@ using namespace inq;
 
 namespace {
 
-// The defining inequality, evaluated exactly in double: 2^k <= 4a/3 < 2^(k+1), i.e. 3 * 2^k <= 4a < 3 * 2^(k+1)
-// (4a and 3 * 2^k are exact doubles for every float a).
+// The defining inequality, evaluated exactly in double: 2^k <= 4a/3 < 2^(k+1), i.e. 3 * 2^k <= 4a < 3 *
+// 2^(k+1) (4a and 3 * 2^k are exact doubles for every float a).
 bool is_floor_log2_four_thirds(double a, int k) {
   return std::ldexp(3.0, k) <= 4.0 * a && 4.0 * a < std::ldexp(3.0, k + 1);
 }
@@ -34,9 +34,7 @@ std::string error_of(const std::function<void()>& f) {
 
 TEST(InqCodebook, SpecExamplesPerBitWidth) {
   // b=5 -> n1-n2 = 7 (17 values); b=4 -> 3 (9); b=3 -> 1 (5); b=2 -> 0 (ternary).
-  const struct {
-    int bits, span, values;
-  } cases[] = {{5, 7, 17}, {4, 3, 9}, {3, 1, 5}, {2, 0, 3}};
+  const struct { int bits, span, values; } cases[] = {{5, 7, 17}, {4, 3, 9}, {3, 1, 5}, {2, 0, 3}};
   for (const auto& c : cases) {
     const Codebook cb = make_codebook(1.0f, c.bits, "w");
     SCOPED_TRACE(c.bits);
@@ -169,9 +167,9 @@ TEST(InqCodebook, ContainsIsExact) {
   EXPECT_TRUE(cb.contains(1.0f));
   EXPECT_TRUE(cb.contains(-1.0f));
   EXPECT_TRUE(cb.contains(std::ldexp(1.0f, -7)));
-  EXPECT_FALSE(cb.contains(2.0f));                   // k = 1 > n1
-  EXPECT_FALSE(cb.contains(std::ldexp(1.0f, -8)));   // k = -8 < n2
-  EXPECT_FALSE(cb.contains(0.75f));                  // not a power of two
+  EXPECT_FALSE(cb.contains(2.0f));                  // k = 1 > n1
+  EXPECT_FALSE(cb.contains(std::ldexp(1.0f, -8)));  // k = -8 < n2
+  EXPECT_FALSE(cb.contains(0.75f));                 // not a power of two
   EXPECT_FALSE(cb.contains(std::nextafter(0.5f, 1.0f)));
   EXPECT_FALSE(cb.contains(std::nextafter(0.5f, 0.0f)));
   EXPECT_FALSE(cb.contains(NAN));

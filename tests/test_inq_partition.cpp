@@ -31,15 +31,18 @@ std::vector<int64_t> reference_magnitude(const Tensor& w, const Tensor& trainabl
 }  // namespace
 
 TEST(InqPartition, ValidatePortions) {
-  for (const auto& name : portion_preset_names()) EXPECT_NO_THROW(validate_portions(portion_preset(name))) << name;
+  for (const auto& name : portion_preset_names())
+    EXPECT_NO_THROW(validate_portions(portion_preset(name))) << name;
   EXPECT_NO_THROW(validate_portions(std::vector<double>{1.0}));
-  const std::vector<std::vector<double>> bad = {
-      {}, {0.5}, {0.5, 0.5, 1}, {0.6, 0.5, 1}, {0, 0.5, 1}, {-0.1, 1}, {0.5, 1.5}, {0.5, 1, 1}, {NAN, 1}, {0.5, 0.99}};
+  const std::vector<std::vector<double>> bad = {{},          {0.5},      {0.5, 0.5, 1}, {0.6, 0.5, 1},
+                                                {0, 0.5, 1}, {-0.1, 1},  {0.5, 1.5},    {0.5, 1, 1},
+                                                {NAN, 1},    {0.5, 0.99}};
   for (const auto& p : bad) EXPECT_THROW(validate_portions(p), Error) << fmt::format("{}", fmt::join(p, ","));
 }
 
 TEST(InqPartition, FrozenTargetSigmaOneIsExactlyN) {
-  for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{7}, int64_t{1} << 40, INT64_MAX}) EXPECT_EQ(frozen_target(1.0, n), n);
+  for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{7}, int64_t{1} << 40, INT64_MAX})
+    EXPECT_EQ(frozen_target(1.0, n), n);
 }
 
 TEST(InqPartition, FrozenTargetHasNoFloatingError) {
@@ -52,9 +55,9 @@ TEST(InqPartition, FrozenTargetHasNoFloatingError) {
   EXPECT_EQ(frozen_target(0.5, 0), 0);
   // Every preset portion as the fraction it is written as, against integer arithmetic.
   const std::map<double, std::pair<int64_t, int64_t>> fractions = {
-      {0.2, {2, 10}},   {0.3, {3, 10}},     {0.4, {4, 10}},     {0.5, {5, 10}},   {0.6, {6, 10}},
-      {0.7, {7, 10}},   {0.75, {75, 100}},  {0.8, {8, 10}},     {0.85, {85, 100}}, {0.875, {875, 1000}},
-      {0.9, {9, 10}},   {0.95, {95, 100}},  {0.975, {975, 1000}}};
+      {0.2, {2, 10}}, {0.3, {3, 10}},    {0.4, {4, 10}},      {0.5, {5, 10}},    {0.6, {6, 10}},
+      {0.7, {7, 10}}, {0.75, {75, 100}}, {0.8, {8, 10}},      {0.85, {85, 100}}, {0.875, {875, 1000}},
+      {0.9, {9, 10}}, {0.95, {95, 100}}, {0.975, {975, 1000}}};
   for (const auto& name : portion_preset_names())
     for (double sigma : portion_preset(name))
       ASSERT_TRUE(sigma == 1.0 || fractions.count(sigma)) << name << " has an untested portion " << sigma;
@@ -62,7 +65,8 @@ TEST(InqPartition, FrozenTargetHasNoFloatingError) {
   for (const auto& [sigma, f] : fractions)
     for (int64_t n = 0; n <= 5000; ++n) {
       ASSERT_EQ(frozen_target(sigma, n), f.first * n / f.second) << sigma << " * " << n;
-      naive_wrong += static_cast<int64_t>(std::floor(sigma * static_cast<double>(n))) != f.first * n / f.second;
+      naive_wrong +=
+          static_cast<int64_t>(std::floor(sigma * static_cast<double>(n))) != f.first * n / f.second;
     }
   EXPECT_GT(naive_wrong, 0);  // the naive formula does go wrong on this range
 }
@@ -76,7 +80,8 @@ TEST(InqPartition, FrozenTargetWithoutAShortDecimal) {
 }
 
 TEST(InqPartition, FrozenTargetRejectsBadArguments) {
-  for (double s : {0.0, -0.5, 1.5, double(NAN), double(INFINITY)}) EXPECT_THROW(frozen_target(s, 10), Error) << s;
+  for (double s : {0.0, -0.5, 1.5, double(NAN), double(INFINITY)})
+    EXPECT_THROW(frozen_target(s, 10), Error) << s;
   EXPECT_THROW(frozen_target(0.5, -1), Error);
 }
 
@@ -84,16 +89,19 @@ TEST(InqPartition, MagnitudeTakesLargestFirstTiesByLowerIndex) {
   Generator gen(1);
   const Tensor w = Tensor::from_vector({2, 3}, {0.1f, -0.5f, 0.3f, 0.5f, -0.2f, 0.05f});
   Tensor trainable = ones_like(w);
-  EXPECT_EQ(choose_partition(w, trainable, 1, PartitionStrategy::Magnitude, gen, "w"), (std::vector<int64_t>{1}));
+  EXPECT_EQ(choose_partition(w, trainable, 1, PartitionStrategy::Magnitude, gen, "w"),
+            (std::vector<int64_t>{1}));
   EXPECT_EQ(choose_partition(w, trainable, 3, PartitionStrategy::Magnitude, gen, "w"),
             (std::vector<int64_t>{1, 2, 3}));
-  EXPECT_EQ(choose_partition(w, trainable, 0, PartitionStrategy::Magnitude, gen, "w"), (std::vector<int64_t>{}));
+  EXPECT_EQ(choose_partition(w, trainable, 0, PartitionStrategy::Magnitude, gen, "w"),
+            (std::vector<int64_t>{}));
   EXPECT_EQ(choose_partition(w, trainable, 6, PartitionStrategy::Magnitude, gen, "w"),
             (std::vector<int64_t>{0, 1, 2, 3, 4, 5}));
   // Frozen entries are never chosen again, however large.
   trainable.data()[1] = 0;
   trainable.data()[3] = 0;
-  EXPECT_EQ(choose_partition(w, trainable, 2, PartitionStrategy::Magnitude, gen, "w"), (std::vector<int64_t>{2, 4}));
+  EXPECT_EQ(choose_partition(w, trainable, 2, PartitionStrategy::Magnitude, gen, "w"),
+            (std::vector<int64_t>{2, 4}));
 }
 
 TEST(InqPartition, MagnitudeMatchesBruteForceWithManyTies) {
@@ -153,10 +161,12 @@ TEST(InqPartition, RandomSubsetsAreUniform) {
   Generator gen(2024);
   std::map<std::vector<int64_t>, int> counts;
   const int trials = 20000;
-  for (int t = 0; t < trials; ++t) ++counts[choose_partition(w, trainable, 2, PartitionStrategy::Random, gen, "w")];
+  for (int t = 0; t < trials; ++t)
+    ++counts[choose_partition(w, trainable, 2, PartitionStrategy::Random, gen, "w")];
   EXPECT_EQ(counts.size(), 10u);
   // Binomial(20000, 0.1): std 42; allow 6 std.
-  for (const auto& [subset, n] : counts) EXPECT_NEAR(n, trials / 10, 255) << fmt::format("{}", fmt::join(subset, ","));
+  for (const auto& [subset, n] : counts)
+    EXPECT_NEAR(n, trials / 10, 255) << fmt::format("{}", fmt::join(subset, ","));
 }
 
 TEST(InqPartition, ChooseRejectsBadArguments) {
@@ -173,7 +183,8 @@ TEST(InqPartition, ChooseRejectsBadArguments) {
     EXPECT_NE(std::string(e.what()).find("fc.weight"), std::string::npos) << e.what();
   }
   trainable.data()[1] = 0;  // a frozen NaN is never looked at (it cannot happen, but must not matter)
-  EXPECT_EQ(choose_partition(w, trainable, 1, PartitionStrategy::Magnitude, gen, "w"), (std::vector<int64_t>{2}));
+  EXPECT_EQ(choose_partition(w, trainable, 1, PartitionStrategy::Magnitude, gen, "w"),
+            (std::vector<int64_t>{2}));
 }
 
 TEST(InqPartition, FrozenSetOnlyGrowsOverASchedule) {

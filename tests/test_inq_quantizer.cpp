@@ -42,9 +42,10 @@ QuantizedValue reference_quantize(float w, const Codebook& cb) {
 void expect_same_as_reference(float w, const Codebook& cb) {
   const QuantizedValue got = quantize_value(w, cb), want = reference_quantize(w, cb);
   ASSERT_TRUE(bit_equal(got.value, want.value) && got.saturated == want.saturated)
-      << "w = " << w << " (bits " << std::hex << std::bit_cast<uint32_t>(w) << std::dec << ") with n1 = " << cb.n1
-      << ", n2 = " << cb.n2 << ": got " << got.value << (got.saturated ? " saturated" : "") << ", want "
-      << want.value << (want.saturated ? " saturated" : "");
+      << "w = " << w << " (bits " << std::hex << std::bit_cast<uint32_t>(w) << std::dec
+      << ") with n1 = " << cb.n1 << ", n2 = " << cb.n2 << ": got " << got.value
+      << (got.saturated ? " saturated" : "") << ", want " << want.value
+      << (want.saturated ? " saturated" : "");
 }
 
 // Every threshold of the codebook: 2^(n2-1), and 0.75 * 2^k, 1.5 * 2^k for n2 <= k <= n1.
@@ -95,13 +96,13 @@ TEST(InqQuantizer, NegativeZeroBecomesZero) {
 }
 
 TEST(InqQuantizer, BoundariesRoundUpInMagnitude) {
-  const Codebook cb{.bits = 3, .n1 = 2, .n2 = 1};  // {0, +-2, +-4}
-  EXPECT_EQ(quantize_value(1.0f, cb).value, 2.0f);                               // 2^(n2-1): inclusive
-  EXPECT_EQ(quantize_value(std::nextafter(1.0f, 0.0f), cb).value, 0.0f);         // just below
-  EXPECT_EQ(quantize_value(3.0f, cb).value, 4.0f);                               // 0.75 * 4 = 1.5 * 2
+  const Codebook cb{.bits = 3, .n1 = 2, .n2 = 1};                         // {0, +-2, +-4}
+  EXPECT_EQ(quantize_value(1.0f, cb).value, 2.0f);                        // 2^(n2-1): inclusive
+  EXPECT_EQ(quantize_value(std::nextafter(1.0f, 0.0f), cb).value, 0.0f);  // just below
+  EXPECT_EQ(quantize_value(3.0f, cb).value, 4.0f);                        // 0.75 * 4 = 1.5 * 2
   EXPECT_EQ(quantize_value(std::nextafter(3.0f, 0.0f), cb).value, 2.0f);
   EXPECT_EQ(quantize_value(-3.0f, cb).value, -4.0f);
-  EXPECT_EQ(quantize_value(6.0f, cb).value, 4.0f);                               // 1.5 * 2^n1: saturates
+  EXPECT_EQ(quantize_value(6.0f, cb).value, 4.0f);  // 1.5 * 2^n1: saturates
   EXPECT_TRUE(quantize_value(6.0f, cb).saturated);
   EXPECT_FALSE(quantize_value(std::nextafter(6.0f, 0.0f), cb).saturated);
 }
