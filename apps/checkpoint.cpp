@@ -30,6 +30,7 @@ void save_checkpoint(const std::string& path, const Module& model, const Optimiz
       {"config", to_json(contents.config).dump()},
       {"training_state", contents.training_state.dump()},
   };
+  if (!contents.inq_state.empty()) metadata["inq_state"] = contents.inq_state;
   write_safetensors(path, tensors, metadata);
 }
 
@@ -54,6 +55,7 @@ CheckpointContents read_checkpoint_info(const SafetensorsFile& file) {
     throw Error(fmt::format("Given checkpoint '{}', expected valid JSON in its metadata, but got: {}", file.source,
                             e.what()));
   }
+  if (auto it = m.find("inq_state"); it != m.end()) c.inq_state = it->second;
   INQ_CHECK(c.training_state.is_object(), "Given checkpoint '{}', expected training_state to be a JSON object",
             file.source);
   return c;
@@ -75,6 +77,10 @@ void load_model_weights(const SafetensorsFile& file, Module& model) {
 }
 
 void load_optimizer_state(const SafetensorsFile& file, Optimizer& optimizer) {
+  optimizer.load_state_tensors(optimizer_state_tensors(file));
+}
+
+NamedTensorList optimizer_state_tensors(const SafetensorsFile& file) {
   NamedTensorList state;
   for (const auto& [name, t] : file.tensors) {
     if (!starts_with(name, kOptimizerPrefix)) continue;
@@ -82,7 +88,7 @@ void load_optimizer_state(const SafetensorsFile& file, Optimizer& optimizer) {
               name);
     state.emplace_back(name.substr(kOptimizerPrefix.size()), t.f32);
   }
-  optimizer.load_state_tensors(state);
+  return state;
 }
 
 }  // namespace inq

@@ -4,7 +4,9 @@
 //            "optimizer.<param>.momentum_buffer"   optimizer state, one record per parameter
 //   metadata "format" = "inq-checkpoint", "format_version", "arch",
 //            "training_state" (JSON: epoch, iteration, best_acc1, generator state, timings),
-//            "config" (the resolved TrainConfig as JSON)
+//            "config" (the resolved TrainConfig as JSON),
+//            "inq_state" (INQ runs: codebooks, steps, partition generator; the masks are the
+//            optimizer's "<param>.inq_mask" tensors)
 // A plain weights file (no "format" key, unprefixed names, e.g. converted torchvision weights)
 // can be loaded into a model by the same entry point.
 #include <nlohmann/json.hpp>
@@ -24,6 +26,7 @@ struct CheckpointContents {
   std::string arch;
   TrainConfig config;
   nlohmann::json training_state;  // epoch, iteration, best_acc1, generator, ...
+  std::string inq_state;          // InqSgd::inq_metadata(), empty when the run is not INQ
 };
 
 void save_checkpoint(const std::string& path, const Module& model, const Optimizer* optimizer,
@@ -36,6 +39,8 @@ CheckpointContents read_checkpoint_info(const SafetensorsFile& file);
 // unexpected or mis-shaped name is reported in one error).
 void load_model_weights(const SafetensorsFile& file, Module& model);
 
+// The optimizer records of a checkpoint ("optimizer." prefix removed).
+NamedTensorList optimizer_state_tensors(const SafetensorsFile& file);
 // Loads the optimizer records of a checkpoint.
 void load_optimizer_state(const SafetensorsFile& file, Optimizer& optimizer);
 

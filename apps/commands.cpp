@@ -27,7 +27,8 @@ void add_data_flags(CLI::App* cmd, TrainConfig& c) {
       ->check(CLI::NonNegativeNumber);
 }
 
-// Flags the user did not give take the architecture's recipe.
+}  // namespace
+
 void apply_recipe_defaults(const CLI::App& cmd, TrainConfig& c) {
   const TrainRecipe recipe = recipe_for(c.arch);
   if (cmd.count("--epochs") == 0) c.epochs = recipe.epochs;
@@ -42,8 +43,8 @@ void apply_recipe_defaults(const CLI::App& cmd, TrainConfig& c) {
 TrainConfig resume_config(const CLI::App& cmd, const TrainConfig& given) {
   const CheckpointContents saved = read_checkpoint_info(read_safetensors(given.resume));
   TrainConfig c = saved.config;
-  const std::vector<std::string> changeable = {"--resume", "--epochs", "--threads", "--workers", "--print-freq",
-                                               "--out",    "--data",   "--force"};
+  const std::vector<std::string> changeable = {"--resume", "--epochs", "--threads", "--workers",
+                                               "--print-freq", "--out", "--data", "--force"};
   for (const CLI::Option* opt : cmd.get_options()) {
     if (opt->count() == 0 || opt->get_name() == "--help") continue;
     const std::string name = opt->get_name();
@@ -60,8 +61,6 @@ TrainConfig resume_config(const CLI::App& cmd, const TrainConfig& given) {
   if (cmd.count("--out")) c.out = given.out;
   return c;
 }
-
-}  // namespace
 
 void register_train_command(CLI::App& app) {
   auto config = std::make_shared<TrainConfig>();

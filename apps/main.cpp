@@ -17,6 +17,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   inq::register_train_command(app);
   inq::register_eval_command(app);
+  inq::register_quantize_command(app);
+  int exit_status = 0;
+  inq::register_verify_command(app, &exit_status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -29,5 +32,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "inq: error: %s\n", e.what());
     return 1;
   }
-  return 0;
+  return exit_status;
 }

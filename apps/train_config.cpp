@@ -9,7 +9,7 @@ namespace inq {
   X(arch) X(dataset) X(data_dir) X(epochs) X(batch_size) X(eval_batch_size) X(lr) X(momentum)          \
   X(weight_decay) X(nesterov) X(decay_norm_and_bias) X(schedule) X(step_size) X(milestones) X(gamma)   \
   X(warmup_epochs) X(seed) X(workers) X(threads) X(print_freq) X(augment) X(train_limit) X(test_limit) \
-  X(out) X(resume) X(force)
+  X(weights) X(inq_bits) X(inq_portions) X(inq_strategy) X(epochs_per_step) X(inq_exclude) X(out) X(resume) X(force)
 
 TrainRecipe recipe_for(const std::string& arch) {
   if (arch == "lenet5") return {.epochs = 5, .batch_size = 64, .lr = 0.05, .augment = false};

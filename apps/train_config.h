@@ -32,6 +32,13 @@ struct TrainConfig {
   bool augment = true;                // random crop (pad 2) + horizontal flip
   int64_t train_limit = 0;            // use only the first N training examples (0 = all)
   int64_t test_limit = 0;             // evaluate only the first N test examples (0 = all)
+  std::string weights;                // initial weights (checkpoint or weights file); empty = fresh init
+  // INQ (inq quantize): bits > 0 turns the run into an INQ schedule over the initial weights.
+  int inq_bits = 0;
+  std::vector<double> inq_portions;   // accumulated portions; empty = the default for inq_bits
+  std::string inq_strategy = "magnitude";
+  int64_t epochs_per_step = 2;        // re-training epochs after each step but the last
+  std::vector<std::string> inq_exclude;  // weight names (globs) left in float
   std::string out;                    // run folder
   std::string resume;                 // checkpoint to resume from
   bool force = false;                 // allow reusing a non-empty run folder

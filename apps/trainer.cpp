@@ -48,14 +48,16 @@ class PrefixDataset final : public Dataset {
 
 }  // namespace
 
-std::shared_ptr<Dataset> load_dataset(const TrainConfig& config, bool train) {
+std::shared_ptr<Dataset> load_dataset(const TrainConfig& config, bool train, ChannelStats* train_stats) {
   // Fashion-MNIST and MNIST share the IDX layout and file names.
   INQ_CHECK(config.dataset == "fashion-mnist" || config.dataset == "mnist",
             "Given --dataset '{}', expected fashion-mnist or mnist", config.dataset);
-  std::shared_ptr<Dataset> set = std::make_shared<FashionMnist>(config.data_dir, train ? Split::Train : Split::Test);
+  auto full = std::make_shared<FashionMnist>(config.data_dir, train ? Split::Train : Split::Test);
+  // Normalization uses the statistics of the whole training split (REPRODUCTION.md section 1).
+  if (train_stats) *train_stats = train ? full->pixel_stats() : FashionMnist::train_stats(config.data_dir);
   const int64_t limit = train ? config.train_limit : config.test_limit;
-  if (limit > 0 && limit < set->size()) set = std::make_shared<PrefixDataset>(set, limit);
-  return set;
+  if (limit > 0 && limit < full->size()) return std::make_shared<PrefixDataset>(full, limit);
+  return full;
 }
 
 EvalResult evaluate(Module& model, DataLoader& loader) {
@@ -89,12 +91,13 @@ Trainer::Trainer(TrainConfig config) : config_(std::move(config)) {
   INQ_CHECK(!config_.out.empty(), "Given no run folder, expected --out");
   seed_all(config_.seed);
   model_ = create_model(config_.arch, ModelOptions{.num_classes = 10, .in_channels = 1});
+  if (!config_.weights.empty()) load_model_weights(read_safetensors(config_.weights), *model_);
 
-  train_set_ = load_dataset(config_, /*train=*/true);
+  ChannelStats stats;
+  train_set_ = load_dataset(config_, /*train=*/true, &stats);
   test_set_ = load_dataset(config_, /*train=*/false);
-  // Normalize with the training set's statistics (REPRODUCTION.md section 1); augmentation works
-  // on the [0, 1] image so the crop's zero padding is black, then normalization follows.
-  const ChannelStats stats = FashionMnist::train_stats(config_.data_dir);
+  // Augmentation works on the [0, 1] image so the crop's zero padding is black; normalization
+  // with the training set's statistics follows.
   TransformPipeline train_transforms, test_transforms;
   if (config_.augment) train_transforms.add(random_crop(2)).add(random_horizontal_flip(0.5));
   train_transforms.add(normalize(stats.mean, stats.std));
@@ -108,18 +111,34 @@ Trainer::Trainer(TrainConfig config) : config_(std::move(config)) {
                                     .seed = config_.seed, .workers = config_.workers, .prefetch_batches = 0,
                                     .transforms = test_transforms});
 
-  optimizer_ = std::make_unique<Sgd>(
-      make_param_groups(model_->named_parameters(), config_.weight_decay,
-                        DecayGroupOptions{.decay_bias = config_.decay_norm_and_bias,
-                                          .decay_norm = config_.decay_norm_and_bias}),
-      SgdOptions{.lr = config_.lr, .momentum = config_.momentum, .dampening = 0, .nesterov = config_.nesterov});
+  auto groups = make_param_groups(model_->named_parameters(), config_.weight_decay,
+                                  DecayGroupOptions{.decay_bias = config_.decay_norm_and_bias,
+                                                    .decay_norm = config_.decay_norm_and_bias});
+  const SgdOptions sgd{.lr = config_.lr, .momentum = config_.momentum, .dampening = 0, .nesterov = config_.nesterov};
+  if (config_.inq_bits > 0) {
+    INQ_CHECK(!config_.weights.empty() || !config_.resume.empty(),
+              "Given an INQ run, expected pre-trained --weights to quantize");
+    const InqOptions inq{.bits = config_.inq_bits,
+                         .portions = config_.inq_portions,
+                         .strategy = parse_partition_strategy(config_.inq_strategy),
+                         .seed = config_.seed,
+                         .exclude = config_.inq_exclude};
+    auto optimizer = std::make_unique<InqSgd>(std::move(groups), sgd, inq);
+    inq_ = optimizer.get();
+    optimizer_ = std::move(optimizer);
+    // Re-training follows every step but the last (sigma = 1 leaves nothing to train).
+    config_.epochs = config_.epochs_per_step * (inq_->num_steps() - 1);
+  } else {
+    optimizer_ = std::make_unique<Sgd>(std::move(groups), sgd);
+  }
 
   const int64_t per_epoch = train_loader_->batches_per_epoch();
   LrScheduleOptions s{.base_lr = config_.lr};
   s.step_size = config_.step_size * per_epoch;
   s.gamma = config_.gamma;
   for (int64_t m : config_.milestones) s.milestones.push_back(m * per_epoch);
-  s.total_iterations = config_.epochs * per_epoch;
+  // INQ restarts the schedule at each step (INQ_SPEC.md section 5): it spans one step's re-training.
+  s.total_iterations = (inq_ ? config_.epochs_per_step : config_.epochs) * per_epoch;
   s.warmup_iterations = static_cast<int64_t>(std::llround(config_.warmup_epochs * static_cast<double>(per_epoch)));
   schedule_ = std::make_unique<LrSchedule>(make_lr_schedule(config_.schedule, s));
 
@@ -142,7 +161,11 @@ void Trainer::save_checkpoint(const std::string& path) const {
                       {"best_acc1", best_acc1_},
                       {"generator", default_generator().state()},
                       {"train_seconds", train_seconds_},
-                      {"train_images", train_images_}};
+                      {"train_images", train_images_},
+                      {"phase_start_iteration", phase_start_iteration_},
+                      {"fp32_acc1", fp32_acc1_},
+                      {"inq_steps", inq_steps_}};
+  if (inq_) c.inq_state = inq_->inq_metadata();
   inq::save_checkpoint(path, *model_, optimizer_.get(), c);
 }
 
@@ -152,7 +175,14 @@ void Trainer::load_checkpoint(const std::string& path) {
   INQ_CHECK(c.arch == config_.arch, "Given --resume '{}' (arch {}), expected a checkpoint of --arch {}", path, c.arch,
             config_.arch);
   load_model_weights(file, *model_);
-  load_optimizer_state(file, *optimizer_);
+  INQ_CHECK(c.inq_state.empty() == (inq_ == nullptr),
+            "Given --resume '{}', expected a checkpoint of the same kind of run, but it is {} and this run is {}",
+            path, c.inq_state.empty() ? "plain training" : "INQ", inq_ ? "INQ" : "plain training");
+  if (inq_) {
+    inq_->load_state(optimizer_state_tensors(file), c.inq_state);
+  } else {
+    load_optimizer_state(file, *optimizer_);
+  }
   try {
     const auto& s = c.training_state;
     epoch_ = s.at("epoch").get<int64_t>();
@@ -161,6 +191,9 @@ void Trainer::load_checkpoint(const std::string& path) {
     default_generator().set_state(s.at("generator").get<std::string>());
     train_seconds_ = s.at("train_seconds").get<double>();
     train_images_ = s.at("train_images").get<int64_t>();
+    phase_start_iteration_ = s.at("phase_start_iteration").get<int64_t>();
+    fp32_acc1_ = s.at("fp32_acc1").get<double>();
+    inq_steps_ = s.at("inq_steps");
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("Given checkpoint '{}', expected complete training state, but got: {}", path, e.what()));
   }
@@ -180,7 +213,7 @@ void Trainer::train_one_epoch() {
   while (train_loader_->next(batch)) {
     const auto compute_start = Clock::now();
     data_seconds += std::chrono::duration<double>(compute_start - wait_start).count();
-    const double lr = schedule_->lr_at(iteration_);
+    const double lr = schedule_->lr_at(iteration_ - phase_start_iteration_);
     optimizer_->set_lr(lr);
     Tensor logits = model_->forward(batch.images);
     Tensor loss = cross_entropy(logits, batch.labels);
@@ -222,20 +255,34 @@ void Trainer::train_one_epoch() {
              epoch_, 100.0 * test.acc1, 100.0 * test.acc5, test.loss, epoch_seconds,
              static_cast<double>(seen) / epoch_seconds);
 
+  append_summary_row(inq_ ? "retrain" : "train",
+                     fmt::format("{:.6g},{:.6f},{:.6f},{:.2f},{:.1f}", optimizer_->lr(),
+                                 loss_sum / static_cast<double>(seen),
+                                 static_cast<double>(correct) / static_cast<double>(seen), epoch_seconds,
+                                 static_cast<double>(seen) / epoch_seconds),
+                     test);
+  last_test_ = test;
+  const bool is_best = test.acc1 > best_acc1_;
+  if (is_best) best_acc1_ = test.acc1;
+  if (inq_) inq_steps_.back()["acc1_retrained"] = test.acc1;
+  save_checkpoint(config_.out + "/last.safetensors");
+  // An INQ run's "best" is its final, fully quantized model, not an intermediate epoch.
+  if (is_best && !inq_) save_checkpoint(config_.out + "/best.safetensors");
+  write_results(test);
+}
+
+void Trainer::append_summary_row(const std::string& phase, const std::string& train_fields, const EvalResult& test) {
   const std::string summary = config_.out + "/summary.csv";
   if (!file_exists(summary))
     write_file_atomic(summary,
-                      "epoch,inq_step,lr,train_loss,train_acc1,test_loss,test_acc1,test_acc5,epoch_seconds,images_per_s\n");
-  append_line_atomic(summary, fmt::format("{},fp32,{:.6g},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.2f},{:.1f}", epoch_,
-                                          optimizer_->lr(), loss_sum / static_cast<double>(seen),
-                                          static_cast<double>(correct) / static_cast<double>(seen), test.loss,
-                                          test.acc1, test.acc5, epoch_seconds,
-                                          static_cast<double>(seen) / epoch_seconds));
-  const bool is_best = test.acc1 > best_acc1_;
-  if (is_best) best_acc1_ = test.acc1;
-  save_checkpoint(config_.out + "/last.safetensors");
-  if (is_best) save_checkpoint(config_.out + "/best.safetensors");
+                      "epoch,inq_step,phase,lr,train_loss,train_acc1,epoch_seconds,images_per_s,test_loss,test_acc1,"
+                      "test_acc5\n");
+  const std::string step = inq_ ? std::to_string(inq_->steps_begun()) : "fp32";
+  append_line_atomic(summary, fmt::format("{},{},{},{},{:.6f},{:.6f},{:.6f}", epoch_, step, phase, train_fields,
+                                          test.loss, test.acc1, test.acc5));
+}
 
+void Trainer::write_results(const EvalResult& test) const {
   nlohmann::json results = {{"arch", config_.arch},
                             {"dataset", config_.dataset},
                             {"seed", config_.seed},
@@ -249,7 +296,61 @@ void Trainer::train_one_epoch() {
                             {"train_images_per_s", static_cast<double>(train_images_) / std::max(train_seconds_, 1e-9)},
                             {"threads", get_num_threads()},
                             {"blas", blas_config()}};
+  if (inq_) {
+    results["inq"] = {{"bits", config_.inq_bits},
+                      {"strategy", config_.inq_strategy},
+                      {"portions", inq_->inq_options().resolved_portions()},
+                      {"steps_done", inq_->steps_begun()},
+                      {"finished", inq_->finished()},
+                      {"fp32_acc1", fp32_acc1_},
+                      {"steps", inq_steps_}};
+  }
   write_file_atomic(config_.out + "/results.json", results.dump(2) + "\n");
+}
+
+void Trainer::begin_inq_step() {
+  const int k = inq_->steps_begun() + 1;
+  const double portion = inq_->inq_options().resolved_portions()[static_cast<size_t>(k - 1)];
+  inq_->begin_step(k);  // partition, quantize and freeze; momentum buffers reset
+  phase_start_iteration_ = iteration_;
+  const EvalResult test = evaluate(*model_, *test_loader_);
+  last_test_ = test;
+  fmt::print(stderr, " * INQ step {}/{} (portion {}): Acc@1 {:.3f} Acc@5 {:.3f} right after quantizing\n", k,
+             inq_->num_steps(), portion, 100.0 * test.acc1, 100.0 * test.acc5);
+  nlohmann::json row = {{"step", k}, {"portion", portion}, {"acc1_quantized", test.acc1}};
+  // After the last step nothing is re-trained: its accuracy is the quantized one.
+  row["acc1_retrained"] = inq_->finished() ? nlohmann::json(test.acc1) : nlohmann::json(nullptr);
+  inq_steps_.push_back(row);
+  append_summary_row("quantized", ",,,,", test);
+  // The report: per tensor n1, n2, levels used, saturation, frozen fraction.
+  write_file_atomic(config_.out + "/inq_report.txt", format_inq_report(inq_->report()));
+  save_checkpoint(config_.out + "/last.safetensors");
+  write_results(test);
+}
+
+void Trainer::run_inq_schedule(int64_t stop_after_epoch) {
+  if (fp32_acc1_ < 0.0) {
+    fp32_acc1_ = evaluate(*model_, *test_loader_).acc1;
+    fmt::print(stderr, " * starting model: Acc@1 {:.3f}\n", 100.0 * fp32_acc1_);
+  }
+  const int64_t per_step = config_.epochs_per_step;
+  while (!inq_->finished()) {
+    if (stop_after_epoch >= 0 && epoch_ >= stop_after_epoch) return;
+    const int k = inq_->steps_begun();
+    // A step's re-training is over once it has had its epochs (step 0: nothing to re-train).
+    if (k == 0 || epoch_ - (k - 1) * per_step >= per_step) {
+      begin_inq_step();
+    } else {
+      train_one_epoch();
+    }
+  }
+  const std::vector<OffendingWeight> bad = inq_->verify();
+  INQ_CHECK(bad.empty(), "Given the finished INQ schedule, expected every quantized weight to be 0 or +-2^k in its "
+            "codebook, but {} are not (first: '{}'[{}] = {})", bad.size(), bad.empty() ? "" : bad[0].name,
+            bad.empty() ? 0 : bad[0].index, bad.empty() ? 0.0f : bad[0].value);
+  save_checkpoint(config_.out + "/final.safetensors");
+  fmt::print(stderr, " * INQ finished: {}-bit model, Acc@1 {:.3f} (starting model {:.3f}); every quantized weight "
+             "verified\n", config_.inq_bits, 100.0 * last_test_.acc1, 100.0 * fp32_acc1_);
 }
 
 EvalResult Trainer::fit(int64_t stop_after_epoch) {
@@ -257,16 +358,20 @@ EvalResult Trainer::fit(int64_t stop_after_epoch) {
   fmt::print(stderr, "=> {} on {}: {} train / {} test images, {} epochs, batch {}, lr {} ({}), {} threads, run folder {}\n",
              config_.arch, config_.dataset, train_set_->size(), test_set_->size(), config_.epochs, config_.batch_size,
              config_.lr, config_.schedule, get_num_threads(), config_.out);
-  const int64_t last = stop_after_epoch >= 0 ? std::min(stop_after_epoch, config_.epochs) : config_.epochs;
-  while (epoch_ < last) train_one_epoch();
+  if (inq_) {
+    run_inq_schedule(stop_after_epoch);
+  } else {
+    const int64_t last = stop_after_epoch >= 0 ? std::min(stop_after_epoch, config_.epochs) : config_.epochs;
+    while (epoch_ < last) train_one_epoch();
+  }
   return evaluate(*model_, *test_loader_);
 }
 
 void run_eval_command(const TrainConfig& config, const std::string& weights, const std::string& results_path) {
   auto model = create_model(config.arch, ModelOptions{.num_classes = 10, .in_channels = 1});
   load_model_weights(read_safetensors(weights), *model);
-  auto test_set = load_dataset(config, /*train=*/false);
-  const ChannelStats stats = FashionMnist::train_stats(config.data_dir);
+  ChannelStats stats;
+  auto test_set = load_dataset(config, /*train=*/false, &stats);
   DataLoader loader(*test_set, DataLoaderOptions{.batch_size = config.eval_batch_size, .shuffle = false,
                                                  .drop_last = false, .seed = 0, .workers = config.workers,
                                                  .prefetch_batches = 0,

@@ -1,15 +1,20 @@
 #pragma once
-// The training driver behind `inq train` (and, later, INQ's re-training): builds the model, data
-// and optimizer from a TrainConfig, runs epochs with progress lines, evaluates, and keeps the run
-// folder (config.json, summary.csv, last/best checkpoints, results.json) up to date.
+// The training driver behind `inq train` and `inq quantize`: builds the model, data and optimizer
+// from a TrainConfig, runs epochs with progress lines, evaluates, and keeps the run folder
+// (config.json, summary.csv, last/best checkpoints, results.json) up to date.
+// With config.inq_bits > 0 the run is an INQ schedule (INQ_SPEC.md): for each accumulated portion
+// it partitions, quantizes and freezes weights (InqSgd::begin_step), evaluates, and re-trains the
+// rest for epochs_per_step epochs with the LR schedule restarted, except after the last step.
 #include <memory>
 #include <string>
 
 #include "apps/train_config.h"
 #include "data/dataloader.h"
 #include "data/dataset.h"
+#include "data/fashion_mnist.h"
 #include "layers/module.h"
 #include "optim/lr_schedule.h"
+#include "inq/inq_sgd.h"
 #include "optim/sgd.h"
 
 namespace inq {
@@ -29,8 +34,9 @@ EvalResult evaluate(Module& model, DataLoader& loader);
 // and appends a row to results_path (if not empty).
 void run_eval_command(const TrainConfig& config, const std::string& weights, const std::string& results_path);
 
-// Loads the datasets a config names (train, test).
-std::shared_ptr<Dataset> load_dataset(const TrainConfig& config, bool train);
+// Loads the train or test split a config names (limited by train_limit / test_limit) and, when
+// `train_stats` is given, the per-channel mean and std of the whole training split.
+std::shared_ptr<Dataset> load_dataset(const TrainConfig& config, bool train, ChannelStats* train_stats = nullptr);
 
 class Trainer {
  public:
@@ -51,18 +57,29 @@ class Trainer {
  private:
   void train_one_epoch();
   void load_checkpoint(const std::string& path);
+  void run_inq_schedule(int64_t stop_after_epoch);
+  void begin_inq_step();
+  void append_summary_row(const std::string& phase, const std::string& train_fields, const EvalResult& test);
+  void write_results(const EvalResult& test) const;
 
   TrainConfig config_;
   std::shared_ptr<Module> model_;
   std::shared_ptr<Dataset> train_set_, test_set_;
   std::unique_ptr<DataLoader> train_loader_, test_loader_;
   std::unique_ptr<Sgd> optimizer_;
+  InqSgd* inq_ = nullptr;  // optimizer_ itself when the run is INQ
   std::unique_ptr<LrSchedule> schedule_;
   int64_t epoch_ = 0;      // completed epochs
   int64_t iteration_ = 0;  // completed optimizer steps
   double best_acc1_ = -1.0;
   double train_seconds_ = 0.0;
   int64_t train_images_ = 0;
+  int64_t phase_start_iteration_ = 0;  // the LR schedule counts from here (restarts at each INQ step)
+  EvalResult last_test_;
+  // INQ: the starting model's accuracy and, per step, portion and accuracy after quantizing and
+  // after re-training (JSON so it travels in checkpoints and into results.json unchanged).
+  double fp32_acc1_ = -1.0;
+  nlohmann::json inq_steps_ = nlohmann::json::array();
 };
 
 }  // namespace inq

@@ -60,7 +60,7 @@ int run_cli(const std::string& args, std::string* output = nullptr) {
 
 TEST(Trainer, SameSeedSameThreadsGivesBitIdenticalWeights) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
-  set_num_threads(2);
+  set_num_threads(1);  // ctest runs two tests at once on 2 cores
   TrainConfig a = small_config(temp_dir("det_a")), b = small_config(temp_dir("det_b"));
   a.epochs = b.epochs = 1;
   Trainer ta(a), tb(b);
@@ -73,7 +73,7 @@ TEST(Trainer, SameSeedSameThreadsGivesBitIdenticalWeights) {
 
 TEST(Trainer, ResumeContinuesBitForBit) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
-  set_num_threads(2);
+  set_num_threads(1);  // ctest runs two tests at once on 2 cores
   // Straight: 2 epochs.
   TrainConfig straight = small_config(temp_dir("straight"));
   Trainer t1(straight);
@@ -164,7 +164,7 @@ TEST(Cli, EvalPrintsAccuracyLineAndAppendsAResultsRow) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
   const std::string dir = temp_dir("cli_eval");
   std::string out;
-  ASSERT_EQ(run_cli("train --arch lenet5 --epochs 1 --train-limit 256 --test-limit 100 --threads 2 --out " + dir, &out), 0)
+  ASSERT_EQ(run_cli("train --arch lenet5 --epochs 1 --train-limit 256 --test-limit 100 --threads 1 --out " + dir, &out), 0)
       << out;
   const std::string results = dir + "/eval.csv";
   ASSERT_EQ(run_cli("eval --arch lenet5 --weights " + dir + "/last.safetensors --test-limit 100 --results " + results,

@@ -1,0 +1,143 @@
+// `inq quantize` and `inq verify`: INQ from the command line (INQ_SPEC.md).
+#include <fmt/format.h>
+
+#include <cmath>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "apps/checkpoint.h"
+#include "apps/commands.h"
+#include "apps/trainer.h"
+#include "framework/error.h"
+#include "framework/threading.h"
+#include "inq/codebook.h"
+#include "inq/inq_state.h"
+#include "inq/partition.h"
+#include "models/registry.h"
+
+namespace inq {
+
+void register_quantize_command(CLI::App& app) {
+  auto config = std::make_shared<TrainConfig>();
+  auto preset = std::make_shared<std::string>();
+  TrainConfig& c = *config;
+  // Re-training defaults from REPRODUCTION.md section 1: lr 0.01, cosine per step, 2 epochs per step.
+  c.lr = 0.01;
+  c.inq_bits = 5;
+  CLI::App* cmd = app.add_subcommand("quantize", "Run the INQ schedule on pre-trained weights");
+  cmd->add_option("-a,--arch", c.arch, "Model architecture")->check(CLI::IsMember(available_models()))->required();
+  cmd->add_option("--weights", c.weights, "Pre-trained FP32 checkpoint or weights file")->check(CLI::ExistingFile);
+  cmd->add_option("--bits", c.inq_bits, "Bit-width b (>= 2): codebook {0, +-2^n2 .. +-2^n1}")->check(CLI::Range(2, 10));
+  cmd->add_option("--portions", c.inq_portions, "Accumulated portions, e.g. 0.5,0.75,0.875,1 (default: by --bits)")
+      ->delimiter(',');
+  cmd->add_option("--preset", *preset, "Named portion schedule")->check(CLI::IsMember(portion_preset_names()));
+  cmd->add_option("--strategy", c.inq_strategy, "Partition strategy")->check(CLI::IsMember({"magnitude", "random"}));
+  cmd->add_option("--epochs-per-step", c.epochs_per_step, "Re-training epochs after each step but the last")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--exclude", c.inq_exclude, "Weight names (globs) to leave in float");
+  cmd->add_option("--dataset", c.dataset, "Dataset name")->check(CLI::IsMember({"fashion-mnist", "mnist"}));
+  cmd->add_option("--data", c.data_dir, "Dataset directory (IDX files, plain or gzipped)");
+  cmd->add_option("-j,--workers", c.workers, "Background data-loading threads")->check(CLI::Range(0, 64));
+  cmd->add_option("--threads", c.threads, "Compute threads (0 = all cores)")->check(CLI::Range(0, 1024));
+  cmd->add_option("-b,--batch-size", c.batch_size, "Mini-batch size")->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", c.lr, "Re-training learning rate (restarts at each step)")->check(CLI::PositiveNumber);
+  cmd->add_option("--momentum", c.momentum, "SGD momentum")->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--wd,--weight-decay", c.weight_decay, "Weight decay")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--schedule", c.schedule, "LR schedule within each step")
+      ->check(CLI::IsMember({"cosine", "step", "multistep", "constant"}));
+  cmd->add_option("--seed", c.seed, "Random seed (data order, augmentation, random partition)");
+  cmd->add_flag("!--no-augment", c.augment, "Disable random crop and flip");
+  cmd->add_option("--train-limit", c.train_limit, "Use only the first N training examples (0 = all)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--test-limit", c.test_limit, "Evaluate only the first N test examples (0 = all)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("-p,--print-freq", c.print_freq, "Batches between progress lines")->check(CLI::PositiveNumber);
+  cmd->add_option("-o,--out", c.out, "Run folder (default runs/<arch>-inq<bits>-<strategy>-<seed>)");
+  cmd->add_option("--resume", c.resume, "Checkpoint of an interrupted quantize run")->check(CLI::ExistingFile);
+  cmd->add_flag("--force", c.force, "Reuse a run folder that already holds a run");
+  cmd->callback([config, preset, cmd] {
+    TrainConfig& cfg = *config;
+    if (!cfg.resume.empty()) {
+      cfg = resume_config(*cmd, cfg);
+    } else {
+      INQ_CHECK(!cfg.weights.empty(), "Given quantize without --weights, expected the pre-trained model to quantize");
+      INQ_CHECK(preset->empty() || cfg.inq_portions.empty(), "Given both --preset and --portions, expected one");
+      if (!preset->empty()) cfg.inq_portions = portion_preset(*preset);
+      if (cmd->count("--no-augment") == 0) cfg.augment = recipe_for(cfg.arch).augment;
+    }
+    if (cfg.out.empty()) cfg.out = fmt::format("runs/{}-inq{}-{}-{}", cfg.arch, cfg.inq_bits, cfg.inq_strategy, cfg.seed);
+    set_num_threads(cfg.threads);
+    Trainer trainer(cfg);
+    trainer.fit();
+  });
+}
+
+namespace {
+
+// Exit status of `inq verify` when some quantized weight is not in its codebook.
+constexpr int kVerifyFailed = 3;
+
+}  // namespace
+
+int verify_checkpoint(const std::string& path, std::FILE* out) {
+  const SafetensorsFile file = read_safetensors(path);
+  const CheckpointContents contents = read_checkpoint_info(file);
+  INQ_CHECK(!contents.inq_state.empty(), "Given '{}', expected a checkpoint of an INQ run (with inq_state metadata)",
+            path);
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(contents.inq_state);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("Given '{}', expected JSON inq_state metadata, but got: {}", path, e.what()));
+  }
+  std::map<std::string, Codebook> codebooks;
+  NamedTensorList checked;
+  int64_t weights = 0;
+  try {
+    for (const auto& [name, t] : meta.at("tensors").items()) {
+      Codebook cb{.bits = t.at("bits").get<int>(), .n1 = t.at("n1").get<int>(), .n2 = t.at("n2").get<int>()};
+      cb.validate(name);
+      const StoredTensor* w = file.find("model." + name);
+      INQ_CHECK(w != nullptr && w->dtype == StoredDtype::F32, "Given '{}', expected the quantized tensor 'model.{}'",
+                path, name);
+      // Only frozen entries (mask 0) are quantized before the schedule ends; the rest are still float.
+      Tensor values = w->f32.clone();
+      if (const StoredTensor* mask = file.find("optimizer." + name + kInqMaskSuffix)) {
+        INQ_CHECK(mask->numel() == values.numel(), "Given '{}', expected the mask of '{}' to match its weight", path,
+                  name);
+        for (int64_t i = 0; i < values.numel(); ++i)
+          if (mask->f32.data()[i] != 0.0f) values.data()[i] = 0.0f;
+      }
+      codebooks.emplace(name, cb);
+      checked.emplace_back(name, values);
+      weights += values.numel();
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("Given '{}', expected inq_state metadata with per-tensor bits, n1 and n2: {}", path,
+                            e.what()));
+  }
+  const std::vector<OffendingWeight> bad = verify_quantized(checked, codebooks);
+  if (bad.empty()) {
+    fmt::print(out, "{}: OK: {} quantized tensors ({} weights): every quantized weight is 0 or +-2^k with n2 <= k <= n1\n",
+               path, checked.size(), weights);
+    return 0;
+  }
+  fmt::print(out, "{}: FAILED: {} weights are not in their tensor's codebook\n", path, bad.size());
+  for (size_t i = 0; i < std::min<size_t>(bad.size(), 20); ++i) {
+    const Codebook& cb = codebooks.at(bad[i].name);
+    fmt::print(out, "  {}[{}] = {:.9g} (codebook: 0, +-2^k for k in [{}, {}])\n", bad[i].name, bad[i].index,
+               bad[i].value, cb.n2, cb.n1);
+  }
+  return kVerifyFailed;
+}
+
+void register_verify_command(CLI::App& app, int* exit_status) {
+  auto path = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand(
+      "verify", "Check that every quantized weight of an INQ checkpoint is 0 or +-2^k in its codebook "
+                "(exit 0: all valid, 3: some are not, 1: unreadable file)");
+  cmd->add_option("checkpoint", *path, "INQ checkpoint (safetensors)")->required()->check(CLI::ExistingFile);
+  cmd->callback([path, exit_status] { *exit_status = verify_checkpoint(*path, stdout); });
+}
+
+}  // namespace inq
