@@ -26,11 +26,14 @@ test-sanitize: deps
 	@cmake --build build-asan -j $(JOBS) --target inq_tests
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) --timeout 1800
 
-# The main job: LeNet-5 on Fashion-MNIST, 5 epochs, into runs/demo-lenet5.
+# The main job: the INQ pipeline in miniature (REPRODUCTION.md section 1, quick variant): train
+# LeNet-5 on Fashion-MNIST, run 5-bit and 3-bit INQ on it (and 5-bit with the random partition),
+# one-shot quantization for comparison, verify every quantized model, print the table.
 demo: build
-	@echo "[demo] training lenet5 on Fashion-MNIST (5 epochs, $(THREADS) threads) -> runs/demo-lenet5"
-	$(BUILD)/inq train --arch lenet5 --epochs 5 --threads $(THREADS) --out runs/demo-lenet5 --force
-	@echo "[demo] done: see runs/demo-lenet5/summary.csv and runs/demo-lenet5/results.json"
+	@echo "[demo] inq reproduce --quick ($(THREADS) threads) -> runs/demo"
+	$(BUILD)/inq reproduce --quick --threads $(THREADS) --out runs/demo
+	$(BUILD)/inq verify runs/demo/inq5-magnitude-s1/final.safetensors
+	@echo "[demo] done: runs/demo/results.md, results.json and the figures steps.png, bits.png, histogram.png"
 
 # Convolution vs raw sgemm (GFLOP/s per shape and their ratio), then training steps vs PyTorch.
 bench: export INQ_WITH_TORCH = 1

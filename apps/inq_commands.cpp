@@ -7,8 +7,10 @@
 
 #include "apps/checkpoint.h"
 #include "apps/commands.h"
+#include "apps/reproduce.h"
 #include "apps/trainer.h"
 #include "framework/error.h"
+#include "framework/fileio.h"
 #include "framework/threading.h"
 #include "inq/codebook.h"
 #include "inq/inq_state.h"
@@ -138,6 +140,39 @@ void register_verify_command(CLI::App& app, int* exit_status) {
                 "(exit 0: all valid, 3: some are not, 1: unreadable file)");
   cmd->add_option("checkpoint", *path, "INQ checkpoint (safetensors)")->required()->check(CLI::ExistingFile);
   cmd->callback([path, exit_status] { *exit_status = verify_checkpoint(*path, stdout); });
+}
+
+void register_reproduce_command(CLI::App& app) {
+  auto o = std::make_shared<ReproduceOptions>();
+  auto quick = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand(
+      "reproduce", "Run the small-scale INQ experiments of REPRODUCTION.md section 1 (continues an earlier run)");
+  cmd->add_flag("--quick", *quick, "lenet5, 1 epoch per step, 5 and 3 bits: the pipeline in a few minutes");
+  cmd->add_option("-a,--arch", o->arch, "Model architecture")->check(CLI::IsMember(available_models()));
+  cmd->add_option("-o,--out", o->out, "Folder for every run and the summaries (default runs/reproduce-<arch>)");
+  cmd->add_option("--data", o->data_dir, "Dataset directory");
+  cmd->add_option("--seeds", o->seeds, "Seeds (one FP32 baseline and INQ runs per seed)")->delimiter(',');
+  cmd->add_option("--bits", o->bits, "Bit-widths of the sweep")->delimiter(',')->check(CLI::Range(2, 10));
+  cmd->add_flag("!--no-random", o->random_partition, "Skip the random-partition run at 5 bits");
+  cmd->add_option("--fp32-weights", o->fp32_weights, "Start from these FP32 weights instead of training them")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--fp32-epochs", o->fp32_epochs, "FP32 training epochs (default: the arch's recipe)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--epochs-per-step", o->epochs_per_step, "INQ re-training epochs per step")->check(CLI::PositiveNumber);
+  cmd->add_option("--train-limit", o->train_limit, "Use only the first N training examples")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--test-limit", o->test_limit, "Evaluate only the first N test examples")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", o->threads, "Compute threads (0 = all cores)")->check(CLI::Range(0, 1024));
+  cmd->add_option("-j,--workers", o->workers, "Background data-loading threads")->check(CLI::Range(0, 64));
+  cmd->add_flag("!--no-plots", o->plots, "Do not draw the PNG figures");
+  cmd->callback([o, quick, cmd] {
+    if (*quick) {
+      if (cmd->count("--arch") == 0) o->arch = "lenet5";
+      if (cmd->count("--epochs-per-step") == 0) o->epochs_per_step = 1;
+      if (cmd->count("--bits") == 0) o->bits = {5, 3};
+    }
+    const std::string md = run_reproduce(*o);
+    std::fputs(read_file(md).c_str(), stdout);
+  });
 }
 
 }  // namespace inq

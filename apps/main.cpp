@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   inq::register_train_command(app);
   inq::register_eval_command(app);
   inq::register_quantize_command(app);
+  inq::register_reproduce_command(app);
   int exit_status = 0;
   inq::register_verify_command(app, &exit_status);
   try {

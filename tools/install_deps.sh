@@ -13,6 +13,7 @@ packages=(
   libfmt-dev               # messages
   libcli11-dev             # the inq command-line tool
   dataset-fashion-mnist    # /usr/share/datasets/fashion-mnist
+  python3 python3-matplotlib  # figures of inq reproduce (tools/plot_results.py)
 )
 # PyTorch, only for the side-by-side benchmarks (make bench) and cross-checks.
 if [[ "${INQ_WITH_TORCH:-0}" == 1 ]]; then packages+=(python3-torch python3-torchvision); fi

@@ -1,0 +1,225 @@
+#include "apps/reproduce.h"
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "apps/checkpoint.h"
+#include "apps/commands.h"
+#include "apps/trainer.h"
+#include "framework/error.h"
+#include "framework/fileio.h"
+#include "framework/threading.h"
+#include "inq/inq_state.h"
+#include "inq/partition.h"
+#include "models/registry.h"
+
+namespace inq {
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+bool finished(const std::string& dir) {
+  const std::string path = dir + "/results.json";
+  if (!file_exists(path)) return false;
+  const json r = json::parse(read_file(path));
+  if (r.contains("inq")) return r["inq"]["finished"].get<bool>();
+  return r["epochs_done"].get<int64_t>() == r["epochs"].get<int64_t>();
+}
+
+// Runs the configured training or INQ run to the end, resuming it if a previous invocation was
+// interrupted, and returns its results.json.
+json run_or_continue(TrainConfig config) {
+  if (!finished(config.out)) {
+    const std::string last = config.out + "/last.safetensors";
+    if (file_exists(last)) {
+      config.resume = last;
+    } else {
+      config.force = true;  // a folder without a checkpoint holds nothing worth keeping
+    }
+    fmt::print(stderr, "=> reproduce: {} {}\n", config.resume.empty() ? "running" : "resuming", config.out);
+    Trainer trainer(config);
+    trainer.fit();
+  } else {
+    fmt::print(stderr, "=> reproduce: {} already finished\n", config.out);
+  }
+  return json::parse(read_file(config.out + "/results.json"));
+}
+
+std::string fp32_model_path(const std::string& dir) { return dir + "/last.safetensors"; }
+
+// One layer's weights as a JSON array (for the histogram figure).
+json tensor_values(const std::string& weights, const std::string& arch, const std::string& name) {
+  auto model = create_model(arch, {.num_classes = 10, .in_channels = 1});
+  load_model_weights(read_safetensors(weights), *model);
+  for (const auto& p : model->named_parameters())
+    if (p.name == name) return p.tensor.to_vector();
+  throw Error(fmt::format("Given layer '{}', expected a parameter of {}", name, arch));
+}
+
+std::string histogram_layer(const std::string& arch) {
+  return arch == "lenet5" ? "features.3.weight" : "layer2.0.conv1.weight";
+}
+
+double mean(const std::vector<double>& v) {
+  double s = 0.0;
+  for (double x : v) s += x;
+  return s / static_cast<double>(v.size());
+}
+
+double spread(const std::vector<double>& v) {  // sample standard deviation, 0 for one value
+  if (v.size() < 2) return 0.0;
+  const double m = mean(v);
+  double s = 0.0;
+  for (double x : v) s += (x - m) * (x - m);
+  return std::sqrt(s / static_cast<double>(v.size() - 1));
+}
+
+// The paper's table layout: one line per (bits, strategy), mean over seeds and the change against
+// the FP32 baseline, in percentage points.
+std::string results_markdown(const json& rows, const std::string& arch) {
+  std::map<std::pair<int, std::string>, std::vector<double>> acc, delta;
+  std::vector<std::pair<int, std::string>> order;
+  for (const auto& r : rows) {
+    const auto key = std::make_pair(r["bits"].get<int>(), r["strategy"].get<std::string>());
+    if (!acc.count(key)) order.push_back(key);
+    acc[key].push_back(100.0 * r["acc1"].get<double>());
+    delta[key].push_back(100.0 * (r["acc1"].get<double>() - r["fp32_acc1"].get<double>()));
+  }
+  std::string md = fmt::format(
+      "# INQ on Fashion-MNIST, {} (REPRODUCTION.md section 1)\n\n"
+      "| model | bit-width | method | top-1 accuracy (%) | change vs FP32 (points) | seeds |\n"
+      "|---|---|---|---|---|---|\n",
+      arch);
+  for (const auto& key : order) {
+    const auto& a = acc[key];
+    const auto& d = delta[key];
+    const std::string method = key.second == "fp32"        ? "FP32 baseline"
+                               : key.second == "oneshot"   ? "one-shot, no re-training"
+                               : key.second == "magnitude" ? "INQ, magnitude partition"
+                                                           : "INQ, random partition";
+    const std::string spread_text = a.size() > 1 ? fmt::format(" ± {:.2f}", spread(a)) : "";
+    md += fmt::format("| {} | {} | {} | {:.2f}{} | {:+.2f} | {} |\n", arch,
+                      key.first == 32 ? std::string("32 (float)") : std::to_string(key.first), method, mean(a),
+                      spread_text, mean(d), a.size());
+  }
+  md += "\nAccuracy after each INQ step (after quantizing -> after re-training), first seed:\n\n";
+  for (const auto& r : rows) {
+    if (r["steps"].empty() || r["seed"] != rows[0]["seed"]) continue;
+    md += fmt::format("- {}-bit {}:", r["bits"].get<int>(), r["strategy"].get<std::string>());
+    for (const auto& s : r["steps"]) {
+      const double q = 100.0 * s["acc1_quantized"].get<double>();
+      const double t = s["acc1_retrained"].is_null() ? q : 100.0 * s["acc1_retrained"].get<double>();
+      md += fmt::format(" {:g}: {:.2f} -> {:.2f};", s["portion"].get<double>(), q, t);
+    }
+    md += "\n";
+  }
+  return md;
+}
+
+}  // namespace
+
+std::string run_reproduce(const ReproduceOptions& o) {
+  INQ_CHECK(!o.seeds.empty() && !o.bits.empty(), "Given reproduce, expected at least one seed and one bit-width");
+  INQ_CHECK(o.fp32_weights.empty() || o.seeds.size() == 1,
+            "Given --fp32-weights, expected a single --seeds value (one baseline), but got {}", o.seeds.size());
+  const std::string out = o.out.empty() ? "runs/reproduce-" + o.arch : o.out;
+  fs::create_directories(out);
+  set_num_threads(o.threads);
+
+  TrainConfig base;
+  base.arch = o.arch;
+  base.data_dir = o.data_dir;
+  base.train_limit = o.train_limit;
+  base.test_limit = o.test_limit;
+  base.workers = o.workers;
+  base.threads = o.threads;
+  const TrainRecipe recipe = recipe_for(o.arch);
+  base.batch_size = recipe.batch_size;
+  base.augment = recipe.augment;
+
+  json rows = json::array();
+  json histogram;
+  for (uint64_t seed : o.seeds) {
+    // 1. FP32 baseline.
+    std::string fp32 = o.fp32_weights;
+    double fp32_acc1 = 0.0;
+    TrainConfig f = base;
+    f.seed = seed;
+    f.epochs = o.fp32_epochs > 0 ? o.fp32_epochs : recipe.epochs;
+    f.lr = recipe.lr;
+    if (fp32.empty()) {
+      f.out = fmt::format("{}/fp32-s{}", out, seed);
+      fp32_acc1 = run_or_continue(f)["acc1"].get<double>();
+      fp32 = fp32_model_path(f.out);
+    } else {
+      auto model = create_model(o.arch, {.num_classes = 10, .in_channels = 1});
+      load_model_weights(read_safetensors(fp32), *model);
+      ChannelStats stats;
+      auto test_set = load_dataset(f, /*train=*/false, &stats);
+      DataLoader loader(*test_set, {.batch_size = 500, .workers = o.workers, .transforms = {normalize(stats.mean, stats.std)}});
+      fp32_acc1 = evaluate(*model, loader).acc1;
+    }
+    rows.push_back({{"model", o.arch}, {"bits", 32}, {"strategy", "fp32"}, {"seed", seed}, {"acc1", fp32_acc1},
+                    {"fp32_acc1", fp32_acc1}, {"steps", json::array()}});
+
+    // 2, 3, 5. INQ runs: the bit-width sweep (magnitude) and the random partition at 5 bits.
+    std::vector<std::pair<int, std::string>> runs;
+    for (int b : o.bits) runs.emplace_back(b, "magnitude");
+    if (o.random_partition) runs.emplace_back(5, "random");
+    for (const auto& [b, strategy] : runs) {
+      TrainConfig q = base;
+      q.seed = seed;
+      q.weights = fp32;
+      q.inq_bits = b;
+      q.inq_strategy = strategy;
+      q.epochs_per_step = o.epochs_per_step;
+      q.lr = 0.01;  // REPRODUCTION.md section 1: lr 0.01 with cosine decay over each step's re-training
+      q.out = fmt::format("{}/inq{}-{}-s{}", out, b, strategy, seed);
+      const json r = run_or_continue(q);
+      rows.push_back({{"model", o.arch}, {"bits", b}, {"strategy", strategy}, {"seed", seed}, {"acc1", r["acc1"]},
+                      {"fp32_acc1", fp32_acc1}, {"steps", r["inq"]["steps"]}});
+      INQ_CHECK(verify_checkpoint(q.out + "/final.safetensors", stderr) == 0,
+                "Given the INQ run in '{}', expected every quantized weight to verify", q.out);
+      if (histogram.is_null() && b == 5 && strategy == "magnitude") {
+        const std::string layer = histogram_layer(o.arch);
+        histogram = {{"layer", layer},
+                     {"bits", b},
+                     {"fp32", tensor_values(fp32, o.arch, layer)},
+                     {"inq", tensor_values(q.out + "/final.safetensors", o.arch, layer)}};
+      }
+    }
+
+    // 4. One-shot: every weight quantized at once from the FP32 model, no re-training.
+    for (int b : o.bits) {
+      auto model = create_model(o.arch, {.num_classes = 10, .in_channels = 1});
+      load_model_weights(read_safetensors(fp32), *model);
+      quantize_one_shot(model->named_parameters(), b);
+      ChannelStats stats;
+      auto test_set = load_dataset(f, /*train=*/false, &stats);
+      DataLoader loader(*test_set, {.batch_size = 500, .workers = o.workers, .transforms = {normalize(stats.mean, stats.std)}});
+      const double acc = evaluate(*model, loader).acc1;
+      fmt::print(stderr, " * one-shot {}-bit (seed {}): Acc@1 {:.3f}\n", b, seed, 100.0 * acc);
+      rows.push_back({{"model", o.arch}, {"bits", b}, {"strategy", "oneshot"}, {"seed", seed}, {"acc1", acc},
+                      {"fp32_acc1", fp32_acc1}, {"steps", json::array()}});
+    }
+  }
+
+  const json results = {{"protocol", "REPRODUCTION.md section 1"}, {"arch", o.arch}, {"rows", rows}};
+  write_file_atomic(out + "/results.json", results.dump(2) + "\n");
+  if (!histogram.is_null()) write_file_atomic(out + "/histogram.json", histogram.dump() + "\n");
+  const std::string md_path = out + "/results.md";
+  write_file_atomic(md_path, results_markdown(rows, o.arch));
+  if (o.plots) {
+    // Debian's interpreter, which has python3-matplotlib, whatever python3 is first on PATH.
+    const std::string cmd = fmt::format("/usr/bin/python3 '{}/tools/plot_results.py' '{}'", INQ_SOURCE_ROOT, out);
+    if (std::system(cmd.c_str()) != 0)
+      fmt::print(stderr, "=> reproduce: figures skipped ({} failed; it needs python3-matplotlib)\n", cmd);
+  }
+  return md_path;
+}
+
+}  // namespace inq

@@ -1,0 +1,36 @@
+#pragma once
+// `inq reproduce`: the small-scale experiments of REPRODUCTION.md section 1 in one command.
+//   1. FP32 baseline per seed (or given weights)
+//   2. bit-width sweep: INQ at each --bits with the magnitude partition
+//   3. partition strategy: magnitude vs random at 5 bits
+//   4. one-shot quantization of all weights at each bit-width, no re-training
+//   5. accuracy after quantizing and after re-training at every step (from each INQ run)
+// Every experiment runs in its own run folder under --out; a finished one is read back, an
+// interrupted one is resumed from its last checkpoint, so re-running the command continues.
+// Writes results.json (rows, one per table row), results.md (the paper's layout),
+// histogram.json (one layer's weights before and after INQ) and, with matplotlib, PNG figures.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace inq {
+
+struct ReproduceOptions {
+  std::string arch = "resnet20";
+  std::string out;                      // default runs/reproduce-<arch>
+  std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  std::vector<uint64_t> seeds = {1};
+  std::vector<int> bits = {5, 4, 3, 2};
+  bool random_partition = true;         // magnitude vs random at 5 bits
+  std::string fp32_weights;             // skip FP32 training and start from these (one seed)
+  int64_t fp32_epochs = 0;              // 0: the arch's recipe
+  int64_t epochs_per_step = 2;
+  int64_t train_limit = 0, test_limit = 0;
+  int threads = 0, workers = 2;
+  bool plots = true;                    // run tools/plot_results.py when python3 + matplotlib exist
+};
+
+// Runs (or continues) every experiment and writes the summaries; returns the path of results.md.
+std::string run_reproduce(const ReproduceOptions& options);
+
+}  // namespace inq
