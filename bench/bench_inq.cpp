@@ -1,0 +1,56 @@
+// The cost of INQ's own work per step — partition, quantize and freeze (InqSgd::begin_step), and
+// the section 8 verification — on the full ResNet-20 and LeNet-5 weights, to compare with an
+// epoch of training (issue 3: together under 1% of an epoch). Single-threaded code; INQ_THREADS
+// only matters for the rest of the process.
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "framework/random.h"
+#include "framework/threading.h"
+#include "inq/inq_sgd.h"
+#include "models/registry.h"
+
+namespace {
+
+// All 4 steps of the 5-bit schedule ({0.5, 0.75, 0.875, 1}) on a freshly initialized model, then
+// the verification of every quantized weight; the reported time is for the whole schedule.
+void inq_schedule(benchmark::State& state, const std::string& arch, const std::string& strategy) {
+  for (auto _ : state) {
+    state.PauseTiming();
+    inq::seed_all(0);
+    auto model = inq::create_model(arch, {.num_classes = 10, .in_channels = 1});
+    inq::InqSgd sgd(inq::make_param_groups(model->named_parameters(), 5e-4), {.lr = 0.01, .momentum = 0.9},
+                    {.bits = 5, .portions = {}, .strategy = inq::parse_partition_strategy(strategy), .seed = 1});
+    state.ResumeTiming();
+    for (int k = 1; k <= sgd.num_steps(); ++k) sgd.begin_step(k);
+    benchmark::DoNotOptimize(sgd.verify());
+  }
+  // Steps per second: invert for the time of one step (partition + quantize + freeze, plus a
+  // quarter of the final verification).
+  state.counters["steps_per_s"] =
+      benchmark::Counter(4.0 * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+
+}  // namespace
+
+BENCHMARK_CAPTURE(inq_schedule, resnet20_magnitude, std::string("resnet20"), std::string("magnitude"))
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(inq_schedule, resnet20_random, std::string("resnet20"), std::string("random"))
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_CAPTURE(inq_schedule, lenet5_magnitude, std::string("lenet5"), std::string("magnitude"))
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+int main(int argc, char** argv) {
+  const char* policy = inq::use_short_openmp_spin(argv);
+  const char* env = std::getenv("INQ_THREADS");
+  inq::set_num_threads(env ? std::atoi(env) : 0);
+  benchmark::AddCustomContext("inq_threads", std::to_string(inq::get_num_threads()));
+  benchmark::AddCustomContext("openmp_spin_policy", policy);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
