@@ -91,7 +91,9 @@ Trainer::Trainer(TrainConfig config) : config_(std::move(config)) {
   INQ_CHECK(!config_.out.empty(), "Given no run folder, expected --out");
   seed_all(config_.seed);
   model_ = create_model(config_.arch, ModelOptions{.num_classes = 10, .in_channels = 1});
-  if (!config_.weights.empty()) load_model_weights(read_safetensors(config_.weights), *model_);
+  // A resumed run takes its weights from the checkpoint (loaded below), not from --weights.
+  if (!config_.weights.empty() && config_.resume.empty())
+    load_model_weights(read_safetensors(config_.weights), *model_);
 
   ChannelStats stats;
   train_set_ = load_dataset(config_, /*train=*/true, &stats);
