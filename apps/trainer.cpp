@@ -209,6 +209,7 @@ void Trainer::train_one_epoch() {
   train_loader_->start_epoch(epoch_);
   double loss_sum = 0.0, data_seconds = 0.0, compute_seconds = 0.0;
   int64_t correct = 0, seen = 0;
+  const bool stderr_is_terminal = ::isatty(STDERR_FILENO) != 0;
   const auto epoch_start = Clock::now();
   auto wait_start = Clock::now();
   Batch batch;
@@ -239,12 +240,15 @@ void Trainer::train_one_epoch() {
       const double images_per_s = static_cast<double>(seen) / std::max(elapsed, 1e-9);
       const double seconds_per_iter = elapsed / static_cast<double>(batch.index + 1);
       const double eta = seconds_per_iter * static_cast<double>(total_iterations - iteration_);
+      // On a terminal the line is redrawn in place; in a log every progress line is kept.
+      const bool last_batch = batch.index + 1 == per_epoch;
       fmt::print(stderr,
-                 "Epoch: [{}/{}][{:>4}/{}]  loss {:.4f}  acc {:6.2f}%  {:6.0f} img/s  data {:.3f}s compute {:.3f}s  "
-                 "lr {:.5f}  eta {}\n",
-                 epoch_ + 1, config_.epochs, batch.index + 1, per_epoch, loss_sum / static_cast<double>(seen),
-                 100.0 * static_cast<double>(correct) / static_cast<double>(seen), images_per_s, data_seconds,
-                 compute_seconds, lr, format_duration(eta));
+                 "{}Epoch: [{}/{}][{:>4}/{}]  loss {:.4f}  acc {:6.2f}%  {:6.0f} img/s  data {:.3f}s compute {:.3f}s  "
+                 "lr {:.5f}  eta {}{}",
+                 stderr_is_terminal ? "\r" : "", epoch_ + 1, config_.epochs, batch.index + 1, per_epoch,
+                 loss_sum / static_cast<double>(seen), 100.0 * static_cast<double>(correct) / static_cast<double>(seen),
+                 images_per_s, data_seconds, compute_seconds, lr, format_duration(eta),
+                 stderr_is_terminal && !last_batch ? "" : "\n");
     }
   }
   const double epoch_seconds = seconds_since(epoch_start);
