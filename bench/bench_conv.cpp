@@ -8,15 +8,14 @@
 //                                 choose_images_per_gemm (framework/im2col.cpp)
 // Threads: INQ_THREADS (default: all cores) sets OpenMP and OpenBLAS. The machine may be shared:
 // compare medians within one run, with repetitions interleaved so that load drifts hit every
-// benchmark alike, e.g.
-//   INQ_THREADS=2 bench_conv --benchmark_filter='^(Conv|Sgemm)' --benchmark_min_time=0.1 \
-//     --benchmark_repetitions=9 --benchmark_enable_random_interleaving=true \
-//     --benchmark_report_aggregates_only=true --benchmark_out=conv.json --benchmark_out_format=json
+// benchmark alike, as `make bench` does (see its recipe in the Makefile), then
 //   tools/conv_bench_ratio.py conv.json    # conv/sgemm per shape
 // INQ_BENCH_TIME=cpu measures the process's CPU time (all threads) instead of wall time: rates then
 // read per core-second, which a loaded machine distorts far less (time spent descheduled is not
 // counted; spin-waiting is).
 #include <benchmark/benchmark.h>
+
+#include "bench_common.h"
 #include <unistd.h>
 
 #include <cstdlib>
@@ -166,13 +165,7 @@ void timing(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const char* policy = inq::use_short_openmp_spin(argv);  // see framework/threading.h
-  benchmark::AddCustomContext("openmp_spin_policy", policy);
-  if (const char* spin = std::getenv("GOMP_SPINCOUNT")) benchmark::AddCustomContext("GOMP_SPINCOUNT", spin);
-  const char* env = std::getenv("INQ_THREADS");
-  inq::set_num_threads(env ? std::atoi(env) : 0);
-  benchmark::AddCustomContext("inq_threads", std::to_string(inq::get_num_threads()));
-  benchmark::AddCustomContext("blas_config", inq::blas_config());
+  inq::bench::setup(argv);
 
   const char* time_env = std::getenv("INQ_BENCH_TIME");
   g_cpu_time = time_env && std::string(time_env) == "cpu";
@@ -202,9 +195,5 @@ int main(int argc, char** argv) {
           ->Apply(timing);
     }
   }
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return inq::bench::run(argc, argv);
 }

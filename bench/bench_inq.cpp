@@ -4,6 +4,8 @@
 // only matters for the rest of the process.
 #include <benchmark/benchmark.h>
 
+#include "bench_common.h"
+
 #include <cstdlib>
 #include <string>
 
@@ -43,14 +45,6 @@ BENCHMARK_CAPTURE(inq_schedule, lenet5_magnitude, std::string("lenet5"), std::st
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 int main(int argc, char** argv) {
-  const char* policy = inq::use_short_openmp_spin(argv);
-  const char* env = std::getenv("INQ_THREADS");
-  inq::set_num_threads(env ? std::atoi(env) : 0);
-  benchmark::AddCustomContext("inq_threads", std::to_string(inq::get_num_threads()));
-  benchmark::AddCustomContext("openmp_spin_policy", policy);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  inq::bench::setup(argv);
+  return inq::bench::run(argc, argv);
 }

@@ -5,6 +5,8 @@
 // Threads: INQ_THREADS (default: all cores) sets OpenMP and OpenBLAS.
 #include <benchmark/benchmark.h>
 
+#include "bench_common.h"
+
 #include <cstdlib>
 #include <string>
 
@@ -46,15 +48,6 @@ BENCHMARK_CAPTURE(train_step, lenet5, std::string("lenet5"))->Arg(128)->Unit(ben
 BENCHMARK_CAPTURE(train_step, resnet20, std::string("resnet20"))->Arg(128)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 int main(int argc, char** argv) {
-  const char* policy = inq::use_short_openmp_spin(argv);
-  const char* env = std::getenv("INQ_THREADS");
-  inq::set_num_threads(env ? std::atoi(env) : 0);
-  benchmark::AddCustomContext("inq_threads", std::to_string(inq::get_num_threads()));
-  benchmark::AddCustomContext("openmp_spin_policy", policy);
-  benchmark::AddCustomContext("blas_config", inq::blas_config());
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  inq::bench::setup(argv);
+  return inq::bench::run(argc, argv);
 }

@@ -2,11 +2,11 @@
 // weight of the result verifies, a run interrupted mid-schedule resumes bit for bit, and the
 // verifier catches a planted bad weight with exit status 3.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cmath>
 #include <filesystem>
 
+#include "app_testing.h"
 #include "apps/checkpoint.h"
 #include "apps/commands.h"
 #include "apps/trainer.h"
@@ -20,23 +20,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool have_fashion_mnist() { return fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"); }
+using test::have_fashion_mnist;
+using test::run_cli;
+using test::values_of;
 
-std::string temp_path(const std::string& name) {
-  return (fs::temp_directory_path() / ("inq_test_quantize_" + name + "_" + std::to_string(::getpid()))).string();
-}
+std::string temp_path(const std::string& name) { return test::temp_path("quantize_" + name); }
 
 TrainConfig slice(const std::string& out) {
-  TrainConfig c;
-  c.arch = "lenet5";
-  c.batch_size = 64;
-  c.eval_batch_size = 100;
-  c.train_limit = 384;
-  c.test_limit = 200;
-  c.workers = 1;
-  c.print_freq = 1000;
+  TrainConfig c = test::small_lenet5_config(out, /*train_limit=*/384);
   c.seed = 5;
-  c.out = out;
   return c;
 }
 
@@ -61,20 +53,6 @@ TrainConfig inq_config(const std::string& out) {
   c.epochs_per_step = 1;
   c.lr = 0.01;
   return c;
-}
-
-std::vector<std::vector<float>> weights_of(Module& m) {
-  std::vector<std::vector<float>> out;
-  for (auto& t : m.state_dict()) out.push_back(t.tensor.to_vector());
-  return out;
-}
-
-int run_cli(const std::string& args, std::string* output) {
-  const std::string log = temp_path("cli") + ".txt";
-  const int status = std::system((std::string(INQ_CLI_PATH) + " " + args + " > " + log + " 2>&1").c_str());
-  *output = read_file(log);
-  fs::remove(log);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 }  // namespace
@@ -121,7 +99,7 @@ TEST(InqQuantize, InterruptedScheduleResumesBitForBit) {
   Trainer t3(second);
   EXPECT_EQ(t3.epoch(), 1);
   t3.fit();
-  EXPECT_EQ(weights_of(t3.model()), weights_of(t1.model()));
+  EXPECT_EQ(values_of(t3.model()), values_of(t1.model()));
   fs::remove_all(straight.out);
   fs::remove_all(first.out);
 }

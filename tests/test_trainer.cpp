@@ -1,11 +1,11 @@
 // The training driver end to end on a slice of Fashion-MNIST: determinism, resume bit for bit
 // (Caffe's TestSnapshot pattern), the run folder, and the `inq` tool's handling of bad input.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <filesystem>
 #include <fstream>
 
+#include "app_testing.h"
 #include "apps/checkpoint.h"
 #include "apps/trainer.h"
 #include "framework/error.h"
@@ -18,42 +18,18 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool have_fashion_mnist() { return fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"); }
+using test::have_fashion_mnist;
+using test::run_cli;
+using test::values_of;
 
-std::string temp_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("inq_test_trainer_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  return p.string();
-}
+std::string temp_dir(const std::string& name) { return test::temp_path("trainer_" + name); }
 
 TrainConfig small_config(const std::string& out) {
-  TrainConfig c;
-  c.arch = "lenet5";
+  TrainConfig c = test::small_lenet5_config(out, /*train_limit=*/640);
   c.epochs = 2;
-  c.batch_size = 64;
-  c.eval_batch_size = 100;
   c.lr = 0.05;
-  c.train_limit = 640;
-  c.test_limit = 200;
-  c.workers = 1;
-  c.print_freq = 1000;
   c.seed = 3;
-  c.out = out;
   return c;
-}
-
-std::vector<std::vector<float>> weights_of(Module& m) {
-  std::vector<std::vector<float>> out;
-  for (auto& t : m.state_dict()) out.push_back(t.tensor.to_vector());
-  return out;
-}
-
-int run_cli(const std::string& args, std::string* output = nullptr) {
-  const std::string log = temp_dir("cli_log") + ".txt";
-  const int status = std::system((std::string(INQ_CLI_PATH) + " " + args + " > " + log + " 2>&1").c_str());
-  if (output) *output = read_file(log);
-  fs::remove(log);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 }  // namespace
@@ -66,7 +42,7 @@ TEST(Trainer, SameSeedSameThreadsGivesBitIdenticalWeights) {
   Trainer ta(a), tb(b);
   ta.fit();
   tb.fit();
-  EXPECT_EQ(weights_of(ta.model()), weights_of(tb.model()));
+  EXPECT_EQ(values_of(ta.model()), values_of(tb.model()));
   fs::remove_all(a.out);
   fs::remove_all(b.out);
 }
@@ -91,7 +67,7 @@ TEST(Trainer, ResumeContinuesBitForBit) {
   EXPECT_EQ(t3.epoch(), 1);
   t3.fit();
   EXPECT_EQ(t3.iteration(), t1.iteration());
-  EXPECT_EQ(weights_of(t3.model()), weights_of(t1.model()));
+  EXPECT_EQ(values_of(t3.model()), values_of(t1.model()));
 
   // The run folder holds what it promises.
   for (const char* f : {"config.json", "summary.csv", "last.safetensors", "best.safetensors", "results.json"})
