@@ -136,7 +136,7 @@ TEST(Cli, BadFlagsAndBadFilesGiveClearErrorsAndNonZeroExit) {
   fs::remove_all(temp_dir("nodata"));
 }
 
-TEST(Cli, EvalPrintsAccuracyLineAndAppendsAResultsRow) {
+TEST(Cli, EvalPrintsAccuracyLineAppendsAResultsRowAndResumeKeepsTheConfig) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
   const std::string dir = temp_dir("cli_eval");
   std::string out;
@@ -150,5 +150,15 @@ TEST(Cli, EvalPrintsAccuracyLineAndAppendsAResultsRow) {
   EXPECT_NE(out.find(" * Acc@1 "), std::string::npos) << out;
   const std::string csv = read_file(results);
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 2) << csv;
+
+  // --resume takes the configuration from the checkpoint: --epochs may extend the run, a flag that
+  // would change the result is refused with its name.
+  const std::string last = dir + "/last.safetensors";
+  EXPECT_EQ(run_cli("train --resume " + last + " --lr 0.5", &out), 1) << out;
+  EXPECT_NE(out.find("--lr"), std::string::npos) << out;
+  ASSERT_EQ(run_cli("train --resume " + last + " --epochs 2", &out), 0) << out;
+  EXPECT_NE(out.find("resumed"), std::string::npos) << out;
+  const std::string summary = read_file(dir + "/summary.csv");
+  EXPECT_EQ(std::count(summary.begin(), summary.end(), '\n'), 3) << summary;  // header + epochs 1 and 2
   fs::remove_all(dir);
 }
