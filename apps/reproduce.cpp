@@ -141,6 +141,12 @@ std::string run_reproduce(const ReproduceOptions& o) {
   base.batch_size = recipe.batch_size;
   base.augment = recipe.augment;
 
+  // The test set, normalized as in training, for the evaluations made here (given FP32 weights, one-shot).
+  ChannelStats stats;
+  const auto test_set = load_dataset(base, /*train=*/false, &stats);
+  DataLoader test_loader(*test_set, {.batch_size = 500, .workers = o.workers,
+                                     .transforms = {normalize(stats.mean, stats.std)}});
+
   json rows = json::array();
   json histogram;
   for (uint64_t seed : o.seeds) {
@@ -158,10 +164,7 @@ std::string run_reproduce(const ReproduceOptions& o) {
     } else {
       auto model = create_model(o.arch, {.num_classes = 10, .in_channels = 1});
       load_model_weights(read_safetensors(fp32), *model);
-      ChannelStats stats;
-      auto test_set = load_dataset(f, /*train=*/false, &stats);
-      DataLoader loader(*test_set, {.batch_size = 500, .workers = o.workers, .transforms = {normalize(stats.mean, stats.std)}});
-      fp32_acc1 = evaluate(*model, loader).acc1;
+      fp32_acc1 = evaluate(*model, test_loader).acc1;
     }
     rows.push_back({{"model", o.arch}, {"bits", 32}, {"strategy", "fp32"}, {"seed", seed}, {"acc1", fp32_acc1},
                     {"fp32_acc1", fp32_acc1}, {"steps", json::array()}});
@@ -198,10 +201,7 @@ std::string run_reproduce(const ReproduceOptions& o) {
       auto model = create_model(o.arch, {.num_classes = 10, .in_channels = 1});
       load_model_weights(read_safetensors(fp32), *model);
       quantize_one_shot(model->named_parameters(), b);
-      ChannelStats stats;
-      auto test_set = load_dataset(f, /*train=*/false, &stats);
-      DataLoader loader(*test_set, {.batch_size = 500, .workers = o.workers, .transforms = {normalize(stats.mean, stats.std)}});
-      const double acc = evaluate(*model, loader).acc1;
+      const double acc = evaluate(*model, test_loader).acc1;
       fmt::print(stderr, " * one-shot {}-bit (seed {}): Acc@1 {:.3f}\n", b, seed, 100.0 * acc);
       rows.push_back({{"model", o.arch}, {"bits", b}, {"strategy", "oneshot"}, {"seed", seed}, {"acc1", acc},
                       {"fp32_acc1", fp32_acc1}, {"steps", json::array()}});

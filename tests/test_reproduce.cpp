@@ -50,5 +50,23 @@ TEST(Reproduce, WritesEveryRowAndContinuesInsteadOfRetraining) {
   run_reproduce(o);
   EXPECT_EQ(fs::last_write_time(o.out + "/inq3-magnitude-s1/final.safetensors"), stamp);
   EXPECT_EQ(nlohmann::json::parse(read_file(o.out + "/results.json"))["rows"], rows);
+
+  // Starting from given FP32 weights: no FP32 run folder; the baseline row is their evaluation, and
+  // the 5-bit magnitude run yields the histogram of one layer before and after INQ.
+  ReproduceOptions g = o;
+  g.out = o.out + "-given";
+  g.fp32_weights = o.out + "/fp32-s1/last.safetensors";
+  g.bits = {5};
+  g.random_partition = false;
+  run_reproduce(g);
+  const auto given = nlohmann::json::parse(read_file(g.out + "/results.json"))["rows"];
+  ASSERT_EQ(given.size(), 3u);  // fp32, 5-bit magnitude, 5-bit one-shot
+  EXPECT_EQ(given[0]["acc1"], rows[0]["acc1"]);  // same weights, same test slice
+  EXPECT_FALSE(fs::exists(g.out + "/fp32-s1"));
+  const auto histogram = nlohmann::json::parse(read_file(g.out + "/histogram.json"));
+  EXPECT_EQ(histogram["layer"], "features.3.weight");
+  EXPECT_EQ(histogram["fp32"].size(), 2400u);
+  EXPECT_EQ(histogram["inq"].size(), 2400u);
   fs::remove_all(o.out);
+  fs::remove_all(g.out);
 }
