@@ -51,7 +51,7 @@ def main(path):
                 row += f" {c:9.1f} {g:9.1f} {c / g:6.2f}  "
         print(row)
     ctx = data.get("context", {})
-    print(f"threads {ctx.get('inq_threads')}, {ctx.get('omp_wait_policy')} wait, {ctx.get('inq_bench_time')}, "
+    print(f"threads {ctx.get('inq_threads')}, OpenMP spin policy {ctx.get('openmp_spin_policy')}, {ctx.get('inq_bench_time')}, "
           f"{ctx.get('blas_config')}")
 
 
