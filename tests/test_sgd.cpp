@@ -2,6 +2,8 @@
 // and state save/load giving an identical continuation.
 #include <gtest/gtest.h>
 
+#include "golden_testing.h"
+
 #include <cmath>
 #include <cstring>
 
@@ -22,20 +24,8 @@ Tensor param_from(const Shape& shape, const double* values) {
   return t;
 }
 
-// The golden scenario's gradient: g = 0.7 * (p - target) + 0.1 * (t + 1) * (-1)^i, computed in double
-// from the current float values (as the script does) and stored as float.
-void set_golden_grad(Tensor& p, const double* target, int t) {
-  Tensor g = Tensor::empty(p.shape());
-  for (int64_t i = 0; i < p.numel(); ++i)
-    g.data()[i] =
-        static_cast<float>(0.7 * (double(p.data()[i]) - target[i]) + 0.1 * (t + 1) * (i % 2 ? -1.0 : 1.0));
-  p.set_grad(g);
-}
-
-void expect_near_all(const Tensor& t, const double* want, const std::string& what) {
-  for (int64_t i = 0; i < t.numel(); ++i)
-    EXPECT_NEAR(t.data()[i], want[i], 2e-6 * std::max(1.0, std::fabs(want[i]))) << what << " [" << i << "]";
-}
+using test::expect_near_all;
+using test::set_golden_grad;
 
 // A parameter with random values and a fixed random gradient per step.
 struct Problem {
