@@ -2,6 +2,7 @@
 
 #include "framework/error.h"
 #include "framework/state_dict.h"
+#include "inq/inq_state.h"
 
 namespace inq {
 
@@ -59,6 +60,72 @@ CheckpointContents read_checkpoint_info(const SafetensorsFile& file) {
   INQ_CHECK(c.training_state.is_object(), "Given checkpoint '{}', expected training_state to be a JSON object",
             file.source);
   return c;
+}
+
+nlohmann::json to_json(const TrainingProgress& p) {
+  return {{"epoch", p.epoch},
+          {"iteration", p.iteration},
+          {"best_acc1", p.best_acc1},
+          {"generator", p.generator},
+          {"train_seconds", p.train_seconds},
+          {"train_images", p.train_images},
+          {"phase_start_iteration", p.phase_start_iteration},
+          {"fp32_acc1", p.fp32_acc1},
+          {"inq_steps", p.inq_steps}};
+}
+
+TrainingProgress read_training_progress(const CheckpointContents& contents, const std::string& source) {
+  TrainingProgress p;
+  try {
+    const auto& s = contents.training_state;
+    p.epoch = s.at("epoch").get<int64_t>();
+    p.iteration = s.at("iteration").get<int64_t>();
+    p.best_acc1 = s.at("best_acc1").get<double>();
+    p.generator = s.at("generator").get<std::string>();
+    p.train_seconds = s.at("train_seconds").get<double>();
+    p.train_images = s.at("train_images").get<int64_t>();
+    p.phase_start_iteration = s.at("phase_start_iteration").get<int64_t>();
+    p.fp32_acc1 = s.at("fp32_acc1").get<double>();
+    p.inq_steps = s.at("inq_steps");
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("Given checkpoint '{}', expected complete training state, but got: {}", source, e.what()));
+  }
+  return p;
+}
+
+QuantizedTensors read_quantized_tensors(const SafetensorsFile& file, const CheckpointContents& contents) {
+  const std::string& path = file.source;
+  INQ_CHECK(!contents.inq_state.empty(), "Given '{}', expected a checkpoint of an INQ run (with inq_state metadata)",
+            path);
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(contents.inq_state);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("Given '{}', expected JSON inq_state metadata, but got: {}", path, e.what()));
+  }
+  QuantizedTensors out;
+  try {
+    for (const auto& [name, t] : meta.at("tensors").items()) {
+      Codebook cb{.bits = t.at("bits").get<int>(), .n1 = t.at("n1").get<int>(), .n2 = t.at("n2").get<int>()};
+      cb.validate(name);
+      const StoredTensor* w = file.find(kModelPrefix + name);
+      INQ_CHECK(w != nullptr && w->dtype == StoredDtype::F32, "Given '{}', expected the quantized tensor 'model.{}'",
+                path, name);
+      Tensor values = w->f32.clone();
+      if (const StoredTensor* mask = file.find(kOptimizerPrefix + name + kInqMaskSuffix)) {
+        INQ_CHECK(mask->numel() == values.numel(), "Given '{}', expected the mask of '{}' to match its weight", path,
+                  name);
+        for (int64_t i = 0; i < values.numel(); ++i)
+          if (mask->f32.data()[i] != 0.0f) values.data()[i] = 0.0f;
+      }
+      out.codebooks.emplace(name, cb);
+      out.tensors.emplace_back(name, values);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("Given '{}', expected inq_state metadata with per-tensor bits, n1 and n2: {}", path,
+                            e.what()));
+  }
+  return out;
 }
 
 void load_model_weights(const SafetensorsFile& file, Module& model) {
