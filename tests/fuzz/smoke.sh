@@ -36,6 +36,8 @@ for src in tests/fuzz/fuzz_*.cpp; do
   [[ -x $bin ]] || { echo "[fuzz] $bin is missing: build $build first"; exit 1; }
   [[ -d $corpus ]] || { echo "[fuzz] target $name has no seed corpus $corpus"; exit 1; }
   common=(-timeout=10 -rss_limit_mb=2048 -artifact_prefix="$artifacts/$name-")
+  # A dictionary of the format's tokens, when the target has one.
+  if [[ -f tests/fuzz/$name.dict ]]; then common+=(-dict="tests/fuzz/$name.dict"); fi
 
   run_fuzzer "$logs/$name-replay.log" "$bin" "${common[@]}" -runs=0 "$corpus"
   echo "[fuzz] $name: replayed $(find "$corpus" -type f | wc -l) committed inputs"
