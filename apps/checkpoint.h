@@ -51,9 +51,12 @@ struct TrainingProgress {
 };
 
 nlohmann::json to_json(const TrainingProgress& progress);
-// Reads the training_state of a checkpoint (read_checkpoint_info) named `source`; throws inq::Error
-// when a key is missing or has the wrong type.
-TrainingProgress read_training_progress(const CheckpointContents& contents, const std::string& source);
+// Reads the training_state of a checkpoint (read_checkpoint_info) named `source`, whose INQ state (if
+// any) has begun `inq_steps_begun` steps. Throws inq::Error when a key is missing, has the wrong JSON
+// type or does not fit its C++ type, a counter is negative or phase_start_iteration > iteration, or
+// inq_steps is not one object per INQ step begun.
+TrainingProgress read_training_progress(const CheckpointContents& contents, const std::string& source,
+                                        int inq_steps_begun);
 
 // What `inq verify` checks in an INQ checkpoint: every tensor the inq_state metadata names, read
 // from "model.<name>", with the entries its mask ("optimizer.<name>.inq_mask") still marks as float

@@ -185,7 +185,7 @@ void Trainer::load_checkpoint(const std::string& path) {
   } else {
     load_optimizer_state(file, *optimizer_);
   }
-  const TrainingProgress p = read_training_progress(c, path);
+  const TrainingProgress p = read_training_progress(c, path, inq_ ? inq_->steps_begun() : 0);
   default_generator().set_state(p.generator);
   epoch_ = p.epoch;
   iteration_ = p.iteration;

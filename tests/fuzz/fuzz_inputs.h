@@ -154,6 +154,7 @@ inline void resume_from(const SafetensorsFile& file, const CheckpointContents& c
   const SgdOptions sgd{.lr = config.lr, .momentum = config.momentum, .dampening = 0, .nesterov = config.nesterov};
   INQ_CHECK(contents.inq_state.empty() == (config.inq_bits <= 0),
             "Given checkpoint '{}', expected INQ state exactly when its configuration is an INQ run", file.source);
+  int inq_steps_begun = 0;
   if (config.inq_bits > 0) {
     const InqOptions options{.bits = config.inq_bits,
                              .portions = config.inq_portions,
@@ -162,11 +163,12 @@ inline void resume_from(const SafetensorsFile& file, const CheckpointContents& c
                              .exclude = config.inq_exclude};
     InqSgd optimizer(std::move(groups), sgd, options);
     optimizer.load_state(optimizer_state_tensors(file), contents.inq_state);
+    inq_steps_begun = optimizer.steps_begun();
   } else {
     Sgd optimizer(std::move(groups), sgd);
     load_optimizer_state(file, optimizer);
   }
-  const TrainingProgress progress = read_training_progress(contents, file.source);
+  const TrainingProgress progress = read_training_progress(contents, file.source, inq_steps_begun);
   Generator generator;
   generator.set_state(progress.generator);
 }

@@ -77,7 +77,8 @@ Bytes concat(Bytes a, const Bytes& b) {
 void safetensors_seeds(const fs::path& dir) {
   const Check check = [](std::span<const uint8_t> b) { fuzz::safetensors_input(b); };
   StoredTensors tensors;
-  tensors.emplace_back("layer.weight", StoredTensor::from_tensor(Tensor::from_vector({2, 3}, {1, -2, 0.5f, 0, 3, -0.25f})));
+  tensors.emplace_back("layer.weight",
+                       StoredTensor::from_tensor(Tensor::from_vector({2, 3}, {1, -2, 0.5f, 0, 3, -0.25f})));
   tensors.emplace_back("layer.bias", StoredTensor::from_tensor(Tensor::from_vector({2}, {0.1f, -0.1f})));
   tensors.emplace_back("bn.num_batches_tracked", StoredTensor::from_int64({}, {42}));
   tensors.emplace_back("empty", StoredTensor::from_tensor(Tensor::zeros({0, 4})));
@@ -149,7 +150,12 @@ TrainConfig seed_config(int inq_bits) {
   return c;
 }
 
-TrainingProgress seed_progress() {
+// The training state of a run that has begun `inq_steps` INQ steps (one row each, as the trainer
+// writes them).
+TrainingProgress seed_progress(int inq_steps) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (int k = 1; k <= inq_steps; ++k)
+    rows.push_back({{"step", k}, {"portion", 0.5}, {"acc1_quantized", 0.5}, {"acc1_retrained", nullptr}});
   return TrainingProgress{.epoch = 1,
                           .iteration = 12,
                           .best_acc1 = 0.5,
@@ -158,7 +164,7 @@ TrainingProgress seed_progress() {
                           .train_images = 64,
                           .phase_start_iteration = 0,
                           .fp32_acc1 = -1,
-                          .inq_steps = nlohmann::json::array()};
+                          .inq_steps = rows};
 }
 
 Bytes read_bytes(const fs::path& path) {
@@ -200,7 +206,7 @@ void checkpoint_seeds(const fs::path& dir) {
   Sgd optimizer(make_param_groups(model.named_parameters(), plain.weight_decay), sgd);
   optimizer.load_state_tensors({{"fc.weight.momentum_buffer", Tensor::full({2, 3}, 0.25f)},
                                 {"fc.bias.momentum_buffer", Tensor::full({2}, -0.5f)}});
-  CheckpointContents contents{.arch = "fuzz", .config = plain, .training_state = to_json(seed_progress())};
+  CheckpointContents contents{.arch = "fuzz", .config = plain, .training_state = to_json(seed_progress(0))};
   const Bytes sgd_checkpoint = checkpoint_bytes(model, optimizer, contents);
   write_seed(dir, "valid-sgd-checkpoint.safetensors", sgd_checkpoint, check);
 
@@ -213,7 +219,7 @@ void checkpoint_seeds(const fs::path& dir) {
     state["generator"] = small_generator_state();
     const CheckpointContents c{.arch = "fuzz",
                                .config = inq_config,
-                               .training_state = to_json(seed_progress()),
+                               .training_state = to_json(seed_progress(inq.steps_begun())),
                                .inq_state = state.dump()};
     return checkpoint_bytes(model, inq, c);
   };
