@@ -4,7 +4,7 @@ BUILD   ?= build
 JOBS    ?= $(shell nproc)
 THREADS ?= $(shell nproc)
 
-.PHONY: all deps configure build test test-sanitize demo bench clean
+.PHONY: all deps configure build test test-sanitize fuzz-smoke demo bench clean
 
 all: build
 
@@ -26,6 +26,16 @@ test-sanitize: deps
 	@cmake --build build-asan -j $(JOBS) --target inq_tests
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) --timeout 1800
 
+# Every parser under libFuzzer with ASan + UBSan (tests/fuzz/README.md): builds the fuzz targets
+# with clang-14 in their own folder, replays each committed corpus, then fuzzes each target for
+# FUZZ_SECONDS from a scratch copy of its corpus. Fails on any crash or sanitizer report.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 20
+fuzz-smoke: deps
+	@CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DINQ_FUZZ=ON > /dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	tests/fuzz/smoke.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 # The main job: the INQ pipeline in miniature (REPRODUCTION.md section 1, quick variant): train
 # LeNet-5 on Fashion-MNIST, run 5-bit and 3-bit INQ on it (and 5-bit with the random partition),
 # one-shot quantization for comparison, verify every quantized model, print the table.
@@ -45,4 +55,4 @@ bench: build
 	bench/compare_pytorch.sh $(THREADS) 3
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan $(FUZZ_BUILD)

@@ -1,7 +1,11 @@
 #include "apps/checkpoint.h"
 
+#include <algorithm>
+
+#include "apps/json_value.h"
 #include "framework/error.h"
 #include "framework/state_dict.h"
+#include "inq/inq_state.h"
 
 namespace inq {
 
@@ -59,6 +63,95 @@ CheckpointContents read_checkpoint_info(const SafetensorsFile& file) {
   INQ_CHECK(c.training_state.is_object(), "Given checkpoint '{}', expected training_state to be a JSON object",
             file.source);
   return c;
+}
+
+nlohmann::json to_json(const TrainingProgress& p) {
+  return {{"epoch", p.epoch},
+          {"iteration", p.iteration},
+          {"best_acc1", p.best_acc1},
+          {"generator", p.generator},
+          {"train_seconds", p.train_seconds},
+          {"train_images", p.train_images},
+          {"phase_start_iteration", p.phase_start_iteration},
+          {"fp32_acc1", p.fp32_acc1},
+          {"inq_steps", p.inq_steps}};
+}
+
+TrainingProgress read_training_progress(const CheckpointContents& contents, const std::string& source,
+                                        int inq_steps_begun) {
+  const nlohmann::json& s = contents.training_state;
+  auto field = [&](const char* key) -> const nlohmann::json& {
+    INQ_CHECK(s.is_object() && s.contains(key),
+              "Given checkpoint '{}', expected complete training state, but '{}' is missing", source, key);
+    return s.at(key);
+  };
+  auto what = [&](const char* key) { return fmt::format("checkpoint '{}' training_state key '{}'", source, key); };
+  TrainingProgress p;
+  p.epoch = json_value<int64_t>(field("epoch"), what("epoch"));
+  p.iteration = json_value<int64_t>(field("iteration"), what("iteration"));
+  p.best_acc1 = json_value<double>(field("best_acc1"), what("best_acc1"));
+  p.generator = json_value<std::string>(field("generator"), what("generator"));
+  p.train_seconds = json_value<double>(field("train_seconds"), what("train_seconds"));
+  p.train_images = json_value<int64_t>(field("train_images"), what("train_images"));
+  p.phase_start_iteration = json_value<int64_t>(field("phase_start_iteration"), what("phase_start_iteration"));
+  p.fp32_acc1 = json_value<double>(field("fp32_acc1"), what("fp32_acc1"));
+  p.inq_steps = field("inq_steps");
+  INQ_CHECK(p.epoch >= 0 && p.iteration >= 0 && p.train_images >= 0 && p.phase_start_iteration >= 0 &&
+                p.phase_start_iteration <= p.iteration,
+            "Given checkpoint '{}', expected non-negative counters with phase_start_iteration <= iteration, but "
+            "got epoch {}, iteration {}, phase_start_iteration {}, train_images {}",
+            source, p.epoch, p.iteration, p.phase_start_iteration, p.train_images);
+  // The trainer appends to the last row after each re-training epoch, so the rows must be exactly
+  // one object per INQ step begun.
+  const bool rows_ok = p.inq_steps.is_array() && p.inq_steps.size() == static_cast<size_t>(inq_steps_begun) &&
+                       std::all_of(p.inq_steps.begin(), p.inq_steps.end(), [](const auto& r) { return r.is_object(); });
+  INQ_CHECK(rows_ok,
+            "Given checkpoint '{}', expected training_state inq_steps to be {} object(s), one per INQ step begun, "
+            "but got {} instead",
+            source, inq_steps_begun, p.inq_steps.dump());
+  return p;
+}
+
+QuantizedTensors read_quantized_tensors(const SafetensorsFile& file, const CheckpointContents& contents) {
+  const std::string& path = file.source;
+  INQ_CHECK(!contents.inq_state.empty(), "Given '{}', expected a checkpoint of an INQ run (with inq_state metadata)",
+            path);
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(contents.inq_state);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("Given '{}', expected JSON inq_state metadata, but got: {}", path, e.what()));
+  }
+  QuantizedTensors out;
+  try {
+    for (const auto& item : meta.at("tensors").items()) {
+      // Named variables, not a structured binding: clang 14 (the fuzz build) cannot capture those.
+      const std::string& name = item.key();
+      const nlohmann::json& t = item.value();
+      auto what = [&](const char* key) { return fmt::format("'{}' inq_state tensor '{}' key '{}'", path, name, key); };
+      Codebook cb{.bits = json_value<int>(t.at("bits"), what("bits")),
+                  .n1 = json_value<int>(t.at("n1"), what("n1")),
+                  .n2 = json_value<int>(t.at("n2"), what("n2"))};
+      cb.validate(name);
+      const StoredTensor* w = file.find(kModelPrefix + name);
+      INQ_CHECK(w != nullptr && w->dtype == StoredDtype::F32, "Given '{}', expected the quantized tensor 'model.{}'",
+                path, name);
+      Tensor values = w->f32.clone();
+      if (const StoredTensor* mask = file.find(kOptimizerPrefix + name + kInqMaskSuffix)) {
+        INQ_CHECK(mask->dtype == StoredDtype::F32 && mask->shape == w->shape,
+                  "Given '{}', expected the mask of '{}' to be F32 of its weight's shape {}, but it is {} {}", path,
+                  name, shape_str(w->shape), stored_dtype_name(mask->dtype), shape_str(mask->shape));
+        for (int64_t i = 0; i < values.numel(); ++i)
+          if (mask->f32.data()[i] != 0.0f) values.data()[i] = 0.0f;
+      }
+      out.codebooks.emplace(name, cb);
+      out.tensors.emplace_back(name, values);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("Given '{}', expected inq_state metadata with per-tensor bits, n1 and n2: {}", path,
+                            e.what()));
+  }
+  return out;
 }
 
 void load_model_weights(const SafetensorsFile& file, Module& model) {

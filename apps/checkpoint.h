@@ -9,11 +9,13 @@
 //            optimizer's "<param>.inq_mask" tensors)
 // A plain weights file (no "format" key, unprefixed names, e.g. converted torchvision weights)
 // can be loaded into a model by the same entry point.
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "apps/train_config.h"
 #include "framework/safetensors.h"
+#include "inq/codebook.h"
 #include "layers/module.h"
 #include "optim/optimizer.h"
 
@@ -34,6 +36,37 @@ void save_checkpoint(const std::string& path, const Module& model, const Optimiz
 
 // Reads and validates a checkpoint's metadata (format, version, config) without touching a model.
 CheckpointContents read_checkpoint_info(const SafetensorsFile& file);
+
+// The training loop's position: a checkpoint's "training_state" metadata.
+struct TrainingProgress {
+  int64_t epoch = 0;      // completed epochs
+  int64_t iteration = 0;  // completed optimizer steps
+  double best_acc1 = -1.0;
+  std::string generator;  // Generator::state() of the default generator
+  double train_seconds = 0.0;
+  int64_t train_images = 0;
+  int64_t phase_start_iteration = 0;
+  double fp32_acc1 = -1.0;
+  nlohmann::json inq_steps = nlohmann::json::array();  // INQ: per-step portions and accuracies
+};
+
+nlohmann::json to_json(const TrainingProgress& progress);
+// Reads the training_state of a checkpoint (read_checkpoint_info) named `source`, whose INQ state (if
+// any) has begun `inq_steps_begun` steps. Throws inq::Error when a key is missing, has the wrong JSON
+// type or does not fit its C++ type, a counter is negative or phase_start_iteration > iteration, or
+// inq_steps is not one object per INQ step begun.
+TrainingProgress read_training_progress(const CheckpointContents& contents, const std::string& source,
+                                        int inq_steps_begun);
+
+// What `inq verify` checks in an INQ checkpoint: every tensor the inq_state metadata names, read
+// from "model.<name>", with the entries its mask ("optimizer.<name>.inq_mask") still marks as float
+// set to 0 (only frozen entries are quantized before the schedule ends), and its codebook.
+struct QuantizedTensors {
+  NamedTensorList tensors;
+  std::map<std::string, Codebook> codebooks;
+};
+// Throws inq::Error naming the file when the metadata or a tensor it names is missing or malformed.
+QuantizedTensors read_quantized_tensors(const SafetensorsFile& file, const CheckpointContents& contents);
 
 // Loads model weights from a checkpoint or a plain weights file, strictly (every missing,
 // unexpected or mis-shaped name is reported in one error).

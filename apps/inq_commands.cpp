@@ -84,49 +84,18 @@ constexpr int kVerifyFailed = 3;
 int verify_checkpoint(const std::string& path, std::FILE* out) {
   const SafetensorsFile file = read_safetensors(path);
   const CheckpointContents contents = read_checkpoint_info(file);
-  INQ_CHECK(!contents.inq_state.empty(), "Given '{}', expected a checkpoint of an INQ run (with inq_state metadata)",
-            path);
-  nlohmann::json meta;
-  try {
-    meta = nlohmann::json::parse(contents.inq_state);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("Given '{}', expected JSON inq_state metadata, but got: {}", path, e.what()));
-  }
-  std::map<std::string, Codebook> codebooks;
-  NamedTensorList checked;
+  const QuantizedTensors quantized = read_quantized_tensors(file, contents);
   int64_t weights = 0;
-  try {
-    for (const auto& [name, t] : meta.at("tensors").items()) {
-      Codebook cb{.bits = t.at("bits").get<int>(), .n1 = t.at("n1").get<int>(), .n2 = t.at("n2").get<int>()};
-      cb.validate(name);
-      const StoredTensor* w = file.find("model." + name);
-      INQ_CHECK(w != nullptr && w->dtype == StoredDtype::F32, "Given '{}', expected the quantized tensor 'model.{}'",
-                path, name);
-      // Only frozen entries (mask 0) are quantized before the schedule ends; the rest are still float.
-      Tensor values = w->f32.clone();
-      if (const StoredTensor* mask = file.find("optimizer." + name + kInqMaskSuffix)) {
-        INQ_CHECK(mask->numel() == values.numel(), "Given '{}', expected the mask of '{}' to match its weight", path,
-                  name);
-        for (int64_t i = 0; i < values.numel(); ++i)
-          if (mask->f32.data()[i] != 0.0f) values.data()[i] = 0.0f;
-      }
-      codebooks.emplace(name, cb);
-      checked.emplace_back(name, values);
-      weights += values.numel();
-    }
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("Given '{}', expected inq_state metadata with per-tensor bits, n1 and n2: {}", path,
-                            e.what()));
-  }
-  const std::vector<OffendingWeight> bad = verify_quantized(checked, codebooks);
+  for (const auto& [name, t] : quantized.tensors) weights += t.numel();
+  const std::vector<OffendingWeight> bad = verify_quantized(quantized.tensors, quantized.codebooks);
   if (bad.empty()) {
     fmt::print(out, "{}: OK: {} quantized tensors ({} weights): every quantized weight is 0 or +-2^k with n2 <= k <= n1\n",
-               path, checked.size(), weights);
+               path, quantized.tensors.size(), weights);
     return 0;
   }
   fmt::print(out, "{}: FAILED: {} weights are not in their tensor's codebook\n", path, bad.size());
   for (size_t i = 0; i < std::min<size_t>(bad.size(), 20); ++i) {
-    const Codebook& cb = codebooks.at(bad[i].name);
+    const Codebook& cb = quantized.codebooks.at(bad[i].name);
     fmt::print(out, "  {}[{}] = {:.9g} (codebook: 0, +-2^k for k in [{}, {}])\n", bad[i].name, bad[i].index,
                bad[i].value, cb.n2, cb.n1);
   }

@@ -1,5 +1,6 @@
 #include "apps/train_config.h"
 
+#include "apps/json_value.h"
 #include "framework/error.h"
 
 namespace inq {
@@ -28,15 +29,10 @@ TrainConfig train_config_from_json(const nlohmann::json& j) {
   INQ_CHECK(j.is_object(), "Given a training configuration, expected a JSON object, but got {}", j.type_name());
   TrainConfig c;
   size_t used = 0;
-#define INQ_GET(field)                                                                          \
-  if (j.contains(#field)) {                                                                     \
-    try {                                                                                       \
-      j.at(#field).get_to(c.field);                                                             \
-    } catch (const nlohmann::json::exception& e) {                                              \
-      throw Error(fmt::format("Given configuration key '{}', expected a value of the right type: {}", #field, \
-                              e.what()));                                                       \
-    }                                                                                           \
-    ++used;                                                                                     \
+#define INQ_GET(field)                                                                       \
+  if (j.contains(#field)) {                                                                  \
+    c.field = json_value<decltype(c.field)>(j.at(#field), "configuration key '" #field "'"); \
+    ++used;                                                                                  \
   }
   INQ_TRAIN_CONFIG_FIELDS(INQ_GET)
 #undef INQ_GET

@@ -158,15 +158,15 @@ void Trainer::save_checkpoint(const std::string& path) const {
   CheckpointContents c;
   c.arch = config_.arch;
   c.config = config_;
-  c.training_state = {{"epoch", epoch_},
-                      {"iteration", iteration_},
-                      {"best_acc1", best_acc1_},
-                      {"generator", default_generator().state()},
-                      {"train_seconds", train_seconds_},
-                      {"train_images", train_images_},
-                      {"phase_start_iteration", phase_start_iteration_},
-                      {"fp32_acc1", fp32_acc1_},
-                      {"inq_steps", inq_steps_}};
+  c.training_state = to_json(TrainingProgress{.epoch = epoch_,
+                                               .iteration = iteration_,
+                                               .best_acc1 = best_acc1_,
+                                               .generator = default_generator().state(),
+                                               .train_seconds = train_seconds_,
+                                               .train_images = train_images_,
+                                               .phase_start_iteration = phase_start_iteration_,
+                                               .fp32_acc1 = fp32_acc1_,
+                                               .inq_steps = inq_steps_});
   if (inq_) c.inq_state = inq_->inq_metadata();
   inq::save_checkpoint(path, *model_, optimizer_.get(), c);
 }
@@ -185,20 +185,16 @@ void Trainer::load_checkpoint(const std::string& path) {
   } else {
     load_optimizer_state(file, *optimizer_);
   }
-  try {
-    const auto& s = c.training_state;
-    epoch_ = s.at("epoch").get<int64_t>();
-    iteration_ = s.at("iteration").get<int64_t>();
-    best_acc1_ = s.at("best_acc1").get<double>();
-    default_generator().set_state(s.at("generator").get<std::string>());
-    train_seconds_ = s.at("train_seconds").get<double>();
-    train_images_ = s.at("train_images").get<int64_t>();
-    phase_start_iteration_ = s.at("phase_start_iteration").get<int64_t>();
-    fp32_acc1_ = s.at("fp32_acc1").get<double>();
-    inq_steps_ = s.at("inq_steps");
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("Given checkpoint '{}', expected complete training state, but got: {}", path, e.what()));
-  }
+  const TrainingProgress p = read_training_progress(c, path, inq_ ? inq_->steps_begun() : 0);
+  default_generator().set_state(p.generator);
+  epoch_ = p.epoch;
+  iteration_ = p.iteration;
+  best_acc1_ = p.best_acc1;
+  train_seconds_ = p.train_seconds;
+  train_images_ = p.train_images;
+  phase_start_iteration_ = p.phase_start_iteration;
+  fp32_acc1_ = p.fp32_acc1;
+  inq_steps_ = p.inq_steps;
   fmt::print(stderr, "=> resumed '{}' at epoch {} (iteration {})\n", path, epoch_, iteration_);
 }
 

@@ -212,13 +212,16 @@ IdxArray parse(ByteReader& content, int64_t known_size, bool gzipped, const std:
   IdxArray array;
   array.type = type;
   array.dims.resize(static_cast<size_t>(ndims));
-  uint64_t payload = element_size(type);
-  bool overflow = false;
-  for (int d = 0; d < ndims; ++d) {
+  for (int d = 0; d < ndims; ++d)
     array.dims[static_cast<size_t>(d)] = load_be32(&dim_bytes[4 * static_cast<size_t>(d)]);
+  // A zero dimension makes the payload empty however large the others are, even when their
+  // product alone would overflow (possible from 3 dimensions on).
+  const bool empty = std::find(array.dims.begin(), array.dims.end(), 0u) != array.dims.end();
+  uint64_t payload = empty ? 0 : element_size(type);
+  bool overflow = false;
+  for (int d = 0; d < ndims && !empty; ++d)
     overflow =
         overflow || __builtin_mul_overflow(payload, uint64_t{array.dims[static_cast<size_t>(d)]}, &payload);
-  }
   INQ_CHECK(
       !overflow && payload <= max_bytes,
       "Given IDX file '{}', expected at most {} bytes of data, but its dimensions {} declare {} instead",
@@ -264,8 +267,14 @@ IdxArray parse(ByteReader& content, int64_t known_size, bool gzipped, const std:
 }  // namespace
 
 int64_t IdxArray::numel() const {
+  // Zero first: the reader accepts dimensions like 4e9 x 4e9 x 0, whose leading product alone
+  // would overflow.
+  if (std::find(dims.begin(), dims.end(), 0u) != dims.end()) return 0;
   int64_t n = 1;
-  for (uint32_t d : dims) n *= static_cast<int64_t>(d);
+  for (uint32_t d : dims)
+    INQ_CHECK(!__builtin_mul_overflow(n, int64_t{d}, &n),
+              "Given IDX dimensions {}, expected an element count that fits in 64 bits, but it overflows",
+              fmt::join(dims, "x"));
   return n;
 }
 

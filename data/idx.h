@@ -36,7 +36,7 @@ struct IdxArray {
   IdxType type = IdxType::UInt8;
   std::vector<uint32_t> dims;  // as stored, outermost first
   std::vector<uint8_t> data;   // row-major, product(dims) elements
-  int64_t numel() const;       // product(dims)
+  int64_t numel() const;       // product(dims); throws inq::Error if it overflows int64
 };
 
 // Largest payload read_idx accepts unless told otherwise (2 GiB; Fashion-MNIST's train images are

@@ -615,11 +615,15 @@ InqState load_inq_state(const NamedTensorList& tensors, const std::string& metad
       state.params[p.name] = std::move(record);
     }
   }
-  for (const auto& [param, t] : masks)
+  // A named variable rather than a structured binding: clang 14 (the fuzz build) cannot capture
+  // structured bindings in lambdas.
+  for (const auto& mask_entry : masks) {
+    const std::string& param = mask_entry.first;
     if (!started ||
         std::none_of(quantized.begin(), quantized.end(), [&](const auto& p) { return p.name == param; }))
       problems.push_back(
           fmt::format("'{}{}' names no quantized parameter of this INQ state", param, kInqMaskSuffix));
+  }
 
   if (!problems.empty()) {
     std::string m =

@@ -170,6 +170,25 @@ TEST(IdxReader, AcceptsZeroLengthDimension) {
   EXPECT_TRUE(a.data.empty());
 }
 
+// Found by tests/fuzz (fuzz_idx): a zero dimension after two huge ones made numel() overflow int64
+// (undefined behaviour), and with four dimensions the reader rejected the empty array as "more than
+// 2^64 bytes".
+TEST(IdxReader, ZeroDimensionBesideHugeOnesIsEmpty) {
+  const Bytes three = idx_bytes({0x8b08faffu, 0xffff7f00u, 0}, {});
+  const IdxArray a = read_idx_from_memory(three.data(), three.size(), "huge-then-zero", 3);
+  EXPECT_EQ(a.numel(), 0);
+  EXPECT_TRUE(a.data.empty());
+  const Bytes four = idx_bytes({0xffffffffu, 0xffffffffu, 0xffffffffu, 0}, {});
+  EXPECT_EQ(read_idx_from_memory(four.data(), four.size(), "four", 4).numel(), 0);
+  // Without the zero it is still refused before anything is allocated.
+  const Bytes huge = idx_bytes({0xffffffffu, 0xffffffffu, 0xffffffffu, 1}, {});
+  expect_error([&] { read_idx_from_memory(huge.data(), huge.size(), "huge", 4); }, {"huge", "more than 2^64"});
+  // An array built by hand whose element count overflows says so instead of wrapping.
+  IdxArray by_hand;
+  by_hand.dims = {0xffffffffu, 0xffffffffu, 0xffffffffu};
+  EXPECT_THROW(by_hand.numel(), Error);
+}
+
 TEST(IdxReader, RejectsMissingFile) {
   TempDir dir;
   expect_error([&] { read_idx(dir.file("nope"), 3); }, {dir.file("nope"), "opening it failed"});

@@ -8,6 +8,7 @@ packages=(
   cmake g++ make pkg-config git
   libopenblas-openmp-dev   # cblas_sgemm, threaded with OpenMP like our own loops
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang-14 libclang-rt-14-dev libomp-14-dev  # make fuzz-smoke: libFuzzer + ASan/UBSan runtimes, clang's OpenMP
   zlib1g-dev               # gzipped IDX files
   nlohmann-json3-dev       # safetensors headers, run configs, results JSON
   libfmt-dev               # messages

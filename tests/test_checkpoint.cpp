@@ -1,0 +1,146 @@
+// Checkpoint metadata readers (apps/checkpoint.h, apps/train_config.h, apps/json_value.h) on hostile
+// values: numbers that do not fit their field, wrong JSON types, and training states that do not
+// match the run. Several of these were undefined behaviour (a float cast to an integer) found by
+// tests/fuzz (fuzz_checkpoint); the inputs are in tests/fuzz/corpus/checkpoint/regression-*.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "apps/checkpoint.h"
+#include "apps/json_value.h"
+#include "apps/train_config.h"
+#include "framework/error.h"
+
+using namespace inq;
+using json = nlohmann::json;
+
+namespace {
+
+// Asserts that f throws inq::Error whose message contains every needle.
+template <class F>
+void expect_error(F&& f, const std::vector<std::string>& needles) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected one mentioning " << needles.front();
+  } catch (const Error& e) {
+    for (const auto& needle : needles)
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << "'" << needle << "' not in: " << e.what();
+  }
+}
+
+// A valid config JSON with one key replaced.
+json config_with(const std::string& key, const json& value) {
+  json j = to_json(TrainConfig{});
+  j[key] = value;
+  return j;
+}
+
+CheckpointContents contents_with_progress(const json& training_state) {
+  CheckpointContents c;
+  c.training_state = training_state;
+  return c;
+}
+
+json valid_progress(int inq_rows) {
+  TrainingProgress p{.epoch = 3, .iteration = 30, .best_acc1 = 0.5, .generator = "g", .phase_start_iteration = 10};
+  for (int k = 1; k <= inq_rows; ++k) p.inq_steps.push_back({{"step", k}});
+  return to_json(p);
+}
+
+}  // namespace
+
+TEST(JsonValue, IntegersMustBeIntegersThatFit) {
+  EXPECT_EQ(json_value<int64_t>(json(-5), "x"), -5);
+  EXPECT_EQ(json_value<int64_t>(json(INT64_MAX), "x"), INT64_MAX);
+  EXPECT_EQ(json_value<uint64_t>(json(UINT64_MAX), "x"), UINT64_MAX);
+  EXPECT_EQ(json_value<int>(json(INT32_MIN), "x"), INT32_MIN);
+  expect_error([] { json_value<int64_t>(json::parse("1.9e21"), "the key"); }, {"the key", "expected an integer", "1.9"});
+  expect_error([] { json_value<int64_t>(json(2.5), "x"); }, {"expected an integer"});
+  expect_error([] { json_value<int64_t>(json(UINT64_MAX), "x"); }, {"18446744073709551615"});
+  expect_error([] { json_value<uint64_t>(json(-1), "x"); }, {"[0, 18446744073709551615]", "-1"});
+  expect_error([] { json_value<int>(json(int64_t{1} << 31), "x"); }, {"2147483648"});
+  expect_error([] { json_value<int>(json("7"), "x"); }, {"\"7\""});
+}
+
+TEST(JsonValue, OtherTypesMustMatch) {
+  EXPECT_EQ(json_value<double>(json(3), "x"), 3.0);  // an integer is a number
+  EXPECT_EQ(json_value<double>(json(0.25), "x"), 0.25);
+  EXPECT_EQ(json_value<std::string>(json("s"), "x"), "s");
+  EXPECT_EQ(json_value<std::vector<int64_t>>(json::parse("[1, 2]"), "x"), (std::vector<int64_t>{1, 2}));
+  expect_error([] { json_value<bool>(json(1), "x"); }, {"true or false"});
+  expect_error([] { json_value<double>(json("1"), "x"); }, {"expected a number"});
+  expect_error([] { json_value<std::string>(json(nullptr), "x"); }, {"expected a string", "null"});
+  expect_error([] { json_value<std::vector<int64_t>>(json::parse("[1, 1e30]"), "milestones"); },
+               {"milestones [1]", "expected an integer"});
+  expect_error([] { json_value<std::vector<int64_t>>(json(1), "x"); }, {"expected an array"});
+}
+
+TEST(TrainConfigJson, RoundTripsAndRejectsValuesThatDoNotFitTheirField) {
+  TrainConfig c;
+  c.milestones = {3, 5};
+  c.inq_portions = {0.5, 1};
+  EXPECT_EQ(to_json(train_config_from_json(to_json(c))), to_json(c));
+  // The fuzzer's input: a batch size beyond 64 bits, which JSON readers hold as a float.
+  expect_error([] { train_config_from_json(config_with("batch_size", json::parse("1922337203685477580828"))); },
+               {"configuration key 'batch_size'", "expected an integer"});
+  expect_error([] { train_config_from_json(config_with("epochs", 2.5)); }, {"'epochs'"});
+  expect_error([] { train_config_from_json(config_with("inq_bits", int64_t{1} << 32)); }, {"'inq_bits'"});
+  expect_error([] { train_config_from_json(config_with("seed", -1)); }, {"'seed'"});
+  expect_error([] { train_config_from_json(config_with("augment", 1)); }, {"'augment'", "true or false"});
+  expect_error([] { train_config_from_json(config_with("milestones", json::parse("[2, 1e300]"))); },
+               {"'milestones' [1]"});
+  EXPECT_EQ(train_config_from_json(config_with("lr", 1)).lr, 1.0);
+}
+
+TEST(TrainingProgressJson, RoundTripsAndRejectsBadValues) {
+  const TrainingProgress p = read_training_progress(contents_with_progress(valid_progress(2)), "ck", 2);
+  EXPECT_EQ(p.epoch, 3);
+  EXPECT_EQ(p.iteration, 30);
+  EXPECT_EQ(p.phase_start_iteration, 10);
+  EXPECT_EQ(to_json(p), valid_progress(2));
+
+  auto with = [](const std::string& key, const json& value) {
+    json j = valid_progress(0);
+    j[key] = value;
+    return contents_with_progress(j);
+  };
+  expect_error([&] { read_training_progress(with("epoch", 1e300), "ck", 0); },
+               {"checkpoint 'ck' training_state key 'epoch'", "expected an integer"});
+  expect_error([&] { read_training_progress(with("best_acc1", "high"), "ck", 0); }, {"'best_acc1'"});
+  expect_error([&] { read_training_progress(with("iteration", -1), "ck", 0); }, {"iteration -1"});
+  expect_error([&] { read_training_progress(with("phase_start_iteration", 31), "ck", 0); },
+               {"phase_start_iteration <= iteration"});
+  json missing = valid_progress(0);
+  missing.erase("generator");
+  expect_error([&] { read_training_progress(contents_with_progress(missing), "ck", 0); }, {"'generator' is missing"});
+  // The trainer writes into the last row after each re-training epoch: one row per step begun.
+  expect_error([&] { read_training_progress(contents_with_progress(valid_progress(1)), "ck", 2); },
+               {"2 object(s)", "one per INQ step begun"});
+  expect_error([&] { read_training_progress(with("inq_steps", json::object()), "ck", 0); }, {"inq_steps"});
+  expect_error([&] { read_training_progress(with("inq_steps", json::parse("[1]")), "ck", 1); }, {"inq_steps"});
+}
+
+TEST(QuantizedTensorsOfACheckpoint, RejectsCodebookNumbersAndMasksThatDoNotFit) {
+  SafetensorsFile file;
+  file.source = "ck.safetensors";
+  file.tensors.emplace_back("model.w", StoredTensor::from_tensor(Tensor::from_vector({2}, {0.5f, 0.3f})));
+  file.tensors.emplace_back("optimizer.w.inq_mask", StoredTensor::from_tensor(Tensor::from_vector({2}, {0, 1})));
+  CheckpointContents c;
+  c.inq_state = R"({"tensors": {"w": {"bits": 3, "n1": -1, "n2": -2}}})";
+  const QuantizedTensors q = read_quantized_tensors(file, c);
+  ASSERT_EQ(q.tensors.size(), 1u);
+  EXPECT_EQ(q.tensors[0].second.to_vector(), (std::vector<float>{0.5f, 0.0f}));  // still-float entry zeroed
+  EXPECT_EQ(q.codebooks.at("w").n1, -1);
+
+  c.inq_state = R"({"tensors": {"w": {"bits": 1e300, "n1": -1, "n2": -2}}})";
+  expect_error([&] { read_quantized_tensors(file, c); }, {"ck.safetensors", "tensor 'w' key 'bits'"});
+  c.inq_state = R"({"tensors": {"w": {"bits": 3, "n1": 4294967295, "n2": -2}}})";
+  expect_error([&] { read_quantized_tensors(file, c); }, {"key 'n1'"});
+
+  // A mask stored as I64 (or of another shape) is refused by name, not read as floats.
+  c.inq_state = R"({"tensors": {"w": {"bits": 3, "n1": -1, "n2": -2}}})";
+  file.tensors[1].second = StoredTensor::from_int64({2}, {0, 1});
+  expect_error([&] { read_quantized_tensors(file, c); }, {"mask of 'w'", "I64"});
+  file.tensors[1].second = StoredTensor::from_tensor(Tensor::from_vector({1, 2}, {0, 1}));
+  expect_error([&] { read_quantized_tensors(file, c); }, {"mask of 'w'", "[1, 2]"});
+}
