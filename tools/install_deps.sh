@@ -9,6 +9,7 @@ packages=(
   libopenblas-openmp-dev   # cblas_sgemm, threaded with OpenMP like our own loops
   libgtest-dev libgmock-dev libbenchmark-dev
   zlib1g-dev               # gzipped IDX files
+  libstb-dev               # stb_image: JPEG and PNG decoding for image folders
   nlohmann-json3-dev       # safetensors headers, run configs, results JSON
   libfmt-dev               # messages
   libcli11-dev             # the inq command-line tool
