@@ -106,6 +106,51 @@ ImageFormat checked_format(const uint8_t* data, size_t size, const std::string& 
   return format;
 }
 
+// stb_image 2.27 (Debian 12's libstb-dev) builds a Huffman table without checking that the DHT
+// segment's 16 code counts add up to at most 256 symbols, and then writes past its size[257] and
+// values[256] arrays (upstream added the check in 2.28; found here by a sanitizer run on corrupted
+// files). So walk the marker segments the way stb reads them and refuse such a table first. The
+// walk consumes bytes as stb does: marker segments by their length, a DHT table by table (1 byte
+// class and id, 16 counts, then the symbols), entropy-coded data byte by byte, FF 00 and restart
+// markers inside it. Where stb would stop with an error (a DHT whose tables overrun its length),
+// the walk stops too: stb never gets further. Returns the problem, or "" when there is none.
+std::string jpeg_huffman_table_problem(const uint8_t* data, size_t size) {
+  auto byte_at = [&](size_t i) -> int { return i < size ? data[i] : 0; };  // stb reads 0 past the end
+  size_t pos = 2;  // after SOI
+  while (pos + 1 < size) {
+    if (data[pos] != 0xFF) {
+      ++pos;  // entropy-coded data, or padding stb skips a byte at a time
+      continue;
+    }
+    const int marker = data[pos + 1];
+    if (marker == 0xFF) {  // fill byte
+      ++pos;
+      continue;
+    }
+    if (marker == 0x00 || marker == 0x01 || (marker >= 0xD0 && marker <= 0xD9)) {  // stuffing, TEM, RSTn, SOI, EOI
+      pos += 2;
+      continue;
+    }
+    const size_t length = static_cast<size_t>(byte_at(pos + 2) << 8 | byte_at(pos + 3));
+    if (marker != 0xC4) {
+      pos += 2 + length;
+      continue;
+    }
+    int64_t remaining = static_cast<int64_t>(length) - 2;
+    size_t table = pos + 4;
+    while (remaining > 0) {
+      int codes = 0;
+      for (size_t i = 1; i <= 16; ++i) codes += byte_at(table + i);
+      if (codes > 256) return fmt::format("a Huffman table (DHT) declares {} codes, more than 256", codes);
+      table += 17 + static_cast<size_t>(codes);
+      remaining -= 17 + codes;
+    }
+    if (remaining != 0) return "";
+    pos = table;
+  }
+  return "";
+}
+
 // ---- JPEG: libjpeg-turbo's IDCT, upsampling and colour conversion on stb's coefficients ----------
 
 // jpeg_idct_islow's fixed-point constants: FIX(x) = round(x * 2^13).
@@ -380,6 +425,10 @@ const char* image_format_name(ImageFormat format) {
 
 ImageHeader read_image_header(const uint8_t* data, size_t size, const std::string& source) {
   const ImageFormat format = checked_format(data, size, source);
+  if (format == ImageFormat::Jpeg) {
+    const std::string problem = jpeg_huffman_table_problem(data, size);
+    INQ_CHECK(problem.empty(), "Given image file '{}', expected a valid JPEG, but it is corrupt: {}", source, problem);
+  }
   int width = 0, height = 0, channels = 0;
   stbi__g_failure_reason = nullptr;
   // Reads only the header (PNG: IHDR and the chunks before IDAT; JPEG: up to the frame header).
