@@ -147,6 +147,29 @@ TEST(ImageCli, BadImagesStopTrainingUnlessSkippedAndEvaluationNeverSkips) {
   fs::remove_all(run);
 }
 
+TEST(ImageCli, Cifar10TrainsWithThreeChannelsAndItsOwnStatistics) {
+  const std::string dir = temp_path("cli_cifar");
+  const std::string run = temp_path("cli_cifar_run");
+  // 6 files of 2 records each: label r % 10, pixels varied per record.
+  for (const std::string name : {"data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
+                                   "test_batch"}) {
+    Bytes b;
+    for (int r = 0; r < 2; ++r) {
+      b.push_back(static_cast<uint8_t>((r + name.size()) % 10));
+      for (int k = 0; k < 3072; ++k) b.push_back(static_cast<uint8_t>((k * (r + 3) + name.size()) % 256));
+    }
+    write_bytes(dir + "/cifar-10-batches-bin/" + name + ".bin", b);
+  }
+  std::string out;
+  ASSERT_EQ(run_cli("train --arch resnet20 --data " + dir + " --epochs 1 -b 5 --threads 1 --out " + run, &out), 0)
+      << out;
+  EXPECT_NE(out.find("resnet20 on cifar10: 10 train / 2 test images"), std::string::npos) << out;
+  ASSERT_EQ(run_cli("eval --arch resnet20 --weights " + run + "/last.safetensors --data " + dir, &out), 0) << out;
+  EXPECT_NE(out.find("(2 images, 10 classes)"), std::string::npos) << out;
+  fs::remove_all(dir);
+  fs::remove_all(run);
+}
+
 TEST(ImageCli, VerifyDataListsBadFilesAndExitsWithDistinctStatuses) {
   const std::string dir = tiny_imagenet("verify_data");
   std::string out;
