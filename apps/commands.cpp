@@ -6,7 +6,9 @@
 #include <memory>
 
 #include "apps/checkpoint.h"
+#include "apps/datasets.h"
 #include "apps/trainer.h"
+#include "data/image.h"
 #include "framework/error.h"
 #include "framework/fileio.h"
 #include "framework/threading.h"
@@ -17,9 +19,8 @@ namespace inq {
 namespace {
 
 // Flags shared by commands that read a dataset.
-void add_data_flags(CLI::App* cmd, TrainConfig& c) {
-  cmd->add_option("--dataset", c.dataset, "Dataset name")->check(CLI::IsMember({"fashion-mnist", "mnist"}));
-  cmd->add_option("--data", c.data_dir, "Dataset directory (IDX files, plain or gzipped)");
+void add_data_flags(CLI::App* cmd, TrainConfig& c, bool training) {
+  add_dataset_flags(cmd, c, training);
   cmd->add_option("-j,--workers", c.workers, "Background data-loading threads")->check(CLI::Range(0, 64));
   cmd->add_option("--threads", c.threads, "Compute threads for OpenMP and OpenBLAS (0 = all cores)")
       ->check(CLI::Range(0, 1024));
@@ -28,6 +29,36 @@ void add_data_flags(CLI::App* cmd, TrainConfig& c) {
 }
 
 }  // namespace
+
+void add_dataset_flags(CLI::App* cmd, TrainConfig& c, bool training) {
+  cmd->add_option("--dataset", c.dataset, "Dataset (default: inferred from --data: IDX files -> fashion-mnist, "
+                                          "CIFAR-10 batches -> cifar10, any other folder -> imagefolder)")
+      ->check(CLI::IsMember(dataset_names()));
+  cmd->add_option("--data", c.data_dir,
+                  "Dataset directory: IDX files (plain or gzipped); CIFAR-10 .bin batches; or an image folder with "
+                  "train/ and val/ (<split>/<class>/<image>)" +
+                      std::string(training ? "" : ", or a validation folder itself"));
+  cmd->add_option("--num-classes", c.num_classes, "Classes of the model's output (default: the dataset's)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--image-size", c.image_size, "imagefolder: input size (center or random-resized crop)")
+      ->check(CLI::Range(int64_t{1}, kMaxImageSide));
+  cmd->add_option("--resize-size", c.resize_size, "imagefolder evaluation: shorter side before the center crop")
+      ->check(CLI::Range(int64_t{1}, kMaxImageSide));
+  if (training) {
+    cmd->add_option("--skip-bad-images", c.skip_bad_images,
+                    "imagefolder training: skip (log, count, replace by the next image) up to N files that fail to "
+                    "decode, then stop; 0 = stop at the first. Evaluation never skips")
+        ->check(CLI::NonNegativeNumber);
+  }
+}
+
+void resolve_dataset(const CLI::App& cmd, TrainConfig& c, const char* eval_batch_flag) {
+  if (cmd.count("--dataset") == 0) c.dataset = infer_dataset(c.data_dir);
+  // The default evaluation batch of 500 is 300 MB of 3x224x224 floats, and the loader prefetches
+  // several batches: image folders evaluate 50 at a time unless told otherwise.
+  if (c.dataset == "imagefolder" && (eval_batch_flag == nullptr || cmd.count(eval_batch_flag) == 0))
+    c.eval_batch_size = kImageFolderEvalBatchSize;
+}
 
 void apply_recipe_defaults(const CLI::App& cmd, TrainConfig& c) {
   const TrainRecipe recipe = recipe_for(c.arch);
@@ -43,8 +74,10 @@ void apply_recipe_defaults(const CLI::App& cmd, TrainConfig& c) {
 TrainConfig resume_config(const CLI::App& cmd, const TrainConfig& given) {
   const CheckpointContents saved = read_checkpoint_info(read_safetensors(given.resume));
   TrainConfig c = saved.config;
-  const std::vector<std::string> changeable = {"--resume", "--epochs", "--threads", "--workers",
-                                               "--print-freq", "--out", "--data", "--force"};
+  // --skip-bad-images only matters when a file fails to decode, which is when a run stopped on
+  // one needs to be resumed.
+  const std::vector<std::string> changeable = {"--resume", "--epochs", "--threads",         "--workers", "--print-freq",
+                                               "--out",    "--data",   "--skip-bad-images", "--force"};
   for (const CLI::Option* opt : cmd.get_options()) {
     if (opt->count() == 0 || opt->get_name() == "--help") continue;
     const std::string name = opt->get_name();
@@ -59,6 +92,7 @@ TrainConfig resume_config(const CLI::App& cmd, const TrainConfig& given) {
   if (cmd.count("--print-freq")) c.print_freq = given.print_freq;
   if (cmd.count("--data")) c.data_dir = given.data_dir;
   if (cmd.count("--out")) c.out = given.out;
+  if (cmd.count("--skip-bad-images")) c.skip_bad_images = given.skip_bad_images;
   return c;
 }
 
@@ -67,7 +101,7 @@ void register_train_command(CLI::App& app) {
   TrainConfig& c = *config;
   CLI::App* cmd = app.add_subcommand("train", "Train a model from scratch (or resume a run)");
   cmd->add_option("-a,--arch", c.arch, "Model architecture")->check(CLI::IsMember(available_models()));
-  add_data_flags(cmd, c);
+  add_data_flags(cmd, c, /*training=*/true);
   cmd->add_option("--epochs", c.epochs, "Number of epochs (default: the arch's recipe)")->check(CLI::PositiveNumber);
   cmd->add_option("-b,--batch-size", c.batch_size, "Mini-batch size (default: the arch's recipe)")->check(CLI::PositiveNumber);
   cmd->add_option("--eval-batch-size", c.eval_batch_size, "Evaluation batch size")->check(CLI::PositiveNumber);
@@ -87,7 +121,8 @@ void register_train_command(CLI::App& app) {
   cmd->add_option("--seed", c.seed, "Random seed (initialization, data order, augmentation)");
   cmd->add_option("-p,--print-freq", c.print_freq, "Batches between progress lines")->check(CLI::PositiveNumber);
   cmd->add_flag("!--no-augment", c.augment, "Disable random crop and flip (default: the arch's recipe)");
-  cmd->add_flag("--augment", c.augment, "Enable random crop (pad 2) and horizontal flip");
+  cmd->add_flag("--augment", c.augment,
+                "Enable random crop (zero pad 2; cifar10 pad 4; imagefolder RandomResizedCrop) and horizontal flip");
   cmd->add_option("--train-limit", c.train_limit, "Use only the first N training examples (0 = all)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("-o,--out", c.out, "Run folder (default runs/<arch>-<seed>)");
@@ -99,6 +134,7 @@ void register_train_command(CLI::App& app) {
       *config = resume_config(*cmd, *config);
     } else {
       apply_recipe_defaults(*cmd, *config);
+      resolve_dataset(*cmd, *config, "--eval-batch-size");
     }
     TrainConfig& cfg = *config;
     if (cfg.out.empty()) cfg.out = fmt::format("runs/{}-{}", cfg.arch, cfg.seed);
@@ -118,10 +154,11 @@ void register_eval_command(CLI::App& app) {
   cmd->add_option("--weights", *weights, "Checkpoint or weights file (safetensors)")
       ->required()
       ->check(CLI::ExistingFile);
-  add_data_flags(cmd, c);
+  add_data_flags(cmd, c, /*training=*/false);
   cmd->add_option("-b,--batch-size", c.eval_batch_size, "Evaluation batch size")->check(CLI::PositiveNumber);
   cmd->add_option("--results", *results, "CSV file to append a results row to");
-  cmd->callback([config, weights, results] {
+  cmd->callback([config, weights, results, cmd] {
+    resolve_dataset(*cmd, *config, "--batch-size");
     set_num_threads(config->threads);
     run_eval_command(*config, *weights, *results);
   });

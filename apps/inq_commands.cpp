@@ -37,8 +37,7 @@ void register_quantize_command(CLI::App& app) {
   cmd->add_option("--epochs-per-step", c.epochs_per_step, "Re-training epochs after each step but the last")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--exclude", c.inq_exclude, "Weight names (globs) to leave in float");
-  cmd->add_option("--dataset", c.dataset, "Dataset name")->check(CLI::IsMember({"fashion-mnist", "mnist"}));
-  cmd->add_option("--data", c.data_dir, "Dataset directory (IDX files, plain or gzipped)");
+  add_dataset_flags(cmd, c, /*training=*/true);
   cmd->add_option("-j,--workers", c.workers, "Background data-loading threads")->check(CLI::Range(0, 64));
   cmd->add_option("--threads", c.threads, "Compute threads (0 = all cores)")->check(CLI::Range(0, 1024));
   cmd->add_option("-b,--batch-size", c.batch_size, "Mini-batch size")->check(CLI::PositiveNumber);
@@ -66,6 +65,7 @@ void register_quantize_command(CLI::App& app) {
       INQ_CHECK(preset->empty() || cfg.inq_portions.empty(), "Given both --preset and --portions, expected one");
       if (!preset->empty()) cfg.inq_portions = portion_preset(*preset);
       if (cmd->count("--no-augment") == 0) cfg.augment = recipe_for(cfg.arch).augment;
+      resolve_dataset(*cmd, cfg, nullptr);
     }
     if (cfg.out.empty()) cfg.out = fmt::format("runs/{}-inq{}-{}-{}", cfg.arch, cfg.inq_bits, cfg.inq_strategy, cfg.seed);
     set_num_threads(cfg.threads);

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   inq::register_reproduce_command(app);
   int exit_status = 0;
   inq::register_verify_command(app, &exit_status);
+  inq::register_verify_data_command(app, &exit_status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

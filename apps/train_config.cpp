@@ -8,6 +8,7 @@ namespace inq {
 // One list of fields keeps to_json and from_json in step.
 #define INQ_TRAIN_CONFIG_FIELDS(X)                                                                     \
   X(arch) X(dataset) X(data_dir) X(epochs) X(batch_size) X(eval_batch_size) X(lr) X(momentum)          \
+  X(num_classes) X(image_size) X(resize_size) X(skip_bad_images)                                       \
   X(weight_decay) X(nesterov) X(decay_norm_and_bias) X(schedule) X(step_size) X(milestones) X(gamma)   \
   X(warmup_epochs) X(seed) X(workers) X(threads) X(print_freq) X(augment) X(train_limit) X(test_limit) \
   X(weights) X(inq_bits) X(inq_portions) X(inq_strategy) X(epochs_per_step) X(inq_exclude) X(out) X(resume) X(force)

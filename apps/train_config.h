@@ -10,8 +10,12 @@ namespace inq {
 
 struct TrainConfig {
   std::string arch = "lenet5";
-  std::string dataset = "fashion-mnist";
+  std::string dataset = "fashion-mnist";  // fashion-mnist | mnist | cifar10 | imagefolder
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  int64_t num_classes = 0;            // the model's classes; 0 = the dataset's
+  int64_t image_size = 224;           // imagefolder: the crop fed to the model (image_size^2)
+  int64_t resize_size = 256;          // imagefolder evaluation: shorter side before the center crop
+  int64_t skip_bad_images = 0;        // imagefolder training: skip up to N undecodable files (0 = stop)
   int64_t epochs = 5;
   int64_t batch_size = 128;
   int64_t eval_batch_size = 500;
@@ -29,7 +33,7 @@ struct TrainConfig {
   int workers = 2;                    // background data threads
   int threads = 0;                    // compute threads (OpenMP + OpenBLAS); 0 = all cores
   int64_t print_freq = 100;           // batches between progress lines
-  bool augment = true;                // random crop (pad 2) + horizontal flip
+  bool augment = true;                // random crop (pad 2; CIFAR-10 pad 4; imagefolder RandomResizedCrop) + flip
   int64_t train_limit = 0;            // use only the first N training examples (0 = all)
   int64_t test_limit = 0;             // evaluate only the first N test examples (0 = all)
   std::string weights;                // initial weights (checkpoint or weights file); empty = fresh init

@@ -29,36 +29,7 @@ std::string format_duration(double seconds) {
   return fmt::format("{}:{:02d}:{:02d}", s / 3600, (s / 60) % 60, s % 60);
 }
 
-// The first `count` examples of another dataset (for quick runs and tests).
-class PrefixDataset final : public Dataset {
- public:
-  PrefixDataset(std::shared_ptr<Dataset> base, int64_t count) : base_(std::move(base)), count_(count) {}
-  int64_t size() const override { return count_; }
-  Shape image_shape() const override { return base_->image_shape(); }
-  int64_t num_classes() const override { return base_->num_classes(); }
-  void get(int64_t index, float* image_out, int64_t* label_out) const override {
-    check_dataset_index(index, count_, "PrefixDataset");
-    base_->get(index, image_out, label_out);
-  }
-
- private:
-  std::shared_ptr<Dataset> base_;
-  int64_t count_;
-};
-
 }  // namespace
-
-std::shared_ptr<Dataset> load_dataset(const TrainConfig& config, bool train, ChannelStats* train_stats) {
-  // Fashion-MNIST and MNIST share the IDX layout and file names.
-  INQ_CHECK(config.dataset == "fashion-mnist" || config.dataset == "mnist",
-            "Given --dataset '{}', expected fashion-mnist or mnist", config.dataset);
-  auto full = std::make_shared<FashionMnist>(config.data_dir, train ? Split::Train : Split::Test);
-  // Normalization uses the statistics of the whole training split (REPRODUCTION.md section 1).
-  if (train_stats) *train_stats = train ? full->pixel_stats() : FashionMnist::train_stats(config.data_dir);
-  const int64_t limit = train ? config.train_limit : config.test_limit;
-  if (limit > 0 && limit < full->size()) return std::make_shared<PrefixDataset>(full, limit);
-  return full;
-}
 
 EvalResult evaluate(Module& model, DataLoader& loader) {
   const auto start = Clock::now();
@@ -90,20 +61,19 @@ EvalResult evaluate(Module& model, DataLoader& loader) {
 Trainer::Trainer(TrainConfig config) : config_(std::move(config)) {
   INQ_CHECK(!config_.out.empty(), "Given no run folder, expected --out");
   seed_all(config_.seed);
-  model_ = create_model(config_.arch, ModelOptions{.num_classes = 10, .in_channels = 1});
+  // The data comes first: it decides the model's input channels and classes. Loading it draws
+  // nothing from the default generator, so initialization is the same as if the model came first.
+  ChannelStats stats;
+  train_set_ = load_dataset(config_, /*train=*/true, &stats);
+  test_set_ = load_dataset(config_, /*train=*/false);
+  check_same_classes(*train_set_, *test_set_);
+  const TransformPipeline train_transforms = dataset_transforms(config_, /*train=*/true, stats);
+  const TransformPipeline test_transforms = dataset_transforms(config_, /*train=*/false, stats);
+  model_ = create_model(config_.arch, model_options_for(config_, *train_set_));
   // A resumed run takes its weights from the checkpoint (loaded below), not from --weights.
   if (!config_.weights.empty() && config_.resume.empty())
     load_model_weights(read_safetensors(config_.weights), *model_);
 
-  ChannelStats stats;
-  train_set_ = load_dataset(config_, /*train=*/true, &stats);
-  test_set_ = load_dataset(config_, /*train=*/false);
-  // Augmentation works on the [0, 1] image so the crop's zero padding is black; normalization
-  // with the training set's statistics follows.
-  TransformPipeline train_transforms, test_transforms;
-  if (config_.augment) train_transforms.add(random_crop(2)).add(random_horizontal_flip(0.5));
-  train_transforms.add(normalize(stats.mean, stats.std));
-  test_transforms.add(normalize(stats.mean, stats.std));
   train_loader_ = std::make_unique<DataLoader>(
       *train_set_, DataLoaderOptions{.batch_size = config_.batch_size, .shuffle = true, .drop_last = false,
                                      .seed = config_.seed, .workers = config_.workers, .prefetch_batches = 0,
@@ -370,14 +340,16 @@ EvalResult Trainer::fit(int64_t stop_after_epoch) {
 }
 
 void run_eval_command(const TrainConfig& config, const std::string& weights, const std::string& results_path) {
-  auto model = create_model(config.arch, ModelOptions{.num_classes = 10, .in_channels = 1});
-  load_model_weights(read_safetensors(weights), *model);
   ChannelStats stats;
   auto test_set = load_dataset(config, /*train=*/false, &stats);
+  auto model = create_model(config.arch, model_options_for(config, *test_set));
+  load_model_weights(read_safetensors(weights), *model);
+  fmt::print(stderr, "=> evaluating {} on {} ({} images, {} classes)\n", config.arch, config.dataset, test_set->size(),
+             test_set->num_classes());
   DataLoader loader(*test_set, DataLoaderOptions{.batch_size = config.eval_batch_size, .shuffle = false,
                                                  .drop_last = false, .seed = 0, .workers = config.workers,
                                                  .prefetch_batches = 0,
-                                                 .transforms = {normalize(stats.mean, stats.std)}});
+                                                 .transforms = dataset_transforms(config, /*train=*/false, stats)});
   const EvalResult r = evaluate(*model, loader);
   fmt::print(" * Acc@1 {:.3f} Acc@5 {:.3f}\n", 100.0 * r.acc1, 100.0 * r.acc5);
   if (!results_path.empty()) {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "apps/datasets.h"
 #include "apps/train_config.h"
 #include "data/dataloader.h"
 #include "data/dataset.h"
@@ -30,13 +31,10 @@ struct EvalResult {
 // Eval-mode pass over the loader's whole epoch 0, without recording a graph.
 EvalResult evaluate(Module& model, DataLoader& loader);
 
-// `inq eval`: loads weights into the model, evaluates the test set, prints " * Acc@1 .. Acc@5 .."
-// and appends a row to results_path (if not empty).
+// `inq eval`: loads weights into the model, evaluates the test set (for imagefolder: every image
+// of the validation folder), prints " * Acc@1 .. Acc@5 .." and appends a row to results_path (if
+// not empty).
 void run_eval_command(const TrainConfig& config, const std::string& weights, const std::string& results_path);
-
-// Loads the train or test split a config names (limited by train_limit / test_limit) and, when
-// `train_stats` is given, the per-channel mean and std of the whole training split.
-std::shared_ptr<Dataset> load_dataset(const TrainConfig& config, bool train, ChannelStats* train_stats = nullptr);
 
 class Trainer {
  public:

@@ -161,14 +161,12 @@ Batch DataLoader::make_batch(const EpochPlan& plan, int64_t batch_index) const {
     const int64_t index = plan.order[static_cast<size_t>(position)];
     float* image = batch.images.data() + i * per_image;
     int64_t label = -1;
-    dataset_.get(index, image, &label);
+    Generator gen(example_seed(options_.seed, plan.epoch, position));
+    dataset_.get_with_generator(index, gen, image, &label);
     INQ_CHECK(label >= 0 && label < num_classes,
               "Given dataset example {}, expected a label in [0, {}), but got {} instead", index, num_classes,
               label);
-    if (!options_.transforms.empty()) {
-      Generator gen(example_seed(options_.seed, plan.epoch, position));
-      options_.transforms.apply(ImageRef{image, image_shape_[0], image_shape_[1], image_shape_[2]}, gen);
-    }
+    options_.transforms.apply(ImageRef{image, image_shape_[0], image_shape_[1], image_shape_[2]}, gen);
     batch.labels[static_cast<size_t>(i)] = label;
     batch.example_indices[static_cast<size_t>(i)] = index;
   }

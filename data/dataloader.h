@@ -2,8 +2,9 @@
 // A batching, shuffling, multi-threaded prefetching loader over a Dataset.
 //
 // Determinism: an epoch's example order is the identity, or (shuffle) a Fisher-Yates shuffle drawn
-// from a Generator seeded from (seed, epoch). Each example's transforms draw from a Generator seeded
-// from (seed, epoch, position of the example in the epoch's order). So the batches depend only on
+// from a Generator seeded from (seed, epoch). Each example is loaded with
+// Dataset::get_with_generator and then transformed, both drawing from one Generator seeded from
+// (seed, epoch, position of the example in the epoch's order). So the batches depend only on
 // (dataset, options, epoch), never on the number of workers or thread timing, and a run resumed
 // with start_epoch(epoch, k) sees exactly the batches k, k+1, ... of an uninterrupted epoch.
 //
@@ -11,7 +12,8 @@
 // workers > 0, that many std::threads build batches ahead of the consumer (at most
 // prefetch_batches batches, counting the one next() waits for, are built or ready at a time; the
 // memory bound), and next() delivers them in order, whichever worker finishes first. The
-// workers call only Dataset::get and the transforms (no OpenMP, no BLAS). An exception thrown while
+// workers call only Dataset::get_with_generator and the transforms (no OpenMP, no BLAS); image
+// decoding happens there, so it runs on the workers. An exception thrown while
 // building a batch is rethrown by the next() that would have returned that batch; the epoch then
 // ends (later next() calls return false until start_epoch). Starting a new epoch mid-epoch, or
 // destroying the loader, abandons the batches in flight: the destructor waits only for batches
@@ -39,7 +41,7 @@ struct DataLoaderOptions {
   uint64_t seed = 0;
   int64_t workers = 0;                // background threads; 0 builds batches in next()
   int64_t prefetch_batches = 0;       // batches built ahead of the consumer; 0 means 2 * workers
-  TransformPipeline transforms = {};  // applied to each example after Dataset::get
+  TransformPipeline transforms = {};  // applied to each example after Dataset::get_with_generator
 
   // Throws inq::Error naming the offending option.
   void validate() const;
@@ -72,7 +74,7 @@ class DataLoader {
 
   // The order of dataset indices for an epoch (exposed for tests and tools).
   static std::vector<int64_t> epoch_order(int64_t dataset_size, bool shuffle, uint64_t seed, int64_t epoch);
-  // The seed of the Generator that an example's transforms draw from.
+  // The seed of the Generator that an example's loading and transforms draw from.
   static uint64_t example_seed(uint64_t seed, int64_t epoch, int64_t position);
 
  private:

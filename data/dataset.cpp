@@ -13,6 +13,10 @@ Example Dataset::example(int64_t index) const {
   return ex;
 }
 
+void Dataset::get_with_generator(int64_t index, Generator&, float* image_out, int64_t* label_out) const {
+  get(index, image_out, label_out);
+}
+
 void check_dataset_index(int64_t index, int64_t size, const char* dataset_kind) {
   INQ_CHECK(index >= 0 && index < size,
             "Given a {} of {} examples, expected an index in [0, {}), but got {} instead", dataset_kind, size,

@@ -5,9 +5,16 @@
 // several threads at once (the DataLoader's workers do). get() must not use OpenMP or BLAS (it runs
 // on background threads; see framework/threading.h). Images are float (C, H, W), all the same
 // shape; labels are in [0, num_classes()).
+//
+// Random loading: a dataset whose examples only get their fixed shape through a random step (an
+// ImageFolder decodes images of any size and takes a RandomResizedCrop of each) draws from the
+// Generator passed to get_with_generator. The DataLoader seeds that generator per (seed, epoch,
+// position in the epoch) and hands the same generator on to its transforms afterwards, so loading
+// stays deterministic whichever worker thread does it.
 #include <cstdint>
 #include <vector>
 
+#include "framework/random.h"
 #include "framework/tensor.h"
 
 namespace inq {
@@ -30,6 +37,9 @@ class Dataset {
   // Writes example `index` (in [0, size())) as C*H*W floats into image_out and its label into
   // *label_out. Throws inq::Error on a bad index.
   virtual void get(int64_t index, float* image_out, int64_t* label_out) const = 0;
+  // What the DataLoader calls: example `index`, drawing any randomness of its loading from `gen`.
+  // The default ignores gen and calls get(), so datasets whose loading is not random need only get().
+  virtual void get_with_generator(int64_t index, Generator& gen, float* image_out, int64_t* label_out) const;
 
   // An owning copy of example `index`.
   Example example(int64_t index) const;

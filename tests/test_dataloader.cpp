@@ -286,6 +286,56 @@ TEST(DataLoader, StressManyEpochsWithATightQueueMatchesSerial) {
   }
 }
 
+namespace {
+
+// A dataset whose loading is random: pixel 0 is a draw from the generator it is given, pixel 1
+// the example's index. (Like an ImageFolder's random crop of a decoded image.)
+class RandomLoadingDataset final : public Dataset {
+ public:
+  int64_t size() const override { return 9; }
+  Shape image_shape() const override { return {1, 1, 3}; }
+  int64_t num_classes() const override { return 2; }
+  void get(int64_t index, float* image_out, int64_t* label_out) const override {
+    Generator gen(0);
+    get_with_generator(index, gen, image_out, label_out);
+  }
+  void get_with_generator(int64_t index, Generator& gen, float* image_out, int64_t* label_out) const override {
+    image_out[0] = gen.uniform();
+    image_out[1] = static_cast<float>(index);
+    image_out[2] = 0.0f;
+    *label_out = index % 2;
+  }
+};
+
+}  // namespace
+
+TEST(DataLoader, DatasetsDrawFromTheExamplesGeneratorAndTransformsContinueIt) {
+  const RandomLoadingDataset ds;
+  // The transform records the generator's next draw in pixel 2.
+  const Transform record_next = [](ImageRef image, Generator& gen) { image.data[2] = gen.uniform(); };
+  auto options = [&](int64_t workers) {
+    return DataLoaderOptions{.batch_size = 2, .shuffle = true, .seed = 5, .workers = workers,
+                             .transforms = {record_next}};
+  };
+  DataLoader serial(ds, options(0));
+  const std::vector<Batch> e0 = run_epoch(serial, 0);
+  for (const Batch& b : e0) {
+    for (int64_t i = 0; i < b.images.size(0); ++i) {
+      const int64_t position = b.index * 2 + i;
+      Generator expected(DataLoader::example_seed(5, 0, position));
+      const float* pixel = b.images.data() + i * 3;
+      EXPECT_EQ(pixel[0], expected.uniform()) << "the dataset gets the example's generator";
+      EXPECT_EQ(pixel[2], expected.uniform()) << "the transforms continue the same generator";
+      EXPECT_EQ(pixel[1], static_cast<float>(b.example_indices[static_cast<size_t>(i)]));
+    }
+  }
+  for (int64_t workers : {1, 3}) {
+    DataLoader parallel(ds, options(workers));
+    expect_same_batches(run_epoch(parallel, 0), e0, "workers " + std::to_string(workers));
+  }
+  EXPECT_NE(run_epoch(serial, 1)[0].images.to_vector(), e0[0].images.to_vector());
+}
+
 TEST(DataLoader, RejectsBadOptionsAndMisuse) {
   const TensorDataset ds = coded_dataset();
   EXPECT_THROW(DataLoader(ds, {.batch_size = 0}), Error);

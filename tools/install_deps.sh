@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev libomp-14-dev  # make fuzz-smoke: libFuzzer + ASan/UBSan runtimes, clang's OpenMP
   zlib1g-dev               # gzipped IDX files
+  libstb-dev               # stb_image: JPEG and PNG decoding for image folders
   nlohmann-json3-dev       # safetensors headers, run configs, results JSON
   libfmt-dev               # messages
   libcli11-dev             # the inq command-line tool
