@@ -23,7 +23,7 @@ test: build
 # Unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (no benchmarks, -O2 -g).
 test-sanitize: deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DINQ_SANITIZE=ON -DINQ_BUILD_BENCH=OFF > /dev/null
-	@cmake --build build-asan -j $(JOBS) --target inq_tests
+	@cmake --build build-asan -j $(JOBS) --target inq_tests inq_parity_tests
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) --timeout 1800
 
 # The main job: the INQ pipeline in miniature (REPRODUCTION.md section 1, quick variant): train
