@@ -96,6 +96,12 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return m;
 }
 
+// diff / allowed, with 0 / 0 = 0 (an exact count compared exactly) and anything else over 0 infinite.
+double ratio(double diff, double allowed) {
+  if (allowed > 0) return diff / allowed;
+  return diff > 0 ? INFINITY : 0.0;
+}
+
 // Tracks the worst comparison of one kind (the largest diff / allowed ratio) for the summary.
 struct Worst {
   explicit Worst(std::string what) : kind(std::move(what)) {}
@@ -113,7 +119,7 @@ struct Worst {
     EXPECT_LE(d, allowed_diff) << kind << " of " << tensor << ": max |diff| " << d << " above the allowed "
                                << allowed_diff;
     ++compared;
-    if (compared == 1 || d / allowed_diff > diff / allowed) {
+    if (compared == 1 || ratio(d, allowed_diff) > ratio(diff, allowed)) {
       name = tensor;
       diff = d;
       allowed = allowed_diff;
@@ -121,7 +127,7 @@ struct Worst {
   }
   void print(const std::string& arch) const {
     std::printf("[parity] %-9s %-18s worst of %3d: %-40s max|diff| %.3g (allowed %.3g, ratio %.3f)\n", arch.c_str(),
-                kind.c_str(), compared, name.c_str(), diff, allowed, allowed > 0 ? diff / allowed : 0.0);
+                kind.c_str(), compared, name.c_str(), diff, allowed, ratio(diff, allowed));
   }
 };
 
