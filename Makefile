@@ -23,7 +23,7 @@ test: build
 # Unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (no benchmarks, -O2 -g).
 test-sanitize: deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DINQ_SANITIZE=ON -DINQ_BUILD_BENCH=OFF > /dev/null
-	@cmake --build build-asan -j $(JOBS) --target inq_tests
+	@cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS) --timeout 1800
 
 # Every parser under libFuzzer with ASan + UBSan (tests/fuzz/README.md): builds the fuzz targets

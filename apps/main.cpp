@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "apps/commands.h"
+#include "apps/run_command.h"
 #include "framework/error.h"
 #include "framework/threading.h"
 
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
   inq::register_eval_command(app);
   inq::register_quantize_command(app);
   inq::register_reproduce_command(app);
+  inq::register_run_command(app);
   int exit_status = 0;
   inq::register_verify_command(app, &exit_status);
   inq::register_verify_data_command(app, &exit_status);

@@ -20,6 +20,36 @@ struct AddBackward : Node {
   std::string name() const override { return "AddBackward"; }
 };
 
+struct ScaleBackward : Node {
+  float alpha = 1;
+  std::vector<Tensor> backward(const Tensor& g) override {
+    Tensor dx = Tensor::empty(g.shape());
+    const float* pg = g.data();
+    float* pd = dx.data();
+    for (int64_t i = 0; i < g.numel(); ++i) pd[i] = alpha * pg[i];
+    return {dx};
+  }
+  std::string name() const override { return "ScaleBackward"; }
+};
+
+struct AffineChannelsBackward : Node {
+  std::vector<float> scale;
+  int64_t batch = 0, inner = 0;  // x is (batch, scale.size(), inner) when flattened
+  std::vector<Tensor> backward(const Tensor& g) override {
+    Tensor dx = Tensor::empty(g.shape());
+    const float* pg = g.data();
+    float* pd = dx.data();
+    const int64_t channels = static_cast<int64_t>(scale.size());
+    for (int64_t n = 0; n < batch; ++n)
+      for (int64_t c = 0; c < channels; ++c) {
+        const int64_t base = (n * channels + c) * inner;
+        for (int64_t i = 0; i < inner; ++i) pd[base + i] = pg[base + i] * scale[c];
+      }
+    return {dx};
+  }
+  std::string name() const override { return "AffineChannelsBackward"; }
+};
+
 struct SumBackward : Node {
   Shape input_shape;
   std::vector<Tensor> backward(const Tensor& g) override { return {Tensor::full(input_shape, g.item())}; }
@@ -85,6 +115,52 @@ Tensor add(const Tensor& a, const Tensor& b) {
 #pragma omp parallel for schedule(static) if (n > 65536)
   for (int64_t i = 0; i < n; ++i) po[i] = pa[i] + pb[i];
   if (needs_grad({&a, &b})) record(out, std::make_shared<AddBackward>(), {&a, &b});
+  return out;
+}
+
+Tensor scale(const Tensor& x, float alpha) {
+  INQ_CHECK(x.defined(), "Given scale of an undefined tensor, expected a defined one");
+  Tensor out = Tensor::empty(x.shape());
+  const float* px = x.data();
+  float* po = out.data();
+  for (int64_t i = 0; i < x.numel(); ++i) po[i] = alpha * px[i];
+  if (needs_grad({&x})) {
+    auto node = std::make_shared<ScaleBackward>();
+    node->alpha = alpha;
+    record(out, node, {&x});
+  }
+  return out;
+}
+
+Tensor affine_channels(const Tensor& x, const std::vector<float>& scale, const std::vector<float>& shift) {
+  INQ_CHECK(x.defined() && x.dim() >= 2,
+            "Given affine_channels input of shape {}, expected at least 2 dims (N, C, *)",
+            x.defined() ? shape_str(x.shape()) : "undefined");
+  const int64_t channels = x.size(1);
+  INQ_CHECK(static_cast<int64_t>(scale.size()) == channels && static_cast<int64_t>(shift.size()) == channels,
+            "Given affine_channels input of shape {} with {} scales and {} shifts, expected {} of each",
+            shape_str(x.shape()), scale.size(), shift.size(), channels);
+  const int64_t batch = x.size(0);
+  const int64_t inner = channels * batch == 0 ? 0 : x.numel() / (channels * batch);
+  Tensor out = Tensor::empty(x.shape());
+  const float* px = x.data();
+  float* po = out.data();
+  for (int64_t n = 0; n < batch; ++n)
+    for (int64_t c = 0; c < channels; ++c) {
+      const int64_t base = (n * channels + c) * inner;
+      for (int64_t i = 0; i < inner; ++i) {
+        // Product, then sum, as PyTorch's separate mul and add kernels (up to fused multiply-adds).
+        const float product = px[base + i] * scale[c];
+        po[base + i] = product + shift[c];
+      }
+    }
+  if (needs_grad({&x})) {
+    auto node = std::make_shared<AffineChannelsBackward>();
+    node->scale = scale;
+    node->batch = batch;
+    node->inner = inner;
+    record(out, node, {&x});
+  }
   return out;
 }
 

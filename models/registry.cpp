@@ -11,8 +11,9 @@ namespace {
 using Factory = std::function<std::shared_ptr<Module>(const ModelOptions&)>;
 const std::map<std::string, Factory>& factories() {
   static const std::map<std::string, Factory> table = {
-      {"lenet5", lenet5},
-      {"resnet20", resnet20},
+      {"alexnet", alexnet},     {"googlenet", googlenet}, {"lenet5", lenet5},
+      {"resnet18", resnet18},   {"resnet20", resnet20},   {"resnet34", resnet34},
+      {"resnet50", resnet50},   {"vgg16", vgg16},
   };
   return table;
 }

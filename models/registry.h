@@ -12,6 +12,9 @@ namespace inq {
 struct ModelOptions {
   int64_t num_classes = 10;
   int64_t in_channels = 1;
+  // GoogLeNet only (the others ignore them), with torchvision's defaults:
+  bool aux_logits = true;        // build the auxiliary classifiers aux1 and aux2
+  bool transform_input = false;  // map ImageNet-normalized RGB to the (x - 0.5) / 0.5 scaling
 };
 
 std::shared_ptr<Module> create_model(const std::string& arch, const ModelOptions& options = {});
@@ -21,5 +24,15 @@ std::vector<std::string> available_models();
 std::shared_ptr<Module> lenet5(const ModelOptions& options = {});
 // CIFAR-style ResNet-20 (He et al. 2016, section 4.2) with projection shortcuts.
 std::shared_ptr<Module> resnet20(const ModelOptions& options = {});
+
+// ImageNet models built as torchvision 0.14 builds them, with its parameter and buffer names and
+// shapes, so its state_dicts load by name. Adaptive pools before the classifiers let inputs other
+// than 224x224 through; the smallest H and W are 63 (alexnet), 32 (vgg16), 15 (googlenet) and 1 (resnets).
+std::shared_ptr<Module> alexnet(const ModelOptions& options = {});  // "one weird trick" AlexNet
+std::shared_ptr<Module> vgg16(const ModelOptions& options = {});    // configuration D, no BatchNorm
+std::shared_ptr<Module> googlenet(const ModelOptions& options = {});  // a GoogLeNet (models/googlenet.h)
+std::shared_ptr<Module> resnet18(const ModelOptions& options = {});
+std::shared_ptr<Module> resnet34(const ModelOptions& options = {});
+std::shared_ptr<Module> resnet50(const ModelOptions& options = {});  // Bottleneck v1.5
 
 }  // namespace inq

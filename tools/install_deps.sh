@@ -16,9 +16,8 @@ packages=(
   libcli11-dev             # the inq command-line tool
   dataset-fashion-mnist    # /usr/share/datasets/fashion-mnist
   python3 python3-matplotlib  # figures of inq reproduce (tools/plot_results.py)
+  python3-torch python3-torchvision  # the PyTorch parity tests (tests/parity), make bench
 )
-# PyTorch, only for the side-by-side benchmarks (make bench) and cross-checks.
-if [[ "${INQ_WITH_TORCH:-0}" == 1 ]]; then packages+=(python3-torch python3-torchvision); fi
 
 missing=()
 for p in "${packages[@]}"; do
