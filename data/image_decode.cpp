@@ -151,6 +151,38 @@ std::string jpeg_huffman_table_problem(const uint8_t* data, size_t size) {
   return "";
 }
 
+// stb_image 2.27 copies an IDAT chunk's data with memcpy into a buffer it allocates only when the
+// chunk has data, so an empty IDAT chunk (valid PNG: the compressed stream may be split anywhere)
+// before any other reaches memcpy(nullptr, ..., 0), undefined behaviour (found by fuzz_image under
+// UBSan). An empty IDAT adds nothing to the image, so decode a copy without such chunks. Returns
+// that copy, or an empty vector when the file has none (the common case: no copy). The walk stops
+// at the first chunk that runs past the end and leaves the rest to stb, which reports the damage.
+std::vector<uint8_t> png_without_empty_data_chunks(const uint8_t* data, size_t size) {
+  auto be32 = [&](size_t i) {
+    return static_cast<uint64_t>(data[i]) << 24 | static_cast<uint64_t>(data[i + 1]) << 16 |
+           static_cast<uint64_t>(data[i + 2]) << 8 | data[i + 3];
+  };
+  auto is_empty_idat = [&](size_t chunk) { return be32(chunk) == 0 && std::memcmp(data + chunk + 4, "IDAT", 4) == 0; };
+  std::vector<size_t> chunks;  // offsets of the whole chunks (length, type, data, CRC)
+  bool any_empty_idat = false;
+  for (size_t pos = 8; pos + 12 <= size;) {
+    const uint64_t length = be32(pos);
+    if (length > size - pos - 12) break;
+    chunks.push_back(pos);
+    any_empty_idat = any_empty_idat || is_empty_idat(pos);
+    pos += 12 + static_cast<size_t>(length);
+  }
+  if (!any_empty_idat) return {};
+  std::vector<uint8_t> copy(data, data + 8);
+  size_t end_of_walk = 8;
+  for (const size_t chunk : chunks) {
+    end_of_walk = chunk + 12 + static_cast<size_t>(be32(chunk));
+    if (!is_empty_idat(chunk)) copy.insert(copy.end(), data + chunk, data + end_of_walk);
+  }
+  copy.insert(copy.end(), data + end_of_walk, data + size);  // whatever the walk did not reach
+  return copy;
+}
+
 // ---- JPEG: libjpeg-turbo's IDCT, upsampling and colour conversion on stb's coefficients ----------
 
 // jpeg_idct_islow's fixed-point constants: FIX(x) = round(x * 2^13).
@@ -453,6 +485,11 @@ ImageHeader read_image_header(const uint8_t* data, size_t size, const std::strin
 RgbImage decode_image(const uint8_t* data, size_t size, const std::string& source) {
   const ImageHeader header = read_image_header(data, size, source);
   if (header.format == ImageFormat::Jpeg) return decode_jpeg(data, size, source, header);
+  const std::vector<uint8_t> repaired = png_without_empty_data_chunks(data, size);
+  if (!repaired.empty()) {
+    data = repaired.data();
+    size = repaired.size();
+  }
   int width = 0, height = 0, channels_in_file = 0;
   stbi__g_failure_reason = nullptr;
   // req_comp = 3: stb converts grey, grey + alpha and RGBA to RGB as described in image.h.

@@ -25,6 +25,8 @@ const std::map<std::string, Parse>& fuzz_targets() {
       {"safetensors", fuzz::safetensors_input},
       {"idx", fuzz::idx_input},
       {"checkpoint", fuzz::checkpoint_input},
+      {"cifar10", fuzz::cifar10_input},
+      {"image", fuzz::image_input},
   };
   return targets;
 }

@@ -237,3 +237,21 @@ TEST_F(ImageDecode, AJpegHuffmanTableWithTooManyCodesIsRefusedBeforeStbBuildsIt)
   const Bytes good = encode_jpeg(test_pattern(9, 9, 4), 80);
   EXPECT_EQ(decode_error(good, "good.jpg"), "");
 }
+
+TEST_F(ImageDecode, AnEmptyPngDataChunkAddsNothing) {
+  // An IDAT chunk of length 0 is valid PNG; stb_image 2.27 would memcpy from it into a buffer it
+  // never allocated (undefined behaviour, found by fuzz_image), so the decoder drops such chunks.
+  const RgbImage original = test_pattern(5, 7, 3);
+  const Bytes png = encode_png(original);
+  const size_t after_ihdr = 8 + 4 + 4 + 13 + 4;
+  ASSERT_EQ(std::string(png.begin() + 12, png.begin() + 16), "IHDR");
+  const uint8_t empty_idat[] = {0, 0, 0, 0, 'I', 'D', 'A', 'T', 0x35, 0xAF, 0x06, 0x1E};  // CRC of "IDAT"
+  Bytes with_empty(png.begin(), png.begin() + after_ihdr);
+  with_empty.insert(with_empty.end(), std::begin(empty_idat), std::end(empty_idat));
+  with_empty.insert(with_empty.end(), png.begin() + after_ihdr, png.end());
+  with_empty.insert(with_empty.end() - 12, std::begin(empty_idat), std::end(empty_idat));  // and one before IEND
+  const RgbImage decoded = decode_image(with_empty.data(), with_empty.size(), "empty_idat.png");
+  EXPECT_EQ(decoded.height, original.height);
+  EXPECT_EQ(decoded.width, original.width);
+  EXPECT_EQ(decoded.pixels, original.pixels);
+}

@@ -23,7 +23,9 @@
 #include <vector>
 
 #include "apps/checkpoint.h"
+#include "data/cifar10.h"
 #include "data/idx.h"
+#include "data/image.h"
 #include "framework/error.h"
 #include "framework/safetensors.h"
 #include "inq/inq_sgd.h"
@@ -197,6 +199,37 @@ inline void checkpoint_input(std::span<const uint8_t> bytes) {
   }
   resume_from(file, contents);
   if (verify_rejection) throw *verify_rejection;
+}
+
+// ---- CIFAR-10 records ----
+
+// parse_cifar10_records: an accepted file holds N whole records, N labels below 10 and N 3x32x32
+// images.
+inline void cifar10_input(std::span<const uint8_t> bytes) {
+  const Cifar10Records records = parse_cifar10_records(bytes.data(), bytes.size(), "<fuzz input>");
+  const size_t n = bytes.size() / static_cast<size_t>(kCifar10RecordBytes);
+  if (records.labels.size() != n || records.pixels.size() != n * 3 * 32 * 32)
+    throw FuzzFinding("accepted CIFAR-10 records do not match the file size");
+  for (const uint8_t label : records.labels)
+    if (label >= 10) throw FuzzFinding("an accepted CIFAR-10 record has a label >= 10");
+}
+
+// ---- image decoding (JPEG, PNG through stb_image) ----
+
+// Headers announcing more pixels than this are only checked, not decoded: a 4 KiB input can claim
+// 64 Mi pixels, and decoding that many under the sanitizers takes longer than libFuzzer's timeout
+// without exercising anything new (the decoder's size limits are in read_image_header).
+inline constexpr int64_t kFuzzMaxDecodedPixels = int64_t{1} << 20;
+
+// read_image_header, then decode_image: an accepted image has the header's size and H * W * 3 bytes.
+inline void image_input(std::span<const uint8_t> bytes) {
+  const ImageHeader header = read_image_header(bytes.data(), bytes.size(), "<fuzz input>");
+  if (header.height * header.width > kFuzzMaxDecodedPixels) return;
+  const RgbImage image = decode_image(bytes.data(), bytes.size(), "<fuzz input>");
+  if (image.height != header.height || image.width != header.width)
+    throw FuzzFinding("a decoded image's size differs from its header's");
+  if (static_cast<int64_t>(image.pixels.size()) != image.height * image.width * 3)
+    throw FuzzFinding("a decoded image's pixel buffer does not match its size");
 }
 
 // ---- the libFuzzer side ----

@@ -239,6 +239,23 @@ void checkpoint_seeds(const fs::path& dir) {
              check);
 }
 
+// CIFAR-10: one whole record (3073 bytes, under the 4 KiB seed limit), and the two ways a file is
+// wrong: a size that is not a multiple of 3073, and a label of 10 or more.
+void cifar10_seeds(const fs::path& dir) {
+  fs::create_directories(dir);
+  Bytes record(static_cast<size_t>(kCifar10RecordBytes));
+  record[0] = 7;
+  for (size_t i = 1; i < record.size(); ++i) record[i] = static_cast<uint8_t>(i * 37 % 251);
+  write_seed(dir, "valid-one-record.bin", record, fuzz::cifar10_input);
+  Bytes black_nine(static_cast<size_t>(kCifar10RecordBytes), 0);
+  black_nine[0] = 9;  // the largest label
+  write_seed(dir, "valid-black-label-9.bin", black_nine, fuzz::cifar10_input);
+  write_seed(dir, "invalid-short-record.bin", Bytes(record.begin(), record.end() - 73), fuzz::cifar10_input);
+  Bytes bad_label = record;
+  bad_label[0] = 10;
+  write_seed(dir, "invalid-label-10.bin", bad_label, fuzz::cifar10_input);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -251,6 +268,7 @@ int main(int argc, char** argv) {
     safetensors_seeds(root / "safetensors");
     idx_seeds(root / "idx");
     checkpoint_seeds(root / "checkpoint");
+    cifar10_seeds(root / "cifar10");
   } catch (const Error& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;
