@@ -46,7 +46,6 @@ demo: build
 	@echo "[demo] done: runs/demo/results.md, results.json and the figures steps.png, bits.png, histogram.png"
 
 # Convolution vs raw sgemm (GFLOP/s per shape and their ratio), then training steps vs PyTorch.
-bench: export INQ_WITH_TORCH = 1
 bench: build
 	INQ_THREADS=$(THREADS) $(BUILD)/bench_conv --benchmark_filter='^(Conv|Sgemm)' --benchmark_min_time=0.1 \
 	  --benchmark_repetitions=9 --benchmark_enable_random_interleaving=true \

@@ -65,7 +65,7 @@ class ConvertTorchvision : public ::testing::Test {
       expected_ = nlohmann::json::parse(read_file((fixtures_ / "expected.json").string()));
     } else if (fixture_log_.find("No module named 'torch'") != std::string::npos) {
       missing_torch_ = "PyTorch is not importable by " + kPython +
-                       "; install Debian's python3-torch with: INQ_WITH_TORCH=1 tools/install_deps.sh";
+                       "; install Debian's python3-torch with: tools/install_deps.sh";
     }
   }
   static void TearDownTestSuite() {

@@ -3,7 +3,7 @@
 
   tools/convert_torchvision.py resnet18-f37072fd.pth resnet18.safetensors
 
-Needs only Debian's python3-torch (INQ_WITH_TORCH=1 tools/install_deps.sh); the safetensors file is
+Needs only Debian's python3-torch (tools/install_deps.sh); the safetensors file is
 written here, following docs/FORMATS_AND_RELIABILITY.md.
 """
 import argparse
@@ -79,7 +79,7 @@ def import_torch():
     except ImportError as e:
         raise ConversionError(
             f"PyTorch is needed to read .pth files but cannot be imported ({e}); install Debian's "
-            f"python3-torch with: INQ_WITH_TORCH=1 tools/install_deps.sh")
+            f"python3-torch with: tools/install_deps.sh")
     return torch
 
 

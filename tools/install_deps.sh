@@ -16,7 +16,7 @@ packages=(
   libcli11-dev             # the inq command-line tool
   dataset-fashion-mnist    # /usr/share/datasets/fashion-mnist
   python3 python3-matplotlib  # figures of inq reproduce (tools/plot_results.py)
-  python3-torch python3-torchvision  # the PyTorch parity tests (tests/parity), make bench
+  python3-torch python3-torchvision python3-pil  # parity tests (tests/parity, tests/image_parity), make bench
 )
 
 missing=()

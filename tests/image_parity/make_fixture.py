@@ -17,7 +17,7 @@ OUT_DIR/reference.safetensors       per sample i (F32): decoded.i = PIL open + c
                                     ToTensor(), (3, 224, 224); resized_crop.i = F.resized_crop to
                                     224x224 of the window (RandomResizedCrop's resize), ToTensor()
 
-Needs Debian's python3 with PIL, torch and torchvision (INQ_WITH_TORCH=1 tools/install_deps.sh).
+Needs Debian's python3 with PIL, torch and torchvision (tools/install_deps.sh).
 """
 import gzip
 import json
@@ -35,7 +35,7 @@ try:
     import torchvision.transforms.functional as F
 except ImportError as e:
     sys.exit(f"image parity fixture: {sys.executable} lacks PIL, torch or torchvision ({e}); "
-             "install them with: INQ_WITH_TORCH=1 tools/install_deps.sh")
+             "install them with: tools/install_deps.sh")
 
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 

@@ -56,7 +56,7 @@ const Fixture* fixture(std::string* error) {
     if (!fs::exists(listing) || !fs::exists(reference)) {
       load_error = "the image parity fixture is missing (" + listing +
                    "). It is made by the ctest test image_parity_fixture (run ctest, not this binary alone), "
-                   "which needs Debian's python3 with PIL, torch and torchvision: INQ_WITH_TORCH=1 "
+                   "which needs Debian's python3 with PIL, torch and torchvision: "
                    "tools/install_deps.sh";
       return nullptr;
     }

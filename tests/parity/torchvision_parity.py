@@ -40,7 +40,7 @@ import struct
 import sys
 import time
 
-INSTALL_HINT = "run `INQ_WITH_TORCH=1 tools/install_deps.sh` (installs python3-torch and python3-torchvision)"
+INSTALL_HINT = "run `tools/install_deps.sh` (installs python3-torch and python3-torchvision)"
 
 try:
     import numpy as np
