@@ -45,13 +45,15 @@ demo: build
 	$(BUILD)/inq verify runs/demo/inq5-magnitude-s1/final.safetensors
 	@echo "[demo] done: runs/demo/results.md, results.json and the figures steps.png, bits.png, histogram.png"
 
-# Convolution vs raw sgemm (GFLOP/s per shape and their ratio), then training steps vs PyTorch.
+# Convolution vs raw sgemm (GFLOP/s per shape and their ratio), then training steps and ResNet-18
+# evaluation vs PyTorch.
 bench: build
 	INQ_THREADS=$(THREADS) $(BUILD)/bench_conv --benchmark_filter='^(Conv|Sgemm)' --benchmark_min_time=0.1 \
 	  --benchmark_repetitions=9 --benchmark_enable_random_interleaving=true \
 	  --benchmark_report_aggregates_only=true --benchmark_out=$(BUILD)/conv.json --benchmark_out_format=json
 	python3 tools/conv_bench_ratio.py $(BUILD)/conv.json
 	bench/compare_pytorch.sh $(THREADS) 3
+	BUILD=$(BUILD) bench/compare_eval_pytorch.sh $(THREADS) 3
 
 clean:
 	rm -rf $(BUILD) build-asan $(FUZZ_BUILD)
