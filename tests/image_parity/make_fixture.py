@@ -37,27 +37,10 @@ except ImportError as e:
     sys.exit(f"image parity fixture: {sys.executable} lacks PIL, torch or torchvision ({e}); "
              "install them with: tools/install_deps.sh")
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "torch"))
+from safetensors_out import write_safetensors  # noqa: E402  (the shared fixture writer)
+
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
-
-
-def write_safetensors(path, tensors):
-    """safetensors: u64 LE header length, JSON header padded with spaces to a multiple of 8, then
-    the tensors' bytes packed in order."""
-    header, blobs, offset = {}, [], 0
-    for name, array in tensors.items():
-        data = np.ascontiguousarray(array, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for blob in blobs:
-            f.write(blob)
-    os.replace(tmp, path)
 
 
 def fashion_mnist_images(count):

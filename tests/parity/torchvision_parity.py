@@ -36,9 +36,11 @@ import copy
 import hashlib
 import json
 import os
-import struct
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "torch"))
+from safetensors_out import write_safetensors  # noqa: E402  (the shared fixture writer)
 
 INSTALL_HINT = "run `tools/install_deps.sh` (installs python3-torch and python3-torchvision)"
 
@@ -74,29 +76,9 @@ CASES = {
 }
 
 
-def write_safetensors(path, tensors, metadata):
-    """Writes `tensors` (name -> torch.Tensor, float32 or int64) in the safetensors layout: an 8-byte
-    little-endian header length, a JSON header padded with spaces to a multiple of 8, the data.
-    Written to a temporary file and renamed, so an interrupted run leaves no half file behind."""
-    dtypes = {torch.float32: ("F32", "<f4"), torch.int64: ("I64", "<i8")}
-    header = {"__metadata__": {k: str(v) for k, v in metadata.items()}}
-    arrays = []
-    offset = 0
-    for name, t in tensors.items():
-        code, numpy_dtype = dtypes[t.dtype]
-        a = np.ascontiguousarray(t.detach().cpu().numpy(), dtype=numpy_dtype)
-        header[name] = {"dtype": code, "shape": list(t.shape), "data_offsets": [offset, offset + a.nbytes]}
-        offset += a.nbytes
-        arrays.append(a)
-    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for a in arrays:
-            f.write(a.data if a.size else b"")
-    os.replace(tmp, path)
+def write_tensors(path, tensors, metadata):
+    """Writes `tensors` (name -> torch.Tensor, float32 or int64) with the shared fixture writer."""
+    write_safetensors(path, {name: t.detach().cpu().numpy() for name, t in tensors.items()}, metadata)
 
 
 def build(arch, num_classes):
@@ -210,7 +192,7 @@ def make_fixture(arch, case, out_dir):
     x = torch.randn(BATCH, 3, h, w)
     target = torch.randint(0, case["num_classes"], (BATCH,), dtype=torch.int64)
     calibrate(model, torch.randn(BATCH, 3, h, w))
-    write_safetensors(os.path.join(out_dir, "weights.safetensors"), model.state_dict(), {"arch": arch})
+    write_tensors(os.path.join(out_dir, "weights.safetensors"), model.state_dict(), {"arch": arch})
 
     model.eval()
     with torch.no_grad():
@@ -239,12 +221,12 @@ def make_fixture(arch, case, out_dir):
         "weight_decay": WEIGHT_DECAY, "sgd_steps": SGD_STEPS, "seed": case["seed"],
         "torch": torch.__version__, "torchvision": torchvision.__version__,
     }
-    write_safetensors(os.path.join(out_dir, "io.safetensors"), {
+    write_tensors(os.path.join(out_dir, "io.safetensors"), {
         "input": x, "target": target, "eval_logits": eval_logits, "train_loss": loss.detach(),
         "input_grad": x_train.grad}, metadata)
-    write_safetensors(os.path.join(out_dir, "grads.safetensors"), grads, {"arch": arch})
-    write_safetensors(os.path.join(out_dir, "layers.safetensors"), layers, {"arch": arch})
-    write_safetensors(os.path.join(out_dir, "after_sgd.safetensors"), model.state_dict(), {"arch": arch})
+    write_tensors(os.path.join(out_dir, "grads.safetensors"), grads, {"arch": arch})
+    write_tensors(os.path.join(out_dir, "layers.safetensors"), layers, {"arch": arch})
+    write_tensors(os.path.join(out_dir, "after_sgd.safetensors"), model.state_dict(), {"arch": arch})
 
 
 def main():
@@ -253,8 +235,12 @@ def main():
     parser.add_argument("--force", action="store_true", help="rebuild even when the manifest matches")
     args = parser.parse_args()
 
-    with open(os.path.abspath(__file__), "rb") as f:
-        script_hash = hashlib.sha256(f.read()).hexdigest()
+    # This script and the writer it shares decide the fixtures' bytes.
+    script_hash = hashlib.sha256()
+    for source in (__file__, sys.modules[write_safetensors.__module__].__file__):
+        with open(os.path.abspath(source), "rb") as f:
+            script_hash.update(f.read())
+    script_hash = script_hash.hexdigest()
     key = {"script_sha256": script_hash, "torch": torch.__version__, "torchvision": torchvision.__version__,
            "models": sorted(CASES)}
     manifest = os.path.join(args.out, "manifest.json")
