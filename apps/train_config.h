@@ -61,7 +61,16 @@ struct TrainRecipe {
 TrainRecipe recipe_for(const std::string& arch);
 
 nlohmann::json to_json(const TrainConfig& c);
-// Reads a config written by to_json; unknown or missing keys are errors.
+// Reads a config written by to_json; unknown keys and out-of-range values are errors (missing keys
+// keep their defaults).
 TrainConfig train_config_from_json(const nlohmann::json& j);
+
+// Throws inq::Error naming the first field outside its range. The command-line flags have the same
+// lower bounds; the upper bounds (kMaxEpochs, kMaxBatchSize) keep the iteration arithmetic
+// (epochs x batches per epoch, milestones x batches per epoch) far from int64 overflow, so a config
+// read back from a crafted checkpoint or config.json cannot reach it.
+void validate_train_config(const TrainConfig& c);
+inline constexpr int64_t kMaxEpochs = 1'000'000;
+inline constexpr int64_t kMaxBatchSize = int64_t{1} << 20;
 
 }  // namespace inq

@@ -60,6 +60,7 @@ EvalResult evaluate(Module& model, DataLoader& loader) {
 
 Trainer::Trainer(TrainConfig config) : config_(std::move(config)) {
   INQ_CHECK(!config_.out.empty(), "Given no run folder, expected --out");
+  validate_train_config(config_);
   seed_all(config_.seed);
   // The data comes first: it decides the model's input channels and classes. Loading it draws
   // nothing from the default generator, so initialization is the same as if the model came first.

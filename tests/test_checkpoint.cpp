@@ -92,6 +92,39 @@ TEST(TrainConfigJson, RoundTripsAndRejectsValuesThatDoNotFitTheirField) {
   EXPECT_EQ(train_config_from_json(config_with("lr", 1)).lr, 1.0);
 }
 
+// Values that fit their C++ type but not the run: a crafted --resume checkpoint with these used to
+// reach the trainer, where epochs x batches per epoch overflowed int64.
+TEST(TrainConfigJson, RejectsValuesOutsideTheirRange) {
+  expect_error([] { train_config_from_json(config_with("epochs", int64_t{1} << 62)); },
+               {"epochs = 4611686018427387904", "[0, 1000000]"});
+  expect_error([] { train_config_from_json(config_with("epochs", -1)); }, {"epochs = -1"});
+  expect_error([] { train_config_from_json(config_with("batch_size", 0)); }, {"batch_size = 0"});
+  expect_error([] { train_config_from_json(config_with("eval_batch_size", int64_t{1} << 40)); }, {"eval_batch_size"});
+  expect_error([] { train_config_from_json(config_with("step_size", int64_t{1} << 50)); }, {"step_size"});
+  expect_error([] { train_config_from_json(config_with("milestones", json::parse("[2, 4611686018427387904]"))); },
+               {"a milestone = 4611686018427387904"});
+  expect_error([] { train_config_from_json(config_with("print_freq", 0)); }, {"print_freq = 0"});
+  expect_error([] { train_config_from_json(config_with("workers", 1000)); }, {"workers = 1000"});
+  expect_error([] { train_config_from_json(config_with("threads", -2)); }, {"threads = -2"});
+  expect_error([] { train_config_from_json(config_with("image_size", 0)); }, {"image_size = 0"});
+  expect_error([] { train_config_from_json(config_with("train_limit", -5)); }, {"train_limit = -5"});
+  expect_error([] { train_config_from_json(config_with("inq_bits", 1)); }, {"inq_bits = 1"});
+  expect_error([] { train_config_from_json(config_with("inq_bits", 200)); }, {"inq_bits = 200"});
+  expect_error([] { train_config_from_json(config_with("lr", 0)); }, {"lr = 0"});
+  expect_error([] { train_config_from_json(config_with("lr", -0.1)); }, {"lr = -0.1"});
+  expect_error([] { train_config_from_json(config_with("momentum", 1.5)); }, {"momentum = 1.5"});
+  expect_error([] { train_config_from_json(config_with("weight_decay", 1e300)); }, {"weight_decay"});
+  expect_error([] { train_config_from_json(config_with("warmup_epochs", -1)); }, {"warmup_epochs = -1"});
+  expect_error([] { train_config_from_json(config_with("inq_portions", json::parse("[0.5, 2]"))); },
+               {"an INQ portion = 2"});
+  // The bounds themselves are allowed; so are 0 epochs (an INQ run whose only portion is 1).
+  EXPECT_EQ(train_config_from_json(config_with("epochs", kMaxEpochs)).epochs, kMaxEpochs);
+  EXPECT_EQ(train_config_from_json(config_with("epochs", 0)).epochs, 0);
+  EXPECT_EQ(train_config_from_json(config_with("batch_size", kMaxBatchSize)).batch_size, kMaxBatchSize);
+  EXPECT_EQ(train_config_from_json(config_with("inq_bits", 2)).inq_bits, 2);
+  EXPECT_EQ(train_config_from_json(config_with("momentum", 1.0)).momentum, 1.0);
+}
+
 TEST(TrainingProgressJson, RoundTripsAndRejectsBadValues) {
   const TrainingProgress p = read_training_progress(contents_with_progress(valid_progress(2)), "ck", 2);
   EXPECT_EQ(p.epoch, 3);
