@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "apps/json_value.h"
+#include "apps/packed_model.h"
 #include "framework/error.h"
 #include "framework/state_dict.h"
 #include "inq/inq_state.h"
@@ -141,8 +142,12 @@ QuantizedTensors read_quantized_tensors(const SafetensorsFile& file, const Check
         INQ_CHECK(mask->dtype == StoredDtype::F32 && mask->shape == w->shape,
                   "Given '{}', expected the mask of '{}' to be F32 of its weight's shape {}, but it is {} {}", path,
                   name, shape_str(w->shape), stored_dtype_name(mask->dtype), shape_str(mask->shape));
-        for (int64_t i = 0; i < values.numel(); ++i)
-          if (mask->f32.data()[i] != 0.0f) values.data()[i] = 0.0f;
+        for (int64_t i = 0; i < values.numel(); ++i) {
+          if (mask->f32.data()[i] != 0.0f) {
+            values.data()[i] = 0.0f;
+            ++out.float_entries;
+          }
+        }
       }
       out.codebooks.emplace(name, cb);
       out.tensors.emplace_back(name, values);
@@ -157,6 +162,10 @@ QuantizedTensors read_quantized_tensors(const SafetensorsFile& file, const Check
 void load_model_weights(const SafetensorsFile& file, Module& model) {
   NamedTensorList destination;
   for (const auto& t : model.state_dict()) destination.emplace_back(t.name, t.tensor);
+  if (is_packed_model(file)) {
+    load_state_dict(destination, unpack_model(file).weights, /*strict=*/true);
+    return;
+  }
   if (!is_checkpoint(file)) {
     load_state_dict(destination, file, /*strict=*/true);
     return;

@@ -64,12 +64,13 @@ TrainingProgress read_training_progress(const CheckpointContents& contents, cons
 struct QuantizedTensors {
   NamedTensorList tensors;
   std::map<std::string, Codebook> codebooks;
+  int64_t float_entries = 0;  // entries still trained in float (set to 0 in `tensors`); 0 once INQ finished
 };
 // Throws inq::Error naming the file when the metadata or a tensor it names is missing or malformed.
 QuantizedTensors read_quantized_tensors(const SafetensorsFile& file, const CheckpointContents& contents);
 
-// Loads model weights from a checkpoint or a plain weights file, strictly (every missing,
-// unexpected or mis-shaped name is reported in one error).
+// Loads model weights from a checkpoint, a packed model (apps/packed_model.h) or a plain weights
+// file, strictly (every missing, unexpected or mis-shaped name is reported in one error).
 void load_model_weights(const SafetensorsFile& file, Module& model);
 
 // The optimizer records of a checkpoint ("optimizer." prefix removed).

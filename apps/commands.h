@@ -16,6 +16,9 @@ void register_quantize_command(CLI::App& app);
 void register_reproduce_command(CLI::App& app);
 // `verify` sets *exit_status (0 valid, 3 invalid weights).
 void register_verify_command(CLI::App& app, int* exit_status);
+// `inq pack` / `inq unpack`: a finished INQ checkpoint to and from its packed form (apps/packed_model.h).
+void register_pack_command(CLI::App& app);
+void register_unpack_command(CLI::App& app);
 
 // Prints the verification of an INQ checkpoint to `out`; returns the exit status (0 or 3).
 int verify_checkpoint(const std::string& path, std::FILE* out);

@@ -7,6 +7,7 @@
 
 #include "apps/checkpoint.h"
 #include "apps/commands.h"
+#include "apps/packed_model.h"
 #include "apps/reproduce.h"
 #include "apps/trainer.h"
 #include "framework/error.h"
@@ -83,8 +84,17 @@ constexpr int kVerifyFailed = 3;
 
 int verify_checkpoint(const std::string& path, std::FILE* out) {
   const SafetensorsFile file = read_safetensors(path);
-  const CheckpointContents contents = read_checkpoint_info(file);
-  const QuantizedTensors quantized = read_quantized_tensors(file, contents);
+  QuantizedTensors quantized;
+  if (is_packed_model(file)) {
+    // Decoding already refuses any code that is not 0 or +-2^k in range; the check below repeats it
+    // on the decoded values.
+    UnpackedModel model = unpack_model(file);
+    for (auto& [name, t] : model.weights.tensors)
+      if (model.codebooks.count(name)) quantized.tensors.emplace_back(name, t.f32);
+    quantized.codebooks = std::move(model.codebooks);
+  } else {
+    quantized = read_quantized_tensors(file, read_checkpoint_info(file));
+  }
   int64_t weights = 0;
   for (const auto& [name, t] : quantized.tensors) weights += t.numel();
   const std::vector<OffendingWeight> bad = verify_quantized(quantized.tensors, quantized.codebooks);
@@ -105,10 +115,42 @@ int verify_checkpoint(const std::string& path, std::FILE* out) {
 void register_verify_command(CLI::App& app, int* exit_status) {
   auto path = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand(
-      "verify", "Check that every quantized weight of an INQ checkpoint is 0 or +-2^k in its codebook "
+      "verify", "Check that every quantized weight of an INQ checkpoint or packed model is 0 or +-2^k in its codebook "
                 "(exit 0: all valid, 3: some are not, 1: unreadable file)");
-  cmd->add_option("checkpoint", *path, "INQ checkpoint (safetensors)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("checkpoint", *path, "INQ checkpoint or packed model (safetensors)")->required()->check(CLI::ExistingFile);
   cmd->callback([path, exit_status] { *exit_status = verify_checkpoint(*path, stdout); });
+}
+
+void register_pack_command(CLI::App& app) {
+  auto in = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand(
+      "pack", "Write a finished INQ checkpoint as a packed model: b-bit codes per quantized weight (INQ_SPEC.md 7)");
+  cmd->add_option("checkpoint", *in, "Finished INQ checkpoint (final.safetensors)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("-o,--output", *out, "Packed model to write (safetensors)")->required();
+  cmd->callback([in, out] {
+    const PackSummary s = pack_checkpoint(*in, *out);
+    fmt::print("{}: {} quantized tensors ({} weights) in {} bytes of codes, {:.2f}x smaller than float32 ({} bytes)\n",
+               *out, s.quantized_tensors, s.quantized_weights, s.code_bytes,
+               static_cast<double>(s.code_float_bytes) / static_cast<double>(std::max<int64_t>(s.code_bytes, 1)),
+               s.code_float_bytes);
+    fmt::print("{}: whole file {} bytes vs {} bytes as a float weights file ({:.2f}x)\n", *out, s.file_bytes,
+               s.float_file_bytes, static_cast<double>(s.float_file_bytes) / static_cast<double>(s.file_bytes));
+  });
+}
+
+void register_unpack_command(CLI::App& app) {
+  auto in = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  CLI::App* cmd = app.add_subcommand("unpack", "Decode a packed model into a float weights file (bit for bit)");
+  cmd->add_option("packed", *in, "Packed model (from inq pack)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("-o,--output", *out, "Weights file to write (safetensors)")->required();
+  cmd->callback([in, out] {
+    const UnpackedModel m = unpack_model(read_safetensors(*in));
+    write_safetensors(*out, m.weights.tensors, m.weights.metadata);
+    fmt::print("{}: {} ({} tensors, {} of them unpacked: {} weights)\n", *out, m.arch, m.weights.tensors.size(),
+               m.codebooks.size(), m.quantized_weights);
+  });
 }
 
 void register_reproduce_command(CLI::App& app) {

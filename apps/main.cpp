@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   inq::register_quantize_command(app);
   inq::register_reproduce_command(app);
   inq::register_run_command(app);
+  inq::register_pack_command(app);
+  inq::register_unpack_command(app);
   int exit_status = 0;
   inq::register_verify_command(app, &exit_status);
   inq::register_verify_data_command(app, &exit_status);

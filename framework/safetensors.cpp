@@ -29,9 +29,23 @@ using json = nlohmann::json;
 #define FILE_ERROR(source, message, ...) \
   ::inq::Error(fmt::format("Given safetensors file '{}', " message, source __VA_OPT__(, ) __VA_ARGS__))
 
-const char* stored_dtype_name(StoredDtype dtype) { return dtype == StoredDtype::F32 ? "F32" : "I64"; }
+const char* stored_dtype_name(StoredDtype dtype) {
+  switch (dtype) {
+    case StoredDtype::F32: return "F32";
+    case StoredDtype::I64: return "I64";
+    case StoredDtype::U8: return "U8";
+  }
+  return "?";
+}
 
-int64_t stored_dtype_size(StoredDtype dtype) { return dtype == StoredDtype::F32 ? 4 : 8; }
+int64_t stored_dtype_size(StoredDtype dtype) {
+  switch (dtype) {
+    case StoredDtype::F32: return 4;
+    case StoredDtype::I64: return 8;
+    case StoredDtype::U8: return 1;
+  }
+  return 0;
+}
 
 StoredTensor StoredTensor::from_tensor(const Tensor& t) {
   StoredTensor s;
@@ -50,6 +64,15 @@ StoredTensor StoredTensor::from_int64(const Shape& shape, std::vector<int64_t> v
   return s;
 }
 
+StoredTensor StoredTensor::from_uint8(const Shape& shape, std::vector<uint8_t> values) {
+  StoredTensor s;
+  s.dtype = StoredDtype::U8;
+  s.shape = shape;
+  s.u8 = std::move(values);
+  s.validate("<from_uint8>");
+  return s;
+}
+
 int64_t StoredTensor::numel() const { return shape_numel(shape); }
 
 void StoredTensor::validate(const std::string& name) const {
@@ -61,9 +84,9 @@ void StoredTensor::validate(const std::string& name) const {
               "Given the F32 tensor '{}' of shape {}, expected values of that shape, but got {} instead",
               name, shape_str(shape), shape_str(f32.shape()));
   } else {
-    INQ_CHECK(static_cast<int64_t>(i64.size()) == n,
-              "Given the I64 tensor '{}' of shape {}, expected {} values, but got {} instead", name,
-              shape_str(shape), n, i64.size());
+    const size_t size = dtype == StoredDtype::I64 ? i64.size() : u8.size();
+    INQ_CHECK(static_cast<int64_t>(size) == n, "Given the {} tensor '{}' of shape {}, expected {} values, but got {} "
+              "instead", stored_dtype_name(dtype), name, shape_str(shape), n, size);
   }
 }
 
@@ -180,8 +203,10 @@ Entry parse_entry(const std::string& source, const std::string& name, const json
     e.dtype = StoredDtype::F32;
   } else if (d == "I64") {
     e.dtype = StoredDtype::I64;
+  } else if (d == "U8") {
+    e.dtype = StoredDtype::U8;
   } else {
-    throw FILE_ERROR(source, "expected the dtype of tensor '{}' to be F32 or I64, but got '{}' instead", name,
+    throw FILE_ERROR(source, "expected the dtype of tensor '{}' to be F32, I64 or U8, but got '{}' instead", name,
                      d);
   }
 
@@ -305,21 +330,25 @@ StoredTensor allocate(const Entry& e) {
   StoredTensor t;
   t.dtype = e.dtype;
   t.shape = e.shape;
-  if (e.dtype == StoredDtype::F32)
-    t.f32 = Tensor::empty(e.shape);
-  else
-    t.i64.resize(static_cast<size_t>(shape_numel(e.shape)));
+  const auto n = static_cast<size_t>(shape_numel(e.shape));
+  switch (e.dtype) {
+    case StoredDtype::F32: t.f32 = Tensor::empty(e.shape); break;
+    case StoredDtype::I64: t.i64.resize(n); break;
+    case StoredDtype::U8: t.u8.resize(n); break;
+  }
   return t;
 }
 
-void* data_of(StoredTensor& t) {
-  return t.dtype == StoredDtype::F32 ? static_cast<void*>(t.f32.data()) : static_cast<void*>(t.i64.data());
+const void* data_of(const StoredTensor& t) {
+  switch (t.dtype) {
+    case StoredDtype::F32: return t.f32.data();
+    case StoredDtype::I64: return t.i64.data();
+    case StoredDtype::U8: return t.u8.data();
+  }
+  return nullptr;
 }
 
-const void* data_of(const StoredTensor& t) {
-  return t.dtype == StoredDtype::F32 ? static_cast<const void*>(t.f32.data())
-                                     : static_cast<const void*>(t.i64.data());
-}
+void* data_of(StoredTensor& t) { return const_cast<void*>(data_of(static_cast<const StoredTensor&>(t))); }
 
 // Closes a descriptor on every path out of read_safetensors.
 struct FdCloser {

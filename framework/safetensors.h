@@ -26,23 +26,26 @@
 namespace inq {
 
 // The element types this project stores. I64 exists for torchvision's BatchNorm
-// `num_batches_tracked` (rank 0) and stays integer in the file.
-enum class StoredDtype { F32, I64 };
+// `num_batches_tracked` (rank 0) and stays integer in the file; U8 holds the bit-packed codes of an
+// INQ packed model (inq/packed.h).
+enum class StoredDtype { F32, I64, U8 };
 
-// "F32" / "I64", as spelled in the header.
+// "F32" / "I64" / "U8", as spelled in the header.
 const char* stored_dtype_name(StoredDtype dtype);
 int64_t stored_dtype_size(StoredDtype dtype);  // bytes per element
 
-// One tensor as it is (or will be) stored. Exactly one of `f32` / `i64` holds the values.
+// One tensor as it is (or will be) stored. Exactly one of `f32` / `i64` / `u8` holds the values.
 struct StoredTensor {
   StoredDtype dtype = StoredDtype::F32;
   Shape shape;               // rank 0 (a scalar) and zero-sized dims are valid
   Tensor f32;                // F32 only: the values, with shape `shape`
   std::vector<int64_t> i64;  // I64 only: the values, row-major, numel of them
+  std::vector<uint8_t> u8;   // U8 only: the values, row-major, numel of them
 
   // F32 entry that aliases `t` (no copy).
   static StoredTensor from_tensor(const Tensor& t);
   static StoredTensor from_int64(const Shape& shape, std::vector<int64_t> values);
+  static StoredTensor from_uint8(const Shape& shape, std::vector<uint8_t> values);
   int64_t numel() const;
   // Checks that the values match dtype and shape; `name` is used in the message.
   void validate(const std::string& name) const;

@@ -31,6 +31,9 @@ std::string mismatch(const std::string& name, const StoredTensor& stored, const 
         "size mismatch for {}: copying a {} tensor with shape {} from the file, the shape in the model is "
         "{}.",
         name, stored_dtype_name(stored.dtype), shape_str(stored.shape), shape_str(dst.shape()));
+  if (stored.dtype == StoredDtype::U8)
+    return fmt::format("dtype mismatch for {}: a U8 tensor (bit-packed codes?) cannot be loaded into a float "
+                       "tensor; unpack an INQ packed model first.", name);
   if (stored.dtype == StoredDtype::I64) {
     for (int64_t v : stored.i64) {
       // Exact round trip through float, checked without converting an out-of-range float back.

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 
 #include "app_testing.h"
@@ -151,4 +152,71 @@ TEST(InqQuantize, CliRejectsContradictoryOrMissingInputs) {
   EXPECT_NE(out.find("increasing"), std::string::npos) << out;
   fs::remove_all(temp_path("both"));
   fs::remove_all(temp_path("order"));
+}
+
+// INQ_SPEC.md section 7: `inq pack` writes the finished model as b-bit codes; unpacking gives it
+// back bit for bit, `inq eval` on the packed file gives the checkpoint's accuracy, and `inq verify`
+// accepts it. Unfinished, non-INQ and corrupted inputs are refused.
+TEST(InqQuantize, PackedModelUnpacksBitForBitAndEvaluatesTheSame) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  set_num_threads(1);  // ctest runs two tests at once on 2 cores
+  TrainConfig c = inq_config(temp_path("pack"));
+  {
+    Trainer t(c);
+    t.fit(/*stop_after_epoch=*/1);  // mid-schedule: last.safetensors still has float weights
+  }
+  const std::string packed = c.out + "/model.packed.safetensors";
+  std::string out;
+  EXPECT_EQ(run_cli("pack " + c.out + "/last.safetensors -o " + packed, &out), 1) << out;
+  EXPECT_NE(out.find("expected a finished INQ run"), std::string::npos) << out;
+  EXPECT_FALSE(file_exists(packed));
+  EXPECT_EQ(run_cli("pack " + fp32_weights() + " -o " + packed, &out), 1) << out;
+  EXPECT_NE(out.find("INQ"), std::string::npos) << out;
+
+  c.resume = c.out + "/last.safetensors";
+  { Trainer(c).fit(); }
+  const std::string final_ckpt = c.out + "/final.safetensors";
+  ASSERT_EQ(run_cli("pack " + final_ckpt + " -o " + packed, &out), 0) << out;
+  EXPECT_NE(out.find("quantized tensors"), std::string::npos) << out;
+  // LeNet-5's 4-bit weights take an eighth of their float32 bytes (plus at most one byte per tensor).
+  EXPECT_NE(out.find("smaller than float32"), std::string::npos) << out;
+  EXPECT_LT(fs::file_size(packed), fs::file_size(final_ckpt) / 6);
+
+  // Unpacked: every model tensor of the checkpoint, bit for bit.
+  const std::string unpacked = c.out + "/unpacked.safetensors";
+  ASSERT_EQ(run_cli("unpack " + packed + " -o " + unpacked, &out), 0) << out;
+  const SafetensorsFile ckpt = read_safetensors(final_ckpt);
+  const SafetensorsFile plain = read_safetensors(unpacked);
+  int64_t model_tensors = 0;
+  for (const auto& [name, t] : ckpt.tensors) {
+    if (name.rfind("model.", 0) != 0) continue;
+    ++model_tensors;
+    const StoredTensor* u = plain.find(name.substr(6));
+    ASSERT_NE(u, nullptr) << name;
+    ASSERT_EQ(u->shape, t.shape) << name;
+    EXPECT_EQ(std::memcmp(u->f32.data(), t.f32.data(), t.f32.numel() * sizeof(float)), 0) << name;
+  }
+  EXPECT_EQ(static_cast<int64_t>(plain.tensors.size()), model_tensors);
+
+  // The packed file loads directly, evaluates the same and verifies.
+  std::string eval_ckpt, eval_packed;
+  const std::string eval = "eval --arch lenet5 --test-limit 200 --threads 1 --results " + c.out + "/eval.csv --weights ";
+  ASSERT_EQ(run_cli(eval + final_ckpt, &eval_ckpt), 0) << eval_ckpt;
+  ASSERT_EQ(run_cli(eval + packed, &eval_packed), 0) << eval_packed;
+  auto acc_line = [](const std::string& s) { return s.substr(s.find(" * Acc@1")); };
+  EXPECT_EQ(acc_line(eval_packed), acc_line(eval_ckpt));
+  EXPECT_EQ(run_cli("verify " + packed, &out), 0) << out;
+  EXPECT_NE(out.find("OK"), std::string::npos) << out;
+
+  // A code that means nothing (4 bits: sign + offset 7 > 2^(4-2)) is refused by every reader.
+  SafetensorsFile file = read_safetensors(packed);
+  for (auto& [name, t] : file.tensors)
+    if (name == "features.0.weight") t.u8[0] = 0xFF;
+  const std::string bad = c.out + "/bad.packed.safetensors";
+  write_safetensors(bad, file.tensors, file.metadata);
+  EXPECT_EQ(run_cli("verify " + bad, &out), 1) << out;
+  EXPECT_NE(out.find("code [0] = 15"), std::string::npos) << out;
+  EXPECT_EQ(run_cli(eval + bad, &out), 1) << out;
+  EXPECT_NE(out.find("features.0.weight"), std::string::npos) << out;
+  fs::remove_all(c.out);
 }

@@ -105,6 +105,7 @@ TEST(Safetensors, RoundTripKeepsDtypesShapesOrderAndMetadata) {
   tensors.emplace_back("scalar", StoredTensor::from_tensor(Tensor::full({}, -7.5f)));
   tensors.emplace_back("empty", StoredTensor::from_tensor(Tensor::zeros({0, 3})));
   tensors.emplace_back("ids", StoredTensor::from_int64({3}, {-1, 0, INT64_MAX}));
+  tensors.emplace_back("codes", StoredTensor::from_uint8({5}, {0, 1, 127, 128, 255}));
   const std::map<std::string, std::string> metadata{{"format", "pt"}, {"note", "µ ünïcode"}};
   write_safetensors(path, tensors, metadata);
 
@@ -124,6 +125,7 @@ TEST(Safetensors, RoundTripKeepsDtypesShapesOrderAndMetadata) {
       EXPECT_TRUE(got.i64.empty());
     } else {
       EXPECT_EQ(got.i64, want.i64) << name;
+      EXPECT_EQ(got.u8, want.u8) << name;
       EXPECT_FALSE(got.f32.defined());
     }
   }
@@ -262,7 +264,7 @@ TEST(Safetensors, RejectsDuplicateNamesAtEveryLevel) {
 }
 
 TEST(Safetensors, RejectsUnknownDtypesAndMalformedEntries) {
-  expect_rejected(image(one_entry(R"("F16")", "[2]", "[0,4]"), zeros(4)), "F32 or I64, but got 'F16'");
+  expect_rejected(image(one_entry(R"("F16")", "[2]", "[0,4]"), zeros(4)), "F32, I64 or U8, but got 'F16'");
   expect_rejected(image(one_entry(R"("f32")", "[1]", "[0,4]"), zeros(4)), "but got 'f32'");
   expect_rejected(image(one_entry("1", "[1]", "[0,4]"), zeros(4)), "dtype of tensor 't' to be a string");
   expect_rejected(image(R"({"t":{"dtype":"F32","shape":[1]}})", {}), "'data_offsets', but it is missing");
@@ -295,6 +297,10 @@ TEST(Safetensors, RejectsNegativeNonIntegerAndOverflowingShapes) {
 TEST(Safetensors, RejectsSizesThatDoNotMatchTheShape) {
   expect_rejected(image(one_entry(R"("F32")", "[3]", "[0,8]"), zeros(8)), "to span 12 bytes");
   expect_rejected(image(one_entry(R"("I64")", "[1]", "[0,4]"), zeros(4)), "to span 8 bytes");
+  expect_rejected(image(one_entry(R"("U8")", "[3]", "[0,4]"), zeros(4)), "to span 3 bytes");
+  // U8 has no alignment requirement: 3 bytes of codes, then nothing else.
+  EXPECT_EQ(parse_safetensors(image(one_entry(R"("U8")", "[3]", "[0,3]"), {7, 8, 9})).find("t")->u8,
+            (std::vector<uint8_t>{7, 8, 9}));
   expect_rejected(image(one_entry(R"("F32")", "[]", "[0,0]"), {}),
                   "to span 4 bytes");  // rank 0 is one element
 }

@@ -38,8 +38,9 @@ std::optional<std::vector<uint8_t>> mutate_inside(std::span<const uint8_t> bytes
     const size_t nbytes = static_cast<size_t>(t.numel() * stored_dtype_size(t.dtype));
     if (nbytes == 0) return std::nullopt;
     // The size is fixed by the shape: a shorter mutation keeps the old tail.
-    auto* data = t.dtype == StoredDtype::F32 ? reinterpret_cast<uint8_t*>(t.f32.data())
-                                             : reinterpret_cast<uint8_t*>(t.i64.data());
+    auto* data = t.dtype == StoredDtype::F32   ? reinterpret_cast<uint8_t*>(t.f32.data())
+                 : t.dtype == StoredDtype::I64 ? reinterpret_cast<uint8_t*>(t.i64.data())
+                                               : t.u8.data();
     LLVMFuzzerMutate(data, nbytes, nbytes);
   }
   try {

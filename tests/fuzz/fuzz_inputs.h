@@ -68,6 +68,7 @@ inline bool same_stored_tensor(const StoredTensor& a, const StoredTensor& b) {
   if (a.dtype != b.dtype || a.shape != b.shape) return false;
   const size_t n = static_cast<size_t>(a.numel());
   if (a.dtype == StoredDtype::I64) return a.i64 == b.i64;
+  if (a.dtype == StoredDtype::U8) return a.u8 == b.u8;
   return n == 0 || std::memcmp(a.f32.data(), b.f32.data(), n * sizeof(float)) == 0;
 }
 
