@@ -23,12 +23,14 @@
 #include <vector>
 
 #include "apps/checkpoint.h"
+#include "apps/packed_model.h"
 #include "data/cifar10.h"
 #include "data/idx.h"
 #include "data/image.h"
 #include "framework/error.h"
 #include "framework/safetensors.h"
 #include "inq/inq_sgd.h"
+#include "inq/packed.h"
 #include "layers/linear.h"
 #include "layers/module.h"
 #include "optim/sgd.h"
@@ -176,14 +178,28 @@ inline void resume_from(const SafetensorsFile& file, const CheckpointContents& c
   generator.set_state(progress.generator);
 }
 
-// What the project does with an untrusted checkpoint or weights file. A file without a "format"
-// key is a plain weights file (--weights): only its weights are loaded. A checkpoint goes through
+// What the project does with an untrusted checkpoint, packed model or weights file. A file without a
+// "format" key is a plain weights file (--weights): only its weights are loaded. A packed model is
+// decoded and loaded. A checkpoint goes through
 // --resume (resume_from) and, when it holds INQ state, through `inq verify`, which reads only the
 // metadata and the tensors it names. The two are independent consumers, so a rejection by one does
 // not keep the fuzzer from reaching the other.
 inline void checkpoint_input(std::span<const uint8_t> bytes) {
   const SafetensorsFile file = parse_safetensors(bytes, "fuzz-checkpoint.safetensors");
   if (file.metadata.count("format") == 0) {
+    FuzzModel model;
+    load_model_weights(file, model);
+    return;
+  }
+  if (is_packed_model(file)) {
+    // `inq pack`'s output, as `inq unpack`, `inq verify` and --weights read it. A packed tensor that
+    // decodes must encode back to the same codes (the code of each value is unique).
+    const UnpackedModel unpacked = unpack_model(file);
+    for (const auto& [name, t] : unpacked.weights.tensors) {
+      auto cb = unpacked.codebooks.find(name);
+      if (cb != unpacked.codebooks.end() && pack_tensor(name, t.f32, cb->second).codes != file.find(name)->u8)
+        throw FuzzFinding("a decoded packed tensor does not encode back to its codes");
+    }
     FuzzModel model;
     load_model_weights(file, model);
     return;

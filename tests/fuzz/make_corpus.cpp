@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "framework/atomic_file.h"
 #include "framework/random.h"
 #include "tests/fuzz/fuzz_inputs.h"
 
@@ -227,7 +228,23 @@ void checkpoint_seeds(const fs::path& dir) {
   const Bytes step1 = inq_checkpoint();
   write_seed(dir, "valid-inq-step1.safetensors", step1, check);
   for (int k = 2; k <= inq.num_steps(); ++k) inq.begin_step(k);
-  write_seed(dir, "valid-inq-final.safetensors", inq_checkpoint(), check);
+  const Bytes final_checkpoint = inq_checkpoint();
+  write_seed(dir, "valid-inq-final.safetensors", final_checkpoint, check);
+
+  // `inq pack` of the finished run (fc.weight as 5-bit codes), and the same with a code that means
+  // nothing (the sign bit over a zero exponent offset).
+  const fs::path tmp = fs::temp_directory_path() / ("inq_fuzz_pack_" + std::to_string(::getpid()));
+  write_file_atomically(tmp.string() + ".in", final_checkpoint);
+  pack_checkpoint(tmp.string() + ".in", tmp.string() + ".out");
+  const Bytes packed = read_bytes(tmp.string() + ".out");
+  fs::remove(tmp.string() + ".in");
+  fs::remove(tmp.string() + ".out");
+  write_seed(dir, "valid-packed-model.safetensors", packed, check);
+  SafetensorsFile bad_code = parse_safetensors(packed);
+  for (auto& [name, t] : bad_code.tensors)
+    if (name == "fc.weight") t.u8[0] = 0x10;  // first 5-bit code = 16: minus zero
+  write_seed(dir, "invalid-packed-code.safetensors", serialize_safetensors(bad_code.tensors, bad_code.metadata),
+             check);
 
   write_seed(dir, "invalid-config-unknown-key.safetensors",
              with_metadata(sgd_checkpoint, "config", R"({"arch":"fuzz","bogus":1})"), check);
