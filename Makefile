@@ -38,12 +38,17 @@ fuzz-smoke: deps
 
 # The main job: the INQ pipeline in miniature (REPRODUCTION.md section 1, quick variant): train
 # LeNet-5 on Fashion-MNIST, run 5-bit and 3-bit INQ on it (and 5-bit with the random partition),
-# one-shot quantization for comparison, verify every quantized model, print the table.
+# one-shot quantization for comparison, verify every quantized model, print the table, then pack the
+# 5-bit model (b-bit codes, INQ_SPEC.md section 7) and evaluate the packed file.
 demo: build
 	@echo "[demo] inq reproduce --quick ($(THREADS) threads) -> runs/demo"
 	$(BUILD)/inq reproduce --quick --threads $(THREADS) --out runs/demo
 	$(BUILD)/inq verify runs/demo/inq5-magnitude-s1/final.safetensors
-	@echo "[demo] done: runs/demo/results.md, results.json and the figures steps.png, bits.png, histogram.png"
+	$(BUILD)/inq pack runs/demo/inq5-magnitude-s1/final.safetensors -o runs/demo/lenet5-inq5.packed.safetensors
+	$(BUILD)/inq eval --arch lenet5 --threads $(THREADS) --weights runs/demo/lenet5-inq5.packed.safetensors \
+	  --results runs/demo/eval_results.csv
+	@echo "[demo] done: runs/demo/results.md, results.json, the figures steps.png, bits.png, histogram.png" \
+	  "and the packed 5-bit model lenet5-inq5.packed.safetensors"
 
 # Convolution vs raw sgemm (GFLOP/s per shape and their ratio), then training steps and ResNet-18
 # evaluation vs PyTorch.
