@@ -1,11 +1,11 @@
 #include "apps/packed_model.h"
 
-#include <filesystem>
+#include <cstring>
 #include <nlohmann/json.hpp>
-#include <set>
 
 #include "apps/checkpoint.h"
 #include "apps/json_value.h"
+#include "framework/atomic_file.h"
 #include "framework/error.h"
 #include "inq/packed.h"
 
@@ -79,12 +79,13 @@ PackSummary pack_checkpoint(const std::string& checkpoint, const std::string& ou
   for (const auto& [name, t] : check.weights.tensors) {
     const StoredTensor* original = file.find(kModelPrefix + name);
     const bool same = original != nullptr && original->dtype == t.dtype && original->shape == t.shape &&
-                      (t.dtype == StoredDtype::F32 ? original->f32.to_vector() == t.f32.to_vector()
+                      (t.dtype == StoredDtype::F32 ? std::memcmp(original->f32.data(), t.f32.data(),
+                                                                 static_cast<size_t>(t.numel()) * sizeof(float)) == 0
                                                    : original->i64 == t.i64);
     INQ_CHECK(same, "Given '{}', expected its packed form to unpack to the same '{}', but it does not", checkpoint,
               name);
   }
-  write_safetensors(out, tensors, metadata);
+  write_file_atomically(out, bytes);
   summary.file_bytes = static_cast<int64_t>(bytes.size());
   summary.float_file_bytes = static_cast<int64_t>(serialize_safetensors(check.weights.tensors).size());
   return summary;
