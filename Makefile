@@ -51,7 +51,7 @@ demo: build
 	  "and the packed 5-bit model lenet5-inq5.packed.safetensors"
 
 # Convolution vs raw sgemm (GFLOP/s per shape and their ratio), then training steps and ResNet-18
-# evaluation vs PyTorch.
+# evaluation vs PyTorch, then INQ's own cost (partition + quantize + freeze + verification).
 bench: build
 	INQ_THREADS=$(THREADS) $(BUILD)/bench_conv --benchmark_filter='^(Conv|Sgemm)' --benchmark_min_time=0.1 \
 	  --benchmark_repetitions=9 --benchmark_enable_random_interleaving=true \
@@ -59,6 +59,7 @@ bench: build
 	python3 tools/conv_bench_ratio.py $(BUILD)/conv.json
 	bench/compare_pytorch.sh $(THREADS) 3
 	BUILD=$(BUILD) bench/compare_eval_pytorch.sh $(THREADS) 3
+	INQ_THREADS=1 $(BUILD)/bench_inq --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 
 clean:
 	rm -rf $(BUILD) build-asan $(FUZZ_BUILD)
