@@ -170,12 +170,15 @@ void load_model_weights(const SafetensorsFile& file, Module& model) {
     load_state_dict(destination, file, /*strict=*/true);
     return;
   }
-  // Keep only the model's entries, with the prefix removed.
+  load_state_dict(destination, checkpoint_model_tensors(file), /*strict=*/true);
+}
+
+SafetensorsFile checkpoint_model_tensors(const SafetensorsFile& file) {
   SafetensorsFile weights;
   weights.source = file.source;
   for (const auto& [name, t] : file.tensors)
     if (starts_with(name, kModelPrefix)) weights.tensors.emplace_back(name.substr(kModelPrefix.size()), t);
-  load_state_dict(destination, weights, /*strict=*/true);
+  return weights;
 }
 
 void load_optimizer_state(const SafetensorsFile& file, Optimizer& optimizer) {

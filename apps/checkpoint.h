@@ -73,6 +73,10 @@ QuantizedTensors read_quantized_tensors(const SafetensorsFile& file, const Check
 // file, strictly (every missing, unexpected or mis-shaped name is reported in one error).
 void load_model_weights(const SafetensorsFile& file, Module& model);
 
+// The model records of a checkpoint ("model." prefix removed), as a plain weights file holds them;
+// the optimizer state and metadata are left out.
+SafetensorsFile checkpoint_model_tensors(const SafetensorsFile& file);
+
 // The optimizer records of a checkpoint ("optimizer." prefix removed).
 NamedTensorList optimizer_state_tensors(const SafetensorsFile& file);
 // Loads the optimizer records of a checkpoint.

@@ -13,8 +13,6 @@ namespace inq {
 
 namespace {
 
-const std::string kModelPrefix = "model.";
-
 const std::string* metadata_value(const SafetensorsFile& file, const char* key) {
   auto it = file.metadata.find(key);
   return it == file.metadata.end() ? nullptr : &it->second;
@@ -49,9 +47,8 @@ PackSummary pack_checkpoint(const std::string& checkpoint, const std::string& ou
   PackSummary summary;
   StoredTensors tensors;
   nlohmann::json described = nlohmann::json::object();
-  for (const auto& [prefixed, stored] : file.tensors) {
-    if (prefixed.rfind(kModelPrefix, 0) != 0) continue;  // optimizer state does not ship
-    const std::string name = prefixed.substr(kModelPrefix.size());
+  const SafetensorsFile model = checkpoint_model_tensors(file);  // optimizer state does not ship
+  for (const auto& [name, stored] : model.tensors) {
     auto cb = quantized.codebooks.find(name);
     if (cb == quantized.codebooks.end()) {
       tensors.emplace_back(name, stored);
@@ -77,7 +74,7 @@ PackSummary pack_checkpoint(const std::string& checkpoint, const std::string& ou
   const std::vector<uint8_t> bytes = serialize_safetensors(tensors, metadata);
   const UnpackedModel check = unpack_model(parse_safetensors(bytes, out));
   for (const auto& [name, t] : check.weights.tensors) {
-    const StoredTensor* original = file.find(kModelPrefix + name);
+    const StoredTensor* original = model.find(name);
     const bool same = original != nullptr && original->dtype == t.dtype && original->shape == t.shape &&
                       (t.dtype == StoredDtype::F32 ? std::memcmp(original->f32.data(), t.f32.data(),
                                                                  static_cast<size_t>(t.numel()) * sizeof(float)) == 0
