@@ -9,6 +9,7 @@
 #include "apps/checkpoint.h"
 #include "apps/json_value.h"
 #include "apps/train_config.h"
+#include "error_testing.h"
 #include "framework/error.h"
 
 using namespace inq;
@@ -16,17 +17,7 @@ using json = nlohmann::json;
 
 namespace {
 
-// Asserts that f throws inq::Error whose message contains every needle.
-template <class F>
-void expect_error(F&& f, const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one mentioning " << needles.front();
-  } catch (const Error& e) {
-    for (const auto& needle : needles)
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << "'" << needle << "' not in: " << e.what();
-  }
-}
+using test::expect_error;
 
 // A valid config JSON with one key replaced.
 json config_with(const std::string& key, const json& value) {

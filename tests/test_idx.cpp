@@ -14,6 +14,7 @@
 
 #include "data/fashion_mnist.h"
 #include "data/idx.h"
+#include "error_testing.h"
 #include "framework/error.h"
 #include "framework/random.h"
 
@@ -78,18 +79,7 @@ void write_file(const std::string& path, const Bytes& bytes) {
   ASSERT_TRUE(f.good()) << path;
 }
 
-// Runs f, expecting inq::Error whose message contains every needle (the path among them).
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "expected inq::Error containing '" << needles.front() << "', but nothing was thrown";
-  } catch (const Error& e) {
-    const std::string message = e.what();
-    for (const std::string& needle : needles) {
-      EXPECT_NE(message.find(needle), std::string::npos) << "message: " << message << "\nmissing: " << needle;
-    }
-  }
-}
+using test::expect_error;  // the needles include the path
 
 // Writes `bytes` plainly and gzipped under two names and expects read_idx to reject both.
 void expect_rejected_both_ways(const TempDir& dir, const std::string& stem, const Bytes& bytes, int ndims,

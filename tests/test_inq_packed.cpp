@@ -8,6 +8,7 @@
 #include <limits>
 #include <random>
 
+#include "error_testing.h"
 #include "framework/error.h"
 #include "inq/packed.h"
 
@@ -15,16 +16,7 @@ using namespace inq;
 
 namespace {
 
-// Expects f to throw inq::Error whose message contains `needle`.
-template <class F>
-void expect_error(F&& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one mentioning " << needle;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
+using test::expect_error;
 
 Codebook codebook(int bits, int n1) { return Codebook{.bits = bits, .n1 = n1, .n2 = n1 + 1 - (1 << (bits - 2))}; }
 
@@ -44,7 +36,7 @@ TEST(InqPacked, ByteCounts) {
   EXPECT_EQ(packed_bytes(4, 2), 1);
   EXPECT_EQ(packed_bytes(5, 2), 2);
   EXPECT_EQ(packed_bytes(270608, 5), 169130);
-  expect_error([] { packed_bytes(std::numeric_limits<int64_t>::max() / 2, 5); }, "fits in 64 bits");
+  expect_error([] { packed_bytes(std::numeric_limits<int64_t>::max() / 2, 5); }, {"fits in 64 bits"});
 }
 
 TEST(InqPacked, CodesOfAThreeBitCodebookWorkedByHand) {
@@ -99,10 +91,10 @@ TEST(InqPacked, PackingRefusesValuesOutsideTheCodebook) {
   const Codebook cb = codebook(4, 0);  // {0, +-2^-3 .. +-2^0}
   for (float bad : {0.3f, 2.0f, 0.0625f, -0.0f, std::nanf(""), -std::numeric_limits<float>::infinity()}) {
     const Tensor t = Tensor::from_vector({3}, {1.0f, bad, 0.5f});
-    expect_error([&] { pack_tensor("layer.weight", t, cb); }, "'layer.weight' to pack");
-    expect_error([&] { pack_tensor("layer.weight", t, cb); }, "[1] =");
+    expect_error([&] { pack_tensor("layer.weight", t, cb); }, {"'layer.weight' to pack"});
+    expect_error([&] { pack_tensor("layer.weight", t, cb); }, {"[1] ="});
   }
-  expect_error([] { pack_tensor("w", Tensor::zeros({2}), Codebook{.bits = 4, .n1 = 0, .n2 = 0}); }, "'w'");
+  expect_error([] { pack_tensor("w", Tensor::zeros({2}), Codebook{.bits = 4, .n1 = 0, .n2 = 0}); }, {"'w'"});
 }
 
 TEST(InqPacked, UnpackingRefusesCodesThatMeanNothing) {
@@ -111,10 +103,10 @@ TEST(InqPacked, UnpackingRefusesCodesThatMeanNothing) {
     return unpack_tensor("w", PackedTensor{.shape = {n}, .codebook = cb, .codes = std::move(codes)});
   };
   EXPECT_EQ(unpack({0b010001}, 2).to_vector(), (std::vector<float>{1.0f, 0.5f}));
-  expect_error([&] { unpack({0b011001}, 2); }, "code [1] = 3");
-  expect_error([&] { unpack({0b100001}, 2); }, "code [1] = 4");  // sign bit over a zero offset
-  expect_error([&] { unpack({0b111}, 1); }, "code [0] = 7");
-  expect_error([&] { unpack({0b1000001}, 2); }, "padding bits");
-  expect_error([&] { unpack({0x01, 0x00}, 2); }, "expected 1 bytes");
-  expect_error([&] { unpack({}, 2); }, "expected 1 bytes");
+  expect_error([&] { unpack({0b011001}, 2); }, {"code [1] = 3"});
+  expect_error([&] { unpack({0b100001}, 2); }, {"code [1] = 4"});  // sign bit over a zero offset
+  expect_error([&] { unpack({0b111}, 1); }, {"code [0] = 7"});
+  expect_error([&] { unpack({0b1000001}, 2); }, {"padding bits"});
+  expect_error([&] { unpack({0x01, 0x00}, 2); }, {"expected 1 bytes"});
+  expect_error([&] { unpack({}, 2); }, {"expected 1 bytes"});
 }
