@@ -37,6 +37,9 @@ void register_quantize_command(CLI::App& app) {
   cmd->add_option("--strategy", c.inq_strategy, "Partition strategy")->check(CLI::IsMember({"magnitude", "random"}));
   cmd->add_option("--epochs-per-step", c.epochs_per_step, "Re-training epochs after each step but the last")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--bn-batches", c.bn_batches,
+                  "Training batches to re-estimate BatchNorm statistics over after the last step (0 = none)")
+      ->check(CLI::Range(int64_t{0}, kMaxBnBatches));
   cmd->add_option("--exclude", c.inq_exclude, "Weight names (globs) to leave in float");
   add_dataset_flags(cmd, c, /*training=*/true);
   cmd->add_option("-j,--workers", c.workers, "Background data-loading threads")->check(CLI::Range(0, 64));
@@ -170,6 +173,9 @@ void register_reproduce_command(CLI::App& app) {
   cmd->add_option("--fp32-epochs", o->fp32_epochs, "FP32 training epochs (default: the arch's recipe)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--epochs-per-step", o->epochs_per_step, "INQ re-training epochs per step")->check(CLI::PositiveNumber);
+  cmd->add_option("--bn-batches", o->bn_batches,
+                  "Training batches to re-estimate BatchNorm statistics over after INQ's last step and one-shot")
+      ->check(CLI::Range(int64_t{0}, kMaxBnBatches));
   cmd->add_option("--train-limit", o->train_limit, "Use only the first N training examples")->check(CLI::NonNegativeNumber);
   cmd->add_option("--test-limit", o->test_limit, "Evaluate only the first N test examples")->check(CLI::NonNegativeNumber);
   cmd->add_option("--threads", o->threads, "Compute threads (0 = all cores)")->check(CLI::Range(0, 1024));

@@ -22,18 +22,21 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-bool finished(const std::string& dir) {
-  const std::string path = dir + "/results.json";
+bool finished(const TrainConfig& config) {
+  const std::string path = config.out + "/results.json";
   if (!file_exists(path)) return false;
   const json r = json::parse(read_file(path));
-  if (r.contains("inq")) return r["inq"]["finished"].get<bool>();
+  // An INQ run finished before BatchNorm re-estimation existed (or with another --bn-batches) is
+  // resumed from its last checkpoint, which only redoes that.
+  if (r.contains("inq"))
+    return r["inq"]["finished"].get<bool>() && r["inq"].value("bn_batches", int64_t{-1}) == config.bn_batches;
   return r["epochs_done"].get<int64_t>() == r["epochs"].get<int64_t>();
 }
 
 // Runs the configured training or INQ run to the end, resuming it if a previous invocation was
 // interrupted, and returns its results.json.
 json run_or_continue(TrainConfig config) {
-  if (!finished(config.out)) {
+  if (!finished(config)) {
     const std::string last = config.out + "/last.safetensors";
     if (file_exists(last)) {
       config.resume = last;
@@ -106,7 +109,8 @@ std::string results_markdown(const json& rows, const std::string& arch) {
                       key.first == 32 ? std::string("32 (float)") : std::to_string(key.first), method, mean(a),
                       spread_text, mean(d), a.size());
   }
-  md += "\nAccuracy after each INQ step (after quantizing -> after re-training), first seed:\n\n";
+  md += "\nAccuracy after each INQ step (after quantizing -> after re-training; at portion 1, where nothing is "
+        "re-trained, after re-estimating the BatchNorm statistics), first seed:\n\n";
   for (const auto& r : rows) {
     if (r["steps"].empty() || r["seed"] != rows[0]["seed"]) continue;
     md += fmt::format("- {}-bit {}:", r["bits"].get<int>(), r["strategy"].get<std::string>());
@@ -146,6 +150,10 @@ std::string run_reproduce(const ReproduceOptions& o) {
   const auto test_set = load_dataset(base, /*train=*/false, &stats);
   DataLoader test_loader(*test_set, {.batch_size = 500, .workers = o.workers,
                                      .transforms = {normalize(stats.mean, stats.std)}});
+  // The training data as the INQ runs see it, for one-shot's BatchNorm re-estimation.
+  ChannelStats train_stats;
+  const auto train_set = load_dataset(base, /*train=*/true, &train_stats);
+  const TransformPipeline train_transforms = dataset_transforms(base, /*train=*/true, train_stats);
 
   json rows = json::array();
   json histogram;
@@ -180,6 +188,7 @@ std::string run_reproduce(const ReproduceOptions& o) {
       q.inq_bits = b;
       q.inq_strategy = strategy;
       q.epochs_per_step = o.epochs_per_step;
+      q.bn_batches = o.bn_batches;
       q.lr = 0.01;  // REPRODUCTION.md section 1: lr 0.01 with cosine decay over each step's re-training
       q.out = fmt::format("{}/inq{}-{}-s{}", out, b, strategy, seed);
       const json r = run_or_continue(q);
@@ -196,15 +205,24 @@ std::string run_reproduce(const ReproduceOptions& o) {
       }
     }
 
-    // 4. One-shot: every weight quantized at once from the FP32 model, no re-training.
+    // 4. One-shot: every weight quantized at once from the FP32 model, no re-training; like the
+    // last INQ step, followed by the BatchNorm re-estimation, so the two differ only in INQ's
+    // incremental re-training. Its one step records the accuracy before and after that.
+    DataLoader train_loader(*train_set, {.batch_size = base.batch_size, .shuffle = true, .seed = seed,
+                                         .workers = o.workers, .transforms = train_transforms});
     for (int b : o.bits) {
       auto model = create_model(o.arch, {.num_classes = 10, .in_channels = 1});
       load_model_weights(read_safetensors(fp32), *model);
       quantize_one_shot(model->named_parameters(), b);
-      const double acc = evaluate(*model, test_loader).acc1;
-      fmt::print(stderr, " * one-shot {}-bit (seed {}): Acc@1 {:.3f}\n", b, seed, 100.0 * acc);
+      const double quantized = evaluate(*model, test_loader).acc1;
+      const int64_t used = reestimate_batchnorm(*model, train_loader, /*epoch=*/0, o.bn_batches);
+      const double acc = used > 0 ? evaluate(*model, test_loader).acc1 : quantized;
+      fmt::print(stderr, " * one-shot {}-bit (seed {}): Acc@1 {:.3f} ({:.3f} before re-estimating BatchNorm over {} "
+                 "batches)\n", b, seed, 100.0 * acc, 100.0 * quantized, used);
+      const json step = {{"step", 1}, {"portion", 1.0}, {"acc1_quantized", quantized}, {"acc1_retrained", acc},
+                         {"bn_batches", o.bn_batches}};
       rows.push_back({{"model", o.arch}, {"bits", b}, {"strategy", "oneshot"}, {"seed", seed}, {"acc1", acc},
-                      {"fp32_acc1", fp32_acc1}, {"steps", json::array()}});
+                      {"fp32_acc1", fp32_acc1}, {"steps", json::array({step})}});
     }
   }
 

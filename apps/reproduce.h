@@ -3,7 +3,8 @@
 //   1. FP32 baseline per seed (or given weights)
 //   2. bit-width sweep: INQ at each --bits with the magnitude partition
 //   3. partition strategy: magnitude vs random at 5 bits
-//   4. one-shot quantization of all weights at each bit-width, no re-training
+//   4. one-shot quantization of all weights at each bit-width, no re-training (BatchNorm
+//      statistics re-estimated, as after INQ's last step)
 //   5. accuracy after quantizing and after re-training at every step (from each INQ run)
 // Every experiment runs in its own run folder under --out; a finished one is read back, an
 // interrupted one is resumed from its last checkpoint, so re-running the command continues.
@@ -25,6 +26,7 @@ struct ReproduceOptions {
   std::string fp32_weights;             // skip FP32 training and start from these (one seed)
   int64_t fp32_epochs = 0;              // 0: the arch's recipe
   int64_t epochs_per_step = 2;
+  int64_t bn_batches = 200;             // BatchNorm re-estimation after the last step and one-shot
   int64_t train_limit = 0, test_limit = 0;
   int threads = 0, workers = 2;
   bool plots = true;                    // run tools/plot_results.py when python3 + matplotlib exist

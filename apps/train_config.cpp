@@ -10,12 +10,13 @@
 namespace inq {
 
 // One list of fields keeps to_json and from_json in step.
-#define INQ_TRAIN_CONFIG_FIELDS(X)                                                                     \
-  X(arch) X(dataset) X(data_dir) X(epochs) X(batch_size) X(eval_batch_size) X(lr) X(momentum)          \
-  X(num_classes) X(image_size) X(resize_size) X(skip_bad_images)                                       \
-  X(weight_decay) X(nesterov) X(decay_norm_and_bias) X(schedule) X(step_size) X(milestones) X(gamma)   \
-  X(warmup_epochs) X(seed) X(workers) X(threads) X(print_freq) X(augment) X(train_limit) X(test_limit) \
-  X(weights) X(inq_bits) X(inq_portions) X(inq_strategy) X(epochs_per_step) X(inq_exclude) X(out) X(resume) X(force)
+#define INQ_TRAIN_CONFIG_FIELDS(X)                                                                       \
+  X(arch) X(dataset) X(data_dir) X(epochs) X(batch_size) X(eval_batch_size) X(lr) X(momentum)            \
+  X(num_classes) X(image_size) X(resize_size) X(skip_bad_images)                                         \
+  X(weight_decay) X(nesterov) X(decay_norm_and_bias) X(schedule) X(step_size) X(milestones) X(gamma)     \
+  X(warmup_epochs) X(seed) X(workers) X(threads) X(print_freq) X(augment) X(train_limit) X(test_limit)   \
+  X(weights) X(inq_bits) X(inq_portions) X(inq_strategy) X(epochs_per_step) X(bn_batches) X(inq_exclude) \
+  X(out) X(resume) X(force)
 
 TrainRecipe recipe_for(const std::string& arch) {
   if (arch == "lenet5") return {.epochs = 5, .batch_size = 64, .lr = 0.05, .augment = false};
@@ -67,6 +68,7 @@ void validate_train_config(const TrainConfig& c) {
   // epochs may be 0: an INQ run with portions {1} has no re-training.
   check_range<int64_t>("epochs", c.epochs, 0, kMaxEpochs);
   check_range<int64_t>("epochs_per_step", c.epochs_per_step, 0, kMaxEpochs);
+  check_range<int64_t>("bn_batches", c.bn_batches, 0, kMaxBnBatches);
   check_range<int64_t>("batch_size", c.batch_size, 1, kMaxBatchSize);
   check_range<int64_t>("eval_batch_size", c.eval_batch_size, 1, kMaxBatchSize);
   check_range<int64_t>("print_freq", c.print_freq, 1, kMaxCount);

@@ -42,6 +42,9 @@ struct TrainConfig {
   std::vector<double> inq_portions;   // accumulated portions; empty = the default for inq_bits
   std::string inq_strategy = "magnitude";
   int64_t epochs_per_step = 2;        // re-training epochs after each step but the last
+  // After the last step: training batches over which BatchNorm's running statistics are
+  // re-estimated for the final weights (0 = keep the statistics of the weights before the step).
+  int64_t bn_batches = 200;
   std::vector<std::string> inq_exclude;  // weight names (globs) left in float
   std::string out;                    // run folder
   std::string resume;                 // checkpoint to resume from
@@ -72,5 +75,6 @@ TrainConfig train_config_from_json(const nlohmann::json& j);
 void validate_train_config(const TrainConfig& c);
 inline constexpr int64_t kMaxEpochs = 1'000'000;
 inline constexpr int64_t kMaxBatchSize = int64_t{1} << 20;
+inline constexpr int64_t kMaxBnBatches = int64_t{1} << 30;
 
 }  // namespace inq

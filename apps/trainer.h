@@ -5,6 +5,8 @@
 // With config.inq_bits > 0 the run is an INQ schedule (INQ_SPEC.md): for each accumulated portion
 // it partitions, quantizes and freezes weights (InqSgd::begin_step), evaluates, and re-trains the
 // rest for epochs_per_step epochs with the LR schedule restarted, except after the last step.
+// After the last step no weight changes; the BatchNorm running statistics are re-estimated for the
+// final weights over config.bn_batches training batches (see reestimate_final_batchnorm).
 #include <memory>
 #include <string>
 
@@ -30,6 +32,14 @@ struct EvalResult {
 
 // Eval-mode pass over the loader's whole epoch 0, without recording a graph.
 EvalResult evaluate(Module& model, DataLoader& loader);
+
+// Re-estimates the running statistics of every BatchNorm layer of `model` for its current weights
+// from the first min(max_batches, batches per epoch) batches of the loader's epoch `epoch`: each
+// layer's statistics are reset and become the plain average of the batch statistics
+// (BatchNorm2d::set_cumulative_average). Only the BatchNorm layers run in training mode (dropout
+// stays off), no graph is recorded and no parameter changes. Returns the number of batches used:
+// 0 when the model has no BatchNorm with running statistics or max_batches is 0.
+int64_t reestimate_batchnorm(Module& model, DataLoader& loader, int64_t epoch, int64_t max_batches);
 
 // `inq eval`: loads weights into the model, evaluates the test set (for imagefolder: every image
 // of the validation folder), prints " * Acc@1 .. Acc@5 .." and appends a row to results_path (if
@@ -57,6 +67,7 @@ class Trainer {
   void load_checkpoint(const std::string& path);
   void run_inq_schedule(int64_t stop_after_epoch);
   void begin_inq_step();
+  void reestimate_final_batchnorm();
   void append_summary_row(const std::string& phase, const std::string& train_fields, const EvalResult& test);
   void write_results(const EvalResult& test) const;
 

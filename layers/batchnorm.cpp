@@ -220,10 +220,39 @@ Tensor BatchNorm2d::forward(const Tensor& input) {
             input.defined() ? shape_str(input.shape()) : "undefined", options_.num_features);
   // As in PyTorch: without running statistics the batch statistics are used in eval mode too.
   const bool use_batch_stats = is_training() || !options_.track_running_stats;
-  Tensor y = batch_norm2d(input, weight, bias, running_mean, running_var, use_batch_stats, options_.momentum,
-                          options_.eps);
-  if (is_training() && options_.track_running_stats) num_batches_tracked.data()[0] += 1.0f;
+  const bool updates_stats = is_training() && options_.track_running_stats;
+  const double momentum =
+      updates_stats && cumulative_average_ ? 1.0 / (static_cast<double>(num_batches_tracked.item()) + 1.0)
+                                           : options_.momentum;
+  Tensor y = batch_norm2d(input, weight, bias, running_mean, running_var, use_batch_stats, momentum, options_.eps);
+  if (updates_stats) num_batches_tracked.data()[0] += 1.0f;
   return y;
+}
+
+void BatchNorm2d::reset_running_stats() {
+  INQ_CHECK(options_.track_running_stats, "Given BatchNorm2d without running statistics, expected none to reset");
+  running_mean.fill_(0.0f);
+  running_var.fill_(1.0f);
+  num_batches_tracked.fill_(0.0f);
+}
+
+void BatchNorm2d::set_cumulative_average(bool on) {
+  INQ_CHECK(!on || options_.track_running_stats,
+            "Given BatchNorm2d without running statistics, expected no cumulative average of them");
+  cumulative_average_ = on;
+}
+
+namespace {
+void collect_batchnorm(Module& module, std::vector<BatchNorm2d*>* out) {
+  if (auto* bn = dynamic_cast<BatchNorm2d*>(&module)) out->push_back(bn);
+  for (const auto& [name, child] : module.children()) collect_batchnorm(*child, out);
+}
+}  // namespace
+
+std::vector<BatchNorm2d*> batchnorm_layers(Module& model) {
+  std::vector<BatchNorm2d*> layers;
+  collect_batchnorm(model, &layers);
+  return layers;
 }
 
 }  // namespace inq

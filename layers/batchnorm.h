@@ -10,6 +10,7 @@
 // Eval: the same formula with the running statistics. Backward is exact in both modes (in training
 // it goes through the batch statistics).
 #include <cstdint>
+#include <vector>
 
 #include "framework/tensor.h"
 #include "layers/module.h"
@@ -43,12 +44,25 @@ class BatchNorm2d : public Module {
   std::string type_name() const override { return "BatchNorm2d"; }
   const BatchNorm2dOptions& options() const { return options_; }
 
+  // Re-estimating the running statistics once the weights are final (INQ's last step):
+  // reset_running_stats() sets mean 0, variance 1 and the batch count 0; with the cumulative
+  // average on, the k-th training batch after that moves the statistics by 1/k instead of by
+  // `momentum`, so after K batches they are exactly the mean of the K batch statistics (PyTorch's
+  // momentum=None). Both need track_running_stats.
+  void reset_running_stats();
+  void set_cumulative_average(bool on);
+  bool cumulative_average() const { return cumulative_average_; }
+
   Tensor weight, bias;               // (C) or undefined when !affine
   Tensor running_mean, running_var;  // (C) or undefined when !track_running_stats
   Tensor num_batches_tracked;        // () float
 
  private:
   BatchNorm2dOptions options_;
+  bool cumulative_average_ = false;
 };
+
+// Every BatchNorm2d inside `model` (itself included), in registration order.
+std::vector<BatchNorm2d*> batchnorm_layers(Module& model);
 
 }  // namespace inq

@@ -208,3 +208,56 @@ TEST(BatchNorm2d, RejectsBadShapesAndOptions) {
   EXPECT_THROW(batch_norm2d(Tensor::zeros({2, 3, 2, 2}), Tensor(), Tensor(), Tensor(), Tensor(), false),
                Error);
 }
+
+// The cumulative average used to re-estimate statistics after INQ's last step: after reset and K
+// training batches, the running statistics are the plain means of the K batch statistics
+// (mean over (N, H, W); variance unbiased), computed here independently in double.
+TEST(BatchNorm2d, CumulativeAverageIsTheMeanOfTheBatchStatistics) {
+  const int64_t n = 2, c = 3, h = 2, w = 3, batches = 4;
+  BatchNorm2d bn(c);
+  bn.running_mean.fill_(5.0f);  // whatever was there before is forgotten by the reset
+  bn.running_var.fill_(7.0f);
+  bn.num_batches_tracked.fill_(123.0f);
+  bn.reset_running_stats();
+  EXPECT_EQ(bn.running_mean.to_vector(), std::vector<float>(c, 0.0f));
+  EXPECT_EQ(bn.running_var.to_vector(), std::vector<float>(c, 1.0f));
+  EXPECT_EQ(bn.num_batches_tracked.item(), 0.0f);
+  bn.set_cumulative_average(true);
+  bn.train();
+  std::vector<double> mean_sum(c, 0.0), var_sum(c, 0.0);
+  for (int64_t b = 0; b < batches; ++b) {
+    std::vector<float> x(static_cast<size_t>(n * c * h * w));
+    for (size_t i = 0; i < x.size(); ++i)  // a different offset and spread per batch and channel
+      x[i] = static_cast<float>(std::sin(0.7 * static_cast<double>(i) + static_cast<double>(b)) * (1.0 + b) +
+                                static_cast<double>(b) * 0.5);
+    bn.forward(Tensor::from_vector({n, c, h, w}, x));
+    for (int64_t ch = 0; ch < c; ++ch) {
+      std::vector<double> v;
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t k = 0; k < h * w; ++k) v.push_back(x[static_cast<size_t>((i * c + ch) * h * w + k)]);
+      double m = 0.0, s = 0.0;
+      for (double e : v) m += e;
+      m /= static_cast<double>(v.size());
+      for (double e : v) s += (e - m) * (e - m);
+      mean_sum[static_cast<size_t>(ch)] += m;
+      var_sum[static_cast<size_t>(ch)] += s / static_cast<double>(v.size() - 1);
+    }
+  }
+  for (int64_t ch = 0; ch < c; ++ch) {
+    EXPECT_NEAR(bn.running_mean.data()[ch], mean_sum[static_cast<size_t>(ch)] / batches, 1e-5) << ch;
+    EXPECT_NEAR(bn.running_var.data()[ch], var_sum[static_cast<size_t>(ch)] / batches, 1e-5) << ch;
+  }
+  EXPECT_EQ(bn.num_batches_tracked.item(), static_cast<float>(batches));
+
+  // Back to the momentum update: one more batch moves the statistics by momentum 0.1 only.
+  bn.set_cumulative_average(false);
+  const float before = bn.running_mean.data()[0];
+  bn.forward(Tensor::full({n, c, h, w}, 10.0f));
+  EXPECT_NEAR(bn.running_mean.data()[0], 0.9 * before + 0.1 * 10.0, 1e-5);
+}
+
+TEST(BatchNorm2d, ReestimationNeedsRunningStatistics) {
+  BatchNorm2d bn(BatchNorm2dOptions{.num_features = 2, .track_running_stats = false});
+  EXPECT_THROW(bn.reset_running_stats(), Error);
+  EXPECT_THROW(bn.set_cumulative_average(true), Error);
+}

@@ -99,6 +99,7 @@ TEST(TrainConfigJson, RejectsValuesOutsideTheirRange) {
   expect_error([] { train_config_from_json(config_with("threads", -2)); }, {"threads = -2"});
   expect_error([] { train_config_from_json(config_with("image_size", 0)); }, {"image_size = 0"});
   expect_error([] { train_config_from_json(config_with("train_limit", -5)); }, {"train_limit = -5"});
+  expect_error([] { train_config_from_json(config_with("bn_batches", -1)); }, {"bn_batches = -1"});
   expect_error([] { train_config_from_json(config_with("inq_bits", 1)); }, {"inq_bits = 1"});
   expect_error([] { train_config_from_json(config_with("inq_bits", 200)); }, {"inq_bits = 200"});
   expect_error([] { train_config_from_json(config_with("lr", 0)); }, {"lr = 0"});

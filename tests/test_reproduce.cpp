@@ -40,6 +40,12 @@ TEST(Reproduce, WritesEveryRowAndContinuesInsteadOfRetraining) {
     EXPECT_LE(rows[i]["acc1"].get<double>(), 1.0);
   }
   EXPECT_EQ(rows[1]["steps"].size(), 8u);  // the 3-bit schedule has 8 portions
+  // One-shot is one step of portion 1; lenet5 has no BatchNorm to re-estimate, so its accuracy is
+  // the quantized one.
+  ASSERT_EQ(rows[3]["steps"].size(), 1u);
+  EXPECT_EQ(rows[3]["steps"][0]["acc1_retrained"], rows[3]["acc1"]);
+  EXPECT_EQ(rows[3]["steps"][0]["acc1_quantized"], rows[3]["acc1"]);
+  EXPECT_EQ(rows[1]["steps"].back()["bn_batches"], o.bn_batches);
   for (const char* key : {"portion", "acc1_quantized", "acc1_retrained"}) EXPECT_TRUE(rows[1]["steps"][0].contains(key));
   const std::string table = read_file(md);
   EXPECT_NE(table.find("| lenet5 | 3 | INQ, magnitude partition |"), std::string::npos) << table;

@@ -29,7 +29,7 @@ def main(run_dir):
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in rows:
-        if r["seed"] != first_seed or not r["steps"]:
+        if r["seed"] != first_seed or not r["steps"] or r["strategy"] == "oneshot":
             continue
         portions = [s["portion"] for s in r["steps"]]
         quantized = [100 * s["acc1_quantized"] for s in r["steps"]]

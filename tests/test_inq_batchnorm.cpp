@@ -1,0 +1,169 @@
+// BatchNorm re-estimation after INQ's last step (apps/trainer.h, reestimate_batchnorm; the (D)
+// decision beside INQ_SPEC.md section 5): only BatchNorm statistics change, they become the average
+// of the batch statistics of the data the model sees with dropout off, every weight stays as
+// quantized, and a finished run resumed with it gets the same model as a run that did it at once.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "app_testing.h"
+#include "apps/trainer.h"
+#include "data/dataloader.h"
+#include "data/dataset.h"
+#include "error_testing.h"
+#include "framework/fileio.h"
+#include "framework/threading.h"
+#include "layers/batchnorm.h"
+#include "layers/dropout.h"
+
+using namespace inq;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::vector<float>> parameter_values(const Module& m) {
+  std::vector<std::vector<float>> out;
+  for (const auto& p : m.named_parameters()) out.push_back(p.tensor.to_vector());
+  return out;
+}
+
+}  // namespace
+
+TEST(ReestimateBatchnorm, StatisticsBecomeTheDataAverageWithDropoutOffAndParametersUntouched) {
+  // Dropout(0.9) in front of the BatchNorm: if it were active, the statistics would be far off.
+  auto model = std::make_shared<Sequential>();
+  model->add(std::make_shared<Dropout>(0.9));
+  auto bn = std::make_shared<BatchNorm2d>(1);
+  model->add(bn);
+  bn->weight.fill_(2.0f);
+  bn->bias.fill_(-1.0f);
+  model->train();  // the mode it is in before is the mode it is in after
+
+  // 6 images of one pixel: values 1..6, in 3 batches of 2 (no shuffle), so batch means 1.5, 3.5,
+  // 5.5 and unbiased batch variances 0.5 each.
+  TensorDataset data(Tensor::from_vector({6, 1, 1, 1}, {1, 2, 3, 4, 5, 6}), {0, 0, 0, 0, 0, 0}, 1);
+  DataLoader loader(data, {.batch_size = 2});
+  const auto params_before = parameter_values(*model);
+
+  EXPECT_EQ(reestimate_batchnorm(*model, loader, /*epoch=*/0, /*max_batches=*/100), 3);  // capped at the epoch
+  EXPECT_FLOAT_EQ(bn->running_mean.item(), 3.5f);
+  EXPECT_FLOAT_EQ(bn->running_var.item(), 0.5f);
+  EXPECT_EQ(bn->num_batches_tracked.item(), 3.0f);
+  EXPECT_EQ(parameter_values(*model), params_before);
+  EXPECT_TRUE(model->is_training());
+  EXPECT_TRUE(model->children()[0].second->is_training());
+  EXPECT_FALSE(bn->cumulative_average());  // back to the momentum update
+
+  // Fewer batches than the epoch: the first two only (means 1.5 and 3.5).
+  model->eval();
+  EXPECT_EQ(reestimate_batchnorm(*model, loader, 0, 2), 2);
+  EXPECT_FLOAT_EQ(bn->running_mean.item(), 2.5f);
+  EXPECT_FALSE(model->is_training());
+  EXPECT_FALSE(bn->is_training());
+
+  // Nothing to do: 0 batches, or no BatchNorm at all.
+  EXPECT_EQ(reestimate_batchnorm(*model, loader, 0, 0), 0);
+  EXPECT_FLOAT_EQ(bn->running_mean.item(), 2.5f);
+  Sequential plain;
+  plain.add(std::make_shared<Dropout>(0.5));
+  EXPECT_EQ(reestimate_batchnorm(plain, loader, 0, 10), 0);
+}
+
+namespace {
+
+// ResNet-20 (BatchNorm after every convolution) on 128 training images: a two-step schedule whose
+// last step re-estimates the statistics over the 2 batches of an epoch.
+TrainConfig resnet_slice(const std::string& out) {
+  TrainConfig c = test::small_lenet5_config(out, /*train_limit=*/128);
+  c.arch = "resnet20";
+  c.test_limit = 100;
+  c.seed = 3;
+  return c;
+}
+
+const std::string& resnet_fp32_weights() {
+  static const std::string path = [] {
+    TrainConfig c = resnet_slice(test::temp_path("bn_fp32"));
+    c.epochs = 1;
+    c.lr = 0.05;
+    Trainer t(c);
+    t.fit();
+    return c.out + "/last.safetensors";
+  }();
+  return path;
+}
+
+TrainConfig resnet_inq(const std::string& name, int64_t bn_batches) {
+  TrainConfig c = resnet_slice(test::temp_path(name));
+  c.weights = resnet_fp32_weights();
+  c.inq_bits = 3;
+  c.inq_portions = {0.5, 1.0};
+  c.epochs_per_step = 1;
+  c.lr = 0.01;
+  c.bn_batches = bn_batches;
+  return c;
+}
+
+}  // namespace
+
+TEST(InqBatchnorm, LastStepReestimatesStatisticsAndAFinishedRunResumesIntoTheSameModel) {
+  if (!test::have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  set_num_threads(1);  // ctest runs two tests at once on 2 cores
+  // As INQ_SPEC.md section 5 has it: nothing after the last step.
+  TrainConfig stale = resnet_inq("bn_stale", 0);
+  Trainer t0(stale);
+  t0.fit();
+  // With the re-estimation over 2 batches.
+  TrainConfig fresh = resnet_inq("bn_fresh", 2);
+  Trainer t2(fresh);
+  t2.fit();
+
+  // The same weights, bit for bit; only the BatchNorm buffers differ.
+  EXPECT_EQ(parameter_values(t2.model()), parameter_values(t0.model()));
+  const auto bn0 = batchnorm_layers(t0.model()), bn2 = batchnorm_layers(t2.model());
+  ASSERT_EQ(bn0.size(), bn2.size());
+  ASSERT_FALSE(bn2.empty());
+  for (size_t i = 0; i < bn2.size(); ++i) {
+    EXPECT_NE(bn2[i]->running_mean.to_vector(), bn0[i]->running_mean.to_vector()) << i;
+    EXPECT_EQ(bn2[i]->num_batches_tracked.item(), 2.0f) << i;
+  }
+
+  // The record: the last step's accuracy after re-training is the re-estimated model's, the
+  // summary has the extra row, and the run counts as finished only with it.
+  const auto r0 = nlohmann::json::parse(read_file(stale.out + "/results.json"));
+  const auto r2 = nlohmann::json::parse(read_file(fresh.out + "/results.json"));
+  EXPECT_TRUE(r0["inq"]["finished"].get<bool>());
+  EXPECT_TRUE(r2["inq"]["finished"].get<bool>());
+  EXPECT_EQ(r2["inq"]["bn_batches"], 2);
+  const auto& last0 = r0["inq"]["steps"].back();
+  const auto& last2 = r2["inq"]["steps"].back();
+  EXPECT_EQ(last0["bn_batches"], 0);
+  EXPECT_EQ(last0["acc1_retrained"], last0["acc1_quantized"]);
+  EXPECT_EQ(last2["bn_batches"], 2);
+  EXPECT_EQ(last2["acc1_quantized"], last0["acc1_quantized"]);
+  EXPECT_EQ(last2["acc1_retrained"], r2["acc1"]);
+  EXPECT_NE(read_file(fresh.out + "/summary.csv").find(",bn_reestimated,"), std::string::npos);
+  EXPECT_EQ(read_file(stale.out + "/summary.csv").find(",bn_reestimated,"), std::string::npos);
+
+  // A run finished without it, resumed with --bn-batches 2, ends with the same model as the run
+  // that did it at once, and rewrites final.safetensors.
+  TrainConfig resumed = stale;
+  resumed.resume = stale.out + "/last.safetensors";
+  resumed.bn_batches = 2;
+  Trainer t3(resumed);
+  t3.fit();
+  EXPECT_EQ(test::values_of(t3.model()), test::values_of(t2.model()));
+  const auto r3 = nlohmann::json::parse(read_file(stale.out + "/results.json"));
+  EXPECT_EQ(r3["acc1"], r2["acc1"]);
+  EXPECT_EQ(r3["inq"]["steps"].back()["bn_batches"], 2);
+
+  // The statistics from before the re-estimation are gone: asking for them back is an error.
+  TrainConfig back = stale;
+  back.resume = stale.out + "/last.safetensors";
+  back.bn_batches = 0;
+  test::expect_error([&] { Trainer(back).fit(); }, {"re-estimated over 2 batches", "--bn-batches"});
+  fs::remove_all(stale.out);
+  fs::remove_all(fresh.out);
+}
