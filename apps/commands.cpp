@@ -76,8 +76,10 @@ TrainConfig resume_config(const CLI::App& cmd, const TrainConfig& given) {
   TrainConfig c = saved.config;
   // --skip-bad-images only matters when a file fails to decode, which is when a run stopped on
   // one needs to be resumed.
+  // --bn-batches (quantize) only acts after INQ's last step, so a finished run may be resumed to
+  // change it.
   const std::vector<std::string> changeable = {"--resume", "--epochs", "--threads",         "--workers", "--print-freq",
-                                               "--out",    "--data",   "--skip-bad-images", "--force"};
+                                               "--out",    "--data",   "--skip-bad-images", "--force",   "--bn-batches"};
   for (const CLI::Option* opt : cmd.get_options()) {
     if (opt->count() == 0 || opt->get_name() == "--help") continue;
     const std::string name = opt->get_name();
@@ -86,13 +88,19 @@ TrainConfig resume_config(const CLI::App& cmd, const TrainConfig& given) {
               fmt::join(changeable.begin() + 1, changeable.end(), ", "), name);
   }
   c.resume = given.resume;
-  if (cmd.count("--epochs")) c.epochs = given.epochs;
-  if (cmd.count("--threads")) c.threads = given.threads;
-  if (cmd.count("--workers")) c.workers = given.workers;
-  if (cmd.count("--print-freq")) c.print_freq = given.print_freq;
-  if (cmd.count("--data")) c.data_dir = given.data_dir;
-  if (cmd.count("--out")) c.out = given.out;
-  if (cmd.count("--skip-bad-images")) c.skip_bad_images = given.skip_bad_images;
+  // Not every command has every flag (quantize has no --epochs, train no --bn-batches).
+  const auto given_flag = [&cmd](const char* name) {
+    const CLI::Option* opt = cmd.get_option_no_throw(name);
+    return opt != nullptr && opt->count() > 0;
+  };
+  if (given_flag("--epochs")) c.epochs = given.epochs;
+  if (given_flag("--threads")) c.threads = given.threads;
+  if (given_flag("--workers")) c.workers = given.workers;
+  if (given_flag("--print-freq")) c.print_freq = given.print_freq;
+  if (given_flag("--data")) c.data_dir = given.data_dir;
+  if (given_flag("--out")) c.out = given.out;
+  if (given_flag("--skip-bad-images")) c.skip_bad_images = given.skip_bad_images;
+  if (given_flag("--bn-batches")) c.bn_batches = given.bn_batches;
   return c;
 }
 

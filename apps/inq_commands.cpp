@@ -28,7 +28,7 @@ void register_quantize_command(CLI::App& app) {
   c.lr = 0.01;
   c.inq_bits = 5;
   CLI::App* cmd = app.add_subcommand("quantize", "Run the INQ schedule on pre-trained weights");
-  cmd->add_option("-a,--arch", c.arch, "Model architecture")->check(CLI::IsMember(available_models()))->required();
+  cmd->add_option("-a,--arch", c.arch, "Model architecture (not with --resume)")->check(CLI::IsMember(available_models()));
   cmd->add_option("--weights", c.weights, "Pre-trained FP32 checkpoint or weights file")->check(CLI::ExistingFile);
   cmd->add_option("--bits", c.inq_bits, "Bit-width b (>= 2): codebook {0, +-2^n2 .. +-2^n1}")->check(CLI::Range(2, 10));
   cmd->add_option("--portions", c.inq_portions, "Accumulated portions, e.g. 0.5,0.75,0.875,1 (default: by --bits)")
@@ -65,6 +65,7 @@ void register_quantize_command(CLI::App& app) {
     if (!cfg.resume.empty()) {
       cfg = resume_config(*cmd, cfg);
     } else {
+      INQ_CHECK(cmd->count("--arch") > 0, "Given quantize without --arch, expected the model architecture");
       INQ_CHECK(!cfg.weights.empty(), "Given quantize without --weights, expected the pre-trained model to quantize");
       INQ_CHECK(preset->empty() || cfg.inq_portions.empty(), "Given both --preset and --portions, expected one");
       if (!preset->empty()) cfg.inq_portions = portion_preset(*preset);

@@ -136,6 +136,8 @@ TEST(InqQuantize, CliRejectsContradictoryOrMissingInputs) {
   std::string out;
   EXPECT_EQ(run_cli("quantize --arch lenet5 --out " + temp_path("nowts"), &out), 1) << out;
   EXPECT_NE(out.find("--weights"), std::string::npos) << out;
+  EXPECT_EQ(run_cli("quantize --weights /etc/hostname --out " + temp_path("noarch"), &out), 1) << out;
+  EXPECT_NE(out.find("without --arch"), std::string::npos) << out;
   EXPECT_EQ(run_cli("quantize --arch lenet5 --bits 1 --weights /etc/hostname", &out), 2) << out;
   EXPECT_EQ(run_cli("quantize --arch lenet5 --preset nosuch --weights /etc/hostname", &out), 2) << out;
   if (!have_fashion_mnist()) return;
