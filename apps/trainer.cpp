@@ -333,8 +333,9 @@ void Trainer::begin_inq_step() {
 // INQ_SPEC.md section 5 re-trains nothing after the last step, but BatchNorm's running statistics
 // still describe the activations of the weights before that step, and quantizing the last portion
 // shifts them (measured on ResNet-20 at 3 bits: 92.58% before the last step, 88.36% after it with
-// the old statistics, 91.95% with re-estimated ones). (D) So the statistics (buffers, not
-// parameters: every weight stays as quantized) are re-estimated over bn_batches training batches.
+// the old statistics, 91.93% with statistics re-estimated over 200 batches). (D) So the statistics
+// (buffers, not parameters: every weight stays as quantized) are re-estimated over bn_batches
+// training batches.
 // The last step's row records bn_batches; a run resumed with a different value (a run finished
 // before this existed has none) redoes it, which depends only on the weights and the data.
 void Trainer::reestimate_final_batchnorm() {
