@@ -76,10 +76,11 @@ TrainConfig resume_config(const CLI::App& cmd, const TrainConfig& given) {
   TrainConfig c = saved.config;
   // --skip-bad-images only matters when a file fails to decode, which is when a run stopped on
   // one needs to be resumed.
-  // --bn-batches (quantize) only acts after INQ's last step, so a finished run may be resumed to
-  // change it.
-  const std::vector<std::string> changeable = {"--resume", "--epochs", "--threads",         "--workers", "--print-freq",
-                                               "--out",    "--data",   "--skip-bad-images", "--force",   "--bn-batches"};
+  // --bn-batches and --final-epochs (quantize) only act after INQ's last step, so a finished run
+  // may be resumed to change them.
+  const std::vector<std::string> changeable = {"--resume", "--epochs", "--threads", "--workers",
+                                               "--print-freq", "--out", "--data", "--skip-bad-images",
+                                               "--force", "--bn-batches", "--final-epochs"};
   for (const CLI::Option* opt : cmd.get_options()) {
     if (opt->count() == 0 || opt->get_name() == "--help") continue;
     const std::string name = opt->get_name();
@@ -101,6 +102,7 @@ TrainConfig resume_config(const CLI::App& cmd, const TrainConfig& given) {
   if (given_flag("--out")) c.out = given.out;
   if (given_flag("--skip-bad-images")) c.skip_bad_images = given.skip_bad_images;
   if (given_flag("--bn-batches")) c.bn_batches = given.bn_batches;
+  if (given_flag("--final-epochs")) c.final_epochs = given.final_epochs;
   return c;
 }
 

@@ -40,6 +40,9 @@ void register_quantize_command(CLI::App& app) {
   cmd->add_option("--bn-batches", c.bn_batches,
                   "Training batches to re-estimate BatchNorm statistics over after the last step (0 = none)")
       ->check(CLI::Range(int64_t{0}, kMaxBnBatches));
+  cmd->add_option("--final-epochs", c.final_epochs,
+                  "After the last step, epochs re-training only the float parameters (BatchNorm, biases)")
+      ->check(CLI::Range(int64_t{0}, kMaxEpochs));
   cmd->add_option("--exclude", c.inq_exclude, "Weight names (globs) to leave in float");
   add_dataset_flags(cmd, c, /*training=*/true);
   cmd->add_option("-j,--workers", c.workers, "Background data-loading threads")->check(CLI::Range(0, 64));

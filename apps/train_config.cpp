@@ -16,7 +16,7 @@ namespace inq {
   X(weight_decay) X(nesterov) X(decay_norm_and_bias) X(schedule) X(step_size) X(milestones) X(gamma)     \
   X(warmup_epochs) X(seed) X(workers) X(threads) X(print_freq) X(augment) X(train_limit) X(test_limit)   \
   X(weights) X(inq_bits) X(inq_portions) X(inq_strategy) X(epochs_per_step) X(bn_batches) X(inq_exclude) \
-  X(out) X(resume) X(force)
+  X(final_epochs) X(out) X(resume) X(force)
 
 TrainRecipe recipe_for(const std::string& arch) {
   if (arch == "lenet5") return {.epochs = 5, .batch_size = 64, .lr = 0.05, .augment = false};
@@ -69,6 +69,7 @@ void validate_train_config(const TrainConfig& c) {
   check_range<int64_t>("epochs", c.epochs, 0, kMaxEpochs);
   check_range<int64_t>("epochs_per_step", c.epochs_per_step, 0, kMaxEpochs);
   check_range<int64_t>("bn_batches", c.bn_batches, 0, kMaxBnBatches);
+  check_range<int64_t>("final_epochs", c.final_epochs, 0, kMaxEpochs);
   check_range<int64_t>("batch_size", c.batch_size, 1, kMaxBatchSize);
   check_range<int64_t>("eval_batch_size", c.eval_batch_size, 1, kMaxBatchSize);
   check_range<int64_t>("print_freq", c.print_freq, 1, kMaxCount);

@@ -45,6 +45,9 @@ struct TrainConfig {
   // After the last step: training batches over which BatchNorm's running statistics are
   // re-estimated for the final weights (0 = keep the statistics of the weights before the step).
   int64_t bn_batches = 200;
+  // After the last step: epochs that re-train only what INQ never quantizes (BatchNorm, biases,
+  // --exclude'd weights), every quantized weight frozen; 0 = none (INQ_SPEC.md section 5).
+  int64_t final_epochs = 0;
   std::vector<std::string> inq_exclude;  // weight names (globs) left in float
   std::string out;                    // run folder
   std::string resume;                 // checkpoint to resume from

@@ -126,8 +126,9 @@ Trainer::Trainer(TrainConfig config) : config_(std::move(config)) {
     auto optimizer = std::make_unique<InqSgd>(std::move(groups), sgd, inq);
     inq_ = optimizer.get();
     optimizer_ = std::move(optimizer);
-    // Re-training follows every step but the last (sigma = 1 leaves nothing to train).
-    config_.epochs = config_.epochs_per_step * (inq_->num_steps() - 1);
+    // Re-training follows every step but the last (sigma = 1 leaves no weight to train); then,
+    // if asked, final_epochs for the float parameters alone.
+    config_.epochs = config_.epochs_per_step * (inq_->num_steps() - 1) + config_.final_epochs;
   } else {
     optimizer_ = std::make_unique<Sgd>(std::move(groups), sgd);
   }
@@ -141,6 +142,10 @@ Trainer::Trainer(TrainConfig config) : config_(std::move(config)) {
   s.total_iterations = (inq_ ? config_.epochs_per_step : config_.epochs) * per_epoch;
   s.warmup_iterations = static_cast<int64_t>(std::llround(config_.warmup_epochs * static_cast<double>(per_epoch)));
   schedule_ = std::make_unique<LrSchedule>(make_lr_schedule(config_.schedule, s));
+  if (inq_ && config_.final_epochs > 0) {  // the float-only phase after the last step has its own length
+    s.total_iterations = config_.final_epochs * per_epoch;
+    final_schedule_ = std::make_unique<LrSchedule>(make_lr_schedule(config_.schedule, s));
+  }
 
   namespace fs = std::filesystem;
   fs::create_directories(config_.out);
@@ -210,7 +215,8 @@ void Trainer::train_one_epoch() {
   while (train_loader_->next(batch)) {
     const auto compute_start = Clock::now();
     data_seconds += std::chrono::duration<double>(compute_start - wait_start).count();
-    const double lr = schedule_->lr_at(iteration_ - phase_start_iteration_);
+    const LrSchedule& schedule = inq_ && inq_->finished() ? *final_schedule_ : *schedule_;
+    const double lr = schedule.lr_at(iteration_ - phase_start_iteration_);
     optimizer_->set_lr(lr);
     Tensor logits = model_->forward(batch.images);
     Tensor loss = cross_entropy(logits, batch.labels);
@@ -264,7 +270,10 @@ void Trainer::train_one_epoch() {
   last_test_ = test;
   const bool is_best = test.acc1 > best_acc1_;
   if (is_best) best_acc1_ = test.acc1;
-  if (inq_) inq_steps_.back()["acc1_retrained"] = test.acc1;
+  if (inq_) {
+    inq_steps_.back()["acc1_retrained"] = test.acc1;
+    inq_steps_.back().erase("bn_batches");  // training after the last step moved the statistics again
+  }
   save_checkpoint(config_.out + "/last.safetensors");
   // An INQ run's "best" is its final, fully quantized model, not an intermediate epoch.
   if (is_best && !inq_) save_checkpoint(config_.out + "/best.safetensors");
@@ -375,6 +384,12 @@ void Trainer::run_inq_schedule(int64_t stop_after_epoch) {
       train_one_epoch();
     }
   }
+  // (D) Optionally, re-train what was never quantized, every quantized weight frozen (InqSgd
+  // leaves frozen weights alone; after the last step that is all of them).
+  while (epoch_ < config_.epochs) {
+    if (stop_after_epoch >= 0 && epoch_ >= stop_after_epoch) return;
+    train_one_epoch();
+  }
   if (last_test_.count == 0) last_test_ = evaluate(*model_, *test_loader_);  // resumed after the last step
   reestimate_final_batchnorm();
   const std::vector<OffendingWeight> bad = inq_->verify();
@@ -387,6 +402,11 @@ void Trainer::run_inq_schedule(int64_t stop_after_epoch) {
 }
 
 EvalResult Trainer::fit(int64_t stop_after_epoch) {
+  if (inq_) {
+    const int64_t step_epochs = config_.epochs_per_step * (inq_->num_steps() - 1);
+    INQ_CHECK(epoch_ <= config_.epochs, "Given a checkpoint at epoch {}, expected --final-epochs >= {} (it has trained "
+              "that far after the last step)", epoch_, epoch_ - step_epochs);
+  }
   INQ_CHECK(epoch_ <= config_.epochs, "Given a checkpoint at epoch {}, expected --epochs >= {}", epoch_, epoch_);
   fmt::print(stderr, "=> {} on {}: {} train / {} test images, {} epochs, batch {}, lr {} ({}), {} threads, run folder {}\n",
              config_.arch, config_.dataset, train_set_->size(), test_set_->size(), config_.epochs, config_.batch_size,

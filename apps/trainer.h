@@ -5,8 +5,10 @@
 // With config.inq_bits > 0 the run is an INQ schedule (INQ_SPEC.md): for each accumulated portion
 // it partitions, quantizes and freezes weights (InqSgd::begin_step), evaluates, and re-trains the
 // rest for epochs_per_step epochs with the LR schedule restarted, except after the last step.
-// After the last step no weight changes; the BatchNorm running statistics are re-estimated for the
-// final weights over config.bn_batches training batches (see reestimate_final_batchnorm).
+// After the last step no quantized weight changes: optionally config.final_epochs re-train the
+// float parameters alone (BatchNorm, biases), then the BatchNorm running statistics are
+// re-estimated for the final weights over config.bn_batches training batches
+// (see reestimate_final_batchnorm).
 #include <memory>
 #include <string>
 
@@ -78,6 +80,7 @@ class Trainer {
   std::unique_ptr<Sgd> optimizer_;
   InqSgd* inq_ = nullptr;  // optimizer_ itself when the run is INQ
   std::unique_ptr<LrSchedule> schedule_;
+  std::unique_ptr<LrSchedule> final_schedule_;  // INQ with final_epochs > 0: after the last step
   int64_t epoch_ = 0;      // completed epochs
   int64_t iteration_ = 0;  // completed optimizer steps
   double best_acc1_ = -1.0;

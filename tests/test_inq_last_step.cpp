@@ -1,7 +1,8 @@
-// BatchNorm re-estimation after INQ's last step (apps/trainer.h, reestimate_batchnorm; the (D)
-// decision beside INQ_SPEC.md section 5): only BatchNorm statistics change, they become the average
-// of the batch statistics of the data the model sees with dropout off, every weight stays as
+// What happens after INQ's last step (apps/trainer.h; the (D) decisions beside INQ_SPEC.md
+// section 5). BatchNorm re-estimation: only BatchNorm statistics change, they become the average of
+// the batch statistics of the data the model sees with dropout off, every weight stays as
 // quantized, and a finished run resumed with it gets the same model as a run that did it at once.
+// --final-epochs: only the float parameters train; interrupted or extended runs resume bit for bit.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,6 +11,7 @@
 
 #include "app_testing.h"
 #include "apps/checkpoint.h"
+#include "apps/commands.h"
 #include "apps/trainer.h"
 #include "data/dataloader.h"
 #include "data/dataset.h"
@@ -116,7 +118,7 @@ TrainConfig resnet_inq(const std::string& name, int64_t bn_batches) {
 
 }  // namespace
 
-TEST(InqBatchnorm, LastStepReestimatesStatisticsAndAFinishedRunResumesIntoTheSameModel) {
+TEST(InqLastStep, LastStepReestimatesStatisticsAndAFinishedRunResumesIntoTheSameModel) {
   if (!test::have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
   set_num_threads(1);  // ctest runs two tests at once on 2 cores
   // As INQ_SPEC.md section 5 has it: nothing after the last step.
@@ -171,4 +173,58 @@ TEST(InqBatchnorm, LastStepReestimatesStatisticsAndAFinishedRunResumesIntoTheSam
   EXPECT_NE(log.find("re-estimated over 2 batches"), std::string::npos) << log;
   fs::remove_all(stale.out);
   fs::remove_all(fresh.out);
+}
+
+TEST(InqLastStep, FinalEpochsTrainOnlyTheFloatParametersAndResumeBitForBit) {
+  if (!test::have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  set_num_threads(1);  // ctest runs two tests at once on 2 cores
+  TrainConfig none = resnet_inq("fe_none", 2);
+  Trainer t0(none);
+  t0.fit();
+  TrainConfig one = resnet_inq("fe_one", 2);
+  one.final_epochs = 1;
+  Trainer t1(one);
+  t1.fit();
+  EXPECT_EQ(t1.epoch(), 2);  // step 1's re-training, then the float-only epoch
+
+  // Every quantized weight is the same as without the final epoch; BatchNorm's parameters moved.
+  const auto p0 = t0.model().named_parameters(), p1 = t1.model().named_parameters();
+  ASSERT_EQ(p0.size(), p1.size());
+  int moved = 0;
+  for (size_t i = 0; i < p1.size(); ++i) {
+    if (p1[i].role == ParamRole::Weight) {
+      EXPECT_EQ(p1[i].tensor.to_vector(), p0[i].tensor.to_vector()) << p1[i].name;
+    } else if (p1[i].tensor.to_vector() != p0[i].tensor.to_vector()) {
+      ++moved;
+    }
+  }
+  EXPECT_GT(moved, 0);
+  const auto r1 = nlohmann::json::parse(read_file(one.out + "/results.json"));
+  EXPECT_TRUE(r1["inq"]["finished"].get<bool>());
+  EXPECT_EQ(r1["inq"]["steps"].back()["bn_batches"], 2);  // re-estimated after the final epoch
+  EXPECT_EQ(r1["inq"]["steps"].back()["acc1_retrained"], r1["acc1"]);
+  EXPECT_EQ(verify_checkpoint(one.out + "/final.safetensors", stderr), 0);
+
+  // Interrupted before the last step, resumed: the same model bit for bit.
+  TrainConfig cut = resnet_inq("fe_cut", 2);
+  cut.final_epochs = 1;
+  {
+    Trainer t(cut);
+    t.fit(/*stop_after_epoch=*/1);
+  }
+  cut.resume = cut.out + "/last.safetensors";
+  Trainer t2(cut);
+  t2.fit();
+  EXPECT_EQ(test::values_of(t2.model()), test::values_of(t1.model()));
+
+  // A run finished without final epochs, extended from the command line: the same model again.
+  std::string log;
+  ASSERT_EQ(test::run_cli("quantize --resume " + none.out + "/last.safetensors --final-epochs 1 --threads 1", &log), 0)
+      << log;
+  EXPECT_EQ(tensors_of(none.out + "/final.safetensors"), test::values_of(t1.model()));
+  // It cannot be shortened again.
+  EXPECT_EQ(test::run_cli("quantize --resume " + none.out + "/last.safetensors --final-epochs 0 --threads 1", &log), 1)
+      << log;
+  EXPECT_NE(log.find("--final-epochs >= 1"), std::string::npos) << log;
+  for (const auto& dir : {none.out, one.out, cut.out}) fs::remove_all(dir);
 }
