@@ -354,14 +354,16 @@ void Trainer::reestimate_final_batchnorm() {
   INQ_CHECK(!(done > 0 && config_.bn_batches == 0),
             "Given a finished INQ run whose BatchNorm statistics were re-estimated over {} batches, expected "
             "--bn-batches > 0 (the statistics from before are gone; rerun the last step for them)", done);
+  const auto start = Clock::now();
   const int64_t used = reestimate_batchnorm(*model_, *train_loader_, epoch_, config_.bn_batches);
+  const double seconds = seconds_since(start);
   last["bn_batches"] = config_.bn_batches;
   if (used > 0) {
     const EvalResult test = evaluate(*model_, *test_loader_);
     last_test_ = test;
     last["acc1_retrained"] = test.acc1;
-    fmt::print(stderr, " * BatchNorm statistics re-estimated over {} training batches: Acc@1 {:.3f} Acc@5 {:.3f}\n",
-               used, 100.0 * test.acc1, 100.0 * test.acc5);
+    fmt::print(stderr, " * BatchNorm statistics re-estimated over {} training batches ({:.1f} s): Acc@1 {:.3f} Acc@5 "
+               "{:.3f}\n", used, seconds, 100.0 * test.acc1, 100.0 * test.acc5);
     append_summary_row("bn_reestimated", ",,,,", test);
   }
   save_checkpoint(config_.out + "/last.safetensors");
