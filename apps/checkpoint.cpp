@@ -110,6 +110,14 @@ TrainingProgress read_training_progress(const CheckpointContents& contents, cons
             "Given checkpoint '{}', expected training_state inq_steps to be {} object(s), one per INQ step begun, "
             "but got {} instead",
             source, inq_steps_begun, p.inq_steps.dump());
+  // The trainer compares the last row's bn_batches (the BatchNorm re-estimation done after the last
+  // step) with its configuration, so it must be a count when present.
+  for (const auto& row : p.inq_steps) {
+    if (!row.contains("bn_batches")) continue;
+    const auto n = json_value<int64_t>(row.at("bn_batches"), what("inq_steps[].bn_batches"));
+    INQ_CHECK(n >= 0 && n <= kMaxBnBatches, "Given checkpoint '{}', expected inq_steps bn_batches in [0, {}], but got {}",
+              source, kMaxBnBatches, n);
+  }
   return p;
 }
 

@@ -143,6 +143,13 @@ TEST(TrainingProgressJson, RoundTripsAndRejectsBadValues) {
                {"2 object(s)", "one per INQ step begun"});
   expect_error([&] { read_training_progress(with("inq_steps", json::object()), "ck", 0); }, {"inq_steps"});
   expect_error([&] { read_training_progress(with("inq_steps", json::parse("[1]")), "ck", 1); }, {"inq_steps"});
+  // The last row's bn_batches (the BatchNorm re-estimation after the last step) must be a count.
+  expect_error([&] { read_training_progress(with("inq_steps", json::parse(R"([{"bn_batches": "all"}])")), "ck", 1); },
+               {"bn_batches", "expected an integer"});
+  expect_error([&] { read_training_progress(with("inq_steps", json::parse(R"([{"bn_batches": -3}])")), "ck", 1); },
+               {"bn_batches in [0, 1073741824]", "-3"});
+  EXPECT_EQ(read_training_progress(with("inq_steps", json::parse(R"([{"bn_batches": 200}])")), "ck", 1).inq_steps,
+            json::parse(R"([{"bn_batches": 200}])"));
 }
 
 TEST(QuantizedTensorsOfACheckpoint, RejectsCodebookNumbersAndMasksThatDoNotFit) {
