@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "apps/train_config.h"
+#include "apps/trainer.h"
 #include "framework/fileio.h"
 #include "layers/module.h"
 
@@ -38,6 +39,16 @@ inline TrainConfig small_lenet5_config(const std::string& out, int64_t train_lim
   c.print_freq = 1000;
   c.out = out;
   return c;
+}
+
+// Trains the FP32 run `c` for one epoch at lr 0.05 and returns its last checkpoint: the small
+// pre-trained model the INQ tests quantize.
+inline std::string train_fp32_for_inq(TrainConfig c) {
+  c.epochs = 1;
+  c.lr = 0.05;
+  Trainer t(c);
+  t.fit();
+  return c.out + "/last.safetensors";
 }
 
 // Every parameter and buffer's values, for bit-for-bit comparisons.

@@ -94,14 +94,7 @@ TrainConfig resnet_slice(const std::string& out) {
 }
 
 const std::string& resnet_fp32_weights() {
-  static const std::string path = [] {
-    TrainConfig c = resnet_slice(test::temp_path("bn_fp32"));
-    c.epochs = 1;
-    c.lr = 0.05;
-    Trainer t(c);
-    t.fit();
-    return c.out + "/last.safetensors";
-  }();
+  static const std::string path = test::train_fp32_for_inq(resnet_slice(test::temp_path("bn_fp32")));
   return path;
 }
 

@@ -35,14 +35,7 @@ TrainConfig slice(const std::string& out) {
 
 // A small FP32 model to quantize, trained once for the whole file.
 const std::string& fp32_weights() {
-  static const std::string path = [] {
-    TrainConfig c = slice(temp_path("fp32"));
-    c.epochs = 1;
-    c.lr = 0.05;
-    Trainer t(c);
-    t.fit();
-    return c.out + "/last.safetensors";
-  }();
+  static const std::string path = test::train_fp32_for_inq(slice(temp_path("fp32")));
   return path;
 }
 
