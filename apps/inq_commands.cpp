@@ -5,11 +5,12 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "apps/checkpoint.h"
+#include "train/checkpoint.h"
 #include "apps/commands.h"
-#include "apps/packed_model.h"
-#include "apps/reproduce.h"
-#include "apps/trainer.h"
+#include "apps/config_flags.h"
+#include "train/inq_files.h"
+#include "train/reproduce.h"
+#include "train/trainer.h"
 #include "framework/error.h"
 #include "framework/fileio.h"
 #include "framework/threading.h"
@@ -24,99 +25,38 @@ void register_quantize_command(CLI::App& app) {
   auto config = std::make_shared<TrainConfig>();
   auto preset = std::make_shared<std::string>();
   TrainConfig& c = *config;
-  // Re-training defaults from REPRODUCTION.md section 1: lr 0.01, cosine per step, 2 epochs per step.
-  c.lr = 0.01;
-  c.inq_bits = 5;
+  // Re-training defaults from docs/docs/REPRODUCTION.md section 1: lr 0.01, cosine per step, 2 epochs per step.
+  c.optim.lr = 0.01;
+  c.inq.bits = 5;
   CLI::App* cmd = app.add_subcommand("quantize", "Run the INQ schedule on pre-trained weights");
-  cmd->add_option("-a,--arch", c.arch, "Model architecture (not with --resume)")->check(CLI::IsMember(available_models()));
-  cmd->add_option("--weights", c.weights, "Pre-trained FP32 checkpoint or weights file")->check(CLI::ExistingFile);
-  cmd->add_option("--bits", c.inq_bits, "Bit-width b (>= 2): codebook {0, +-2^n2 .. +-2^n1}")->check(CLI::Range(2, 10));
-  cmd->add_option("--portions", c.inq_portions, "Accumulated portions, e.g. 0.5,0.75,0.875,1 (default: by --bits)")
-      ->delimiter(',');
-  cmd->add_option("--preset", *preset, "Named portion schedule")->check(CLI::IsMember(portion_preset_names()));
-  cmd->add_option("--strategy", c.inq_strategy, "Partition strategy")->check(CLI::IsMember({"magnitude", "random"}));
-  cmd->add_option("--epochs-per-step", c.epochs_per_step, "Re-training epochs after each step but the last")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--bn-batches", c.bn_batches,
-                  "Training batches to re-estimate BatchNorm statistics over after the last step (0 = none)")
-      ->check(CLI::Range(int64_t{0}, kMaxBnBatches));
-  cmd->add_option("--final-epochs", c.final_epochs,
-                  "After the last step, epochs re-training only the float parameters (BatchNorm, biases)")
-      ->check(CLI::Range(int64_t{0}, kMaxEpochs));
-  cmd->add_option("--exclude", c.inq_exclude, "Weight names (globs) to leave in float");
-  add_dataset_flags(cmd, c, /*training=*/true);
-  cmd->add_option("-j,--workers", c.workers, "Background data-loading threads")->check(CLI::Range(0, 64));
-  cmd->add_option("--threads", c.threads, "Compute threads (0 = all cores)")->check(CLI::Range(0, 1024));
-  cmd->add_option("-b,--batch-size", c.batch_size, "Mini-batch size")->check(CLI::PositiveNumber);
-  cmd->add_option("--lr", c.lr, "Re-training learning rate (restarts at each step)")->check(CLI::PositiveNumber);
-  cmd->add_option("--momentum", c.momentum, "SGD momentum")->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--wd,--weight-decay", c.weight_decay, "Weight decay")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--schedule", c.schedule, "LR schedule within each step")
-      ->check(CLI::IsMember({"cosine", "step", "multistep", "constant"}));
-  cmd->add_option("--seed", c.seed, "Random seed (data order, augmentation, random partition)");
-  cmd->add_flag("!--no-augment", c.augment, "Disable random crop and flip");
-  cmd->add_option("--train-limit", c.train_limit, "Use only the first N training examples (0 = all)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--test-limit", c.test_limit, "Evaluate only the first N test examples (0 = all)")
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("-p,--print-freq", c.print_freq, "Batches between progress lines")->check(CLI::PositiveNumber);
-  cmd->add_option("-o,--out", c.out, "Run folder (default runs/<arch>-inq<bits>-<strategy>-<seed>)");
-  cmd->add_option("--resume", c.resume, "Checkpoint of an interrupted quantize run")->check(CLI::ExistingFile);
-  cmd->add_flag("--force", c.force, "Reuse a run folder that already holds a run");
+  add_run_flags(cmd, c.run,
+                RunFlagTexts{.weights = "Pre-trained FP32 checkpoint or weights file to quantize",
+                             .seed = "Random seed (data order, augmentation, random partition)",
+                             .out = "Run folder (default runs/<arch>-inq<bits>-<strategy>-<seed>)"},
+                /*epochs=*/false);
+  add_inq_flags(cmd, c.inq, *preset);
+  add_data_flags(cmd, c.data, /*training=*/true);
+  add_optimizer_flags(cmd, c.optim, "Re-training learning rate (restarts at each step; default 0.01)");
+  add_schedule_flags(cmd, c.schedule, "each step's re-training");
   cmd->callback([config, preset, cmd] {
     TrainConfig& cfg = *config;
-    if (!cfg.resume.empty()) {
+    if (!cfg.run.resume.empty()) {
       cfg = resume_config(*cmd, cfg);
     } else {
       INQ_CHECK(cmd->count("--arch") > 0, "Given quantize without --arch, expected the model architecture");
-      INQ_CHECK(!cfg.weights.empty(), "Given quantize without --weights, expected the pre-trained model to quantize");
-      INQ_CHECK(preset->empty() || cfg.inq_portions.empty(), "Given both --preset and --portions, expected one");
-      if (!preset->empty()) cfg.inq_portions = portion_preset(*preset);
-      if (cmd->count("--no-augment") == 0) cfg.augment = recipe_for(cfg.arch).augment;
-      resolve_dataset(*cmd, cfg, nullptr);
+      INQ_CHECK(!cfg.run.weights.empty(),
+                "Given quantize without --weights, expected the pre-trained model to quantize");
+      INQ_CHECK(preset->empty() || cfg.inq.portions.empty(), "Given both --preset and --portions, expected one");
+      if (!preset->empty()) cfg.inq.portions = portion_preset(*preset);
+      if (cmd->count("--no-augment") + cmd->count("--augment") == 0) cfg.data.augment = recipe_for(cfg.run.arch).augment;
+      resolve_dataset(*cmd, cfg.data, "--eval-batch-size");
     }
-    if (cfg.out.empty()) cfg.out = fmt::format("runs/{}-inq{}-{}-{}", cfg.arch, cfg.inq_bits, cfg.inq_strategy, cfg.seed);
-    set_num_threads(cfg.threads);
+    if (cfg.run.out.empty())
+      cfg.run.out = fmt::format("runs/{}-inq{}-{}-{}", cfg.run.arch, cfg.inq.bits, cfg.inq.strategy, cfg.run.seed);
+    set_num_threads(cfg.run.threads);
     Trainer trainer(cfg);
     trainer.fit();
   });
-}
-
-namespace {
-
-// Exit status of `inq verify` when some quantized weight is not in its codebook.
-constexpr int kVerifyFailed = 3;
-
-}  // namespace
-
-int verify_checkpoint(const std::string& path, std::FILE* out) {
-  const SafetensorsFile file = read_safetensors(path);
-  QuantizedTensors quantized;
-  if (is_packed_model(file)) {
-    // Decoding already refuses any code that is not 0 or +-2^k in range; the check below repeats it
-    // on the decoded values.
-    UnpackedModel model = unpack_model(file);
-    for (auto& [name, t] : model.weights.tensors)
-      if (model.codebooks.count(name)) quantized.tensors.emplace_back(name, t.f32);
-    quantized.codebooks = std::move(model.codebooks);
-  } else {
-    quantized = read_quantized_tensors(file, read_checkpoint_info(file));
-  }
-  int64_t weights = 0;
-  for (const auto& [name, t] : quantized.tensors) weights += t.numel();
-  const std::vector<OffendingWeight> bad = verify_quantized(quantized.tensors, quantized.codebooks);
-  if (bad.empty()) {
-    fmt::print(out, "{}: OK: {} quantized tensors ({} weights): every quantized weight is 0 or +-2^k with n2 <= k <= n1\n",
-               path, quantized.tensors.size(), weights);
-    return 0;
-  }
-  fmt::print(out, "{}: FAILED: {} weights are not in their tensor's codebook\n", path, bad.size());
-  for (size_t i = 0; i < std::min<size_t>(bad.size(), 20); ++i) {
-    const Codebook& cb = quantized.codebooks.at(bad[i].name);
-    fmt::print(out, "  {}[{}] = {:.9g} (codebook: 0, +-2^k for k in [{}, {}])\n", bad[i].name, bad[i].index,
-               bad[i].value, cb.n2, cb.n1);
-  }
-  return kVerifyFailed;
 }
 
 void register_verify_command(CLI::App& app, int* exit_status) {
@@ -132,7 +72,7 @@ void register_pack_command(CLI::App& app) {
   auto in = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand(
-      "pack", "Write a finished INQ checkpoint as a packed model: b-bit codes per quantized weight (INQ_SPEC.md 7)");
+      "pack", "Write a finished INQ checkpoint as a packed model: b-bit codes per quantized weight (docs/INQ_SPEC.md section 7)");
   cmd->add_option("checkpoint", *in, "Finished INQ checkpoint (final.safetensors)")->required()->check(CLI::ExistingFile);
   cmd->add_option("-o,--output", *out, "Packed model to write (safetensors)")->required();
   cmd->callback([in, out] {
@@ -164,7 +104,7 @@ void register_reproduce_command(CLI::App& app) {
   auto o = std::make_shared<ReproduceOptions>();
   auto quick = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand(
-      "reproduce", "Run the small-scale INQ experiments of REPRODUCTION.md section 1 (continues an earlier run)");
+      "reproduce", "Run the small-scale INQ experiments of docs/REPRODUCTION.md section 1 (continues an earlier run)");
   cmd->add_flag("--quick", *quick, "lenet5, 1 epoch per step, 5 and 3 bits: the pipeline in a few minutes");
   cmd->add_option("-a,--arch", o->arch, "Model architecture")->check(CLI::IsMember(available_models()));
   cmd->add_option("-o,--out", o->out, "Folder for every run and the summaries (default runs/reproduce-<arch>)");

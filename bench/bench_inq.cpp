@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "apps/trainer.h"
+#include "train/trainer.h"
 #include "data/dataloader.h"
 #include "data/dataset.h"
 #include "framework/random.h"

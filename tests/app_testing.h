@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "apps/train_config.h"
-#include "apps/trainer.h"
+#include "train/train_config.h"
+#include "train/trainer.h"
 #include "framework/fileio.h"
 #include "layers/module.h"
 
@@ -30,25 +30,25 @@ inline std::string temp_path(const std::string& name) {
 // LeNet-5 on a few hundred training images: seconds per epoch, one compute thread's worth.
 inline TrainConfig small_lenet5_config(const std::string& out, int64_t train_limit) {
   TrainConfig c;
-  c.arch = "lenet5";
-  c.batch_size = 64;
-  c.eval_batch_size = 100;
-  c.train_limit = train_limit;
-  c.test_limit = 200;
-  c.workers = 1;
-  c.print_freq = 1000;
-  c.out = out;
+  c.run.arch = "lenet5";
+  c.data.batch_size = 64;
+  c.data.eval_batch_size = 100;
+  c.data.train_limit = train_limit;
+  c.data.test_limit = 200;
+  c.data.workers = 1;
+  c.run.print_freq = 1000;
+  c.run.out = out;
   return c;
 }
 
 // Trains the FP32 run `c` for one epoch at lr 0.05 and returns its last checkpoint: the small
 // pre-trained model the INQ tests quantize.
 inline std::string train_fp32_for_inq(TrainConfig c) {
-  c.epochs = 1;
-  c.lr = 0.05;
+  c.run.epochs = 1;
+  c.optim.lr = 0.05;
   Trainer t(c);
   t.fit();
-  return c.out + "/last.safetensors";
+  return c.run.out + "/last.safetensors";
 }
 
 // Every parameter and buffer's values, for bit-for-bit comparisons.

@@ -6,9 +6,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "apps/checkpoint.h"
-#include "apps/json_value.h"
-#include "apps/train_config.h"
+#include "framework/config_fields.h"
+#include "train/checkpoint.h"
+#include "framework/json_value.h"
+#include "train/train_config.h"
 #include "error_testing.h"
 #include "framework/error.h"
 
@@ -68,8 +69,9 @@ TEST(JsonValue, OtherTypesMustMatch) {
 
 TEST(TrainConfigJson, RoundTripsAndRejectsValuesThatDoNotFitTheirField) {
   TrainConfig c;
-  c.milestones = {3, 5};
-  c.inq_portions = {0.5, 1};
+  c.schedule.kind = "multistep";
+  c.schedule.milestones = {3, 5};
+  c.inq.portions = {0.5, 1};
   EXPECT_EQ(to_json(train_config_from_json(to_json(c))), to_json(c));
   // The fuzzer's input: a batch size beyond 64 bits, which JSON readers hold as a float.
   expect_error([] { train_config_from_json(config_with("batch_size", json::parse("1922337203685477580828"))); },
@@ -80,7 +82,7 @@ TEST(TrainConfigJson, RoundTripsAndRejectsValuesThatDoNotFitTheirField) {
   expect_error([] { train_config_from_json(config_with("augment", 1)); }, {"'augment'", "true or false"});
   expect_error([] { train_config_from_json(config_with("milestones", json::parse("[2, 1e300]"))); },
                {"'milestones' [1]"});
-  EXPECT_EQ(train_config_from_json(config_with("lr", 1)).lr, 1.0);
+  EXPECT_EQ(train_config_from_json(config_with("lr", 1)).optim.lr, 1.0);
 }
 
 // Values that fit their C++ type but not the run: a crafted --resume checkpoint with these used to
@@ -110,11 +112,11 @@ TEST(TrainConfigJson, RejectsValuesOutsideTheirRange) {
   expect_error([] { train_config_from_json(config_with("inq_portions", json::parse("[0.5, 2]"))); },
                {"an INQ portion = 2"});
   // The bounds themselves are allowed; so are 0 epochs (an INQ run whose only portion is 1).
-  EXPECT_EQ(train_config_from_json(config_with("epochs", kMaxEpochs)).epochs, kMaxEpochs);
-  EXPECT_EQ(train_config_from_json(config_with("epochs", 0)).epochs, 0);
-  EXPECT_EQ(train_config_from_json(config_with("batch_size", kMaxBatchSize)).batch_size, kMaxBatchSize);
-  EXPECT_EQ(train_config_from_json(config_with("inq_bits", 2)).inq_bits, 2);
-  EXPECT_EQ(train_config_from_json(config_with("momentum", 1.0)).momentum, 1.0);
+  EXPECT_EQ(train_config_from_json(config_with("epochs", kMaxEpochs)).run.epochs, kMaxEpochs);
+  EXPECT_EQ(train_config_from_json(config_with("epochs", 0)).run.epochs, 0);
+  EXPECT_EQ(train_config_from_json(config_with("batch_size", kMaxBatchSize)).data.batch_size, kMaxBatchSize);
+  EXPECT_EQ(train_config_from_json(config_with("inq_bits", 2)).inq.bits, 2);
+  EXPECT_EQ(train_config_from_json(config_with("momentum", 1.0)).optim.momentum, 1.0);
 }
 
 TEST(TrainingProgressJson, RoundTripsAndRejectsBadValues) {

@@ -8,8 +8,9 @@
 #include <string>
 
 #include "app_testing.h"
-#include "apps/datasets.h"
-#include "apps/verify_data.h"
+#include "data/datasets.h"
+#include "data/verify_data.h"
+#include "train/run_setup.h"
 #include "framework/error.h"
 #include "framework/fileio.h"
 #include "image_testing.h"
@@ -52,7 +53,7 @@ TEST(ImageDatasets, DatasetIsInferredFromTheDataDirectory) {
 
 TEST(ImageDatasets, ModelTakesChannelsAndClassesFromTheDataUnlessTold) {
   const std::string dir = tiny_imagenet("model_options");
-  TrainConfig c;
+  DataConfig c;
   c.dataset = "imagefolder";
   c.data_dir = dir;
   c.image_size = 16;

@@ -10,9 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "app_testing.h"
-#include "apps/checkpoint.h"
-#include "apps/commands.h"
-#include "apps/trainer.h"
+#include "train/checkpoint.h"
+#include "train/inq_files.h"
+#include "train/trainer.h"
 #include "data/dataloader.h"
 #include "data/dataset.h"
 #include "framework/fileio.h"
@@ -87,9 +87,9 @@ namespace {
 // last step re-estimates the statistics over the 2 batches of an epoch.
 TrainConfig resnet_slice(const std::string& out) {
   TrainConfig c = test::small_lenet5_config(out, /*train_limit=*/128);
-  c.arch = "resnet20";
-  c.test_limit = 100;
-  c.seed = 3;
+  c.run.arch = "resnet20";
+  c.data.test_limit = 100;
+  c.run.seed = 3;
   return c;
 }
 
@@ -100,12 +100,12 @@ const std::string& resnet_fp32_weights() {
 
 TrainConfig resnet_inq(const std::string& name, int64_t bn_batches) {
   TrainConfig c = resnet_slice(test::temp_path(name));
-  c.weights = resnet_fp32_weights();
-  c.inq_bits = 3;
-  c.inq_portions = {0.5, 1.0};
-  c.epochs_per_step = 1;
-  c.lr = 0.01;
-  c.bn_batches = bn_batches;
+  c.run.weights = resnet_fp32_weights();
+  c.inq.bits = 3;
+  c.inq.portions = {0.5, 1.0};
+  c.inq.epochs_per_step = 1;
+  c.optim.lr = 0.01;
+  c.inq.bn_batches = bn_batches;
   return c;
 }
 
@@ -135,8 +135,8 @@ TEST(InqLastStep, LastStepReestimatesStatisticsAndAFinishedRunResumesIntoTheSame
 
   // The record: the last step's accuracy after re-training is the re-estimated model's, the
   // summary has the extra row, and the run counts as finished only with it.
-  const auto r0 = nlohmann::json::parse(read_file(stale.out + "/results.json"));
-  const auto r2 = nlohmann::json::parse(read_file(fresh.out + "/results.json"));
+  const auto r0 = nlohmann::json::parse(read_file(stale.run.out + "/results.json"));
+  const auto r2 = nlohmann::json::parse(read_file(fresh.run.out + "/results.json"));
   EXPECT_TRUE(r0["inq"]["finished"].get<bool>());
   EXPECT_TRUE(r2["inq"]["finished"].get<bool>());
   EXPECT_EQ(r2["inq"]["bn_batches"], 2);
@@ -147,25 +147,25 @@ TEST(InqLastStep, LastStepReestimatesStatisticsAndAFinishedRunResumesIntoTheSame
   EXPECT_EQ(last2["bn_batches"], 2);
   EXPECT_EQ(last2["acc1_quantized"], last0["acc1_quantized"]);
   EXPECT_EQ(last2["acc1_retrained"], r2["acc1"]);
-  EXPECT_NE(read_file(fresh.out + "/summary.csv").find(",bn_reestimated,"), std::string::npos);
-  EXPECT_EQ(read_file(stale.out + "/summary.csv").find(",bn_reestimated,"), std::string::npos);
+  EXPECT_NE(read_file(fresh.run.out + "/summary.csv").find(",bn_reestimated,"), std::string::npos);
+  EXPECT_EQ(read_file(stale.run.out + "/summary.csv").find(",bn_reestimated,"), std::string::npos);
 
   // A run finished without it, resumed from the command line with --bn-batches 2, ends with the
   // same model as the run that did it at once, and rewrites final.safetensors.
   std::string log;
-  ASSERT_EQ(test::run_cli("quantize --resume " + stale.out + "/last.safetensors --bn-batches 2 --threads 1", &log), 0)
+  ASSERT_EQ(test::run_cli("quantize --resume " + stale.run.out + "/last.safetensors --bn-batches 2 --threads 1", &log), 0)
       << log;
-  EXPECT_EQ(tensors_of(stale.out + "/final.safetensors"), test::values_of(t2.model()));
-  const auto r3 = nlohmann::json::parse(read_file(stale.out + "/results.json"));
+  EXPECT_EQ(tensors_of(stale.run.out + "/final.safetensors"), test::values_of(t2.model()));
+  const auto r3 = nlohmann::json::parse(read_file(stale.run.out + "/results.json"));
   EXPECT_EQ(r3["acc1"], r2["acc1"]);
   EXPECT_EQ(r3["inq"]["steps"].back()["bn_batches"], 2);
 
   // The statistics from before the re-estimation are gone: asking for them back is an error.
-  EXPECT_EQ(test::run_cli("quantize --resume " + stale.out + "/last.safetensors --bn-batches 0 --threads 1", &log), 1)
+  EXPECT_EQ(test::run_cli("quantize --resume " + stale.run.out + "/last.safetensors --bn-batches 0 --threads 1", &log), 1)
       << log;
   EXPECT_NE(log.find("re-estimated over 2 batches"), std::string::npos) << log;
-  fs::remove_all(stale.out);
-  fs::remove_all(fresh.out);
+  fs::remove_all(stale.run.out);
+  fs::remove_all(fresh.run.out);
 }
 
 TEST(InqLastStep, FinalEpochsTrainOnlyTheFloatParametersAndResumeBitForBit) {
@@ -175,7 +175,7 @@ TEST(InqLastStep, FinalEpochsTrainOnlyTheFloatParametersAndResumeBitForBit) {
   Trainer t0(none);
   t0.fit();
   TrainConfig one = resnet_inq("fe_one", 2);
-  one.final_epochs = 1;
+  one.inq.final_epochs = 1;
   Trainer t1(one);
   t1.fit();
   EXPECT_EQ(t1.epoch(), 2);  // step 1's re-training, then the float-only epoch
@@ -192,32 +192,32 @@ TEST(InqLastStep, FinalEpochsTrainOnlyTheFloatParametersAndResumeBitForBit) {
     }
   }
   EXPECT_GT(moved, 0);
-  const auto r1 = nlohmann::json::parse(read_file(one.out + "/results.json"));
+  const auto r1 = nlohmann::json::parse(read_file(one.run.out + "/results.json"));
   EXPECT_TRUE(r1["inq"]["finished"].get<bool>());
   EXPECT_EQ(r1["inq"]["steps"].back()["bn_batches"], 2);  // re-estimated after the final epoch
   EXPECT_EQ(r1["inq"]["steps"].back()["acc1_retrained"], r1["acc1"]);
-  EXPECT_EQ(verify_checkpoint(one.out + "/final.safetensors", stderr), 0);
+  EXPECT_EQ(verify_checkpoint(one.run.out + "/final.safetensors", stderr), 0);
 
   // Interrupted before the last step, resumed: the same model bit for bit.
   TrainConfig cut = resnet_inq("fe_cut", 2);
-  cut.final_epochs = 1;
+  cut.inq.final_epochs = 1;
   {
     Trainer t(cut);
     t.fit(/*stop_after_epoch=*/1);
   }
-  cut.resume = cut.out + "/last.safetensors";
+  cut.run.resume = cut.run.out + "/last.safetensors";
   Trainer t2(cut);
   t2.fit();
   EXPECT_EQ(test::values_of(t2.model()), test::values_of(t1.model()));
 
   // A run finished without final epochs, extended from the command line: the same model again.
   std::string log;
-  ASSERT_EQ(test::run_cli("quantize --resume " + none.out + "/last.safetensors --final-epochs 1 --threads 1", &log), 0)
+  ASSERT_EQ(test::run_cli("quantize --resume " + none.run.out + "/last.safetensors --final-epochs 1 --threads 1", &log), 0)
       << log;
-  EXPECT_EQ(tensors_of(none.out + "/final.safetensors"), test::values_of(t1.model()));
+  EXPECT_EQ(tensors_of(none.run.out + "/final.safetensors"), test::values_of(t1.model()));
   // It cannot be shortened again.
-  EXPECT_EQ(test::run_cli("quantize --resume " + none.out + "/last.safetensors --final-epochs 0 --threads 1", &log), 1)
+  EXPECT_EQ(test::run_cli("quantize --resume " + none.run.out + "/last.safetensors --final-epochs 0 --threads 1", &log), 1)
       << log;
   EXPECT_NE(log.find("--final-epochs >= 1"), std::string::npos) << log;
-  for (const auto& dir : {none.out, one.out, cut.out}) fs::remove_all(dir);
+  for (const auto& dir : {none.run.out, one.run.out, cut.run.out}) fs::remove_all(dir);
 }

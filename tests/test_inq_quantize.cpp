@@ -8,9 +8,9 @@
 #include <filesystem>
 
 #include "app_testing.h"
-#include "apps/checkpoint.h"
-#include "apps/commands.h"
-#include "apps/trainer.h"
+#include "train/checkpoint.h"
+#include "train/inq_files.h"
+#include "train/trainer.h"
 #include "framework/error.h"
 #include "framework/fileio.h"
 #include "framework/safetensors.h"
@@ -29,7 +29,7 @@ std::string temp_path(const std::string& name) { return test::temp_path("quantiz
 
 TrainConfig slice(const std::string& out) {
   TrainConfig c = test::small_lenet5_config(out, /*train_limit=*/384);
-  c.seed = 5;
+  c.run.seed = 5;
   return c;
 }
 
@@ -41,11 +41,11 @@ const std::string& fp32_weights() {
 
 TrainConfig inq_config(const std::string& out) {
   TrainConfig c = slice(out);
-  c.weights = fp32_weights();
-  c.inq_bits = 4;
-  c.inq_portions = {0.3, 0.6, 1.0};
-  c.epochs_per_step = 1;
-  c.lr = 0.01;
+  c.run.weights = fp32_weights();
+  c.inq.bits = 4;
+  c.inq.portions = {0.3, 0.6, 1.0};
+  c.inq.epochs_per_step = 1;
+  c.optim.lr = 0.01;
   return c;
 }
 
@@ -67,14 +67,14 @@ TEST(InqQuantize, ScheduleQuantizesEveryWeightAndRecordsEachStep) {
       EXPECT_EQ(m, 0.5f) << p.name << " holds " << v << ", not a power of two";
     }
   }
-  const std::string csv = read_file(c.out + "/summary.csv");
+  const std::string csv = read_file(c.run.out + "/summary.csv");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 3 + 2) << csv;  // header, 3 steps, 2 epochs
-  const auto results = nlohmann::json::parse(read_file(c.out + "/results.json"));
+  const auto results = nlohmann::json::parse(read_file(c.run.out + "/results.json"));
   ASSERT_EQ(results["inq"]["steps"].size(), 3u);
   EXPECT_TRUE(results["inq"]["finished"].get<bool>());
-  EXPECT_TRUE(file_exists(c.out + "/inq_report.txt"));
-  EXPECT_EQ(verify_checkpoint(c.out + "/final.safetensors", stderr), 0);
-  fs::remove_all(c.out);
+  EXPECT_TRUE(file_exists(c.run.out + "/inq_report.txt"));
+  EXPECT_EQ(verify_checkpoint(c.run.out + "/final.safetensors", stderr), 0);
+  fs::remove_all(c.run.out);
 }
 
 TEST(InqQuantize, InterruptedScheduleResumesBitForBit) {
@@ -89,13 +89,13 @@ TEST(InqQuantize, InterruptedScheduleResumesBitForBit) {
     t2.fit(/*stop_after_epoch=*/1);  // interrupted after step 1 and its re-training epoch
   }
   TrainConfig second = first;
-  second.resume = first.out + "/last.safetensors";
+  second.run.resume = first.run.out + "/last.safetensors";
   Trainer t3(second);
   EXPECT_EQ(t3.epoch(), 1);
   t3.fit();
   EXPECT_EQ(values_of(t3.model()), values_of(t1.model()));
-  fs::remove_all(straight.out);
-  fs::remove_all(first.out);
+  fs::remove_all(straight.run.out);
+  fs::remove_all(first.run.out);
 }
 
 TEST(InqQuantize, VerifyCatchesAPlantedBadWeight) {
@@ -103,7 +103,7 @@ TEST(InqQuantize, VerifyCatchesAPlantedBadWeight) {
   set_num_threads(1);  // ctest runs two tests at once on 2 cores
   TrainConfig c = inq_config(temp_path("planted"));
   { Trainer t(c); t.fit(); }
-  const std::string good = c.out + "/final.safetensors";
+  const std::string good = c.run.out + "/final.safetensors";
   std::string out;
   EXPECT_EQ(run_cli("verify " + good, &out), 0) << out;
   EXPECT_NE(out.find("OK"), std::string::npos) << out;
@@ -113,7 +113,7 @@ TEST(InqQuantize, VerifyCatchesAPlantedBadWeight) {
   for (auto& [name, t] : file.tensors) {
     if (name == "model.features.3.weight") t.f32.data()[7] = 0.3f;
   }
-  const std::string bad = c.out + "/planted.safetensors";
+  const std::string bad = c.run.out + "/planted.safetensors";
   write_safetensors(bad, file.tensors, file.metadata);
   EXPECT_EQ(run_cli("verify " + bad, &out), 3) << out;
   EXPECT_NE(out.find("features.3.weight[7]"), std::string::npos) << out;
@@ -122,7 +122,7 @@ TEST(InqQuantize, VerifyCatchesAPlantedBadWeight) {
   // A checkpoint of plain training is not an INQ checkpoint: error, exit status 1.
   EXPECT_EQ(run_cli("verify " + fp32_weights(), &out), 1) << out;
   EXPECT_NE(out.find("INQ"), std::string::npos) << out;
-  fs::remove_all(c.out);
+  fs::remove_all(c.run.out);
 }
 
 TEST(InqQuantize, CliRejectsContradictoryOrMissingInputs) {
@@ -160,17 +160,17 @@ TEST(InqQuantize, PackedModelUnpacksBitForBitAndEvaluatesTheSame) {
     Trainer t(c);
     t.fit(/*stop_after_epoch=*/1);  // mid-schedule: last.safetensors still has float weights
   }
-  const std::string packed = c.out + "/model.packed.safetensors";
+  const std::string packed = c.run.out + "/model.packed.safetensors";
   std::string out;
-  EXPECT_EQ(run_cli("pack " + c.out + "/last.safetensors -o " + packed, &out), 1) << out;
+  EXPECT_EQ(run_cli("pack " + c.run.out + "/last.safetensors -o " + packed, &out), 1) << out;
   EXPECT_NE(out.find("expected a finished INQ run"), std::string::npos) << out;
   EXPECT_FALSE(file_exists(packed));
   EXPECT_EQ(run_cli("pack " + fp32_weights() + " -o " + packed, &out), 1) << out;
   EXPECT_NE(out.find("INQ"), std::string::npos) << out;
 
-  c.resume = c.out + "/last.safetensors";
+  c.run.resume = c.run.out + "/last.safetensors";
   { Trainer(c).fit(); }
-  const std::string final_ckpt = c.out + "/final.safetensors";
+  const std::string final_ckpt = c.run.out + "/final.safetensors";
   ASSERT_EQ(run_cli("pack " + final_ckpt + " -o " + packed, &out), 0) << out;
   EXPECT_NE(out.find("quantized tensors"), std::string::npos) << out;
   // LeNet-5's 4-bit weights take an eighth of their float32 bytes (plus at most one byte per tensor).
@@ -178,7 +178,7 @@ TEST(InqQuantize, PackedModelUnpacksBitForBitAndEvaluatesTheSame) {
   EXPECT_LT(fs::file_size(packed), fs::file_size(final_ckpt) / 6);
 
   // Unpacked: every model tensor of the checkpoint, bit for bit.
-  const std::string unpacked = c.out + "/unpacked.safetensors";
+  const std::string unpacked = c.run.out + "/unpacked.safetensors";
   ASSERT_EQ(run_cli("unpack " + packed + " -o " + unpacked, &out), 0) << out;
   const SafetensorsFile ckpt = read_safetensors(final_ckpt);
   const SafetensorsFile plain = read_safetensors(unpacked);
@@ -195,7 +195,7 @@ TEST(InqQuantize, PackedModelUnpacksBitForBitAndEvaluatesTheSame) {
 
   // The packed file loads directly, evaluates the same and verifies.
   std::string eval_ckpt, eval_packed;
-  const std::string eval = "eval --arch lenet5 --test-limit 200 --threads 1 --results " + c.out + "/eval.csv --weights ";
+  const std::string eval = "eval --arch lenet5 --test-limit 200 --threads 1 --results " + c.run.out + "/eval.csv --weights ";
   ASSERT_EQ(run_cli(eval + final_ckpt, &eval_ckpt), 0) << eval_ckpt;
   ASSERT_EQ(run_cli(eval + packed, &eval_packed), 0) << eval_packed;
   auto acc_line = [](const std::string& s) { return s.substr(s.find(" * Acc@1")); };
@@ -207,11 +207,11 @@ TEST(InqQuantize, PackedModelUnpacksBitForBitAndEvaluatesTheSame) {
   SafetensorsFile file = read_safetensors(packed);
   for (auto& [name, t] : file.tensors)
     if (name == "features.0.weight") t.u8[0] = 0xFF;
-  const std::string bad = c.out + "/bad.packed.safetensors";
+  const std::string bad = c.run.out + "/bad.packed.safetensors";
   write_safetensors(bad, file.tensors, file.metadata);
   EXPECT_EQ(run_cli("verify " + bad, &out), 1) << out;
   EXPECT_NE(out.find("code [0] = 15"), std::string::npos) << out;
   EXPECT_EQ(run_cli(eval + bad, &out), 1) << out;
   EXPECT_NE(out.find("features.0.weight"), std::string::npos) << out;
-  fs::remove_all(c.out);
+  fs::remove_all(c.run.out);
 }

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "apps/reproduce.h"
+#include "train/reproduce.h"
 #include "framework/fileio.h"
 
 using namespace inq;

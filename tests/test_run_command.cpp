@@ -6,7 +6,7 @@
 #include <string>
 
 #include "app_testing.h"
-#include "apps/run_command.h"
+#include "train/run_model.h"
 #include "framework/autograd.h"
 #include "framework/error.h"
 #include "framework/random.h"

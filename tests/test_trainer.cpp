@@ -6,8 +6,8 @@
 #include <fstream>
 
 #include "app_testing.h"
-#include "apps/checkpoint.h"
-#include "apps/trainer.h"
+#include "train/checkpoint.h"
+#include "train/trainer.h"
 #include "framework/error.h"
 #include "framework/fileio.h"
 #include "framework/threading.h"
@@ -26,9 +26,9 @@ std::string temp_dir(const std::string& name) { return test::temp_path("trainer_
 
 TrainConfig small_config(const std::string& out) {
   TrainConfig c = test::small_lenet5_config(out, /*train_limit=*/640);
-  c.epochs = 2;
-  c.lr = 0.05;
-  c.seed = 3;
+  c.run.epochs = 2;
+  c.optim.lr = 0.05;
+  c.run.seed = 3;
   return c;
 }
 
@@ -38,13 +38,13 @@ TEST(Trainer, SameSeedSameThreadsGivesBitIdenticalWeights) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
   set_num_threads(1);  // ctest runs two tests at once on 2 cores
   TrainConfig a = small_config(temp_dir("det_a")), b = small_config(temp_dir("det_b"));
-  a.epochs = b.epochs = 1;
+  a.run.epochs = b.run.epochs = 1;
   Trainer ta(a), tb(b);
   ta.fit();
   tb.fit();
   EXPECT_EQ(values_of(ta.model()), values_of(tb.model()));
-  fs::remove_all(a.out);
-  fs::remove_all(b.out);
+  fs::remove_all(a.run.out);
+  fs::remove_all(b.run.out);
 }
 
 TEST(Trainer, ResumeContinuesBitForBit) {
@@ -62,7 +62,7 @@ TEST(Trainer, ResumeContinuesBitForBit) {
     EXPECT_EQ(t2.epoch(), 1);
   }
   TrainConfig second = first;
-  second.resume = first.out + "/last.safetensors";
+  second.run.resume = first.run.out + "/last.safetensors";
   Trainer t3(second);
   EXPECT_EQ(t3.epoch(), 1);
   t3.fit();
@@ -71,30 +71,30 @@ TEST(Trainer, ResumeContinuesBitForBit) {
 
   // The run folder holds what it promises.
   for (const char* f : {"config.json", "summary.csv", "last.safetensors", "best.safetensors", "results.json"})
-    EXPECT_TRUE(file_exists(first.out + "/" + f)) << f;
-  const std::string summary = read_file(first.out + "/summary.csv");
+    EXPECT_TRUE(file_exists(first.run.out + "/" + f)) << f;
+  const std::string summary = read_file(first.run.out + "/summary.csv");
   EXPECT_EQ(std::count(summary.begin(), summary.end(), '\n'), 3) << summary;  // header + 2 epochs
-  fs::remove_all(straight.out);
-  fs::remove_all(first.out);
+  fs::remove_all(straight.run.out);
+  fs::remove_all(first.run.out);
 }
 
 TEST(Trainer, RefusesToOverwriteARunAndRejectsAWrongArchCheckpoint) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
   TrainConfig c = small_config(temp_dir("overwrite"));
-  c.epochs = 1;
-  c.train_limit = 64;
+  c.run.epochs = 1;
+  c.data.train_limit = 64;
   { Trainer t(c); t.fit(); }
   EXPECT_THROW(Trainer{c}, Error);  // the folder holds a run
   TrainConfig r = c;
-  r.arch = "resnet20";
-  r.resume = c.out + "/last.safetensors";
+  r.run.arch = "resnet20";
+  r.run.resume = c.run.out + "/last.safetensors";
   try {
     Trainer t(r);
     FAIL() << "resume with another arch must fail";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("lenet5"), std::string::npos) << e.what();
   }
-  fs::remove_all(c.out);
+  fs::remove_all(c.run.out);
 }
 
 TEST(Checkpoint, StrictLoadNamesEveryMissingAndUnexpectedTensor) {

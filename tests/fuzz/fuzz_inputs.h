@@ -22,8 +22,8 @@
 #include <typeinfo>
 #include <vector>
 
-#include "apps/checkpoint.h"
-#include "apps/packed_model.h"
+#include "train/checkpoint.h"
+#include "inq/packed_model.h"
 #include "data/cifar10.h"
 #include "data/idx.h"
 #include "data/image.h"
@@ -153,19 +153,19 @@ inline void resume_from(const SafetensorsFile& file, const CheckpointContents& c
   FuzzModel model;
   load_model_weights(file, model);
   const TrainConfig& config = contents.config;
-  auto groups = make_param_groups(model.named_parameters(), config.weight_decay,
-                                  DecayGroupOptions{.decay_bias = config.decay_norm_and_bias,
-                                                    .decay_norm = config.decay_norm_and_bias});
-  const SgdOptions sgd{.lr = config.lr, .momentum = config.momentum, .dampening = 0, .nesterov = config.nesterov};
-  INQ_CHECK(contents.inq_state.empty() == (config.inq_bits <= 0),
+  auto groups = make_param_groups(model.named_parameters(), config.optim.weight_decay,
+                                  DecayGroupOptions{.decay_bias = config.optim.decay_norm_and_bias,
+                                                    .decay_norm = config.optim.decay_norm_and_bias});
+  const SgdOptions sgd{.lr = config.optim.lr, .momentum = config.optim.momentum, .dampening = 0, .nesterov = config.optim.nesterov};
+  INQ_CHECK(contents.inq_state.empty() == (config.inq.bits <= 0),
             "Given checkpoint '{}', expected INQ state exactly when its configuration is an INQ run", file.source);
   int inq_steps_begun = 0;
-  if (config.inq_bits > 0) {
-    const InqOptions options{.bits = config.inq_bits,
-                             .portions = config.inq_portions,
-                             .strategy = parse_partition_strategy(config.inq_strategy),
-                             .seed = config.seed,
-                             .exclude = config.inq_exclude};
+  if (config.inq.bits > 0) {
+    const InqOptions options{.bits = config.inq.bits,
+                             .portions = config.inq.portions,
+                             .strategy = parse_partition_strategy(config.inq.strategy),
+                             .seed = config.run.seed,
+                             .exclude = config.inq.exclude};
     InqSgd optimizer(std::move(groups), sgd, options);
     optimizer.load_state(optimizer_state_tensors(file), contents.inq_state);
     inq_steps_begun = optimizer.steps_begun();

@@ -144,10 +144,10 @@ std::string small_generator_state() {
 
 TrainConfig seed_config(int inq_bits) {
   TrainConfig c;
-  c.arch = "fuzz";
-  c.data_dir = "data";
-  c.epochs = 2;
-  c.inq_bits = inq_bits;
+  c.run.arch = "fuzz";
+  c.data.data_dir = "data";
+  c.run.epochs = 2;
+  c.inq.bits = inq_bits;
   return c;
 }
 
@@ -203,8 +203,8 @@ void checkpoint_seeds(const fs::path& dir) {
 
   // Plain training with momentum buffers.
   const TrainConfig plain = seed_config(0);
-  const SgdOptions sgd{.lr = plain.lr, .momentum = plain.momentum};
-  Sgd optimizer(make_param_groups(model.named_parameters(), plain.weight_decay), sgd);
+  const SgdOptions sgd{.lr = plain.optim.lr, .momentum = plain.optim.momentum};
+  Sgd optimizer(make_param_groups(model.named_parameters(), plain.optim.weight_decay), sgd);
   optimizer.load_state_tensors({{"fc.weight.momentum_buffer", Tensor::full({2, 3}, 0.25f)},
                                 {"fc.bias.momentum_buffer", Tensor::full({2}, -0.5f)}});
   CheckpointContents contents{.arch = "fuzz", .config = plain, .training_state = to_json(seed_progress(0))};
@@ -213,8 +213,8 @@ void checkpoint_seeds(const fs::path& dir) {
 
   // INQ, 5 bits, after step 1 (half the weights frozen) and after the last step.
   const TrainConfig inq_config = seed_config(5);
-  const InqOptions inq_options{.bits = 5, .strategy = PartitionStrategy::Magnitude, .seed = inq_config.seed};
-  InqSgd inq(make_param_groups(model.named_parameters(), inq_config.weight_decay), sgd, inq_options);
+  const InqOptions inq_options{.bits = 5, .strategy = PartitionStrategy::Magnitude, .seed = inq_config.run.seed};
+  InqSgd inq(make_param_groups(model.named_parameters(), inq_config.optim.weight_decay), sgd, inq_options);
   auto inq_checkpoint = [&] {
     nlohmann::json state = nlohmann::json::parse(inq.inq_metadata());
     state["generator"] = small_generator_state();

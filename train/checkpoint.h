@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "apps/train_config.h"
+#include "train/train_config.h"
 #include "framework/safetensors.h"
 #include "inq/codebook.h"
 #include "layers/module.h"

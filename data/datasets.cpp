@@ -1,4 +1,4 @@
-#include "apps/datasets.h"
+#include "data/datasets.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -96,7 +96,7 @@ std::string image_folder_split_root(const std::string& data_dir, bool train) {
   return data_dir;
 }
 
-std::shared_ptr<Dataset> load_dataset(const TrainConfig& config, bool train, ChannelStats* normalization) {
+std::shared_ptr<Dataset> load_dataset(const DataConfig& config, bool train, ChannelStats* normalization) {
   INQ_CHECK(std::find(dataset_names().begin(), dataset_names().end(), config.dataset) != dataset_names().end(),
             "Given --dataset '{}', expected one of {}", config.dataset, fmt::join(dataset_names(), ", "));
   const int64_t limit = train ? config.train_limit : config.test_limit;
@@ -123,7 +123,7 @@ std::shared_ptr<Dataset> load_dataset(const TrainConfig& config, bool train, Cha
   return limited(full, limit);
 }
 
-TransformPipeline dataset_transforms(const TrainConfig& config, bool train, const ChannelStats& normalization) {
+TransformPipeline dataset_transforms(const DataConfig& config, bool train, const ChannelStats& normalization) {
   TransformPipeline t;
   // Augmentation works on the [0, 1] image so a crop's zero padding is black; normalization follows.
   if (train && config.augment) {
@@ -136,13 +136,6 @@ TransformPipeline dataset_transforms(const TrainConfig& config, bool train, cons
   }
   t.add(normalize(normalization.mean, normalization.std));
   return t;
-}
-
-ModelOptions model_options_for(const TrainConfig& config, const Dataset& dataset) {
-  const int64_t classes = config.num_classes > 0 ? config.num_classes : dataset.num_classes();
-  INQ_CHECK(dataset.num_classes() <= classes,
-            "Given --num-classes {}, expected at least the dataset's {} classes", classes, dataset.num_classes());
-  return ModelOptions{.num_classes = classes, .in_channels = dataset.image_shape()[0]};
 }
 
 void check_same_classes(const Dataset& train, const Dataset& test) {

@@ -1,13 +1,15 @@
-#include "apps/reproduce.h"
+#include "train/reproduce.h"
 
 #include <cmath>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "apps/checkpoint.h"
-#include "apps/commands.h"
-#include "apps/trainer.h"
+#include "train/checkpoint.h"
+#include "data/datasets.h"
+#include "train/inq_files.h"
+#include "train/run_setup.h"
+#include "train/trainer.h"
 #include "framework/error.h"
 #include "framework/fileio.h"
 #include "framework/threading.h"
@@ -23,13 +25,13 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 bool finished(const TrainConfig& config) {
-  const std::string path = config.out + "/results.json";
+  const std::string path = config.run.out + "/results.json";
   if (!file_exists(path)) return false;
   const json r = json::parse(read_file(path));
   // An INQ run finished before BatchNorm re-estimation existed (or with another --bn-batches) is
   // resumed from its last checkpoint, which only redoes that.
   if (r.contains("inq"))
-    return r["inq"]["finished"].get<bool>() && r["inq"].value("bn_batches", int64_t{-1}) == config.bn_batches;
+    return r["inq"]["finished"].get<bool>() && r["inq"].value("bn_batches", int64_t{-1}) == config.inq.bn_batches;
   return r["epochs_done"].get<int64_t>() == r["epochs"].get<int64_t>();
 }
 
@@ -37,19 +39,19 @@ bool finished(const TrainConfig& config) {
 // interrupted, and returns its results.json.
 json run_or_continue(TrainConfig config) {
   if (!finished(config)) {
-    const std::string last = config.out + "/last.safetensors";
+    const std::string last = config.run.out + "/last.safetensors";
     if (file_exists(last)) {
-      config.resume = last;
+      config.run.resume = last;
     } else {
-      config.force = true;  // a folder without a checkpoint holds nothing worth keeping
+      config.run.force = true;  // a folder without a checkpoint holds nothing worth keeping
     }
-    fmt::print(stderr, "=> reproduce: {} {}\n", config.resume.empty() ? "running" : "resuming", config.out);
+    fmt::print(stderr, "=> reproduce: {} {}\n", config.run.resume.empty() ? "running" : "resuming", config.run.out);
     Trainer trainer(config);
     trainer.fit();
   } else {
-    fmt::print(stderr, "=> reproduce: {} already finished\n", config.out);
+    fmt::print(stderr, "=> reproduce: {} already finished\n", config.run.out);
   }
-  return json::parse(read_file(config.out + "/results.json"));
+  return json::parse(read_file(config.run.out + "/results.json"));
 }
 
 std::string fp32_model_path(const std::string& dir) { return dir + "/last.safetensors"; }
@@ -93,7 +95,7 @@ std::string results_markdown(const json& rows, const std::string& arch) {
     delta[key].push_back(100.0 * (r["acc1"].get<double>() - r["fp32_acc1"].get<double>()));
   }
   std::string md = fmt::format(
-      "# INQ on Fashion-MNIST, {} (REPRODUCTION.md section 1)\n\n"
+      "# INQ on Fashion-MNIST, {} (docs/REPRODUCTION.md section 1)\n\n"
       "| model | bit-width | method | top-1 accuracy (%) | change vs FP32 (points) | seeds |\n"
       "|---|---|---|---|---|---|\n",
       arch);
@@ -126,6 +128,15 @@ std::string results_markdown(const json& rows, const std::string& arch) {
 
 }  // namespace
 
+std::string one_shot_summary(int bits, uint64_t seed, double acc1_quantized, double acc1, int64_t bn_batches_used) {
+  std::string line = fmt::format("one-shot {}-bit (seed {}): Acc@1 {:.3f}", bits, seed, 100.0 * acc1);
+  // A model without BatchNorm (LeNet-5) has nothing to re-estimate: its accuracy is the quantized one.
+  if (bn_batches_used > 0)
+    line += fmt::format(" ({:.3f} before re-estimating BatchNorm over {} batches)", 100.0 * acc1_quantized,
+                        bn_batches_used);
+  return line;
+}
+
 std::string run_reproduce(const ReproduceOptions& o) {
   INQ_CHECK(!o.seeds.empty() && !o.bits.empty(), "Given reproduce, expected at least one seed and one bit-width");
   INQ_CHECK(o.fp32_weights.empty() || o.seeds.size() == 1,
@@ -135,25 +146,25 @@ std::string run_reproduce(const ReproduceOptions& o) {
   set_num_threads(o.threads);
 
   TrainConfig base;
-  base.arch = o.arch;
-  base.data_dir = o.data_dir;
-  base.train_limit = o.train_limit;
-  base.test_limit = o.test_limit;
-  base.workers = o.workers;
-  base.threads = o.threads;
+  base.run.arch = o.arch;
+  base.data.data_dir = o.data_dir;
+  base.data.train_limit = o.train_limit;
+  base.data.test_limit = o.test_limit;
+  base.data.workers = o.workers;
+  base.run.threads = o.threads;
   const TrainRecipe recipe = recipe_for(o.arch);
-  base.batch_size = recipe.batch_size;
-  base.augment = recipe.augment;
+  base.data.batch_size = recipe.batch_size;
+  base.data.augment = recipe.augment;
 
   // The test set, normalized as in training, for the evaluations made here (given FP32 weights, one-shot).
   ChannelStats stats;
-  const auto test_set = load_dataset(base, /*train=*/false, &stats);
+  const auto test_set = load_dataset(base.data, /*train=*/false, &stats);
   DataLoader test_loader(*test_set, {.batch_size = 500, .workers = o.workers,
                                      .transforms = {normalize(stats.mean, stats.std)}});
   // The training data as the INQ runs see it, for one-shot's BatchNorm re-estimation.
   ChannelStats train_stats;
-  const auto train_set = load_dataset(base, /*train=*/true, &train_stats);
-  const TransformPipeline train_transforms = dataset_transforms(base, /*train=*/true, train_stats);
+  const auto train_set = load_dataset(base.data, /*train=*/true, &train_stats);
+  const TransformPipeline train_transforms = dataset_transforms(base.data, /*train=*/true, train_stats);
 
   json rows = json::array();
   json histogram;
@@ -162,13 +173,13 @@ std::string run_reproduce(const ReproduceOptions& o) {
     std::string fp32 = o.fp32_weights;
     double fp32_acc1 = 0.0;
     TrainConfig f = base;
-    f.seed = seed;
-    f.epochs = o.fp32_epochs > 0 ? o.fp32_epochs : recipe.epochs;
-    f.lr = recipe.lr;
+    f.run.seed = seed;
+    f.run.epochs = o.fp32_epochs > 0 ? o.fp32_epochs : recipe.epochs;
+    f.optim.lr = recipe.lr;
     if (fp32.empty()) {
-      f.out = fmt::format("{}/fp32-s{}", out, seed);
+      f.run.out = fmt::format("{}/fp32-s{}", out, seed);
       fp32_acc1 = run_or_continue(f)["acc1"].get<double>();
-      fp32 = fp32_model_path(f.out);
+      fp32 = fp32_model_path(f.run.out);
     } else {
       auto model = create_model(o.arch, {.num_classes = 10, .in_channels = 1});
       load_model_weights(read_safetensors(fp32), *model);
@@ -183,32 +194,32 @@ std::string run_reproduce(const ReproduceOptions& o) {
     if (o.random_partition) runs.emplace_back(5, "random");
     for (const auto& [b, strategy] : runs) {
       TrainConfig q = base;
-      q.seed = seed;
-      q.weights = fp32;
-      q.inq_bits = b;
-      q.inq_strategy = strategy;
-      q.epochs_per_step = o.epochs_per_step;
-      q.bn_batches = o.bn_batches;
-      q.lr = 0.01;  // REPRODUCTION.md section 1: lr 0.01 with cosine decay over each step's re-training
-      q.out = fmt::format("{}/inq{}-{}-s{}", out, b, strategy, seed);
+      q.run.seed = seed;
+      q.run.weights = fp32;
+      q.inq.bits = b;
+      q.inq.strategy = strategy;
+      q.inq.epochs_per_step = o.epochs_per_step;
+      q.inq.bn_batches = o.bn_batches;
+      q.optim.lr = 0.01;  // docs/REPRODUCTION.md section 1: lr 0.01 with cosine decay over each step's re-training
+      q.run.out = fmt::format("{}/inq{}-{}-s{}", out, b, strategy, seed);
       const json r = run_or_continue(q);
       rows.push_back({{"model", o.arch}, {"bits", b}, {"strategy", strategy}, {"seed", seed}, {"acc1", r["acc1"]},
                       {"fp32_acc1", fp32_acc1}, {"steps", r["inq"]["steps"]}});
-      INQ_CHECK(verify_checkpoint(q.out + "/final.safetensors", stderr) == 0,
-                "Given the INQ run in '{}', expected every quantized weight to verify", q.out);
+      INQ_CHECK(verify_checkpoint(q.run.out + "/final.safetensors", stderr) == 0,
+                "Given the INQ run in '{}', expected every quantized weight to verify", q.run.out);
       if (histogram.is_null() && b == 5 && strategy == "magnitude") {
         const std::string layer = histogram_layer(o.arch);
         histogram = {{"layer", layer},
                      {"bits", b},
                      {"fp32", tensor_values(fp32, o.arch, layer)},
-                     {"inq", tensor_values(q.out + "/final.safetensors", o.arch, layer)}};
+                     {"inq", tensor_values(q.run.out + "/final.safetensors", o.arch, layer)}};
       }
     }
 
     // 4. One-shot: every weight quantized at once from the FP32 model, no re-training; like the
     // last INQ step, followed by the BatchNorm re-estimation, so the two differ only in INQ's
     // incremental re-training. Its one step records the accuracy before and after that.
-    DataLoader train_loader(*train_set, {.batch_size = base.batch_size, .shuffle = true, .seed = seed,
+    DataLoader train_loader(*train_set, {.batch_size = base.data.batch_size, .shuffle = true, .seed = seed,
                                          .workers = o.workers, .transforms = train_transforms});
     for (int b : o.bits) {
       auto model = create_model(o.arch, {.num_classes = 10, .in_channels = 1});
@@ -217,8 +228,7 @@ std::string run_reproduce(const ReproduceOptions& o) {
       const double quantized = evaluate(*model, test_loader).acc1;
       const int64_t used = reestimate_batchnorm(*model, train_loader, /*epoch=*/0, o.bn_batches);
       const double acc = used > 0 ? evaluate(*model, test_loader).acc1 : quantized;
-      fmt::print(stderr, " * one-shot {}-bit (seed {}): Acc@1 {:.3f} ({:.3f} before re-estimating BatchNorm over {} "
-                 "batches)\n", b, seed, 100.0 * acc, 100.0 * quantized, used);
+      fmt::print(stderr, " * {}\n", one_shot_summary(b, seed, quantized, acc, used));
       const json step = {{"step", 1}, {"portion", 1.0}, {"acc1_quantized", quantized}, {"acc1_retrained", acc},
                          {"bn_batches", o.bn_batches}};
       rows.push_back({{"model", o.arch}, {"bits", b}, {"strategy", "oneshot"}, {"seed", seed}, {"acc1", acc},
@@ -226,7 +236,7 @@ std::string run_reproduce(const ReproduceOptions& o) {
     }
   }
 
-  const json results = {{"protocol", "REPRODUCTION.md section 1"}, {"arch", o.arch}, {"rows", rows}};
+  const json results = {{"protocol", "docs/REPRODUCTION.md section 1"}, {"arch", o.arch}, {"rows", rows}};
   write_file_atomic(out + "/results.json", results.dump(2) + "\n");
   if (!histogram.is_null()) write_file_atomic(out + "/histogram.json", histogram.dump() + "\n");
   const std::string md_path = out + "/results.md";

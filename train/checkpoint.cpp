@@ -1,9 +1,9 @@
-#include "apps/checkpoint.h"
+#include "train/checkpoint.h"
 
 #include <algorithm>
 
-#include "apps/json_value.h"
-#include "apps/packed_model.h"
+#include "framework/json_value.h"
+#include "inq/packed_model.h"
 #include "framework/error.h"
 #include "framework/state_dict.h"
 #include "inq/inq_state.h"

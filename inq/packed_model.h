@@ -31,9 +31,12 @@ struct PackSummary {
   int64_t float_file_bytes = 0;  // the unpacked weights file (every tensor float32 / int64)
 };
 
-// Packs the model of a finished INQ checkpoint (every quantized weight frozen and in its codebook)
-// into `out`, atomically. Throws inq::Error naming the file otherwise.
-PackSummary pack_checkpoint(const std::string& checkpoint, const std::string& out);
+// Packs `model` (a plain weights file: every tensor F32 or I64, named as the model names them) into
+// `out`, atomically: each tensor `codebooks` names as b-bit codes (every value must be 0 or +-2^k in
+// its codebook), the rest as they are. The packed bytes are decoded and compared with `model` bit for
+// bit before anything is written. Throws inq::Error naming model.source otherwise.
+PackSummary pack_model(const SafetensorsFile& model, const std::map<std::string, Codebook>& codebooks,
+                       const std::string& arch, const std::string& out);
 
 struct UnpackedModel {
   std::string arch;

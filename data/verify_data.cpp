@@ -1,4 +1,4 @@
-#include "apps/verify_data.h"
+#include "data/verify_data.h"
 
 #include <fmt/format.h>
 
@@ -11,7 +11,6 @@
 #include <mutex>
 #include <thread>
 
-#include "apps/commands.h"
 #include "data/image.h"
 #include "data/image_folder.h"
 #include "framework/error.h"
@@ -88,21 +87,6 @@ int print_verify_data_report(const VerifyDataReport& report, std::FILE* out) {
   fmt::print(out, "verify-data: {} images in {}: {} bad\n", report.images, fmt::join(report.folders, ", "),
              report.bad.size());
   return report.bad.empty() ? 0 : kVerifyDataFoundBadImages;
-}
-
-void register_verify_data_command(CLI::App& app, int* exit_status) {
-  auto dir = std::make_shared<std::string>();
-  auto threads = std::make_shared<int>(0);
-  CLI::App* cmd = app.add_subcommand(
-      "verify-data",
-      "Decode every image of an image folder (DIR/train and DIR/val, or DIR itself) and list the files that fail. "
-      "Exit status: 0 all decode, 3 some do not, 1 DIR is not a readable image folder, 2 bad flags");
-  cmd->add_option("dir", *dir, "Dataset root with train/ and val/, or an image folder (<class>/<image>)")->required();
-  cmd->add_option("-j,--workers", *threads, "Decoding threads (0 = all cores)")->check(CLI::Range(0, 1024));
-  cmd->callback([dir, threads, exit_status] {
-    const VerifyDataReport report = verify_image_data(*dir, *threads, stderr);
-    *exit_status = print_verify_data_report(report, stdout);
-  });
 }
 
 }  // namespace inq

@@ -1,10 +1,9 @@
-#include "apps/packed_model.h"
+#include "inq/packed_model.h"
 
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "apps/checkpoint.h"
-#include "apps/json_value.h"
+#include "framework/json_value.h"
 #include "framework/atomic_file.h"
 #include "framework/error.h"
 #include "inq/packed.h"
@@ -36,21 +35,15 @@ bool is_packed_model(const SafetensorsFile& file) {
   return format != nullptr && *format == kPackedFormat;
 }
 
-PackSummary pack_checkpoint(const std::string& checkpoint, const std::string& out) {
-  const SafetensorsFile file = read_safetensors(checkpoint);
-  const CheckpointContents contents = read_checkpoint_info(file);
-  const QuantizedTensors quantized = read_quantized_tensors(file, contents);
-  INQ_CHECK(quantized.float_entries == 0,
-            "Given '{}', expected a finished INQ run (every quantized weight frozen), but {} weights are still "
-            "trained in float; pack its final.safetensors", checkpoint, quantized.float_entries);
-
+PackSummary pack_model(const SafetensorsFile& model, const std::map<std::string, Codebook>& codebooks,
+                       const std::string& arch, const std::string& out) {
+  const std::string& source = model.source;
   PackSummary summary;
   StoredTensors tensors;
   nlohmann::json described = nlohmann::json::object();
-  const SafetensorsFile model = checkpoint_model_tensors(file);  // optimizer state does not ship
   for (const auto& [name, stored] : model.tensors) {
-    auto cb = quantized.codebooks.find(name);
-    if (cb == quantized.codebooks.end()) {
+    auto cb = codebooks.find(name);
+    if (cb == codebooks.end()) {
       tensors.emplace_back(name, stored);
       continue;
     }
@@ -64,11 +57,11 @@ PackSummary pack_checkpoint(const std::string& checkpoint, const std::string& ou
     const Shape bytes_shape{static_cast<int64_t>(packed.codes.size())};
     tensors.emplace_back(name, StoredTensor::from_uint8(bytes_shape, std::move(packed.codes)));
   }
-  INQ_CHECK(summary.quantized_tensors == static_cast<int64_t>(quantized.codebooks.size()),
-            "Given '{}', expected every quantized tensor among its model tensors", checkpoint);
+  INQ_CHECK(summary.quantized_tensors == static_cast<int64_t>(codebooks.size()),
+            "Given '{}', expected every quantized tensor among its model tensors", source);
   const std::map<std::string, std::string> metadata = {{"format", kPackedFormat},
                                                        {"format_version", std::to_string(kPackedVersion)},
-                                                       {"arch", contents.arch},
+                                                       {"arch", arch},
                                                        {"quantized", described.dump()}};
   // Read back before anything is written: what lands at `out` is known to unpack to this model.
   const std::vector<uint8_t> bytes = serialize_safetensors(tensors, metadata);
@@ -79,7 +72,7 @@ PackSummary pack_checkpoint(const std::string& checkpoint, const std::string& ou
                       (t.dtype == StoredDtype::F32 ? std::memcmp(original->f32.data(), t.f32.data(),
                                                                  static_cast<size_t>(t.numel()) * sizeof(float)) == 0
                                                    : original->i64 == t.i64);
-    INQ_CHECK(same, "Given '{}', expected its packed form to unpack to the same '{}', but it does not", checkpoint,
+    INQ_CHECK(same, "Given '{}', expected its packed form to unpack to the same '{}', but it does not", source,
               name);
   }
   write_file_atomically(out, bytes);

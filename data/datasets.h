@@ -1,5 +1,5 @@
 #pragma once
-// The datasets the `inq` tool reads, chosen by TrainConfig::dataset, with the preprocessing each
+// The datasets the `inq` tool reads, chosen by DataConfig::dataset, with the preprocessing each
 // trains and evaluates with:
 //   fashion-mnist, mnist  IDX files in --data; normalized with the training split's mean and std;
 //                         train augmentation: random crop (zero pad 2) + horizontal flip
@@ -15,11 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "apps/train_config.h"
+#include "data/data_config.h"
 #include "data/dataset.h"
 #include "data/fashion_mnist.h"
 #include "data/transforms.h"
-#include "models/registry.h"
 
 namespace inq {
 
@@ -35,13 +34,10 @@ std::string image_folder_split_root(const std::string& data_dir, bool train);
 // Loads the train or test split a config names (limited by train_limit / test_limit) and, when
 // `normalization` is given, the per-channel mean and std to normalize with (the whole training
 // split's statistics, or ImageNet's for imagefolder).
-std::shared_ptr<Dataset> load_dataset(const TrainConfig& config, bool train, ChannelStats* normalization = nullptr);
+std::shared_ptr<Dataset> load_dataset(const DataConfig& config, bool train, ChannelStats* normalization = nullptr);
 // The float transforms the DataLoader applies after loading: the split's augmentation (training
 // with config.augment) and then normalization.
-TransformPipeline dataset_transforms(const TrainConfig& config, bool train, const ChannelStats& normalization);
-// The model's input channels (from the dataset's images) and classes (config.num_classes, or the
-// dataset's); throws when the dataset has more classes than the model would.
-ModelOptions model_options_for(const TrainConfig& config, const Dataset& dataset);
+TransformPipeline dataset_transforms(const DataConfig& config, bool train, const ChannelStats& normalization);
 // Throws unless a training and a test split label the same classes the same way (two
 // ImageFolders must list the same class names).
 void check_same_classes(const Dataset& train, const Dataset& test);

@@ -1,5 +1,5 @@
 #pragma once
-// `inq reproduce`: the small-scale experiments of REPRODUCTION.md section 1 in one command.
+// `inq reproduce`: the small-scale experiments of docs/REPRODUCTION.md section 1 in one command.
 //   1. FP32 baseline per seed (or given weights)
 //   2. bit-width sweep: INQ at each --bits with the magnitude partition
 //   3. partition strategy: magnitude vs random at 5 bits
@@ -32,6 +32,9 @@ struct ReproduceOptions {
   bool plots = true;                    // run tools/plot_results.py when python3 + matplotlib exist
 };
 
+// The line printed for a one-shot row: its accuracy and, when BatchNorm statistics were
+// re-estimated over bn_batches_used > 0 batches, the accuracy before that.
+std::string one_shot_summary(int bits, uint64_t seed, double acc1_quantized, double acc1, int64_t bn_batches_used);
 // Runs (or continues) every experiment and writes the summaries; returns the path of results.md.
 std::string run_reproduce(const ReproduceOptions& options);
 

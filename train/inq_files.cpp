@@ -1,0 +1,54 @@
+#include "train/inq_files.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "framework/error.h"
+#include "framework/safetensors.h"
+#include "inq/inq_state.h"
+#include "train/checkpoint.h"
+
+namespace inq {
+
+PackSummary pack_checkpoint(const std::string& checkpoint, const std::string& out) {
+  const SafetensorsFile file = read_safetensors(checkpoint);
+  const CheckpointContents contents = read_checkpoint_info(file);
+  const QuantizedTensors quantized = read_quantized_tensors(file, contents);
+  INQ_CHECK(quantized.float_entries == 0,
+            "Given '{}', expected a finished INQ run (every quantized weight frozen), but {} weights are still "
+            "trained in float; pack its final.safetensors", checkpoint, quantized.float_entries);
+  return pack_model(checkpoint_model_tensors(file), quantized.codebooks, contents.arch, out);
+}
+
+int verify_checkpoint(const std::string& path, std::FILE* out) {
+  const SafetensorsFile file = read_safetensors(path);
+  QuantizedTensors quantized;
+  if (is_packed_model(file)) {
+    // Decoding already refuses any code that is not 0 or +-2^k in range; the check below repeats it
+    // on the decoded values.
+    UnpackedModel model = unpack_model(file);
+    for (auto& [name, t] : model.weights.tensors)
+      if (model.codebooks.count(name)) quantized.tensors.emplace_back(name, t.f32);
+    quantized.codebooks = std::move(model.codebooks);
+  } else {
+    quantized = read_quantized_tensors(file, read_checkpoint_info(file));
+  }
+  int64_t weights = 0;
+  for (const auto& [name, t] : quantized.tensors) weights += t.numel();
+  const std::vector<OffendingWeight> bad = verify_quantized(quantized.tensors, quantized.codebooks);
+  if (bad.empty()) {
+    fmt::print(out, "{}: OK: {} quantized tensors ({} weights): every quantized weight is 0 or +-2^k with n2 <= k <= n1\n",
+               path, quantized.tensors.size(), weights);
+    return 0;
+  }
+  fmt::print(out, "{}: FAILED: {} weights are not in their tensor's codebook\n", path, bad.size());
+  for (size_t i = 0; i < std::min<size_t>(bad.size(), 20); ++i) {
+    const Codebook& cb = quantized.codebooks.at(bad[i].name);
+    fmt::print(out, "  {}[{}] = {:.9g} (codebook: 0, +-2^k for k in [{}, {}])\n", bad[i].name, bad[i].index,
+               bad[i].value, cb.n2, cb.n1);
+  }
+  return kVerifyFailed;
+}
+
+}  // namespace inq

@@ -1,0 +1,26 @@
+#include "train/run_setup.h"
+
+#include "framework/error.h"
+
+namespace inq {
+
+ModelOptions model_options_for(const DataConfig& config, const Dataset& dataset) {
+  const int64_t classes = config.num_classes > 0 ? config.num_classes : dataset.num_classes();
+  INQ_CHECK(dataset.num_classes() <= classes,
+            "Given --num-classes {}, expected at least the dataset's {} classes", classes, dataset.num_classes());
+  return ModelOptions{.num_classes = classes, .in_channels = dataset.image_shape()[0]};
+}
+
+std::unique_ptr<DataLoader> make_loader(const Dataset& dataset, const TrainConfig& config, bool train,
+                                        TransformPipeline transforms) {
+  return std::make_unique<DataLoader>(
+      dataset, DataLoaderOptions{.batch_size = train ? config.data.batch_size : config.data.eval_batch_size,
+                                 .shuffle = train,
+                                 .drop_last = false,
+                                 .seed = config.run.seed,
+                                 .workers = config.data.workers,
+                                 .prefetch_batches = 0,
+                                 .transforms = std::move(transforms)});
+}
+
+}  // namespace inq

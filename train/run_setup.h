@@ -1,0 +1,23 @@
+#pragma once
+// Pieces of a run built from its configuration, shared by the Trainer and the commands that only
+// evaluate.
+#include <memory>
+
+#include "data/dataloader.h"
+#include "data/dataset.h"
+#include "data/datasets.h"
+#include "models/registry.h"
+#include "train/train_config.h"
+
+namespace inq {
+
+// The model's input channels (from the dataset's images) and classes (config.num_classes, or the
+// dataset's); throws when the dataset has more classes than the model would.
+ModelOptions model_options_for(const DataConfig& config, const Dataset& dataset);
+
+// A loader over `dataset` with the configuration's batch size: training batches are shuffled (by
+// seed and epoch) and transformed with `transforms`; evaluation batches are in order.
+std::unique_ptr<DataLoader> make_loader(const Dataset& dataset, const TrainConfig& config, bool train,
+                                        TransformPipeline transforms);
+
+}  // namespace inq
