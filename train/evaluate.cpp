@@ -16,29 +16,31 @@
 
 namespace inq {
 
+void EvalResult::recompute_fractions() {
+  INQ_CHECK(count > 0, "Given an evaluation set, expected at least one example, but it is empty");
+  loss = loss_sum / static_cast<double>(count);
+  acc1 = static_cast<double>(correct1) / static_cast<double>(count);
+  acc5 = static_cast<double>(correct5) / static_cast<double>(count);
+}
+
 EvalResult evaluate(Module& model, DataLoader& loader) {
   const auto start = std::chrono::steady_clock::now();
   const bool was_training = model.is_training();
   model.eval();
   NoGradGuard no_grad;
   EvalResult r;
-  double loss_sum = 0.0;
-  int64_t correct1 = 0, correct5 = 0;
   loader.start_epoch(0);
   Batch batch;
   while (loader.next(batch)) {
     Tensor logits = model.forward(batch.images);
     const int64_t n = static_cast<int64_t>(batch.labels.size());
-    loss_sum += static_cast<double>(cross_entropy(logits, batch.labels).item()) * n;
-    correct1 += count_correct_topk(logits, batch.labels, 1);
-    correct5 += count_correct_topk(logits, batch.labels, static_cast<int>(std::min<int64_t>(5, logits.size(1))));
+    r.loss_sum += static_cast<double>(cross_entropy(logits, batch.labels).item()) * n;
+    r.correct1 += count_correct_topk(logits, batch.labels, 1);
+    r.correct5 += count_correct_topk(logits, batch.labels, static_cast<int>(std::min<int64_t>(5, logits.size(1))));
     r.count += n;
   }
   model.train(was_training);
-  INQ_CHECK(r.count > 0, "Given an evaluation set, expected at least one example, but it is empty");
-  r.loss = loss_sum / static_cast<double>(r.count);
-  r.acc1 = static_cast<double>(correct1) / static_cast<double>(r.count);
-  r.acc5 = static_cast<double>(correct5) / static_cast<double>(r.count);
+  r.recompute_fractions();
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
 }

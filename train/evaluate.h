@@ -16,6 +16,12 @@ struct EvalResult {
   double acc5 = 0.0;
   int64_t count = 0;
   double seconds = 0.0;
+  // The sums the fractions come from: what a reduction across processes adds up before calling
+  // recompute_fractions().
+  int64_t correct1 = 0, correct5 = 0;
+  double loss_sum = 0.0;
+  // loss, acc1 and acc5 from the sums; throws when count is 0.
+  void recompute_fractions();
 };
 
 // Eval-mode pass over the loader's whole epoch 0, without recording a graph.
