@@ -121,3 +121,13 @@ TEST(GradCheck, DetectsAWrongGradient) {
   }
   EXPECT_GE(failures.size(), 1);
 }
+
+TEST(Autograd, NeedsInputGradFollowsTheEdges) {
+  Tensor a = Tensor::from_vector({2}, {1, 2}), b = Tensor::from_vector({2}, {3, 4});
+  a.set_requires_grad(true);  // b needs no gradient, so its edge is null
+  Tensor y = ops::add(a, b);
+  const Node& node = *y.grad_fn();
+  EXPECT_TRUE(node.needs_input_grad(0));
+  EXPECT_FALSE(node.needs_input_grad(1));
+  EXPECT_FALSE(node.needs_input_grad(2));  // past the last input
+}
