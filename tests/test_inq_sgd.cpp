@@ -11,6 +11,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
+#include "error_testing.h"
 #include "framework/autograd.h"
 #include "framework/error.h"
 #include "framework/random.h"
@@ -26,6 +27,7 @@
 #include "layers/loss.h"
 
 using namespace inq;
+using test::error_of;
 
 namespace {
 
@@ -41,15 +43,6 @@ Tensor param_from(const Shape& shape, const double* values) {
   Tensor t = Tensor::from_vector(shape, v);
   t.set_requires_grad(true);
   return t;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 // ---- the golden scenario ----
