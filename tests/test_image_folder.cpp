@@ -13,6 +13,7 @@
 #include "data/image_folder.h"
 #include "data/image_transforms.h"
 #include "data/transforms.h"
+#include "dataloader_testing.h"
 #include "error_testing.h"
 #include "framework/error.h"
 #include "image_testing.h"
@@ -46,14 +47,6 @@ class ImageFolderTest : public ::testing::Test {
 
   std::string root_;
 };
-
-std::vector<Batch> run_epoch(DataLoader& loader, int64_t epoch) {
-  loader.start_epoch(epoch);
-  std::vector<Batch> out;
-  Batch b;
-  while (loader.next(b)) out.push_back(b);
-  return out;
-}
 
 }  // namespace
 
