@@ -24,6 +24,11 @@ class Node {
   // Frees saved buffers; called by the engine after backward.
   virtual void release() {}
 
+  // Whether input `i` of the op needs a gradient, i.e. has an edge (false past the last input).
+  // backward() may skip computing the gradients of inputs for which this is false and return an
+  // undefined Tensor in their place (after PyTorch's ctx.needs_input_grad).
+  bool needs_input_grad(size_t i) const { return i < next.size() && next[i] != nullptr; }
+
   // One entry per input of the op; nullptr where that input needs no gradient.
   std::vector<std::shared_ptr<Node>> next;
   bool released = false;

@@ -1,5 +1,7 @@
 #include "framework/tensor.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -25,12 +27,32 @@ int64_t shape_numel(const Shape& shape) {
   return n;
 }
 
+namespace {
+// PoisonFreshBuffersGuard's state. The flag is read on every allocation (from any thread); the
+// value is written before the flag is set, and read only after the flag was seen set.
+std::atomic<bool> g_poison_on{false};
+std::atomic<float> g_poison_value{0.0f};
+}  // namespace
+
+PoisonFreshBuffersGuard::PoisonFreshBuffersGuard(float value)
+    : previous_on_(g_poison_on.load()), previous_value_(g_poison_value.load()) {
+  g_poison_value.store(value);
+  g_poison_on.store(true);
+}
+
+PoisonFreshBuffersGuard::~PoisonFreshBuffersGuard() {
+  g_poison_value.store(previous_value_);
+  g_poison_on.store(previous_on_);
+}
+
 std::shared_ptr<float> allocate_floats(int64_t count) {
   // aligned_alloc needs a size that is a multiple of the alignment; allocate at least one line.
   size_t bytes = static_cast<size_t>(count > 0 ? count : 1) * sizeof(float);
   bytes = (bytes + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, bytes);
   INQ_CHECK(p != nullptr, "Given a request for {} bytes, expected an allocation, but it failed", bytes);
+  if (g_poison_on.load(std::memory_order_acquire))
+    std::fill_n(static_cast<float*>(p), count, g_poison_value.load());
   return std::shared_ptr<float>(static_cast<float*>(p), [](float* q) { std::free(q); });
 }
 

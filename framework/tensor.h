@@ -4,6 +4,7 @@
 // Tensor aliases the same data, clone() copies it. Views (reshape, detach) share storage.
 #include <cstdint>
 #include <initializer_list>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -81,7 +82,27 @@ struct TensorImpl {
   std::shared_ptr<Node> grad_accumulator;  // created lazily for leaves that require grad
 };
 
-// Allocates `count` floats, 64-byte aligned.
+// Allocates `count` floats, 64-byte aligned (uninitialized, unless a PoisonFreshBuffersGuard is alive).
 std::shared_ptr<float> allocate_floats(int64_t count);
+
+// Test hook: while a guard is alive, every buffer allocate_floats() hands out (so Tensor::empty()
+// and everything built on it) is filled with `value` instead of being left uninitialized. Code that
+// reads an entry it never wrote, or accumulates into a fresh buffer it never zeroed, then meets
+// `value` (NaN by default) rather than whatever the allocator returned, which is often zero and
+// hides the bug. tests/gradcheck.h holds one around backward(), which poisons the gradient buffers
+// backward functions allocate and write into (after dlib's test_layer). Process-wide, since
+// kernels may allocate on worker threads; guards nest (the innermost value wins), but must not be
+// created on several threads at once. Off, it costs one atomic load per allocation.
+class PoisonFreshBuffersGuard {
+ public:
+  explicit PoisonFreshBuffersGuard(float value = std::numeric_limits<float>::quiet_NaN());
+  ~PoisonFreshBuffersGuard();
+  PoisonFreshBuffersGuard(const PoisonFreshBuffersGuard&) = delete;
+  PoisonFreshBuffersGuard& operator=(const PoisonFreshBuffersGuard&) = delete;
+
+ private:
+  bool previous_on_;
+  float previous_value_;
+};
 
 }  // namespace inq

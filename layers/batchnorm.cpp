@@ -50,9 +50,9 @@ struct BatchNorm2dBackward : Node {
     const int64_t n_batch = x.size(0), channels = x.size(1);
     const int64_t plane = x.size(2) * x.size(3);
     const int64_t m = n_batch * plane;
-    const bool want_dx = next.size() > 0 && next[0] != nullptr;
-    const bool want_dw = next.size() > 1 && next[1] != nullptr;
-    const bool want_db = next.size() > 2 && next[2] != nullptr;
+    const bool want_dx = needs_input_grad(0);
+    const bool want_dw = needs_input_grad(1);
+    const bool want_db = needs_input_grad(2);
 
     Tensor dx = want_dx ? Tensor::empty(x.shape()) : Tensor();
     Tensor dw = want_dw ? Tensor::empty({channels}) : Tensor();

@@ -50,7 +50,7 @@ struct ConcatChannelsBackward : Node {
     std::vector<Tensor> grads(shapes.size());
     std::vector<float*> parts(shapes.size(), nullptr);
     for (size_t i = 0; i < shapes.size(); ++i) {
-      if (!next[i]) continue;  // this branch needs no gradient
+      if (!needs_input_grad(i)) continue;  // this branch needs no gradient
       grads[i] = Tensor::empty(shapes[i]);
       parts[i] = grads[i].data();
     }

@@ -174,9 +174,9 @@ struct Conv2dBackward : Node {
   Tensor x;  // (N, C, H, W), saved when the weight needs a gradient
   Tensor w;  // (K, C/groups, R, S), saved when the input needs a gradient
   std::vector<Tensor> backward(const Tensor& grad_output) override {
-    const bool want_x = next.size() > 0 && next[0];
-    const bool want_w = next.size() > 1 && next[1];
-    const bool want_b = next.size() > 2 && next[2];
+    const bool want_x = needs_input_grad(0);
+    const bool want_w = needs_input_grad(1);
+    const bool want_b = needs_input_grad(2);
     Tensor gx = want_x ? Tensor::zeros(g.input_shape()) : Tensor();
     Tensor gw = want_w ? Tensor::zeros(g.weight_shape()) : Tensor();
     Tensor gb = want_b ? Tensor::zeros({g.K}) : Tensor();

@@ -43,9 +43,9 @@ struct LinearBackward : Node {
   Tensor x;  // (N, in), saved when the weight needs a gradient
   Tensor w;  // (out, in), saved when the input needs a gradient
   std::vector<Tensor> backward(const Tensor& grad_output) override {
-    const bool want_x = next.size() > 0 && next[0];
-    const bool want_w = next.size() > 1 && next[1];
-    const bool want_b = next.size() > 2 && next[2];
+    const bool want_x = needs_input_grad(0);
+    const bool want_w = needs_input_grad(1);
+    const bool want_b = needs_input_grad(2);
     Tensor gx = want_x ? Tensor::zeros({N, in}) : Tensor();
     Tensor gw = want_w ? Tensor::zeros({out, in}) : Tensor();
     Tensor gb = want_b ? Tensor::zeros({out}) : Tensor();

@@ -1,15 +1,25 @@
 #pragma once
-// Helpers of the golden-trajectory tests (SGD and INQ): the scenario's gradient and the comparison
-// with the values the scripts in tests/golden/ computed.
+// Helpers of the golden-trajectory tests (SGD and INQ): parameters from the scripts' values, the
+// scenario's gradient and the comparison with the values the scripts in tests/golden/ computed.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "framework/tensor.h"
 
 namespace inq::test {
+
+// A parameter (requires grad) holding the script's values.
+inline Tensor param_from(const Shape& shape, const double* values) {
+  std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(values[i]);
+  Tensor t = Tensor::from_vector(shape, v);
+  t.set_requires_grad(true);
+  return t;
+}
 
 // g = 0.7 * (p - target) + 0.1 * (t + 1) * (-1)^i, computed in double from the current float values
 // (as the scripts do) and stored as float.

@@ -6,8 +6,13 @@
 // - The RNG-dependent parts of f (dropout) are made repeatable by `reseed`, called before each forward.
 // - Points where the two one-sided differences disagree strongly are kinks (ReLU at 0, max-pool
 //   ties) and are skipped; the test fails if too many are skipped.
-// - Gradients are pre-filled with random values ("poison") and the check reads grad - prefill,
-//   which proves the op accumulates and catches entries it never writes.
+// - Every buffer allocated while backward runs (the gradient buffers backward functions write into,
+//   and their scratch tensors) is filled with NaN (PoisonFreshBuffersGuard), so a backward that
+//   leaves an entry unwritten, or accumulates into a buffer it never zeroed, turns that gradient
+//   entry NaN; the whole gradient, not only the sampled indices, must be finite. Without this such
+//   a backward passes whenever the allocator happens to return zeros.
+// - The leaves' gradients are pre-filled with random values and the check reads grad - prefill,
+//   which proves the engine accumulates into .grad() instead of overwriting it.
 // - Big tensors are checked on a random subset of indices.
 // - A failure names the tensor, flat index, both values and the step.
 #include <gtest/gtest.h>
@@ -15,6 +20,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +39,7 @@ struct GradCheckOptions {
   int max_samples = 60;        // per tensor
   uint64_t seed = 1234;
   std::function<void()> reseed;  // called before every forward (dropout masks)
+  bool poison_backward_buffers = true;  // NaN-fill what backward allocates (off only to show why)
 };
 
 struct NamedLeaf {
@@ -65,14 +72,18 @@ inline int check_gradients(const std::function<Tensor()>& f, std::vector<NamedLe
     return s;
   };
 
-  // Analytic gradient, through pre-filled ("poisoned") gradient buffers.
+  // Analytic gradient, into pre-filled leaf gradients, through poisoned backward buffers.
   std::vector<Tensor> prefill;
   for (auto& leaf : wrt) {
     Tensor p = random_tensor(leaf.tensor.shape(), gen);
     prefill.push_back(p);
     leaf.tensor.set_grad(p.clone());
   }
-  out.backward(r);
+  {
+    std::optional<PoisonFreshBuffersGuard> poison;
+    if (opt.poison_backward_buffers) poison.emplace();
+    out.backward(r);
+  }
 
   int compared = 0;
   for (size_t t = 0; t < wrt.size(); ++t) {
@@ -80,6 +91,18 @@ inline int check_gradients(const std::function<Tensor()>& f, std::vector<NamedLe
     Tensor g = x.grad();
     if (!g.defined()) {
       ADD_FAILURE() << "tensor '" << wrt[t].name << "' received no gradient";
+      continue;
+    }
+    // Poison (or a genuine NaN/inf) anywhere in the gradient, sampled or not.
+    int64_t non_finite = 0, first_non_finite = -1;
+    for (int64_t i = 0; i < g.numel(); ++i) {
+      if (std::isfinite(g.data()[i])) continue;
+      if (non_finite++ == 0) first_non_finite = i;
+    }
+    if (non_finite > 0) {
+      ADD_FAILURE() << "gradient of '" << wrt[t].name << "' has " << non_finite << " non-finite entries (first at "
+                    << "flat index " << first_non_finite << "): a backward left them unwritten or accumulated "
+                    << "into a buffer it never zeroed, or its maths overflowed";
       continue;
     }
     std::vector<int64_t> indices;
@@ -107,7 +130,7 @@ inline int check_gradients(const std::function<Tensor()>& f, std::vector<NamedLe
       }
       const double numeric = (f_plus - f_minus) / (2.0 * h);
       const double scale = std::max({1.0, std::fabs(analytic), std::fabs(numeric)});
-      if (std::fabs(analytic - numeric) > opt.tolerance * scale) {
+      if (!(std::fabs(analytic - numeric) <= opt.tolerance * scale)) {  // NaN fails too
         ADD_FAILURE() << "gradient mismatch in '" << wrt[t].name << "' at flat index " << i << ": analytic "
                       << analytic << ", numeric " << numeric << " (step " << h << ")";
       }

@@ -7,6 +7,7 @@
 #include "framework/error.h"
 #include "gradcheck.h"
 #include "layers/batchnorm.h"
+#include "tensor_testing.h"
 
 using namespace inq;
 
@@ -22,11 +23,7 @@ Tensor golden_r() {
   return Tensor::from_vector({2, 2, 2, 2}, r);
 }
 
-void expect_near_all(const Tensor& t, const std::vector<float>& expected, float tol, const char* what) {
-  ASSERT_EQ(t.numel(), static_cast<int64_t>(expected.size())) << what;
-  for (size_t i = 0; i < expected.size(); ++i)
-    EXPECT_NEAR(t.data()[i], expected[i], tol) << what << " at " << i;
-}
+using test::expect_near_all;
 
 }  // namespace
 

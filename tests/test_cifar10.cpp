@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "data/cifar10.h"
+#include "error_testing.h"
 #include "framework/error.h"
 #include "image_testing.h"
 
@@ -29,12 +30,7 @@ Bytes cifar_records(int count, int offset) {
 }
 
 std::string parse_error(const Bytes& b, const std::string& name) {
-  try {
-    parse_cifar10_records(b.data(), b.size(), name);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return error_of([&] { parse_cifar10_records(b.data(), b.size(), name); });
 }
 
 class Cifar10Test : public ::testing::Test {

@@ -11,6 +11,7 @@
 #include "data/dataloader.h"
 #include "data/dataset.h"
 #include "data/transforms.h"
+#include "dataloader_testing.h"
 #include "framework/error.h"
 
 using namespace inq;
@@ -56,13 +57,7 @@ class FaultyDataset final : public Dataset {
   const Dataset& inner_;
 };
 
-std::vector<Batch> run_epoch(DataLoader& loader, int64_t epoch, int64_t start_batch = 0) {
-  loader.start_epoch(epoch, start_batch);
-  std::vector<Batch> out;
-  Batch b;
-  while (loader.next(b)) out.push_back(b);
-  return out;
-}
+using test::run_epoch;
 
 void expect_same_batches(const std::vector<Batch>& a, const std::vector<Batch>& b, const std::string& what) {
   ASSERT_EQ(a.size(), b.size()) << what;

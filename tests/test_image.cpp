@@ -9,6 +9,7 @@
 #include <string>
 
 #include "data/image.h"
+#include "error_testing.h"
 #include "framework/error.h"
 #include "image_testing.h"
 
@@ -33,21 +34,11 @@ class ImageDecode : public ::testing::Test {
 
 // The error message read_image(path) throws, or "" when it decodes.
 std::string read_error(const std::string& path) {
-  try {
-    read_image(path);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return error_of([&] { read_image(path); });
 }
 
 std::string decode_error(const Bytes& bytes, const std::string& source) {
-  try {
-    decode_image(bytes.data(), bytes.size(), source);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return error_of([&] { decode_image(bytes.data(), bytes.size(), source); });
 }
 
 void put_u32_be(Bytes& b, uint32_t v) {

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -14,6 +13,8 @@
 #include "data/image_folder.h"
 #include "data/image_transforms.h"
 #include "data/transforms.h"
+#include "dataloader_testing.h"
+#include "error_testing.h"
 #include "framework/error.h"
 #include "image_testing.h"
 
@@ -46,23 +47,6 @@ class ImageFolderTest : public ::testing::Test {
 
   std::string root_;
 };
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-std::vector<Batch> run_epoch(DataLoader& loader, int64_t epoch) {
-  loader.start_epoch(epoch);
-  std::vector<Batch> out;
-  Batch b;
-  while (loader.next(b)) out.push_back(b);
-  return out;
-}
 
 }  // namespace
 
@@ -179,13 +163,10 @@ TEST_F(ImageFolderTest, ACorruptFileStopsTheLoaderWithItsPath) {
   DataLoader loader(ds, {.batch_size = 2, .workers = 2});
   loader.start_epoch(0);
   Batch b;
-  std::string msg;
-  try {
+  const std::string msg = error_of([&] {
     while (loader.next(b)) {
     }
-  } catch (const Error& e) {
-    msg = e.what();
-  }
+  });
   EXPECT_NE(msg.find(path("b/broken.png")), std::string::npos) << msg;
   EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
 }

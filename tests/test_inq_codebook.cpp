@@ -4,14 +4,15 @@
 
 #include <cmath>
 #include <cstring>
-#include <functional>
 #include <limits>
 
+#include "error_testing.h"
 #include "framework/error.h"
 #include "framework/random.h"
 #include "inq/codebook.h"
 
 using namespace inq;
+using test::error_of;
 
 namespace {
 
@@ -19,15 +20,6 @@ namespace {
 // 2^(k+1) (4a and 3 * 2^k are exact doubles for every float a).
 bool is_floor_log2_four_thirds(double a, int k) {
   return std::ldexp(3.0, k) <= 4.0 * a && 4.0 * a < std::ldexp(3.0, k + 1);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace

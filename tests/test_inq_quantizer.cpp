@@ -11,12 +11,13 @@
 #include "framework/error.h"
 #include "framework/random.h"
 #include "inq/quantizer.h"
+#include "tensor_testing.h"
 
 using namespace inq;
 
 namespace {
 
-bool bit_equal(float a, float b) { return std::memcmp(&a, &b, sizeof(float)) == 0; }
+using test::bit_equal;
 
 // Eq. 4 as written, in double: for adjacent non-negative codebook values alpha < beta,
 // w -> sign(w) * beta when (alpha + beta) / 2 <= |w| < 3 * beta / 2; above 1.5 * 2^n1 saturate (D);

@@ -11,6 +11,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
+#include "error_testing.h"
 #include "framework/autograd.h"
 #include "framework/error.h"
 #include "framework/random.h"
@@ -24,33 +25,14 @@
 #include "layers/flatten.h"
 #include "layers/linear.h"
 #include "layers/loss.h"
+#include "tensor_testing.h"
 
 using namespace inq;
+using test::bit_equal;
+using test::error_of;
+using test::param_from;
 
 namespace {
-
-bool bit_equal(float a, float b) { return std::memcmp(&a, &b, sizeof(float)) == 0; }
-
-bool bit_equal(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), sizeof(float) * a.numel()) == 0;
-}
-
-Tensor param_from(const Shape& shape, const double* values) {
-  std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
-  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(values[i]);
-  Tensor t = Tensor::from_vector(shape, v);
-  t.set_requires_grad(true);
-  return t;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // ---- the golden scenario ----
 

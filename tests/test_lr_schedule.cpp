@@ -3,23 +3,12 @@
 
 #include <cmath>
 
+#include "error_testing.h"
 #include "framework/error.h"
 #include "optim/lr_schedule.h"
 
 using namespace inq;
-
-namespace {
-
-std::string error_of(const std::string& name, const LrScheduleOptions& o) {
-  try {
-    make_lr_schedule(name, o);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-}  // namespace
+using test::error_of;
 
 TEST(LrSchedule, ConstantAndStep) {
   const LrSchedule c = make_lr_schedule("constant", {.base_lr = 0.1});
@@ -89,10 +78,10 @@ TEST(LrSchedule, FactoryNamesAndValidation) {
   for (auto k :
        {LrScheduleKind::Constant, LrScheduleKind::Step, LrScheduleKind::MultiStep, LrScheduleKind::Cosine})
     EXPECT_EQ(parse_lr_schedule_kind(lr_schedule_name(k)), k);
-  const std::string unknown = error_of("linear", {});
+  const std::string unknown = error_of([] { make_lr_schedule("linear", {}); });
   EXPECT_NE(unknown.find("'linear'"), std::string::npos) << unknown;
   EXPECT_NE(unknown.find("constant, step, multistep, cosine"), std::string::npos) << unknown;
-  EXPECT_NE(error_of("Cosine", {.total_iterations = 10}), "");  // names are case-sensitive
+  EXPECT_NE(error_of([] { make_lr_schedule("Cosine", {.total_iterations = 10}); }), "");  // names are case-sensitive
 
   struct Bad {
     const char* name;
@@ -122,7 +111,7 @@ TEST(LrSchedule, FactoryNamesAndValidation) {
       {"multistep", {.milestones = {5}, .min_lr = 0.001}, "only with the cosine schedule"},
   };
   for (const Bad& b : bad) {
-    const std::string m = error_of(b.name, b.options);
+    const std::string m = error_of([&] { make_lr_schedule(b.name, b.options); });
     EXPECT_NE(m.find(b.needle), std::string::npos) << b.name << ": expected '" << b.needle << "' in: " << m;
   }
 }

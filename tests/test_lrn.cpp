@@ -7,16 +7,13 @@
 #include "framework/error.h"
 #include "gradcheck.h"
 #include "layers/lrn.h"
+#include "tensor_testing.h"
 
 using namespace inq;
 
 namespace {
 
-void expect_near_all(const Tensor& t, const std::vector<float>& expected, float tol, const char* what) {
-  ASSERT_EQ(t.numel(), static_cast<int64_t>(expected.size())) << what;
-  for (size_t i = 0; i < expected.size(); ++i)
-    EXPECT_NEAR(t.data()[i], expected[i], tol) << what << " at " << i;
-}
+using test::expect_near_all;
 
 // torch.randn(1, 5, 2, 2, generator=torch.Generator().manual_seed(0)) in PyTorch 1.13.
 Tensor golden_input() {

@@ -8,16 +8,13 @@
 #include "framework/error.h"
 #include "gradcheck.h"
 #include "layers/pooling.h"
+#include "tensor_testing.h"
 
 using namespace inq;
 
 namespace {
 
-void expect_near_all(const Tensor& t, const std::vector<float>& expected, float tol, const char* what) {
-  ASSERT_EQ(t.numel(), static_cast<int64_t>(expected.size())) << what;
-  for (size_t i = 0; i < expected.size(); ++i)
-    EXPECT_NEAR(t.data()[i], expected[i], tol) << what << " at " << i;
-}
+using test::expect_near_all;
 
 Tensor arange_plane(int64_t h, int64_t w, float start) {
   std::vector<float> v(static_cast<size_t>(h * w));

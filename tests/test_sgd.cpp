@@ -11,20 +11,15 @@
 #include "framework/random.h"
 #include "golden/sgd_golden.h"
 #include "optim/sgd.h"
+#include "tensor_testing.h"
 
 using namespace inq;
 
 namespace {
 
-Tensor param_from(const Shape& shape, const double* values) {
-  std::vector<float> v(static_cast<size_t>(shape_numel(shape)));
-  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(values[i]);
-  Tensor t = Tensor::from_vector(shape, v);
-  t.set_requires_grad(true);
-  return t;
-}
-
+using test::bit_equal;
 using test::expect_near_all;
+using test::param_from;
 using test::set_golden_grad;
 
 // A parameter with random values and a fixed random gradient per step.
@@ -73,8 +68,6 @@ class FreezingSgd : public Sgd {
     return m;
   }
 };
-
-bool bit_equal(float a, float b) { return std::memcmp(&a, &b, sizeof(float)) == 0; }
 
 }  // namespace
 

@@ -1,10 +1,12 @@
 // load_state_dict: copies by name and reports every missing, unexpected and mis-shaped name.
 #include <gtest/gtest.h>
 
+#include "error_testing.h"
 #include "framework/error.h"
 #include "framework/state_dict.h"
 
 using namespace inq;
+using test::error_of;
 
 namespace {
 
@@ -17,15 +19,6 @@ SafetensorsFile file_of(StoredTensors tensors) {
 
 StoredTensor f32(const Shape& shape, float value) {
   return StoredTensor::from_tensor(Tensor::full(shape, value));
-}
-
-std::string error_of(const NamedTensorList& dst, const SafetensorsFile& f, bool strict) {
-  try {
-    load_state_dict(dst, f, strict);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace
@@ -46,7 +39,7 @@ TEST(LoadStateDict, StrictReportsEveryProblemAndLoadsNothing) {
   const NamedTensorList dst{{"a", a}, {"b", b}, {"c", c}, {"e", e}};
   const SafetensorsFile f =
       file_of({{"a", f32({2}, 1)}, {"b", f32({4}, 1)}, {"d", f32({1}, 1)}, {"x", f32({1}, 1)}});
-  const std::string m = error_of(dst, f, /*strict=*/true);
+  const std::string m = error_of([&] { load_state_dict(dst, f, /*strict=*/true); });
   EXPECT_NE(m.find("ckpt.safetensors"), std::string::npos) << m;
   EXPECT_NE(m.find(R"(Missing key(s) in file: "c", "e".)"), std::string::npos) << m;
   EXPECT_NE(m.find(R"(Unexpected key(s) in file: "d", "x".)"), std::string::npos) << m;
@@ -57,9 +50,11 @@ TEST(LoadStateDict, StrictReportsEveryProblemAndLoadsNothing) {
   EXPECT_EQ(a.to_vector(), (std::vector<float>{0, 0}));  // nothing copied
 
   // Missing and unexpected names alone are enough to fail a strict load.
-  EXPECT_NE(error_of({{"a", a}, {"c", c}}, file_of({{"a", f32({2}, 1)}}), true).find(R"("c")"),
+  EXPECT_NE(error_of([&] { load_state_dict({{"a", a}, {"c", c}}, file_of({{"a", f32({2}, 1)}}), true); })
+                .find(R"("c")"),
             std::string::npos);
-  EXPECT_NE(error_of({{"a", a}}, file_of({{"a", f32({2}, 1)}, {"z", f32({2}, 1)}}), true).find(R"("z")"),
+  EXPECT_NE(error_of([&] { load_state_dict({{"a", a}}, file_of({{"a", f32({2}, 1)}, {"z", f32({2}, 1)}}), true); })
+                .find(R"("z")"),
             std::string::npos);
   EXPECT_EQ(a.to_vector(), (std::vector<float>{0, 0}));
 }
@@ -76,7 +71,8 @@ TEST(LoadStateDict, NonStrictLoadsWhatMatchesAndReportsTheRest) {
   EXPECT_NE(r.message("src").find("src"), std::string::npos);
 
   // A shape mismatch is an error even when not strict (as in PyTorch): loading it is impossible.
-  EXPECT_NE(error_of({{"a", a}}, file_of({{"a", f32({1, 2}, 1)}}), false).find("size mismatch for a"),
+  EXPECT_NE(error_of([&] { load_state_dict({{"a", a}}, file_of({{"a", f32({1, 2}, 1)}}), false); })
+                .find("size mismatch for a"),
             std::string::npos);
 }
 
@@ -87,15 +83,15 @@ TEST(LoadStateDict, RankZeroInt64LoadsIntoARankZeroFloat) {
   EXPECT_EQ(nbt.item(), 12345.0f);
 
   // Values a float cannot hold exactly are refused, not rounded.
-  const std::string m =
-      error_of({{"n", nbt}}, file_of({{"n", StoredTensor::from_int64({}, {(1LL << 24) + 1})}}), true);
+  const auto load_n = [&](const StoredTensor& stored) {
+    return error_of([&] { load_state_dict({{"n", nbt}}, file_of({{"n", stored}}), true); });
+  };
+  const std::string m = load_n(StoredTensor::from_int64({}, {(1LL << 24) + 1}));
   EXPECT_NE(m.find("16777217"), std::string::npos) << m;
-  EXPECT_NE(error_of({{"n", nbt}}, file_of({{"n", StoredTensor::from_int64({}, {INT64_MIN})}}), true), "");
+  EXPECT_NE(load_n(StoredTensor::from_int64({}, {INT64_MIN})), "");
   EXPECT_EQ(nbt.item(), 12345.0f);
   // Rank matters: [1] is not [].
-  EXPECT_NE(error_of({{"n", nbt}}, file_of({{"n", StoredTensor::from_int64({1}, {1})}}), true)
-                .find("size mismatch"),
-            std::string::npos);
+  EXPECT_NE(load_n(StoredTensor::from_int64({1}, {1})).find("size mismatch"), std::string::npos);
 }
 
 TEST(LoadStateDict, RejectsDuplicateOrUndefinedDestinations) {
