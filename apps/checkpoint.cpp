@@ -2,9 +2,9 @@
 
 #include <algorithm>
 
-#include "apps/json_value.h"
 #include "apps/packed_model.h"
 #include "framework/error.h"
+#include "framework/json_value.h"
 #include "framework/state_dict.h"
 #include "inq/inq_state.h"
 

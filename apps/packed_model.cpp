@@ -4,9 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/checkpoint.h"
-#include "apps/json_value.h"
 #include "framework/atomic_file.h"
 #include "framework/error.h"
+#include "framework/json_value.h"
 #include "inq/packed.h"
 
 namespace inq {

@@ -2,9 +2,9 @@
 
 #include <cmath>
 
-#include "apps/json_value.h"
 #include "data/image.h"
 #include "framework/error.h"
+#include "framework/json_value.h"
 #include "inq/codebook.h"
 
 namespace inq {
