@@ -6,6 +6,7 @@
 #include <set>
 
 #include "framework/error.h"
+#include "framework/json_value.h"
 
 namespace inq {
 
@@ -41,122 +42,208 @@ std::string inq_state_metadata(const InqState& state, const InqOptions& options)
                   {"tensors", tensors}};
   return j.dump();
 }
-
 namespace {
 
-// nlohmann keeps the last of duplicate keys silently; the callback refuses them instead.
-json parse_json_strict(const std::string& text) {
-  std::vector<std::set<std::string>> open;
-  auto callback = [&](int, json::parse_event_t event, json& parsed) -> bool {
-    if (event == json::parse_event_t::object_start) open.emplace_back();
-    if (event == json::parse_event_t::object_end) open.pop_back();
-    if (event == json::parse_event_t::key) {
-      const auto& key = parsed.get_ref<const std::string&>();
-      INQ_CHECK(open.back().insert(key).second,
-                "Given INQ state metadata, expected unique keys, but '{}' appears more than once", key);
-    }
-    return true;
-  };
-  try {
-    return json::parse(text, callback);
-  } catch (const json::exception& e) {
-    throw Error(
-        fmt::format("Given INQ state metadata, expected a JSON object, but parsing failed: {}", e.what()));
-  }
-}
+// What one load_inq_state call checks against, and the problems it has found so far.
+struct Load {
+  const InqOptions& options;
+  std::vector<double> portions;  // options.resolved_portions()
+  std::vector<std::string> problems;
 
-// Reads the fields of one JSON object, recording a problem for each missing, mistyped or unknown key.
-class Fields {
- public:
-  Fields(const json& object, std::string where, std::vector<std::string>& problems)
-      : object_(object), where_(std::move(where)), problems_(problems) {}
-
-  std::optional<int64_t> integer(const char* key) {
-    const json* v = take(key);
-    if (v == nullptr) return std::nullopt;
-    if (!v->is_number_integer()) return wrong(key, "an integer", *v);
-    if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
-      return wrong(key, "an integer in int64 range", *v);
-    return v->get<int64_t>();
+  int steps() const { return static_cast<int>(portions.size()); }
+  template <class... Args>
+  void problem(fmt::format_string<Args...> format, Args&&... args) {
+    problems.push_back(fmt::format(format, std::forward<Args>(args)...));
   }
-  std::optional<uint64_t> unsigned_integer(const char* key) {
-    const json* v = take(key);
-    if (v == nullptr) return std::nullopt;
-    if (!v->is_number_unsigned()) return wrong(key, "a non-negative integer", *v);
-    return v->get<uint64_t>();
-  }
-  std::optional<std::string> string(const char* key) {
-    const json* v = take(key);
-    if (v == nullptr) return std::nullopt;
-    if (!v->is_string()) return wrong(key, "a string", *v);
-    return v->get<std::string>();
-  }
-  std::optional<std::vector<double>> numbers(const char* key) {
-    const json* v = take(key);
-    if (v == nullptr) return std::nullopt;
-    std::vector<double> out;
-    if (!v->is_array()) return wrong(key, "an array of numbers", *v);
-    for (const auto& x : *v) {
-      if (!x.is_number()) return wrong(key, "an array of numbers", *v);
-      out.push_back(x.get<double>());
-    }
-    return out;
-  }
-  std::optional<std::vector<std::string>> strings(const char* key) {
-    const json* v = take(key);
-    if (v == nullptr) return std::nullopt;
-    std::vector<std::string> out;
-    if (!v->is_array()) return wrong(key, "an array of strings", *v);
-    for (const auto& x : *v) {
-      if (!x.is_string()) return wrong(key, "an array of strings", *v);
-      out.push_back(x.get<std::string>());
-    }
-    return out;
-  }
-  const json* object(const char* key) {
-    const json* v = take(key);
-    if (v == nullptr || v->is_object()) return v;
-    wrong(key, "an object", *v);
-    return nullptr;
-  }
-  // Records every key that no accessor asked for.
-  void reject_unknown() {
-    for (const auto& [key, value] : object_.items())
-      if (!asked_.count(key)) problems_.push_back(fmt::format("{}: unknown key '{}'", where_, key));
-  }
-
- private:
-  const json* take(const char* key) {
-    asked_.insert(key);
-    const auto it = object_.find(key);
-    if (it == object_.end()) {
-      problems_.push_back(fmt::format("{}: missing key '{}'", where_, key));
-      return nullptr;
-    }
-    return &*it;
-  }
-  std::nullopt_t wrong(const char* key, const char* expected, const json& v) {
-    problems_.push_back(fmt::format("{}: '{}' should be {}, but is {}", where_, key, expected, v.dump()));
-    return std::nullopt;
-  }
-
-  const json& object_;
-  std::string where_;
-  std::vector<std::string>& problems_;
-  std::set<std::string> asked_;
 };
 
+std::string text(int64_t v) { return std::to_string(v); }
+std::string text(uint64_t v) { return std::to_string(v); }
+std::string text(const std::string& v) { return v; }
+std::string text(const std::vector<double>& v) { return fmt::format("[{}]", fmt::join(v, ", ")); }
+std::string text(const std::vector<std::string>& v) { return fmt::format("[{}]", fmt::join(v, ", ")); }
+
 template <class T>
-void expect_equal(std::vector<std::string>& problems, const char* what, const std::optional<T>& got,
-                  const T& want, const std::string& got_text, const std::string& want_text) {
+void expect_option(Load& load, const char* what, const std::optional<T>& got, const T& want) {
   if (got && *got != want)
-    problems.push_back(
-        fmt::format("{} is {} in the state but {} in this run's options", what, got_text, want_text));
+    load.problem("{} is {} in the state but {} in this run's options", what, text(*got), text(want));
 }
 
-std::string join_doubles(const std::vector<double>& v) { return fmt::format("[{}]", fmt::join(v, ", ")); }
-std::string join_strings(const std::vector<std::string>& v) {
-  return fmt::format("[{}]", fmt::join(v, ", "));
+// The format, and the options the state was built with, which must be this run's.
+void check_options(JsonObjectReader& top, Load& load) {
+  const auto format = top.required<std::string>("format");
+  if (format && *format != kInqStateFormat)
+    load.problem("metadata: format is '{}', not '{}'", *format, kInqStateFormat);
+  const auto version = top.required<int64_t>("version");
+  if (version && *version != kInqStateVersion)
+    load.problem("metadata: version is {}, but this build reads version {}", *version, kInqStateVersion);
+  const InqOptions& options = load.options;
+  expect_option<int64_t>(load, "bits", top.required<int64_t>("bits"), options.bits);
+  expect_option(load, "portions", top.required<std::vector<double>>("portions"), load.portions);
+  expect_option<std::string>(load, "strategy", top.required<std::string>("strategy"),
+                             partition_strategy_name(options.strategy));
+  expect_option(load, "seed", top.required<uint64_t>("seed"), options.seed);
+  expect_option(load, "exclude", top.required<std::vector<std::string>>("exclude"), options.exclude);
+}
+
+std::optional<int64_t> read_steps_begun(JsonObjectReader& top, Load& load) {
+  const auto steps_begun = top.required<int64_t>("steps_begun");
+  if (steps_begun && (*steps_begun < 0 || *steps_begun > load.steps()))
+    load.problem("metadata: steps_begun is {}, expected 0..{}", *steps_begun, load.steps());
+  return steps_begun;
+}
+
+void read_generator(JsonObjectReader& top, InqState& state, Load& load) {
+  const auto generator = top.required<std::string>("generator");
+  if (!generator) return;
+  try {
+    state.generator.set_state(*generator);
+  } catch (const Error& e) {
+    load.problem("metadata: generator state is not valid: {}", e.what());
+  }
+}
+
+// The masks by parameter name; every tensor given must be one, given once.
+std::map<std::string, Tensor> masks_by_parameter(const NamedTensorList& tensors, Load& load) {
+  std::map<std::string, Tensor> masks;
+  for (const auto& [name, t] : tensors) {
+    if (!is_inq_state_tensor(name)) {
+      load.problem("'{}' is not '<parameter>{}'", name, kInqMaskSuffix);
+      continue;
+    }
+    const std::string param = name.substr(0, name.size() - std::string_view(kInqMaskSuffix).size());
+    if (!masks.emplace(param, t).second) load.problem("'{}' appears more than once", name);
+  }
+  return masks;
+}
+
+// One tensor's entry under "tensors".
+struct TensorEntry {
+  int64_t numel;
+  int bits, n1, n2;
+  int64_t step, frozen, saturated;
+};
+
+std::optional<TensorEntry> read_tensor_entry(JsonObjectReader& entry) {
+  const auto numel = entry.required<int64_t>("numel");
+  const auto bits = entry.required<int>("bits");
+  const auto n1 = entry.required<int>("n1");
+  const auto n2 = entry.required<int>("n2");
+  const auto step = entry.required<int64_t>("step");
+  const auto frozen = entry.required<int64_t>("frozen");
+  const auto saturated = entry.required<int64_t>("saturated");
+  entry.reject_unknown();
+  if (!numel || !bits || !n1 || !n2 || !step || !frozen || !saturated) return std::nullopt;
+  return TensorEntry{*numel, *bits, *n1, *n2, *step, *frozen, *saturated};
+}
+
+// The entry against its parameter and this run's options; returns its codebook.
+Codebook check_tensor_entry(const TensorEntry& t, const NamedParameter& p, int64_t steps_begun, Load& load) {
+  const std::string where = fmt::format("tensor '{}'", p.name);
+  const int64_t n = p.tensor.numel();
+  if (t.numel != n) load.problem("{}: numel is {}, but the parameter has {}", where, t.numel, n);
+  if (t.bits != load.options.bits)
+    load.problem("{}: bits is {}, but this run's bits are {}", where, t.bits, load.options.bits);
+  if (t.step != steps_begun)
+    load.problem("{}: step is {}, but steps_begun is {}", where, t.step, steps_begun);
+  const Codebook cb{.bits = t.bits, .n1 = t.n1, .n2 = t.n2};
+  try {
+    cb.validate(p.name);
+  } catch (const Error& e) {
+    load.problem("{}: {}", where, e.what());
+  }
+  if (t.step >= 1 && t.step <= load.steps()) {
+    const int64_t target = frozen_target(load.portions[static_cast<size_t>(t.step - 1)], n);
+    if (t.frozen != target)
+      load.problem("{}: frozen is {}, but step {} of portions {} freezes {} of {} weights", where, t.frozen,
+                   t.step, text(load.portions), target, n);
+  }
+  if (t.saturated < 0 || t.saturated > t.frozen)
+    load.problem("{}: saturated is {}, expected 0..frozen ({})", where, t.saturated, t.frozen);
+  return cb;
+}
+
+// The mask of `p`: the parameter's shape, only 0 and 1, `frozen` zeros.
+void check_mask(const Tensor& mask, const NamedParameter& p, int64_t frozen, Load& load) {
+  if (!mask.defined() || mask.shape() != p.tensor.shape()) {
+    load.problem("'{}{}' has shape {} but the parameter has shape {}", p.name, kInqMaskSuffix,
+                 mask.defined() ? shape_str(mask.shape()) : "undefined", shape_str(p.tensor.shape()));
+    return;
+  }
+  int64_t zeros = 0, others = 0;
+  const float* m = mask.data();
+  for (int64_t i = 0; i < mask.numel(); ++i) {
+    zeros += m[i] == 0 ? 1 : 0;
+    others += (m[i] != 0 && m[i] != 1) ? 1 : 0;
+  }
+  if (others != 0)
+    load.problem("'{}{}' holds {} values other than 0 and 1", p.name, kInqMaskSuffix, others);
+  else if (zeros != frozen)
+    load.problem("'{}{}' has {} frozen entries, but the metadata says {}", p.name, kInqMaskSuffix, zeros,
+                 frozen);
+}
+
+// The record of `p` from its entry and mask, or nothing when either has a problem.
+std::optional<InqParamState> load_record(JsonObjectReader& entry, const NamedParameter& p,
+                                         int64_t steps_begun, const std::map<std::string, Tensor>& masks,
+                                         Load& load) {
+  const auto t = read_tensor_entry(entry);
+  if (!t) return std::nullopt;
+  const size_t before = load.problems.size();
+  const Codebook cb = check_tensor_entry(*t, p, steps_begun, load);
+  const auto mask = masks.find(p.name);
+  if (mask == masks.end()) {
+    load.problem("'{}{}' is missing", p.name, kInqMaskSuffix);
+    return std::nullopt;
+  }
+  check_mask(mask->second, p, t->frozen, load);
+  if (load.problems.size() != before) return std::nullopt;
+  InqParamState record{
+      .codebook = cb, .mask = mask->second.clone(), .frozen = t->frozen, .step = static_cast<int>(t->step),
+      .saturated = t->saturated};
+  // -0.0 counts as frozen above (it equals 0); store the canonical value.
+  float* m = record.mask.data();
+  for (int64_t i = 0; i < record.mask.numel(); ++i) m[i] = m[i] == 0 ? 0.0f : 1.0f;
+  return record;
+}
+
+// The records of "tensors": none before step 1, then one per quantized parameter and no other.
+void load_records(JsonObjectReader& entries, int64_t steps_begun,
+                  const std::vector<NamedParameter>& quantized, const std::map<std::string, Tensor>& masks,
+                  Load& load, InqState& state) {
+  if (steps_begun <= 0) {  // below 0 is a problem already
+    if (!entries.value().empty())
+      load.problem("metadata: tensors must be empty before step 1 (steps_begun is 0)");
+    return;
+  }
+  std::set<std::string> names;
+  for (const auto& p : quantized) names.insert(p.name);
+  for (const auto& item : entries.value().items())
+    if (!names.count(item.key()))
+      load.problem("metadata: tensor '{}' is not a quantized parameter of this optimizer", item.key());
+  for (const auto& p : quantized) {
+    if (!entries.has(p.name)) {
+      load.problem("metadata: quantized parameter '{}' has no entry", p.name);
+      continue;
+    }
+    auto entry = entries.object(p.name, fmt::format("tensor '{}'", p.name));
+    if (!entry) continue;
+    if (auto record = load_record(*entry, p, steps_begun, masks, load))
+      state.params[p.name] = std::move(*record);
+  }
+}
+
+// Every mask must belong to a quantized parameter of a started state.
+void check_masks_claimed(const std::map<std::string, Tensor>& masks, bool started,
+                         const std::vector<NamedParameter>& quantized, Load& load) {
+  // A named variable rather than a structured binding: clang 14 (the fuzz build) cannot capture
+  // structured bindings in lambdas.
+  for (const auto& mask_entry : masks) {
+    const std::string& param = mask_entry.first;
+    if (!started ||
+        std::none_of(quantized.begin(), quantized.end(), [&](const auto& p) { return p.name == param; }))
+      load.problem("'{}{}' names no quantized parameter of this INQ state", param, kInqMaskSuffix);
+  }
 }
 
 }  // namespace
@@ -164,175 +251,24 @@ std::string join_strings(const std::vector<std::string>& v) {
 InqState load_inq_state(const NamedTensorList& tensors, const std::string& metadata,
                         const InqOptions& options, const std::vector<NamedParameter>& quantized) {
   options.validate();
-  const std::vector<double> portions = options.resolved_portions();
-  const int steps = static_cast<int>(portions.size());
-  const json root = parse_json_strict(metadata);
-  INQ_CHECK(root.is_object(), "Given INQ state metadata, expected a JSON object, but got {} instead",
-            root.type_name());
-
-  std::vector<std::string> problems;
+  Load load{.options = options, .portions = options.resolved_portions(), .problems = {}};
+  const json root = parse_json_object(metadata, "INQ state metadata");
   InqState state = make_inq_state(options);
-  Fields top(root, "metadata", problems);
-  const auto format = top.string("format");
-  if (format && *format != kInqStateFormat)
-    problems.push_back(fmt::format("metadata: format is '{}', not '{}'", *format, kInqStateFormat));
-  const auto version = top.integer("version");
-  if (version && *version != kInqStateVersion)
-    problems.push_back(
-        fmt::format("metadata: version is {}, but this build reads version {}", *version, kInqStateVersion));
-  const auto bits = top.integer("bits");
-  expect_equal<int64_t>(problems, "bits", bits, options.bits, bits ? std::to_string(*bits) : "",
-                        std::to_string(options.bits));
-  const auto got_portions = top.numbers("portions");
-  expect_equal(problems, "portions", got_portions, portions, got_portions ? join_doubles(*got_portions) : "",
-               join_doubles(portions));
-  const auto strategy = top.string("strategy");
-  const std::string want_strategy = partition_strategy_name(options.strategy);
-  expect_equal(problems, "strategy", strategy, want_strategy, strategy.value_or(""), want_strategy);
-  const auto seed = top.unsigned_integer("seed");
-  expect_equal(problems, "seed", seed, options.seed, seed ? std::to_string(*seed) : "",
-               std::to_string(options.seed));
-  const auto exclude = top.strings("exclude");
-  expect_equal(problems, "exclude", exclude, options.exclude, exclude ? join_strings(*exclude) : "",
-               join_strings(options.exclude));
-  const auto steps_begun = top.integer("steps_begun");
-  if (steps_begun && (*steps_begun < 0 || *steps_begun > steps))
-    problems.push_back(fmt::format("metadata: steps_begun is {}, expected 0..{}", *steps_begun, steps));
-  const auto generator = top.string("generator");
-  if (generator) {
-    try {
-      state.generator.set_state(*generator);
-    } catch (const Error& e) {
-      problems.push_back(fmt::format("metadata: generator state is not valid: {}", e.what()));
-    }
-  }
-  const json* entries = top.object("tensors");
+  JsonObjectReader top = JsonObjectReader::collecting(root, "metadata", load.problems);
+  check_options(top, load);
+  const auto steps_begun = read_steps_begun(top, load);
+  read_generator(top, state, load);
+  auto entries = top.object("tensors");
   top.reject_unknown();
+  const std::map<std::string, Tensor> masks = masks_by_parameter(tensors, load);
+  if (entries && steps_begun) load_records(*entries, *steps_begun, quantized, masks, load, state);
+  check_masks_claimed(masks, steps_begun && *steps_begun > 0, quantized, load);
 
-  // Masks by parameter name; every tensor given must be one.
-  std::map<std::string, Tensor> masks;
-  for (const auto& [name, t] : tensors) {
-    if (!is_inq_state_tensor(name)) {
-      problems.push_back(fmt::format("'{}' is not '<parameter>{}'", name, kInqMaskSuffix));
-      continue;
-    }
-    const std::string param = name.substr(0, name.size() - std::string_view(kInqMaskSuffix).size());
-    if (!masks.emplace(param, t).second) problems.push_back(fmt::format("'{}' appears more than once", name));
-  }
-
-  const bool started = steps_begun && *steps_begun > 0;
-  if (entries != nullptr && steps_begun) {
-    std::set<std::string> names;
-    for (const auto& p : quantized) names.insert(p.name);
-    if (!started && !entries->empty())
-      problems.push_back("metadata: tensors must be empty before step 1 (steps_begun is 0)");
-    for (const auto& [name, value] : entries->items())
-      if (started && !names.count(name))
-        problems.push_back(
-            fmt::format("metadata: tensor '{}' is not a quantized parameter of this optimizer", name));
-    for (const auto& p : quantized) {
-      if (!started) break;
-      const auto it = entries->find(p.name);
-      if (it == entries->end()) {
-        problems.push_back(fmt::format("metadata: quantized parameter '{}' has no entry", p.name));
-        continue;
-      }
-      if (!it->is_object()) {
-        problems.push_back(
-            fmt::format("metadata: tensor '{}' should be an object, but is {}", p.name, it->dump()));
-        continue;
-      }
-      const std::string where = fmt::format("tensor '{}'", p.name);
-      Fields f(*it, where, problems);
-      const auto numel = f.integer("numel");
-      const auto t_bits = f.integer("bits");
-      const auto n1 = f.integer("n1");
-      const auto n2 = f.integer("n2");
-      const auto step = f.integer("step");
-      const auto frozen = f.integer("frozen");
-      const auto saturated = f.integer("saturated");
-      f.reject_unknown();
-      if (!numel || !t_bits || !n1 || !n2 || !step || !frozen || !saturated) continue;
-      const size_t before = problems.size();
-      const int64_t n = p.tensor.numel();
-      if (*numel != n)
-        problems.push_back(fmt::format("{}: numel is {}, but the parameter has {}", where, *numel, n));
-      if (*t_bits != options.bits)
-        problems.push_back(
-            fmt::format("{}: bits is {}, but this run's bits are {}", where, *t_bits, options.bits));
-      if (*step != *steps_begun)
-        problems.push_back(fmt::format("{}: step is {}, but steps_begun is {}", where, *step, *steps_begun));
-      Codebook cb;
-      if (*n1 < INT32_MIN || *n1 > INT32_MAX || *n2 < INT32_MIN || *n2 > INT32_MAX) {
-        problems.push_back(fmt::format("{}: n1 = {} or n2 = {} is out of range", where, *n1, *n2));
-      } else {
-        cb = Codebook{
-            .bits = static_cast<int>(*t_bits), .n1 = static_cast<int>(*n1), .n2 = static_cast<int>(*n2)};
-        try {
-          cb.validate(p.name);
-        } catch (const Error& e) {
-          problems.push_back(fmt::format("{}: {}", where, e.what()));
-        }
-      }
-      if (*step >= 1 && *step <= steps &&
-          *frozen != frozen_target(portions[static_cast<size_t>(*step - 1)], n))
-        problems.push_back(fmt::format(
-            "{}: frozen is {}, but step {} of portions {} freezes {} of {} weights", where, *frozen, *step,
-            join_doubles(portions), frozen_target(portions[static_cast<size_t>(*step - 1)], n), n));
-      if (*saturated < 0 || *saturated > *frozen)
-        problems.push_back(
-            fmt::format("{}: saturated is {}, expected 0..frozen ({})", where, *saturated, *frozen));
-      const auto mask_it = masks.find(p.name);
-      if (mask_it == masks.end()) {
-        problems.push_back(fmt::format("'{}{}' is missing", p.name, kInqMaskSuffix));
-        continue;
-      }
-      const Tensor& mask = mask_it->second;
-      if (!mask.defined() || mask.shape() != p.tensor.shape()) {
-        problems.push_back(fmt::format("'{}{}' has shape {} but the parameter has shape {}", p.name,
-                                       kInqMaskSuffix, mask.defined() ? shape_str(mask.shape()) : "undefined",
-                                       shape_str(p.tensor.shape())));
-        continue;
-      }
-      int64_t zeros = 0, others = 0;
-      const float* m = mask.data();
-      for (int64_t i = 0; i < mask.numel(); ++i) {
-        zeros += m[i] == 0 ? 1 : 0;
-        others += (m[i] != 0 && m[i] != 1) ? 1 : 0;
-      }
-      if (others != 0)
-        problems.push_back(
-            fmt::format("'{}{}' holds {} values other than 0 and 1", p.name, kInqMaskSuffix, others));
-      else if (zeros != *frozen)
-        problems.push_back(fmt::format("'{}{}' has {} frozen entries, but the metadata says {}", p.name,
-                                       kInqMaskSuffix, zeros, *frozen));
-      if (problems.size() != before) continue;
-      InqParamState record{.codebook = cb,
-                           .mask = mask.clone(),
-                           .frozen = *frozen,
-                           .step = static_cast<int>(*step),
-                           .saturated = *saturated};
-      // -0.0 counts as frozen above (it equals 0); store the canonical value.
-      float* mm = record.mask.data();
-      for (int64_t i = 0; i < record.mask.numel(); ++i) mm[i] = mm[i] == 0 ? 0.0f : 1.0f;
-      state.params[p.name] = std::move(record);
-    }
-  }
-  // A named variable rather than a structured binding: clang 14 (the fuzz build) cannot capture
-  // structured bindings in lambdas.
-  for (const auto& mask_entry : masks) {
-    const std::string& param = mask_entry.first;
-    if (!started ||
-        std::none_of(quantized.begin(), quantized.end(), [&](const auto& p) { return p.name == param; }))
-      problems.push_back(
-          fmt::format("'{}{}' names no quantized parameter of this INQ state", param, kInqMaskSuffix));
-  }
-
-  if (!problems.empty()) {
+  if (!load.problems.empty()) {
     std::string m =
         "Given an INQ state (masks and metadata), expected one matching this run's options and "
         "quantized parameters, but got:";
-    for (const auto& line : problems) m += "\n  " + line;
+    for (const auto& line : load.problems) m += "\n  " + line;
     throw Error(m);
   }
   state.steps_begun = static_cast<int>(*steps_begun);
