@@ -8,12 +8,12 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
-#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "framework/atomic_file.h"
 #include "framework/error.h"
+#include "framework/json_value.h"
 
 namespace inq {
 
@@ -167,53 +167,25 @@ void check_header_length(const std::string& source, uint64_t n, uint64_t file_si
              "expected a header length of at most {} (file size - 8), but got {} instead", file_size - 8, n);
 }
 
-// A non-negative JSON integer that fits in int64; `what` names the field in messages.
-int64_t json_to_index(const std::string& source, const std::string& name, const char* what, const json& v) {
-  // nlohmann stores non-negative integers as unsigned, negative ones as signed, and anything with a
-  // fraction, an exponent or beyond 64 bits as a double.
-  FILE_CHECK(v.is_number_integer(), source, "expected {} of tensor '{}' to be integers, but got {} instead",
-             what, name, v.dump());
-  FILE_CHECK(v.is_number_unsigned(), source,
-             "expected {} of tensor '{}' to be non-negative, but got {} instead", what, name, v.dump());
-  const uint64_t u = v.get<uint64_t>();
-  FILE_CHECK(u <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()), source,
-             "expected {} of tensor '{}' to fit in 64-bit signed integers, but got {} instead", what, name,
-             u);
-  return static_cast<int64_t>(u);
+StoredDtype parse_dtype(const std::string& source, const std::string& name, const std::string& d) {
+  if (d == "F32") return StoredDtype::F32;
+  if (d == "I64") return StoredDtype::I64;
+  if (d == "U8") return StoredDtype::U8;
+  throw FILE_ERROR(source, "expected the dtype of tensor '{}' to be F32, I64 or U8, but got '{}' instead",
+                   name, d);
 }
 
-Entry parse_entry(const std::string& source, const std::string& name, const json& v) {
-  FILE_CHECK(v.is_object(), source, "expected the entry of tensor '{}' to be an object, but got {} instead",
-             name, v.type_name());
-  for (const auto& [key, value] : v.items())
-    FILE_CHECK(key == "dtype" || key == "shape" || key == "data_offsets", source,
-               "expected only the keys dtype, shape and data_offsets in tensor '{}', but got '{}' as well",
-               name, key);
-  for (const char* key : {"dtype", "shape", "data_offsets"})
-    FILE_CHECK(v.contains(key), source, "expected tensor '{}' to have the key '{}', but it is missing", name,
-               key);
-
+// The entry of tensor `name` in the header: exactly the keys dtype, shape and data_offsets.
+Entry parse_entry(const std::string& source, JsonObjectReader& header, const std::string& name) {
+  JsonObjectReader v = *header.object(name, fmt::format("tensor '{}'", name));
   Entry e;
   e.name = name;
-  const json& dtype = v["dtype"];
-  FILE_CHECK(dtype.is_string(), source,
-             "expected the dtype of tensor '{}' to be a string, but got {} instead", name, dtype.dump());
-  const std::string& d = dtype.get_ref<const std::string&>();
-  if (d == "F32") {
-    e.dtype = StoredDtype::F32;
-  } else if (d == "I64") {
-    e.dtype = StoredDtype::I64;
-  } else if (d == "U8") {
-    e.dtype = StoredDtype::U8;
-  } else {
-    throw FILE_ERROR(source, "expected the dtype of tensor '{}' to be F32, I64 or U8, but got '{}' instead", name,
-                     d);
-  }
+  const std::string d = *v.required<std::string>("dtype");
+  e.dtype = parse_dtype(source, name, d);
+  e.shape = *v.indices("shape");
+  const std::vector<int64_t> offsets = *v.indices("data_offsets", 2, "[begin, end]");
+  v.reject_unknown();
 
-  const json& shape = v["shape"];
-  FILE_CHECK(shape.is_array(), source, "expected the shape of tensor '{}' to be an array, but got {} instead",
-             name, shape.dump());
-  for (const json& dim : shape) e.shape.push_back(json_to_index(source, name, "the shape dimensions", dim));
   int64_t numel = 1;
   for (int64_t dim : e.shape) {
     FILE_CHECK(!__builtin_mul_overflow(numel, dim, &numel), source,
@@ -225,12 +197,8 @@ Entry parse_entry(const std::string& source, const std::string& name, const json
              "expected the byte size of tensor '{}' with shape {} to fit in 64 bits, but it overflows", name,
              shape_str(e.shape));
 
-  const json& offsets = v["data_offsets"];
-  FILE_CHECK(offsets.is_array() && offsets.size() == 2, source,
-             "expected data_offsets of tensor '{}' to be [begin, end], but got {} instead", name,
-             offsets.dump());
-  e.begin = static_cast<uint64_t>(json_to_index(source, name, "data_offsets", offsets[0]));
-  e.end = static_cast<uint64_t>(json_to_index(source, name, "data_offsets", offsets[1]));
+  e.begin = static_cast<uint64_t>(offsets[0]);
+  e.end = static_cast<uint64_t>(offsets[1]);
   FILE_CHECK(e.begin <= e.end, source,
              "expected data_offsets [begin, end] of tensor '{}' with begin <= end, but got [{}, {}] instead",
              name, e.begin, e.end);
@@ -250,55 +218,22 @@ Header parse_header(const std::string& source, std::string_view text, uint64_t b
   FILE_CHECK(nul == std::string_view::npos, source,
              "expected a JSON header, but got a NUL byte at header byte {}", nul);
 
-  // nlohmann keeps the last of duplicate keys silently, so the parser callback tracks the keys of
-  // every open object. The valid structure is at most three levels deep (root / entry / shape), so
-  // deeper nesting is refused as soon as it opens, which also bounds the work on hostile input.
-  std::vector<std::set<std::string>> open_objects;
-  auto callback = [&](int depth, json::parse_event_t event, json& parsed) -> bool {
-    switch (event) {
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        FILE_CHECK(depth <= 2, source,
-                   "expected a header nested at most 3 levels deep, but got deeper nesting");
-        if (event == json::parse_event_t::object_start) open_objects.emplace_back();
-        break;
-      case json::parse_event_t::key: {
-        const std::string& key = parsed.get_ref<const std::string&>();
-        FILE_CHECK(open_objects.back().insert(key).second, source,
-                   "expected unique names in the header, but '{}' appears more than once", key);
-        break;
-      }
-      case json::parse_event_t::object_end:
-        open_objects.pop_back();
-        break;
-      default:
-        break;
-    }
-    return true;
-  };
-  json root;
-  try {
-    root = json::parse(text.begin(), text.end(), callback);
-  } catch (const json::exception& e) {
-    throw FILE_ERROR(source, "expected a JSON header, but parsing failed: {}", e.what());
-  }
-  FILE_CHECK(root.is_object(), source, "expected the header to be a JSON object, but got {} instead",
-             root.type_name());
+  // The valid structure is at most three levels deep (root / entry / shape), so deeper nesting is
+  // refused as soon as it opens, which also bounds the work on hostile input.
+  const std::string given = fmt::format("safetensors file '{}'", source);
+  const json root = parse_json_object(text, given, {.document = "header", .max_levels = 3});
+  JsonObjectReader header = JsonObjectReader::throwing(root, given, "the header");
 
   Header h;
-  for (const auto& [key, value] : root.items()) {
-    if (key == kMetadataKey) {
-      FILE_CHECK(value.is_object(), source, "expected __metadata__ to be an object, but got {} instead",
-                 value.type_name());
-      for (const auto& [mk, mv] : value.items()) {
-        FILE_CHECK(mv.is_string(), source, "expected __metadata__ values to be strings, but '{}' is {}", mk,
-                   mv.dump());
-        h.metadata[mk] = mv.get<std::string>();
-      }
-      continue;
+  if (auto metadata = header.optional_object(kMetadataKey, kMetadataKey)) {
+    for (const auto& [mk, mv] : metadata->value().items()) {
+      FILE_CHECK(json_is<std::string>(mv), source,
+                 "expected __metadata__ values to be strings, but '{}' is {}", mk, json_excerpt(mv));
+      h.metadata[mk] = mv.get<std::string>();
     }
-    h.entries.push_back(parse_entry(source, key, value));
   }
+  for (const auto& item : root.items())
+    if (item.key() != kMetadataKey) h.entries.push_back(parse_entry(source, header, item.key()));
 
   // The buffer must be covered exactly once: sorted by offset, each tensor starts where the previous
   // one ended, the first at 0 and the last at the buffer's end.

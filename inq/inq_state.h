@@ -6,6 +6,9 @@
 //
 // Which tensors: the ParamRole::Weight parameters (the weights of Conv2d and Linear), minus those
 // whose dotted name matches an exclude pattern. Never biases or BatchNorm parameters and buffers.
+//
+// The state and the step are implemented in inq_state.cpp, reports and verification in
+// inq_report.cpp, serialization in inq_state_io.cpp (metadata read with framework/json_value.h).
 #include <cstdint>
 #include <map>
 #include <string>
@@ -82,7 +85,7 @@ void apply_inq_step(InqState& state, const std::vector<NamedParameter>& quantize
 InqState quantize_one_shot(const std::vector<NamedParameter>& params, int bits,
                            const std::vector<std::string>& exclude = {});
 
-// ---- reports and verification ----
+// ---- reports and verification (inq_report.cpp) ----
 
 struct InqTensorReport {
   std::string name;
@@ -116,7 +119,7 @@ void check_quantized(const NamedTensorList& tensors, const std::map<std::string,
 // The codebooks of a state, by name.
 std::map<std::string, Codebook> codebooks_of(const InqState& state);
 
-// ---- serialization ----
+// ---- serialization (inq_state_io.cpp) ----
 // Tensors: "<param>.inq_mask" (the mask, 1 = float, 0 = frozen) for each record. Metadata: one JSON
 // object (a string for a safetensors __metadata__ value):
 //   {"format": "inq-state", "version": 1, "bits", "portions", "strategy", "seed", "exclude",
