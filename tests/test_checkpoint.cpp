@@ -1,4 +1,4 @@
-// Checkpoint metadata readers (apps/checkpoint.h, apps/train_config.h, framework/json_value.h) on hostile
+// Checkpoint metadata readers (train/checkpoint.h, train/train_config.h, framework/json_value.h) on hostile
 // values: numbers that do not fit their field, wrong JSON types, and training states that do not
 // match the run. Several of these were undefined behaviour (a float cast to an integer) found by
 // tests/fuzz (fuzz_checkpoint); the inputs are in tests/fuzz/corpus/checkpoint/regression-*.

@@ -1,5 +1,5 @@
 // libFuzzer target: weights and checkpoint files as --weights, --resume and `inq verify` read
-// them (apps/checkpoint.h, inq/inq_state.h, the optimizers' state loaders).
+// them (train/checkpoint.h, inq/inq_state.h, the optimizers' state loaders).
 // See tests/fuzz/README.md; what one input goes through is in tests/fuzz/fuzz_inputs.h.
 #include <cstring>
 #include <optional>
