@@ -17,6 +17,7 @@
 #include "layers/batchnorm.h"
 #include "layers/loss.h"
 #include "models/registry.h"
+#include "models/training_loss.h"
 
 namespace inq {
 
@@ -218,8 +219,7 @@ void Trainer::train_one_epoch() {
     const LrSchedule& schedule = inq_ && inq_->finished() ? *final_schedule_ : *schedule_;
     const double lr = schedule.lr_at(iteration_ - phase_start_iteration_);
     optimizer_->set_lr(lr);
-    Tensor logits = model_->forward(batch.images);
-    Tensor loss = cross_entropy(logits, batch.labels);
+    auto [logits, loss] = training_forward(*model_, batch.images, batch.labels);
     const float loss_value = loss.item();
     INQ_CHECK(std::isfinite(loss_value),
               "Given epoch {}, iteration {}, batch {}, expected a finite loss, but got {} (try a lower --lr)",
