@@ -101,7 +101,7 @@ Trainer::Trainer(TrainConfig config) : config_(std::move(config)) {
   model_ = create_model(config_.arch, model_options_for(config_, *train_set_));
   // A resumed run takes its weights from the checkpoint (loaded below), not from --weights.
   if (!config_.weights.empty() && config_.resume.empty())
-    load_model_weights(read_safetensors(config_.weights), *model_);
+    load_model_weights(read_safetensors(config_.weights), *model_, optional_weight_names(*model_));
 
   train_loader_ = std::make_unique<DataLoader>(
       *train_set_, DataLoaderOptions{.batch_size = config_.batch_size, .shuffle = true, .drop_last = false,
@@ -425,8 +425,8 @@ EvalResult Trainer::fit(int64_t stop_after_epoch) {
 void run_eval_command(const TrainConfig& config, const std::string& weights, const std::string& results_path) {
   ChannelStats stats;
   auto test_set = load_dataset(config, /*train=*/false, &stats);
-  auto model = create_model(config.arch, model_options_for(config, *test_set));
-  load_model_weights(read_safetensors(weights), *model);
+  auto model = create_model(config.arch, inference_options(model_options_for(config, *test_set)));
+  load_model_weights(read_safetensors(weights), *model, optional_weight_names(*model));
   fmt::print(stderr, "=> evaluating {} on {} ({} images, {} classes)\n", config.arch, config.dataset, test_set->size(),
              test_set->num_classes());
   DataLoader loader(*test_set, DataLoaderOptions{.batch_size = config.eval_batch_size, .shuffle = false,
