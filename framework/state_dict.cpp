@@ -1,5 +1,6 @@
 #include "framework/state_dict.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -20,6 +21,17 @@ std::string LoadStateReport::message(const std::string& source) const {
   if (!unexpected.empty()) m += fmt::format("\n  Unexpected key(s) in file: {}.", quoted(unexpected));
   for (const auto& line : mismatched) m += "\n  " + line;
   return m;
+}
+
+std::string LoadStateReport::optional_missing_note(const std::string& source) const {
+  if (optional_missing.empty()) return "";
+  std::vector<std::string> groups;
+  for (const auto& name : optional_missing) {
+    const std::string group = name.substr(0, name.find('.')) + ".*";
+    if (std::find(groups.begin(), groups.end(), group) == groups.end()) groups.push_back(group);
+  }
+  return fmt::format("=> note: weights '{}' have no {} ({} tensors); the model keeps its initial values there", source,
+                     fmt::join(groups, ", "), optional_missing.size());
 }
 
 namespace {
@@ -49,7 +61,8 @@ std::string mismatch(const std::string& name, const StoredTensor& stored, const 
 }  // namespace
 
 LoadStateReport load_state_dict(const NamedTensorList& destination, const SafetensorsFile& file,
-                                bool strict) {
+                                bool strict, const NamePredicate& optional) {
+  auto is_optional = [&](const std::string& name) { return optional && optional(name); };
   std::map<std::string, const Tensor*> by_name;
   for (const auto& [name, t] : destination) {
     INQ_CHECK(
@@ -66,7 +79,7 @@ LoadStateReport load_state_dict(const NamedTensorList& destination, const Safete
   for (const auto& [name, stored] : file.tensors) {
     auto it = by_name.find(name);
     if (it == by_name.end()) {
-      report.unexpected.push_back(name);
+      (is_optional(name) ? report.optional_ignored : report.unexpected).push_back(name);
       continue;
     }
     found[name] = true;
@@ -78,8 +91,14 @@ LoadStateReport load_state_dict(const NamedTensorList& destination, const Safete
     copies.emplace_back(&stored, *it->second);
     report.loaded.push_back(name);
   }
-  for (const auto& [name, t] : destination)
-    if (!found.count(name)) report.missing.push_back(name);
+  // The destination's optional names come all or none: a file with part of them is incomplete.
+  const bool optional_in_file = std::any_of(destination.begin(), destination.end(), [&](const auto& d) {
+    return found.count(d.first) && is_optional(d.first);
+  });
+  for (const auto& [name, t] : destination) {
+    if (found.count(name)) continue;
+    (is_optional(name) && !optional_in_file ? report.optional_missing : report.missing).push_back(name);
+  }
 
   if (!report.mismatched.empty() || (strict && !report.ok())) throw Error(report.message(file.source));
 

@@ -165,6 +165,8 @@ GoogLeNetOutputs GoogLeNet::run(const Tensor& x, bool with_aux) {
 
 std::shared_ptr<Module> googlenet(const ModelOptions& options) { return std::make_shared<GoogLeNet>(options); }
 
+bool is_googlenet_aux_name(const std::string& name) { return name.starts_with("aux1.") || name.starts_with("aux2."); }
+
 Tensor googlenet_loss(const GoogLeNetOutputs& outputs, const std::vector<int64_t>& targets, float aux_weight) {
   Tensor loss = cross_entropy(outputs.logits, targets);
   if (outputs.aux1.defined()) loss = ops::add(loss, ops::scale(cross_entropy(outputs.aux1, targets), aux_weight));

@@ -8,6 +8,7 @@
 // aux1.fc1.weight, ...), so its state_dicts load by name.
 //   x (N, C, H, W) with H, W >= 15 -> logits (N, classes)
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "layers/module.h"
@@ -48,10 +49,20 @@ class GoogLeNet : public Module {
   std::shared_ptr<Module> avgpool_, dropout_, fc_;
 };
 
+// Whether a state-dict name belongs to the auxiliary classifiers (aux1.*, aux2.*), which only
+// training uses: the one place that says which of GoogLeNet's weights a file may have or lack
+// (torchvision's googlenet(aux_logits=False) state_dicts have none). models/registry.h
+// optional_weight_names hands it to the weight loaders.
+bool is_googlenet_aux_name(const std::string& name);
+
+// The weight of each auxiliary loss in GoogLeNet's training loss.
+inline constexpr float kGoogLeNetAuxLossWeight = 0.3f;
+
 // GoogLeNet's training loss (Szegedy et al. 2015, section 5: the auxiliary losses are added with
 // weight 0.3), summed in this order:
 //   cross_entropy(logits) + aux_weight * cross_entropy(aux1) + aux_weight * cross_entropy(aux2)
 // An undefined aux output (eval mode, or a model without aux heads) contributes nothing.
-Tensor googlenet_loss(const GoogLeNetOutputs& outputs, const std::vector<int64_t>& targets, float aux_weight = 0.3f);
+Tensor googlenet_loss(const GoogLeNetOutputs& outputs, const std::vector<int64_t>& targets,
+                      float aux_weight = kGoogLeNetAuxLossWeight);
 
 }  // namespace inq

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "framework/error.h"
+#include "models/googlenet.h"
 
 namespace inq {
 
@@ -27,6 +28,16 @@ std::shared_ptr<Module> create_model(const std::string& arch, const ModelOptions
   INQ_CHECK(it != factories().end(), "Given --arch '{}', expected one of: {}", arch,
             fmt::join(available_models(), ", "));
   return it->second(options);
+}
+
+ModelOptions inference_options(ModelOptions options) {
+  options.aux_logits = false;
+  return options;
+}
+
+NamePredicate optional_weight_names(const Module& model) {
+  if (dynamic_cast<const GoogLeNet*>(&model)) return is_googlenet_aux_name;
+  return {};
 }
 
 std::vector<std::string> available_models() {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "framework/state_dict.h"
 #include "layers/module.h"
 
 namespace inq {
@@ -19,6 +20,17 @@ struct ModelOptions {
 
 std::shared_ptr<Module> create_model(const std::string& arch, const ModelOptions& options = {});
 std::vector<std::string> available_models();
+
+// Weights for evaluation and inference (`inq eval`, `inq run`) with or without what only training
+// uses. Build the model with inference_options (GoogLeNet: no aux heads) and load with
+// optional_weight_names(model) (GoogLeNet: aux1.* and aux2.*, models/googlenet.h): a file's aux
+// tensors are then ignored, and only those. Training builds the full model and loads its initial
+// weights with optional_weight_names too: aux heads absent from the file keep their initialization.
+// Every other name stays strict.
+ModelOptions inference_options(ModelOptions options);
+// The names a weights file may lack or have in excess for `model`; empty (none) for models
+// without training-only parts.
+NamePredicate optional_weight_names(const Module& model);
 
 // LeNet-5 for 28x28 inputs (ReLU and max-pool variant).
 std::shared_ptr<Module> lenet5(const ModelOptions& options = {});

@@ -99,3 +99,62 @@ TEST(LoadStateDict, RejectsDuplicateOrUndefinedDestinations) {
   EXPECT_THROW(load_state_dict({{"a", a}, {"a", a}}, file_of({})), Error);
   EXPECT_THROW(load_state_dict({{"a", Tensor()}}, file_of({})), Error);
 }
+
+// Optional names (e.g. GoogLeNet's aux heads) may be absent from either side; every other name stays
+// strict, and the destination's optional names load all or none.
+TEST(LoadStateDict, OptionalNamesMayBeAbsentFromTheFileOrFromTheDestination) {
+  const NamePredicate optional = [](const std::string& name) { return name.starts_with("aux."); };
+  Tensor a = Tensor::zeros({2}), aux_w = Tensor::full({1}, 7), aux_b = Tensor::full({1}, 8);
+  const NamedTensorList with_aux{{"a", a}, {"aux.w", aux_w}, {"aux.b", aux_b}};
+
+  // The file lacks them: the destination's keep their values, and the report says so.
+  LoadStateReport r = load_state_dict(with_aux, file_of({{"a", f32({2}, 1)}}), /*strict=*/true, optional);
+  EXPECT_TRUE(r.ok());
+  EXPECT_EQ(r.optional_missing, (std::vector<std::string>{"aux.w", "aux.b"}));
+  EXPECT_EQ(a.to_vector(), (std::vector<float>{1, 1}));
+  EXPECT_EQ(aux_w.item(), 7.0f);
+  EXPECT_EQ(r.optional_missing_note("w.safetensors"),
+            "=> note: weights 'w.safetensors' have no aux.* (2 tensors); the model keeps its initial values there");
+
+  // The file has them: they load like any other.
+  r = load_state_dict(with_aux, file_of({{"a", f32({2}, 2)}, {"aux.w", f32({1}, 3)}, {"aux.b", f32({1}, 4)}}), true,
+                      optional);
+  EXPECT_TRUE(r.optional_missing.empty());
+  EXPECT_EQ(r.optional_missing_note("w"), "");
+  EXPECT_EQ(aux_w.item(), 3.0f);
+  EXPECT_EQ(aux_b.item(), 4.0f);
+
+  // The destination lacks them: the file's are not loaded, and listed.
+  r = load_state_dict({{"a", a}}, file_of({{"a", f32({2}, 5)}, {"aux.w", f32({1}, 3)}}), true, optional);
+  EXPECT_EQ(r.optional_ignored, std::vector<std::string>{"aux.w"});
+  EXPECT_EQ(a.to_vector(), (std::vector<float>{5, 5}));
+
+  // Anything else is as strict as without the predicate.
+  std::string m;
+  try {
+    load_state_dict(with_aux, file_of({{"aux.w", f32({1}, 3)}, {"aux.b", f32({1}, 4)}, {"z", f32({1}, 1)}}), true,
+                    optional);
+  } catch (const Error& e) {
+    m = e.what();
+  }
+  EXPECT_NE(m.find(R"(Missing key(s) in file: "a".)"), std::string::npos) << m;
+  EXPECT_NE(m.find(R"(Unexpected key(s) in file: "z".)"), std::string::npos) << m;
+  // A shape mismatch in an optional tensor is still an error.
+  m = "";
+  try {
+    load_state_dict(with_aux, file_of({{"a", f32({2}, 1)}, {"aux.w", f32({2}, 3)}, {"aux.b", f32({1}, 4)}}), true,
+                    optional);
+  } catch (const Error& e) {
+    m = e.what();
+  }
+  EXPECT_NE(m.find("size mismatch for aux.w"), std::string::npos) << m;
+  // Part of the optional tensors is an incomplete file: the rest are missing.
+  m = "";
+  try {
+    load_state_dict(with_aux, file_of({{"a", f32({2}, 1)}, {"aux.w", f32({1}, 9)}}), true, optional);
+  } catch (const Error& e) {
+    m = e.what();
+  }
+  EXPECT_NE(m.find(R"(Missing key(s) in file: "aux.b".)"), std::string::npos) << m;
+  EXPECT_EQ(aux_w.item(), 3.0f);  // nothing copied from the refused file
+}

@@ -167,18 +167,15 @@ QuantizedTensors read_quantized_tensors(const SafetensorsFile& file, const Check
   return out;
 }
 
-void load_model_weights(const SafetensorsFile& file, Module& model) {
+void load_model_weights(const SafetensorsFile& file, Module& model, const NamePredicate& optional) {
   NamedTensorList destination;
   for (const auto& t : model.state_dict()) destination.emplace_back(t.name, t.tensor);
-  if (is_packed_model(file)) {
-    load_state_dict(destination, unpack_model(file).weights, /*strict=*/true);
-    return;
-  }
-  if (!is_checkpoint(file)) {
-    load_state_dict(destination, file, /*strict=*/true);
-    return;
-  }
-  load_state_dict(destination, checkpoint_model_tensors(file), /*strict=*/true);
+  const LoadStateReport report =
+      is_packed_model(file) ? load_state_dict(destination, unpack_model(file).weights, /*strict=*/true, optional)
+      : is_checkpoint(file) ? load_state_dict(destination, checkpoint_model_tensors(file), /*strict=*/true, optional)
+                            : load_state_dict(destination, file, /*strict=*/true, optional);
+  if (const std::string note = report.optional_missing_note(file.source); !note.empty())
+    fmt::print(stderr, "{}\n", note);
 }
 
 SafetensorsFile checkpoint_model_tensors(const SafetensorsFile& file) {

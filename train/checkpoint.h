@@ -69,9 +69,11 @@ struct QuantizedTensors {
 // Throws inq::Error naming the file when the metadata or a tensor it names is missing or malformed.
 QuantizedTensors read_quantized_tensors(const SafetensorsFile& file, const CheckpointContents& contents);
 
-// Loads model weights from a checkpoint, a packed model (apps/packed_model.h) or a plain weights
-// file, strictly (every missing, unexpected or mis-shaped name is reported in one error).
-void load_model_weights(const SafetensorsFile& file, Module& model);
+// Loads model weights from a checkpoint, a packed model (inq/packed_model.h) or a plain weights
+// file, strictly (every missing, unexpected or mis-shaped name is reported in one error), except for
+// the names `optional` accepts (models/registry.h optional_weight_names): those may be absent from
+// the file (the model keeps its values; a one-line note on stderr says so) or from the model.
+void load_model_weights(const SafetensorsFile& file, Module& model, const NamePredicate& optional = {});
 
 // The model records of a checkpoint ("model." prefix removed), as a plain weights file holds them;
 // the optimizer state and metadata are left out.

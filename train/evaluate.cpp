@@ -74,8 +74,8 @@ int64_t reestimate_batchnorm(Module& model, DataLoader& loader, int64_t epoch, i
 EvalResult evaluate_weights(const TrainConfig& config, const std::string& weights) {
   ChannelStats stats;
   auto test_set = load_dataset(config.data, /*train=*/false, &stats);
-  auto model = create_model(config.run.arch, model_options_for(config.data, *test_set));
-  load_model_weights(read_safetensors(weights), *model);
+  auto model = create_model(config.run.arch, inference_options(model_options_for(config.data, *test_set)));
+  load_model_weights(read_safetensors(weights), *model, optional_weight_names(*model));
   fmt::print(stderr, "=> evaluating {} on {} ({} images, {} classes)\n", config.run.arch, config.data.dataset,
              test_set->size(), test_set->num_classes());
   auto loader = make_loader(*test_set, config, /*train=*/false, dataset_transforms(config.data, false, stats));

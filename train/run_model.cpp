@@ -48,11 +48,11 @@ void run_model_on_file(const RunOptions& options) {
   INQ_CHECK(!options.transform_input || options.arch == "googlenet",
             "Given --transform-input with --arch '{}', expected --arch googlenet (the only model with it)",
             options.arch);
-  auto model = create_model(options.arch, ModelOptions{.num_classes = options.num_classes,
-                                                       .in_channels = channels,
-                                                       .transform_input = options.transform_input});
+  auto model = create_model(options.arch, inference_options({.num_classes = options.num_classes,
+                                                             .in_channels = channels,
+                                                             .transform_input = options.transform_input}));
   try {
-    load_model_weights(read_safetensors(options.weights), *model);
+    load_model_weights(read_safetensors(options.weights), *model, optional_weight_names(*model));
   } catch (const Error& e) {
     // The model's shape came from the input and the flag; say so, since a channel or class count that
     // does not match the weights shows up only as mismatched tensors here.

@@ -14,6 +14,7 @@
 #include "inq/inq_sgd.h"
 #include "layers/loss.h"
 #include "models/registry.h"
+#include "models/training_loss.h"
 #include "train/inq_phases.h"
 #include "train/run_setup.h"
 
@@ -44,7 +45,7 @@ Trainer::Trainer(TrainConfig config, std::vector<std::unique_ptr<TrainerHook>> h
   model_ = create_model(config_.run.arch, model_options_for(config_.data, *train_set_));
   // A resumed run takes its weights from the checkpoint (loaded below), not from --weights.
   if (!config_.run.weights.empty() && config_.run.resume.empty())
-    load_model_weights(read_safetensors(config_.run.weights), *model_);
+    load_model_weights(read_safetensors(config_.run.weights), *model_, optional_weight_names(*model_));
   train_loader_ = make_loader(*train_set_, config_, /*train=*/true, dataset_transforms(config_.data, true, stats));
   test_loader_ = make_loader(*test_set_, config_, /*train=*/false, dataset_transforms(config_.data, false, stats));
 
@@ -154,8 +155,8 @@ void Trainer::train_one_epoch() {
     data_seconds += std::chrono::duration<double>(compute_start - wait_start).count();
     const double lr = lr_schedule_->lr_at(progress_.iteration - progress_.phase_start_iteration);
     optimizer_->set_lr(lr);
-    Tensor logits = model_->forward(batch.images);
-    Tensor loss = cross_entropy(logits, batch.labels);
+    // The model's training loss: cross entropy, plus GoogLeNet's weighted auxiliary losses.
+    auto [logits, loss] = training_forward(*model_, batch.images, batch.labels);
     const float loss_value = loss.item();
     INQ_CHECK(std::isfinite(loss_value),
               "Given epoch {}, iteration {}, batch {}, expected a finite loss, but got {} (try a lower --lr)",
