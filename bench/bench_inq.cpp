@@ -2,7 +2,7 @@
 // the section 8 verification — on the full ResNet-20 and LeNet-5 weights, to compare with an
 // epoch of training (issue 3: together under 1% of an epoch). Single-threaded code; INQ_THREADS
 // only matters for the rest of the process.
-// And the BatchNorm re-estimation after the last step (apps/trainer.h): forward passes of
+// And the BatchNorm re-estimation after the last step (train/evaluate.h reestimate_batchnorm): forward passes of
 // ResNet-20 with only BatchNorm in training mode, per batch of 128 Fashion-MNIST-sized images; it
 // does use INQ_THREADS.
 #include <benchmark/benchmark.h>

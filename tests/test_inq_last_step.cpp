@@ -1,4 +1,4 @@
-// What happens after INQ's last step (apps/trainer.h; the (D) decisions beside INQ_SPEC.md
+// What happens after INQ's last step (train/inq_phases.h; the (D) decisions beside INQ_SPEC.md
 // section 5). BatchNorm re-estimation: only BatchNorm statistics change, they become the average of
 // the batch statistics of the data the model sees with dropout off, every weight stays as
 // quantized, and a finished run resumed with it gets the same model as a run that did it at once.
