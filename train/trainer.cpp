@@ -255,13 +255,13 @@ EvalResult Trainer::fit(int64_t stop_after_epoch) {
   INQ_CHECK(progress_.epoch <= config_.run.epochs, "Given a checkpoint at epoch {}, expected --epochs >= {}",
             progress_.epoch, progress_.epoch);
   while (true) {
-    if (stop_after_epoch >= 0 && progress_.epoch >= stop_after_epoch) return evaluate(*model_, *test_loader_);
+    if (stop_after_epoch >= 0 && progress_.epoch >= stop_after_epoch) return evaluate_test();
     for (auto& hook : hooks_) hook->before_epoch(*this);
     if (progress_.epoch >= config_.run.epochs) break;
     train_one_epoch();
   }
   for (auto& hook : hooks_) hook->on_fit_end(*this);
-  return evaluate(*model_, *test_loader_);
+  return evaluate_test();
 }
 
 }  // namespace inq
