@@ -19,6 +19,7 @@
 #include "framework/json_value.h"
 #include "framework/safetensors.h"
 #include "framework/threading.h"
+#include "image_testing.h"
 #include "models/registry.h"
 
 using namespace inq;
@@ -178,6 +179,16 @@ TEST(HostileInputs, InputSizesTheArchitectureCannotTakeAreRefusedBeforeTheForwar
                        " --output " + path("out.safetensors"),
                    {"--input '" + input + "'", c.needs});
   }
+}
+
+TEST(HostileInputs, ImageFolderCropsTooSmallForTheArchitectureNameDataAndImageSize) {
+  const std::string images = path("images");
+  test::write_image_folder(images + "/train", {"a", "b"}, 2, 14, 40, 1);
+  test::write_image_folder(images + "/val", {"a", "b"}, 1, 14, 40, 2);
+  expect_refusal("alexnet on 16x16 crops",
+                 "train --arch alexnet --epochs 1 -b 2 --threads 1 -j 1 --image-size 16 --resize-size 20 --out " +
+                     path("alexnet_run") + " --data " + images,
+                 {"--data '" + images + "'", "--image-size 16", "63x63 images or larger"});
 }
 
 TEST(HostileInputs, BadFlagsNameTheFlag) {

@@ -76,8 +76,7 @@ EvalResult evaluate_weights(const TrainConfig& config, const std::string& weight
   ChannelStats stats;
   auto test_set = load_dataset(config.data, /*train=*/false, &stats);
   auto model = create_model(config.run.arch, inference_options(model_options_for(config.data, *test_set)));
-  check_input_size(config.run.arch, test_set->image_shape()[1], test_set->image_shape()[2],
-                   fmt::format("--data '{}' ({})", config.data.data_dir, config.data.dataset));
+  check_dataset_input_size(config.run.arch, config.data, *test_set);
   try {
     load_model_weights(read_safetensors(weights), *model, optional_weight_names(*model));
   } catch (const Error& e) {

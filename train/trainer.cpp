@@ -45,8 +45,7 @@ Trainer::Trainer(TrainConfig config, std::vector<std::unique_ptr<TrainerHook>> h
   check_same_classes(*train_set_, *test_set_);
   model_ = create_model(config_.run.arch, model_options_for(config_.data, *train_set_));
   for (const Dataset* set : {train_set_.get(), test_set_.get()})
-    check_input_size(config_.run.arch, set->image_shape()[1], set->image_shape()[2],
-                     fmt::format("--data '{}' ({})", config_.data.data_dir, config_.data.dataset));
+    check_dataset_input_size(config_.run.arch, config_.data, *set);
   // A resumed run takes its weights from the checkpoint (loaded below), not from --weights.
   if (!config_.run.weights.empty() && config_.run.resume.empty()) {
     try {
