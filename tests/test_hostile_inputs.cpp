@@ -83,6 +83,18 @@ std::string tamper(const std::string& source, const std::string& name, const std
   return path(name);
 }
 
+// A copy of `source` whose first tensor with `part` in its name is replaced by three zeros.
+std::string with_bad_tensor(const std::string& source, const std::string& name, const std::string& part) {
+  SafetensorsFile f = read_safetensors(source);
+  for (auto& [tensor_name, t] : f.tensors) {
+    if (tensor_name.find(part) == std::string::npos) continue;
+    t = StoredTensor::from_tensor(Tensor::zeros({3}));
+    break;
+  }
+  write_safetensors(path(name), f.tensors, f.metadata);
+  return path(name);
+}
+
 std::string truncated_copy(const std::string& source, const std::string& name) {
   const std::string bytes = read_file(source);
   return write_bytes(name, bytes.substr(0, bytes.size() / 2));
@@ -236,6 +248,10 @@ TEST(HostileInputs, BadCheckpointsNameTheCheckpoint) {
     return j.dump();
   });
   expect_refusal("incomplete training state", resume + state, {state});
+  const std::string momentum = with_bad_tensor(ckpt, "bad_momentum.safetensors", "momentum_buffer");
+  expect_refusal("momentum buffer of the wrong shape", resume + momentum, {momentum});
+  const std::string weight = with_bad_tensor(ckpt, "bad_weight.safetensors", "model.");
+  expect_refusal("model tensor of the wrong shape", resume + weight, {weight});
 
   // A LeNet-5 checkpoint given to another architecture.
   expect_refusal("checkpoint of another arch", "eval --arch resnet20 --weights " + ckpt + kEvalSlice, {ckpt});
@@ -270,6 +286,11 @@ TEST(HostileInputs, BadInqStateAndCodebooksNameTheFile) {
   EXPECT_NE(out.find("the options stored in the checkpoint's config"), std::string::npos) << out;
   EXPECT_EQ(out.find("this run's options"), std::string::npos) << out;
 
+  const std::string mask = with_bad_tensor(ckpt, "inq_mask.safetensors", "inq_mask");
+  expect_refusal("INQ mask of the wrong shape", resume + mask, {mask});
+  expect_refusal("plain checkpoint to quantize --resume", resume + fp32_checkpoint(), {fp32_checkpoint()});
+  expect_refusal("INQ checkpoint to train --resume", "train --out " + path("train_resumed") + " --resume " + ckpt,
+                 {ckpt});
   const std::string not_json =
       tamper(ckpt, "inq_json.safetensors", "inq_state", [](const std::string&) { return "{\"format\": "; });
   expect_refusal("INQ state not JSON", resume + not_json, {not_json});
