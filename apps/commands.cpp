@@ -29,6 +29,10 @@ void register_train_command(CLI::App& app) {
   cmd->callback([config, cmd] {
     if (!config->run.resume.empty()) {
       *config = resume_config(*cmd, *config);
+      INQ_CHECK(!config->inq.enabled(),
+                "Given --resume '{}', expected the checkpoint of plain training to continue with train, but it is of "
+                "an INQ run (continue it with inq quantize --resume)",
+                config->run.resume);
     } else {
       apply_recipe_defaults(*cmd, *config);
       resolve_dataset(*cmd, config->data, "--eval-batch-size");

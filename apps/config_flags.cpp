@@ -9,6 +9,7 @@
 #include "data/image.h"
 #include "framework/config_fields.h"
 #include "framework/error.h"
+#include "framework/error_context.h"
 #include "inq/partition.h"
 #include "models/registry.h"
 #include "train/checkpoint.h"
@@ -129,7 +130,18 @@ void apply_recipe_defaults(const CLI::App& cmd, TrainConfig& c) {
 // diverge from the run it continues. Only flags that do not change the result may differ (and
 // --epochs, to extend a run); anything else given on the command line is an error.
 TrainConfig resume_config(const CLI::App& cmd, const TrainConfig& given) {
-  const CheckpointContents saved = read_checkpoint_info(read_safetensors(given.run.resume));
+  CheckpointContents saved;
+  try {
+    saved = read_checkpoint_info(read_safetensors(given.run.resume));
+  } catch (const Error& e) {
+    throw with_file_context(e, "--resume", given.run.resume);
+  }
+  // The architecture comes from the checkpoint, not from a flag: a bad one is the file's.
+  const auto known = available_models();
+  INQ_CHECK(std::find(known.begin(), known.end(), saved.arch) != known.end() && saved.arch == saved.config.run.arch,
+            "Given --resume '{}', expected its 'arch' metadata to name one of: {}, the same as its stored "
+            "configuration, but the metadata says '{}' and the configuration '{}'",
+            given.run.resume, fmt::join(known, ", "), saved.arch, saved.config.run.arch);
   TrainConfig c = saved.config;
   // --skip-bad-images only matters when a file fails to decode, which is when a run stopped on
   // one needs to be resumed.

@@ -42,6 +42,10 @@ void register_quantize_command(CLI::App& app) {
     TrainConfig& cfg = *config;
     if (!cfg.run.resume.empty()) {
       cfg = resume_config(*cmd, cfg);
+      INQ_CHECK(cfg.inq.enabled(),
+                "Given --resume '{}', expected the checkpoint of an INQ run to continue with quantize, but it is of "
+                "plain training (continue it with inq train --resume, or quantize it with --weights)",
+                cfg.run.resume);
     } else {
       INQ_CHECK(cmd->count("--arch") > 0, "Given quantize without --arch, expected the model architecture");
       INQ_CHECK(!cfg.run.weights.empty(),

@@ -1,6 +1,7 @@
 #include "data/datasets.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <iterator>
 
@@ -96,6 +97,19 @@ std::string image_folder_split_root(const std::string& data_dir, bool train) {
   return data_dir;
 }
 
+namespace {
+// Normalization divides by the training split's per-channel standard deviation: a split whose
+// pixels are all the same in a channel is the data's fault, so name the data.
+void check_normalization(const DataConfig& config, const ChannelStats* stats) {
+  if (stats == nullptr) return;
+  for (size_t c = 0; c < stats->std.size(); ++c)
+    INQ_CHECK(std::isfinite(stats->mean[c]) && std::isfinite(stats->std[c]) && stats->std[c] > 0,
+              "Given --data '{}' ({}), expected training images whose pixels vary in every channel (normalization "
+              "divides by their standard deviation), but channel {} has mean {} and standard deviation {}",
+              config.data_dir, config.dataset, c, stats->mean[c], stats->std[c]);
+}
+}  // namespace
+
 std::shared_ptr<Dataset> load_dataset(const DataConfig& config, bool train, ChannelStats* normalization) {
   INQ_CHECK(std::find(dataset_names().begin(), dataset_names().end(), config.dataset) != dataset_names().end(),
             "Given --dataset '{}', expected one of {}", config.dataset, fmt::join(dataset_names(), ", "));
@@ -114,12 +128,14 @@ std::shared_ptr<Dataset> load_dataset(const DataConfig& config, bool train, Chan
   if (config.dataset == "cifar10") {
     auto full = std::make_shared<Cifar10>(config.data_dir, split);
     if (normalization) *normalization = train ? full->pixel_stats() : Cifar10::train_stats(config.data_dir);
+    check_normalization(config, normalization);
     return limited(full, limit);
   }
   // Fashion-MNIST and MNIST share the IDX layout and file names.
   auto full = std::make_shared<FashionMnist>(config.data_dir, split);
   // Normalization uses the statistics of the whole training split (REPRODUCTION.md section 1).
   if (normalization) *normalization = train ? full->pixel_stats() : FashionMnist::train_stats(config.data_dir);
+  check_normalization(config, normalization);
   return limited(full, limit);
 }
 

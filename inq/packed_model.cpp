@@ -118,7 +118,11 @@ UnpackedModel unpack_model(const SafetensorsFile& packed) {
     p.codebook = Codebook{.bits = json_value<int>(d.at("bits"), what("bits")),
                           .n1 = json_value<int>(d.at("n1"), what("n1")),
                           .n2 = json_value<int>(d.at("n2"), what("n2"))};
-    p.codebook.validate(name);
+    try {
+      p.codebook.validate(name);
+    } catch (const Error& e) {
+      throw Error(fmt::format("Given packed model '{}': {}", path, e.what()));
+    }
     const StoredTensor* codes = packed.find(name);
     INQ_CHECK(codes != nullptr && codes->dtype == StoredDtype::U8 && codes->shape.size() == 1,
               "Given packed model '{}', expected the codes of '{}' as a one-dimensional U8 tensor", path, name);

@@ -30,6 +30,21 @@ std::shared_ptr<Module> create_model(const std::string& arch, const ModelOptions
   return it->second(options);
 }
 
+InputSizeRule input_size_rule(const std::string& arch) {
+  if (arch == "lenet5") return {.size = 28, .exact = true};
+  if (arch == "alexnet") return {.size = 63};
+  if (arch == "vgg16") return {.size = 32};
+  if (arch == "googlenet") return {.size = 15};
+  return {.size = 1};  // resnet20 and the ImageNet ResNets
+}
+
+void check_input_size(const std::string& arch, int64_t height, int64_t width, const std::string& given) {
+  const InputSizeRule rule = input_size_rule(arch);
+  const bool ok = rule.exact ? height == rule.size && width == rule.size : height >= rule.size && width >= rule.size;
+  INQ_CHECK(ok, "Given {} with {}x{} images, expected {}x{} images{} for {}", given, height, width, rule.size,
+            rule.size, rule.exact ? "" : " or larger", arch);
+}
+
 ModelOptions inference_options(ModelOptions options) {
   options.aux_logits = false;
   return options;

@@ -21,6 +21,17 @@ struct ModelOptions {
 std::shared_ptr<Module> create_model(const std::string& arch, const ModelOptions& options = {});
 std::vector<std::string> available_models();
 
+// The input heights and widths a known `arch` accepts: exactly `size` when `exact` (LeNet-5: 28),
+// otherwise any of at least `size` (the smallest sizes listed below, found by running a forward).
+struct InputSizeRule {
+  int64_t size = 1;
+  bool exact = false;
+};
+InputSizeRule input_size_rule(const std::string& arch);
+// Throws inq::Error, naming `given` (the flag and file the input came from), when an H x W input is
+// not one `arch` accepts, before a forward pass would fail deep inside a layer.
+void check_input_size(const std::string& arch, int64_t height, int64_t width, const std::string& given);
+
 // Weights for evaluation and inference (`inq eval`, `inq run`) with or without what only training
 // uses. Build the model with inference_options (GoogLeNet: no aux heads) and load with
 // optional_weight_names(model) (GoogLeNet: aux1.* and aux2.*, models/googlenet.h): a file's aux

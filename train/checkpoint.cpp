@@ -56,6 +56,15 @@ CheckpointContents read_checkpoint_info(const SafetensorsFile& file) {
   try {
     c.config = train_config_from_json(nlohmann::json::parse(get("config")));
     c.training_state = nlohmann::json::parse(get("training_state"));
+  } catch (const Error& e) {
+    // A bad value read from the file, not a flag: say whose configuration it is.
+    const std::string message = e.what();
+    const std::string generic = "Given a training configuration with ";
+    throw Error(message.rfind(generic, 0) == 0
+                    ? fmt::format("Given checkpoint '{}', its stored configuration has {}", file.source,
+                                  message.substr(generic.size()))
+                    : fmt::format("Given checkpoint '{}', its stored configuration is refused: {}", file.source,
+                                  message));
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("Given checkpoint '{}', expected valid JSON in its metadata, but got: {}", file.source,
                             e.what()));
@@ -141,7 +150,11 @@ QuantizedTensors read_quantized_tensors(const SafetensorsFile& file, const Check
       Codebook cb{.bits = json_value<int>(t.at("bits"), what("bits")),
                   .n1 = json_value<int>(t.at("n1"), what("n1")),
                   .n2 = json_value<int>(t.at("n2"), what("n2"))};
-      cb.validate(name);
+      try {
+        cb.validate(name);
+      } catch (const Error& e) {
+        throw Error(fmt::format("Given checkpoint '{}': {}", path, e.what()));
+      }
       const StoredTensor* w = file.find(kModelPrefix + name);
       INQ_CHECK(w != nullptr && w->dtype == StoredDtype::F32, "Given '{}', expected the quantized tensor 'model.{}'",
                 path, name);

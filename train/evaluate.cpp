@@ -8,6 +8,7 @@
 
 #include "framework/autograd.h"
 #include "framework/error.h"
+#include "framework/error_context.h"
 #include "framework/fileio.h"
 #include "layers/batchnorm.h"
 #include "layers/loss.h"
@@ -75,7 +76,12 @@ EvalResult evaluate_weights(const TrainConfig& config, const std::string& weight
   ChannelStats stats;
   auto test_set = load_dataset(config.data, /*train=*/false, &stats);
   auto model = create_model(config.run.arch, inference_options(model_options_for(config.data, *test_set)));
-  load_model_weights(read_safetensors(weights), *model, optional_weight_names(*model));
+  check_dataset_input_size(config.run.arch, config.data, *test_set);
+  try {
+    load_model_weights(read_safetensors(weights), *model, optional_weight_names(*model));
+  } catch (const Error& e) {
+    throw with_file_context(e, "--weights", weights);
+  }
   fmt::print(stderr, "=> evaluating {} on {} ({} images, {} classes)\n", config.run.arch, config.data.dataset,
              test_set->size(), test_set->num_classes());
   auto loader = make_loader(*test_set, config, /*train=*/false, dataset_transforms(config.data, false, stats));

@@ -33,7 +33,21 @@ const LrSchedule* InqPhases::current_schedule() const {
 }
 
 void InqPhases::on_resume(Trainer& t, const SafetensorsFile& file, const CheckpointContents& contents) {
-  inq_.load_state(optimizer_state_tensors(file), contents.inq_state);
+  try {
+    inq_.load_state(optimizer_state_tensors(file), contents.inq_state);
+  } catch (const Error& e) {
+    // The run's INQ options normally come from the checkpoint's own config (inq quantize --resume
+    // takes no others): say so rather than "this run's options", which reads as flags.
+    const InqConfig &stored = contents.config.inq, &run = t.config().inq;
+    if (stored.bits != run.bits || stored.portions != run.portions || stored.strategy != run.strategy ||
+        stored.exclude != run.exclude || contents.config.run.seed != t.config().run.seed)
+      throw;
+    std::string message = e.what();
+    const std::string generic = "this run's options", from_file = "the options stored in the checkpoint's config";
+    for (size_t at = message.find(generic); at != std::string::npos; at = message.find(generic, at + from_file.size()))
+      message.replace(at, generic.size(), from_file);
+    throw Error(message);
+  }
   t.set_lr_schedule(current_schedule(), /*restart=*/false);
   t.set_summary_labels("retrain", std::to_string(inq_.steps_begun()));
 }

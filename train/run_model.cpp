@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "train/checkpoint.h"
@@ -48,6 +49,7 @@ void run_model_on_file(const RunOptions& options) {
   INQ_CHECK(!options.transform_input || options.arch == "googlenet",
             "Given --transform-input with --arch '{}', expected --arch googlenet (the only model with it)",
             options.arch);
+  check_input_size(options.arch, x.size(2), x.size(3), fmt::format("--input '{}'", options.input));
   auto model = create_model(options.arch, inference_options({.num_classes = options.num_classes,
                                                              .in_channels = channels,
                                                              .transform_input = options.transform_input}));
@@ -55,7 +57,9 @@ void run_model_on_file(const RunOptions& options) {
     load_model_weights(read_safetensors(options.weights), *model, optional_weight_names(*model));
   } catch (const Error& e) {
     // The model's shape came from the input and the flag; say so, since a channel or class count that
-    // does not match the weights shows up only as mismatched tensors here.
+    // does not match the weights shows up only as mismatched tensors here. Other errors (a bad
+    // file, missing names) have nothing to do with it.
+    if (std::string(e.what()).find("size mismatch for ") == std::string::npos) throw;
     throw Error(fmt::format("{}\n(the {} model was built for {} input channels, from --input's shape {}, and {} "
                             "classes, from --num-classes)",
                             e.what(), options.arch, channels, shape_str(x.shape()), options.num_classes));

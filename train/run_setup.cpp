@@ -11,6 +11,14 @@ ModelOptions model_options_for(const DataConfig& config, const Dataset& dataset)
   return ModelOptions{.num_classes = classes, .in_channels = dataset.image_shape()[0]};
 }
 
+void check_dataset_input_size(const std::string& arch, const DataConfig& config, const Dataset& dataset) {
+  const std::string given =
+      config.dataset == "imagefolder"
+          ? fmt::format("--data '{}' (imagefolder) cropped to --image-size {}", config.data_dir, config.image_size)
+          : fmt::format("--data '{}' ({})", config.data_dir, config.dataset);
+  check_input_size(arch, dataset.image_shape()[1], dataset.image_shape()[2], given);
+}
+
 std::unique_ptr<DataLoader> make_loader(const Dataset& dataset, const TrainConfig& config, bool train,
                                         TransformPipeline transforms) {
   return std::make_unique<DataLoader>(

@@ -15,6 +15,10 @@ namespace inq {
 // dataset's); throws when the dataset has more classes than the model would.
 ModelOptions model_options_for(const DataConfig& config, const Dataset& dataset);
 
+// Throws, naming --data (and --image-size for image folders), when the dataset's images are not a
+// size `arch` takes (models/registry.h input_size_rule), before a forward pass fails inside a layer.
+void check_dataset_input_size(const std::string& arch, const DataConfig& config, const Dataset& dataset);
+
 // A loader over `dataset` with the configuration's batch size: training batches are shuffled (by
 // seed and epoch) and transformed with `transforms`; evaluation batches are in order.
 std::unique_ptr<DataLoader> make_loader(const Dataset& dataset, const TrainConfig& config, bool train,

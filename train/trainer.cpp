@@ -8,6 +8,7 @@
 
 #include "data/datasets.h"
 #include "framework/error.h"
+#include "framework/error_context.h"
 #include "framework/fileio.h"
 #include "framework/random.h"
 #include "framework/threading.h"
@@ -43,9 +44,16 @@ Trainer::Trainer(TrainConfig config, std::vector<std::unique_ptr<TrainerHook>> h
   test_set_ = load_dataset(config_.data, /*train=*/false);
   check_same_classes(*train_set_, *test_set_);
   model_ = create_model(config_.run.arch, model_options_for(config_.data, *train_set_));
+  for (const Dataset* set : {train_set_.get(), test_set_.get()})
+    check_dataset_input_size(config_.run.arch, config_.data, *set);
   // A resumed run takes its weights from the checkpoint (loaded below), not from --weights.
-  if (!config_.run.weights.empty() && config_.run.resume.empty())
-    load_model_weights(read_safetensors(config_.run.weights), *model_, optional_weight_names(*model_));
+  if (!config_.run.weights.empty() && config_.run.resume.empty()) {
+    try {
+      load_model_weights(read_safetensors(config_.run.weights), *model_, optional_weight_names(*model_));
+    } catch (const Error& e) {
+      throw with_file_context(e, "--weights", config_.run.weights);
+    }
+  }
   train_loader_ = make_loader(*train_set_, config_, /*train=*/true, dataset_transforms(config_.data, true, stats));
   test_loader_ = make_loader(*test_set_, config_, /*train=*/false, dataset_transforms(config_.data, false, stats));
 
@@ -75,7 +83,13 @@ Trainer::Trainer(TrainConfig config, std::vector<std::unique_ptr<TrainerHook>> h
   INQ_CHECK(config_.run.force || !config_.run.resume.empty() || !file_exists(config_path),
             "Given run folder '{}', expected a new folder, but it already holds a run (use --resume or --force)",
             config_.run.out);
-  if (!config_.run.resume.empty()) resume_from(config_.run.resume);
+  if (!config_.run.resume.empty()) {
+    try {
+      resume_from(config_.run.resume);
+    } catch (const Error& e) {
+      throw with_file_context(e, "--resume", config_.run.resume);
+    }
+  }
   if (writes_run_folder()) {
     std::filesystem::create_directories(config_.run.out);
     write_file_atomic(config_path, to_json(config_).dump(2) + "\n");
