@@ -71,11 +71,12 @@ int64_t reestimate_batchnorm(Module& model, DataLoader& loader, int64_t epoch, i
   return used;
 }
 
-EvalResult evaluate_weights(const TrainConfig& config, const std::string& weights) {
+EvalResult evaluate_weights(const TrainConfig& config, const std::string& weights, bool allow_non_finite) {
   ChannelStats stats;
   auto test_set = load_dataset(config.data, /*train=*/false, &stats);
   auto model = create_model(config.run.arch, inference_options(model_options_for(config.data, *test_set)));
-  load_model_weights(read_safetensors(weights), *model, optional_weight_names(*model));
+  load_model_weights(read_safetensors(weights), *model, optional_weight_names(*model),
+                     {.allow_non_finite = allow_non_finite, .arch = config.run.arch});
   fmt::print(stderr, "=> evaluating {} on {} ({} images, {} classes)\n", config.run.arch, config.data.dataset,
              test_set->size(), test_set->num_classes());
   auto loader = make_loader(*test_set, config, /*train=*/false, dataset_transforms(config.data, false, stats));
