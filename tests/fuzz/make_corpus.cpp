@@ -17,6 +17,7 @@
 #include "framework/atomic_file.h"
 #include "framework/random.h"
 #include "tests/fuzz/fuzz_inputs.h"
+#include "train/inq_files.h"
 
 namespace fs = std::filesystem;
 using namespace inq;
@@ -253,6 +254,12 @@ void checkpoint_seeds(const fs::path& dir) {
     if (name == "fc.weight") t.u8[0] ^= 0x01;
   write_seed(dir, "invalid-packed-checksum.safetensors",
              serialize_safetensors(bad_checksum.tensors, bad_checksum.metadata), check);
+  // Format version 1 (before the checksum): still accepted, with a warning.
+  SafetensorsFile version1 = parse_safetensors(packed);
+  version1.metadata.erase("checksum");
+  version1.metadata["format_version"] = std::to_string(kPackedVersionWithoutChecksum);
+  write_seed(dir, "valid-packed-model-v1.safetensors", serialize_safetensors(version1.tensors, version1.metadata),
+             check);
 
   write_seed(dir, "invalid-config-unknown-key.safetensors",
              with_metadata(sgd_checkpoint, "config", R"({"arch":"fuzz","bogus":1})"), check);
