@@ -49,6 +49,7 @@ void register_eval_command(CLI::App& app) {
   auto config = std::make_shared<TrainConfig>();
   auto weights = std::make_shared<std::string>();
   auto results = std::make_shared<std::string>("runs/eval_results.csv");
+  auto allow_non_finite = std::make_shared<bool>(false);
   TrainConfig& c = *config;
   CLI::App* cmd = app.add_subcommand("eval", "Evaluate weights or a checkpoint on the test set");
   cmd->add_option("-a,--arch", c.run.arch, "Model architecture")->check(CLI::IsMember(available_models()))->required();
@@ -60,10 +61,12 @@ void register_eval_command(CLI::App& app) {
       ->check(CLI::Range(0, 1024));
   cmd->add_option("-b,--batch-size", c.data.eval_batch_size, "Evaluation batch size")->check(CLI::PositiveNumber);
   cmd->add_option("--results", *results, "CSV file to append a results row to (empty: none)");
-  cmd->callback([config, weights, results, cmd] {
+  cmd->add_flag("--allow-non-finite", *allow_non_finite,
+                "Evaluate weights holding NaN or Inf (with a warning) instead of refusing them");
+  cmd->callback([config, weights, results, allow_non_finite, cmd] {
     resolve_dataset(*cmd, config->data, "--batch-size");
     set_num_threads(config->run.threads);
-    const EvalResult r = evaluate_weights(*config, *weights);
+    const EvalResult r = evaluate_weights(*config, *weights, *allow_non_finite);
     fmt::print(" * Acc@1 {:.3f} Acc@5 {:.3f}\n", 100.0 * r.acc1, 100.0 * r.acc5);
     if (!results->empty()) append_eval_row(*results, *config, *weights, r);
   });

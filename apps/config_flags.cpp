@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
 #include <vector>
 
 #include "data/datasets.h"
@@ -16,6 +18,19 @@
 
 namespace inq {
 
+CLI::Validator seed_in_range() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        uint64_t value = 0;
+        const char* end = text.data() + text.size();
+        const auto [stop, ec] = std::from_chars(text.data(), end, value);
+        if (!text.empty() && ec == std::errc() && stop == end) return "";
+        return fmt::format("given seed '{}', expected an integer in [0, 18446744073709551615] (0 to 2^64-1){}", text,
+                           ec == std::errc::result_out_of_range ? ", but it is too large" : "");
+      },
+      "SEED in [0, 2^64-1]", "seed_in_range");
+}
+
 void add_run_flags(CLI::App* cmd, RunConfig& c, const RunFlagTexts& texts, bool epochs) {
   cmd->add_option("-a,--arch", c.arch, "Model architecture (not with --resume)")
       ->check(CLI::IsMember(available_models()));
@@ -23,7 +38,7 @@ void add_run_flags(CLI::App* cmd, RunConfig& c, const RunFlagTexts& texts, bool 
   if (epochs)
     cmd->add_option("--epochs", c.epochs, "Number of epochs (default: the arch's recipe)")
         ->check(CLI::Range(int64_t{1}, kMaxEpochs));
-  cmd->add_option("--seed", c.seed, texts.seed);
+  cmd->add_option("--seed", c.seed, texts.seed)->check(seed_in_range());
   cmd->add_option("--threads", c.threads, "Compute threads for OpenMP and OpenBLAS (0 = all cores)")
       ->check(CLI::Range(0, 1024));
   cmd->add_option("-p,--print-freq", c.print_freq, "Batches between progress lines")->check(CLI::PositiveNumber);

@@ -19,6 +19,11 @@ struct RunFlagTexts {
 };
 void add_run_flags(CLI::App* cmd, RunConfig& c, const RunFlagTexts& texts, bool epochs);
 
+// A seed's check (--seed, reproduce's --seeds): a decimal integer in [0, 2^64-1]. CLI11 alone
+// clamps 18446744073709551616 to 2^64-1 without a word; this refuses it, naming the range (CLI11
+// puts the flag's name in front).
+CLI::Validator seed_in_range();
+
 // --dataset, --data, --num-classes, --image-size, --resize-size, --workers, --test-limit; with
 // `training` also --skip-bad-images, --batch-size, --eval-batch-size, --augment / --no-augment and
 // --train-limit.

@@ -97,6 +97,7 @@ void register_unpack_command(CLI::App& app) {
   cmd->add_option("packed", *in, "Packed model (from inq pack)")->required()->check(CLI::ExistingFile);
   cmd->add_option("-o,--output", *out, "Weights file to write (safetensors)")->required();
   cmd->callback([in, out] {
+    check_output_is_not_input("-o/--output", *out, {{"packed", *in}});
     const UnpackedModel m = unpack_model(read_safetensors(*in));
     write_safetensors(*out, m.weights.tensors, m.weights.metadata);
     fmt::print("{}: {} ({} tensors, {} of them unpacked: {} weights)\n", *out, m.arch, m.weights.tensors.size(),
@@ -113,7 +114,9 @@ void register_reproduce_command(CLI::App& app) {
   cmd->add_option("-a,--arch", o->arch, "Model architecture")->check(CLI::IsMember(available_models()));
   cmd->add_option("-o,--out", o->out, "Folder for every run and the summaries (default runs/reproduce-<arch>)");
   cmd->add_option("--data", o->data_dir, "Dataset directory");
-  cmd->add_option("--seeds", o->seeds, "Seeds (one FP32 baseline and INQ runs per seed)")->delimiter(',');
+  cmd->add_option("--seeds", o->seeds, "Seeds (one FP32 baseline and INQ runs per seed)")
+      ->delimiter(',')
+      ->check(seed_in_range());
   cmd->add_option("--bits", o->bits, "Bit-widths of the sweep")->delimiter(',')->check(CLI::Range(2, 10));
   cmd->add_flag("!--no-random", o->random_partition, "Skip the random-partition run at 5 bits");
   cmd->add_option("--fp32-weights", o->fp32_weights, "Start from these FP32 weights instead of training them")

@@ -24,6 +24,8 @@ void register_run_command(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   cmd->add_flag("--transform-input", options->transform_input,
                 "googlenet: re-normalize the input as torchvision's pretrained GoogLeNet does");
+  cmd->add_flag("--allow-non-finite", options->allow_non_finite,
+                "Run weights holding NaN or Inf (with a warning) instead of refusing them");
   cmd->add_option("--threads", *threads, "Compute threads for OpenMP and OpenBLAS (0 = all cores)")
       ->check(CLI::Range(0, 1024));
   cmd->callback([options, threads] {

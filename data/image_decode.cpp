@@ -28,6 +28,8 @@
 #include <fstream>
 #include <memory>
 
+#include <zlib.h>
+
 #include "framework/error.h"
 
 #define STB_IMAGE_IMPLEMENTATION
@@ -181,6 +183,99 @@ std::vector<uint8_t> png_without_empty_data_chunks(const uint8_t* data, size_t s
   }
   copy.insert(copy.end(), data + end_of_walk, data + size);  // whatever the walk did not reach
   return copy;
+}
+
+// stb_image checks neither chunk CRCs nor the zlib stream's Adler-32, so a PNG with a damaged
+// header or one flipped byte in its pixel data decodes into wrong pixels where PIL (and so
+// torchvision) refuses the file. So check the container first, the way libpng does: the chunk
+// structure (every chunk within the file), every chunk's CRC-32, IHDR first with 13 bytes, IEND
+// present, and the concatenated IDAT data one zlib stream that inflates to its end with a valid
+// Adler-32 (inflated into a scratch buffer, output discarded). Throws naming the file and chunk.
+void validate_png(const uint8_t* data, size_t size, const std::string& source, const ImageHeader& header) {
+  auto be32 = [&](size_t i) {
+    return static_cast<uint32_t>(data[i]) << 24 | static_cast<uint32_t>(data[i + 1]) << 16 |
+           static_cast<uint32_t>(data[i + 2]) << 8 | static_cast<uint32_t>(data[i + 3]);
+  };
+  const std::string what = fmt::format("Given image file '{}' ({}x{} PNG), expected a valid PNG", source,
+                                       header.width, header.height);
+  auto printable = [&](size_t at) {
+    std::string name;
+    for (size_t i = 0; i < 4; ++i) {
+      const char c = static_cast<char>(data[at + i]);
+      name += (c >= 0x21 && c <= 0x7E) ? std::string(1, c) : fmt::format("\\x{:02X}", data[at + i]);
+    }
+    return name;
+  };
+  z_stream zs{};
+  INQ_CHECK(inflateInit(&zs) == Z_OK, "{}, but zlib could not start inflating ({})", what,
+            zs.msg != nullptr ? zs.msg : "inflateInit failed");
+  struct End {
+    z_stream* z;
+    ~End() { inflateEnd(z); }
+  } end{&zs};
+  std::vector<uint8_t> scratch(64 * 1024);
+  bool seen_idat = false, idat_done = false, stream_end = false, seen_iend = false;
+  size_t pos = 8, index = 0;
+  std::string last_idat_note;
+  while (!seen_iend) {
+    if (pos + 8 > size) {
+      throw Error(fmt::format("{}, but it is truncated: it does not end with the PNG IEND chunk (the file ends at "
+                              "byte {}, inside the header of chunk {})",
+                              what, size, index));
+    }
+    const uint32_t length = be32(pos);
+    const std::string name = printable(pos + 4);
+    INQ_CHECK(length <= 0x7FFFFFFFu, "{}, but it is corrupt: chunk {} '{}' at byte {} declares length {}, more than "
+              "PNG's 2^31-1", what, index, name, pos, length);
+    if (static_cast<uint64_t>(length) + 12 > size - pos) {
+      throw Error(fmt::format("{}, but it is truncated: chunk {} '{}' at byte {} declares {} data bytes, but the file "
+                              "ends {} bytes after its start (it does not end with the PNG IEND chunk)",
+                              what, index, name, pos, length, size - pos));
+    }
+    const uint8_t* body = data + pos + 4;  // type and data: what the CRC covers
+    const uint32_t stored = be32(pos + 8 + length);
+    const uint32_t computed = static_cast<uint32_t>(crc32(crc32(0L, Z_NULL, 0), body, length + 4));
+    if (stored != computed) {
+      throw Error(fmt::format("{}, but it is corrupt: chunk {} '{}' at byte {} has CRC-32 {:08x}, but its type and "
+                              "data give {:08x}",
+                              what, index, name, pos, stored, computed));
+    }
+    const bool is_ihdr = name == "IHDR", is_idat = name == "IDAT";
+    if (index == 0) {
+      INQ_CHECK(is_ihdr && length == 13, "{}, but it is corrupt: its first chunk is '{}' of {} bytes, not IHDR of 13",
+                what, name, length);
+    } else {
+      INQ_CHECK(!is_ihdr, "{}, but it is corrupt: chunk {} at byte {} is a second IHDR", what, index, pos);
+    }
+    if (is_idat) {
+      INQ_CHECK(!idat_done, "{}, but it is corrupt: chunk {} IDAT at byte {} comes after other chunks followed the "
+                "image data (IDAT chunks must be consecutive)", what, index, pos);
+      seen_idat = true;
+      zs.next_in = const_cast<Bytef*>(data + pos + 8);
+      zs.avail_in = length;
+      while (zs.avail_in > 0 && !stream_end) {
+        zs.next_out = scratch.data();
+        zs.avail_out = static_cast<uInt>(scratch.size());
+        const int rc = inflate(&zs, Z_NO_FLUSH);
+        if (rc == Z_STREAM_END) {
+          stream_end = true;
+        } else if (rc != Z_OK && !(rc == Z_BUF_ERROR && zs.avail_in == 0)) {
+          throw Error(fmt::format("{}, but it is corrupt: the compressed image data (zlib stream) is invalid in chunk "
+                                  "{} IDAT at byte {} ({})",
+                                  what, index, pos, zs.msg != nullptr ? zs.msg : fmt::format("zlib error {}", rc)));
+        }
+      }
+    } else if (seen_idat) {
+      idat_done = true;
+    }
+    seen_iend = name == "IEND";
+    pos += 12 + static_cast<size_t>(length);
+    ++index;
+  }
+  INQ_CHECK(seen_idat, "{}, but it is corrupt: it has no IDAT (image data) chunk before IEND", what);
+  INQ_CHECK(stream_end, "{}, but it is corrupt: the compressed image data (zlib stream) in its IDAT chunks stops "
+            "before its end (after {} bytes of pixel data; a lost or damaged IDAT chunk, or a bad Adler-32)",
+            what, zs.total_out);
 }
 
 // ---- JPEG: libjpeg-turbo's IDCT, upsampling and colour conversion on stb's coefficients ----------
@@ -485,6 +580,7 @@ ImageHeader read_image_header(const uint8_t* data, size_t size, const std::strin
 RgbImage decode_image(const uint8_t* data, size_t size, const std::string& source) {
   const ImageHeader header = read_image_header(data, size, source);
   if (header.format == ImageFormat::Jpeg) return decode_jpeg(data, size, source, header);
+  validate_png(data, size, source, header);
   const std::vector<uint8_t> repaired = png_without_empty_data_chunks(data, size);
   if (!repaired.empty()) {
     data = repaired.data();

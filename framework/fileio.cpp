@@ -38,4 +38,27 @@ bool file_exists(const std::string& path) {
   return std::filesystem::is_regular_file(path, ec);
 }
 
+bool same_file(const std::string& a, const std::string& b) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(a, ec) && fs::exists(b, ec)) {
+    const bool same = fs::equivalent(a, b, ec);
+    if (!ec) return same;
+  }
+  const fs::path ca = fs::weakly_canonical(fs::absolute(a, ec), ec);
+  const fs::path cb = fs::weakly_canonical(fs::absolute(b, ec), ec);
+  return ca == cb;
+}
+
+void check_output_is_not_input(const std::string& output_flag, const std::string& output,
+                               const std::vector<std::pair<std::string, std::string>>& inputs) {
+  for (const auto& [flag, path] : inputs) {
+    if (path.empty() || output.empty()) continue;
+    INQ_CHECK(!same_file(output, path),
+              "Given {} '{}' and {} '{}', expected an output that is not one of the command's inputs, but they are "
+              "the same file (writing it would destroy the input)",
+              output_flag, output, flag, path);
+  }
+}
+
 }  // namespace inq

@@ -1,5 +1,9 @@
 #include "inq/packed_model.h"
 
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -30,6 +34,72 @@ Shape packed_shape(const nlohmann::json& j, const std::string& what) {
 
 }  // namespace
 
+std::string packed_model_checksum(const StoredTensors& tensors, const std::string& arch,
+                                  const std::map<std::string, PackedLayout>& quantized) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  auto add = [&crc](const void* p, size_t n) {
+    const auto* bytes = static_cast<const Bytef*>(p);
+    while (n > 0) {  // crc32 takes uInt lengths
+      const size_t chunk = std::min<size_t>(n, size_t{1} << 30);
+      crc = crc32(crc, bytes, static_cast<uInt>(chunk));
+      bytes += chunk;
+      n -= chunk;
+    }
+  };
+  auto add_text = [&add](const std::string& text) { add(text.c_str(), text.size() + 1); };  // with its '\0'
+  auto shape_text = [](const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ",")); };
+  add_text(kPackedFormat);
+  add_text(arch);
+  std::vector<const std::pair<std::string, StoredTensor>*> sorted;
+  for (const auto& t : tensors) sorted.push_back(&t);
+  std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+  for (const auto* entry : sorted) {
+    const auto& [name, t] = *entry;
+    add_text(name);
+    auto q = quantized.find(name);
+    add_text(q != quantized.end() ? fmt::format("codes {} bits {} n1 {} n2 {}", shape_text(q->second.shape),
+                                                q->second.codebook.bits, q->second.codebook.n1, q->second.codebook.n2)
+                                  : fmt::format("{} {}", stored_dtype_name(t.dtype), shape_text(t.shape)));
+    switch (t.dtype) {
+      case StoredDtype::F32: add(t.f32.data(), static_cast<size_t>(t.f32.numel()) * sizeof(float)); break;
+      case StoredDtype::I64: add(t.i64.data(), t.i64.size() * sizeof(int64_t)); break;
+      case StoredDtype::U8: add(t.u8.data(), t.u8.size()); break;
+    }
+  }
+  return fmt::format("crc32:{:08x}", static_cast<uint32_t>(crc));
+}
+
+std::string packed_model_checksum(const SafetensorsFile& packed) {
+  const std::string* arch = metadata_value(packed, "arch");
+  const std::string* quantized = metadata_value(packed, "quantized");
+  INQ_CHECK(arch != nullptr && quantized != nullptr,
+            "Given packed model '{}', expected metadata keys 'arch' and 'quantized'", packed.source);
+  std::map<std::string, PackedLayout> layouts;
+  nlohmann::json described;
+  try {
+    described = nlohmann::json::parse(*quantized);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("Given packed model '{}', expected JSON in its 'quantized' metadata: {}", packed.source,
+                            e.what()));
+  }
+  INQ_CHECK(described.is_object(), "Given packed model '{}', expected 'quantized' to be a JSON object", packed.source);
+  for (const auto& item : described.items()) {
+    auto what = [&](const char* key) {
+      return fmt::format("packed model '{}' tensor '{}' key '{}'", packed.source, item.key(), key);
+    };
+    const nlohmann::json& d = item.value();
+    INQ_CHECK(d.is_object() && d.contains("shape") && d.contains("bits") && d.contains("n1") && d.contains("n2"),
+              "Given packed model '{}', expected tensor '{}' to be described by shape, bits, n1 and n2",
+              packed.source, item.key());
+    PackedLayout& l = layouts[item.key()];
+    l.shape = packed_shape(item.value().at("shape"), what("shape"));
+    l.codebook = Codebook{.bits = json_value<int>(item.value().at("bits"), what("bits")),
+                          .n1 = json_value<int>(item.value().at("n1"), what("n1")),
+                          .n2 = json_value<int>(item.value().at("n2"), what("n2"))};
+  }
+  return packed_model_checksum(packed.tensors, *arch, layouts);
+}
+
 bool is_packed_model(const SafetensorsFile& file) {
   const std::string* format = metadata_value(file, "format");
   return format != nullptr && *format == kPackedFormat;
@@ -41,6 +111,7 @@ PackSummary pack_model(const SafetensorsFile& model, const std::map<std::string,
   PackSummary summary;
   StoredTensors tensors;
   nlohmann::json described = nlohmann::json::object();
+  std::map<std::string, PackedLayout> layouts;
   for (const auto& [name, stored] : model.tensors) {
     auto cb = codebooks.find(name);
     if (cb == codebooks.end()) {
@@ -50,6 +121,7 @@ PackSummary pack_model(const SafetensorsFile& model, const std::map<std::string,
     PackedTensor packed = pack_tensor(name, stored.f32, cb->second);
     described[name] = {{"shape", packed.shape}, {"bits", cb->second.bits}, {"n1", cb->second.n1},
                        {"n2", cb->second.n2}};
+    layouts[name] = PackedLayout{packed.shape, cb->second};
     summary.quantized_tensors += 1;
     summary.quantized_weights += stored.f32.numel();
     summary.code_bytes += static_cast<int64_t>(packed.codes.size());
@@ -62,7 +134,8 @@ PackSummary pack_model(const SafetensorsFile& model, const std::map<std::string,
   const std::map<std::string, std::string> metadata = {{"format", kPackedFormat},
                                                        {"format_version", std::to_string(kPackedVersion)},
                                                        {"arch", arch},
-                                                       {"quantized", described.dump()}};
+                                                       {"quantized", described.dump()},
+                                                       {"checksum", packed_model_checksum(tensors, arch, layouts)}};
   // Read back before anything is written: what lands at `out` is known to unpack to this model.
   const std::vector<uint8_t> bytes = serialize_safetensors(tensors, metadata);
   const UnpackedModel check = unpack_model(parse_safetensors(bytes, out));
@@ -90,9 +163,11 @@ UnpackedModel unpack_model(const SafetensorsFile& packed) {
     INQ_CHECK(v != nullptr, "Given packed model '{}', expected metadata key '{}', but it is missing", path, key);
     return *v;
   };
-  INQ_CHECK(get("format_version") == std::to_string(kPackedVersion),
-            "Given packed model '{}', expected format version {}, but got '{}'", path, kPackedVersion,
-            get("format_version"));
+  const std::string& version = get("format_version");
+  const bool without_checksum = version == std::to_string(kPackedVersionWithoutChecksum);
+  INQ_CHECK(version == std::to_string(kPackedVersion) || without_checksum,
+            "Given packed model '{}', expected format version {} (or {}, without a checksum), but got '{}'", path,
+            kPackedVersion, kPackedVersionWithoutChecksum, version);
   UnpackedModel out;
   out.arch = get("arch");
   nlohmann::json described;
@@ -105,6 +180,7 @@ UnpackedModel unpack_model(const SafetensorsFile& packed) {
 
   // Shape and codebook of every packed tensor; the codes are read in file order below.
   std::map<std::string, PackedTensor> layout;
+  std::map<std::string, PackedLayout> checked_layout;
   for (const auto& item : described.items()) {
     const std::string& name = item.key();
     const nlohmann::json& d = item.value();
@@ -123,11 +199,31 @@ UnpackedModel unpack_model(const SafetensorsFile& packed) {
     } catch (const Error& e) {
       throw Error(fmt::format("Given packed model '{}': {}", path, e.what()));
     }
+    checked_layout[name] = PackedLayout{p.shape, p.codebook};
     const StoredTensor* codes = packed.find(name);
     INQ_CHECK(codes != nullptr && codes->dtype == StoredDtype::U8 && codes->shape.size() == 1,
               "Given packed model '{}', expected the codes of '{}' as a one-dimensional U8 tensor", path, name);
     out.codebooks.emplace(name, p.codebook);
     out.quantized_weights += shape_numel(p.shape);
+  }
+  // The checksum covers every code, every other tensor and the metadata that gives the codes their
+  // meaning, so one valid code changed into another, or n1 and n2 shifted together, is caught here.
+  if (without_checksum) {
+    INQ_CHECK(metadata_value(packed, "checksum") == nullptr,
+              "Given packed model '{}' of format version {}, expected no 'checksum' (version {} has one)", path,
+              version, kPackedVersion);
+    std::fprintf(stderr,
+                 "warning: packed model '%s' is format version %d, without a checksum: its codes cannot be checked "
+                 "for corruption; re-pack it from its checkpoint with inq pack\n",
+                 path.c_str(), kPackedVersionWithoutChecksum);
+  } else {
+    const std::string& stored = get("checksum");
+    const std::string computed = packed_model_checksum(packed.tensors, out.arch, checked_layout);
+    INQ_CHECK(stored == computed,
+              "Given packed model '{}', expected its checksum '{}' to match its contents, but they give '{}': the "
+              "file is corrupt (a code, a tensor or the metadata changed after packing)",
+              path, stored, computed);
+    out.checksum = stored;
   }
   for (const auto& [name, t] : packed.tensors) {
     auto it = layout.find(name);

@@ -3,8 +3,11 @@
 // safetensors file in which every quantized tensor is stored as b-bit codes (inq/packed.h):
 //   tensors   "<name>"  U8 of shape [bytes]: the codes of a quantized weight
 //             "<name>"  F32 / I64: every other tensor of the model (biases, BatchNorm) as it was
-//   metadata  "format" = "inq-packed", "format_version" = "1", "arch",
-//             "quantized" = JSON {"<name>": {"shape": [...], "bits": b, "n1": n1, "n2": n2}, ...}
+//   metadata  "format" = "inq-packed", "format_version" = "2", "arch",
+//             "quantized" = JSON {"<name>": {"shape": [...], "bits": b, "n1": n1, "n2": n2}, ...},
+//             "checksum" = "crc32:<8 hex digits>" (packed_model_checksum: every tensor's bytes and
+//             the canonical metadata: arch, names, dtypes, shapes, bits, n1, n2)
+// Version 1 files (no checksum) still load, with a warning line on stderr (D: INQ_SPEC.md section 7).
 // Names are the model's own (torchvision's), without a checkpoint's "model." prefix. Unpacking
 // gives the float model back bit for bit, so `inq eval` / `inq run` on a packed model give what
 // they give on the checkpoint it came from; load_model_weights unpacks transparently.
@@ -18,7 +21,9 @@
 namespace inq {
 
 inline constexpr const char* kPackedFormat = "inq-packed";
-inline constexpr int kPackedVersion = 1;
+inline constexpr int kPackedVersion = 2;
+// The version before the checksum: accepted with a warning (INQ_SPEC.md section 7, D).
+inline constexpr int kPackedVersionWithoutChecksum = 1;
 
 bool is_packed_model(const SafetensorsFile& file);
 
@@ -38,8 +43,28 @@ struct PackSummary {
 PackSummary pack_model(const SafetensorsFile& model, const std::map<std::string, Codebook>& codebooks,
                        const std::string& arch, const std::string& out);
 
+// What a packed tensor's "quantized" entry says.
+struct PackedLayout {
+  Shape shape;
+  Codebook codebook;
+};
+
+// The checksum stored in a packed model's "checksum" metadata: "crc32:" and 8 lowercase hex digits
+// of zlib's CRC-32 over the canonical bytes (INQ_SPEC.md section 7): "inq-packed\0", arch, "\0";
+// then, for every tensor in name (byte) order, its name, "\0", a description, "\0", and its data
+// bytes as stored (little-endian): the description is "codes <shape> bits <b> n1 <n1> n2 <n2>" for
+// a tensor `quantized` names, "<dtype> <shape>" (F32, I64 or U8) for any other, a shape written
+// as its dimensions joined by ',' in brackets, e.g. "[6,1,5,5]".
+std::string packed_model_checksum(const StoredTensors& tensors, const std::string& arch,
+                                  const std::map<std::string, PackedLayout>& quantized);
+// The same for a packed model as read, from its "arch" and "quantized" metadata (for tools and
+// tests that rewrite a packed file on purpose). Throws inq::Error naming the file when the metadata
+// is malformed.
+std::string packed_model_checksum(const SafetensorsFile& packed);
+
 struct UnpackedModel {
   std::string arch;
+  std::string checksum;  // the verified "checksum"; empty for a version 1 file (none)
   SafetensorsFile weights;                    // a plain weights file: every tensor F32 (or I64)
   std::map<std::string, Codebook> codebooks;  // of the tensors that were packed
   int64_t quantized_weights = 0;
@@ -47,7 +72,8 @@ struct UnpackedModel {
 
 // Decodes a packed model. Throws inq::Error naming the file for anything that is not exactly the
 // format above: metadata, a quantized tensor whose entry is missing or not U8 of the right byte
-// count, a U8 tensor the metadata does not name, an invalid codebook or code, non-zero padding.
+// count, a U8 tensor the metadata does not name, an invalid codebook or code, non-zero padding, a
+// missing or wrong checksum (version 2). A version 1 file loads with a warning on stderr.
 UnpackedModel unpack_model(const SafetensorsFile& packed);
 
 }  // namespace inq

@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <string>
 
+#include <zlib.h>
+
 #include "data/image.h"
 #include "error_testing.h"
 #include "framework/error.h"
@@ -46,7 +48,16 @@ void put_u32_be(Bytes& b, uint32_t v) {
 }
 
 // A PNG signature and an IHDR chunk announcing width x height RGB, and nothing else: the header
-// checks must refuse it before any pixel memory is allocated. (stb does not check CRCs.)
+// checks must refuse it before any pixel memory is allocated.
+Bytes png_header_only(uint32_t width, uint32_t height);
+
+// Sets the CRC-32 of the chunk at byte `at` to what its type and data give.
+void fix_chunk_crc(Bytes& b, size_t at) {
+  const uint32_t length = uint32_t{b[at]} << 24 | uint32_t{b[at + 1]} << 16 | uint32_t{b[at + 2]} << 8 | b[at + 3];
+  const uint32_t crc = static_cast<uint32_t>(crc32(crc32(0L, Z_NULL, 0), b.data() + at + 4, length + 4));
+  for (int k = 0; k < 4; ++k) b[at + 8 + length + k] = static_cast<uint8_t>(crc >> (24 - 8 * k));
+}
+
 Bytes png_header_only(uint32_t width, uint32_t height) {
   Bytes b = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   put_u32_be(b, 13);
@@ -55,6 +66,7 @@ Bytes png_header_only(uint32_t width, uint32_t height) {
   put_u32_be(b, height);
   for (uint8_t v : {8, 2, 0, 0, 0}) b.push_back(v);  // depth 8, colour type 2 (RGB)
   put_u32_be(b, 0);                                   // CRC
+  fix_chunk_crc(b, 8);
   return b;
 }
 
@@ -166,9 +178,8 @@ TEST_F(ImageDecode, TruncatedAndCorruptFilesAreErrorsThatSaySo) {
   for (const bool png : {true, false}) {
     const Bytes whole = png ? encode_png(original) : encode_jpeg(original, 90);
     const std::string kind = png ? "PNG" : "JPEG";
-    // JPEG must end with its end-of-image marker (libjpeg and so PIL also fail without it). A PNG
-    // missing only bytes of its final IEND chunk is complete and decodes (PIL stops reading at IEND
-    // too), so PNG is cut inside the pixel data.
+    // JPEG must end with its end-of-image marker (libjpeg and so PIL also fail without it), and a
+    // PNG with its IEND chunk (validate_png); PNG is cut inside the pixel data here.
     for (const size_t keep : {whole.size() / 2, png ? whole.size() - 20 : whole.size() - 1, size_t{40}}) {
       Bytes cut(whole.begin(), whole.begin() + static_cast<std::ptrdiff_t>(keep));
       const std::string path = file("cut" + std::to_string(keep) + (png ? ".png" : ".jpg"));
@@ -189,6 +200,53 @@ TEST_F(ImageDecode, TruncatedAndCorruptFilesAreErrorsThatSaySo) {
     EXPECT_NE(msg.find("is corrupt"), std::string::npos) << msg;
     EXPECT_EQ(msg.find("truncated"), std::string::npos) << msg;
   }
+}
+
+// stb_image checks neither chunk CRCs nor the zlib stream's Adler-32; PIL refuses both, so the
+// decoder validates the container first (data/image_decode.cpp validate_png).
+TEST_F(ImageDecode, APngWithABadCrcOrDamagedPixelDataIsRefusedNamingTheChunk) {
+  const RgbImage original = test_pattern(40, 30, 3);
+  const Bytes png = encode_png(original);
+  ASSERT_EQ(std::string(png.begin() + 12, png.begin() + 16), "IHDR");
+  ASSERT_EQ(std::string(png.begin() + 37, png.begin() + 41), "IDAT");
+  EXPECT_EQ(decode_error(png, "good.png"), "");
+
+  Bytes bad_ihdr_crc = png;
+  bad_ihdr_crc[29] ^= 0x01;  // IHDR's CRC
+  std::string msg = decode_error(bad_ihdr_crc, "ihdr_crc.png");
+  EXPECT_NE(msg.find("ihdr_crc.png"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("IHDR"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("CRC"), std::string::npos) << msg;
+
+  // One flipped byte in the pixel data: the chunk CRC catches it...
+  Bytes flipped = png;
+  flipped[41 + 20] ^= 0x10;
+  msg = decode_error(flipped, "idat_flip.png");
+  EXPECT_NE(msg.find("idat_flip.png"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("IDAT"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("CRC"), std::string::npos) << msg;
+  // ...and with the CRC recomputed, the zlib stream (its Adler-32 or its structure) does.
+  fix_chunk_crc(flipped, 33);
+  msg = decode_error(flipped, "idat_flip_crc_fixed.png");
+  EXPECT_NE(msg.find("idat_flip_crc_fixed.png"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("zlib"), std::string::npos) << msg;
+  // The last byte of the Adler-32 (the 4 bytes before IDAT's CRC) changed: a bad check value.
+  const uint32_t idat_length = uint32_t{png[33]} << 24 | uint32_t{png[34]} << 16 | uint32_t{png[35]} << 8 | png[36];
+  Bytes bad_adler = png;
+  bad_adler[41 + idat_length - 1] ^= 0x01;
+  fix_chunk_crc(bad_adler, 33);
+  msg = decode_error(bad_adler, "adler.png");
+  EXPECT_NE(msg.find("adler.png"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("zlib"), std::string::npos) << msg;
+
+  // Truncated inside IDAT, and a file without IEND.
+  msg = decode_error(Bytes(png.begin(), png.begin() + 41 + idat_length / 2), "cut.png");
+  EXPECT_NE(msg.find("cut.png"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("IDAT"), std::string::npos) << msg;
+  msg = decode_error(Bytes(png.begin(), png.end() - 12), "no_iend.png");
+  EXPECT_NE(msg.find("no_iend.png"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("IEND"), std::string::npos) << msg;
 }
 
 TEST_F(ImageDecode, OversizedHeadersAreRefusedBeforeDecoding) {

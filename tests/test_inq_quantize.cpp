@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "app_testing.h"
 #include "train/checkpoint.h"
@@ -15,6 +16,7 @@
 #include "framework/fileio.h"
 #include "framework/safetensors.h"
 #include "framework/threading.h"
+#include "inq/packed_model.h"
 
 using namespace inq;
 namespace fs = std::filesystem;
@@ -202,16 +204,80 @@ TEST(InqQuantize, PackedModelUnpacksBitForBitAndEvaluatesTheSame) {
   EXPECT_EQ(acc_line(eval_packed), acc_line(eval_ckpt));
   EXPECT_EQ(run_cli("verify " + packed, &out), 0) << out;
   EXPECT_NE(out.find("OK"), std::string::npos) << out;
+  EXPECT_NE(out.find("checksum OK"), std::string::npos) << out;
 
-  // A code that means nothing (4 bits: sign + offset 7 > 2^(4-2)) is refused by every reader.
+  // The packed file keeps the checkpoint's arch, and unpacking copies it.
+  EXPECT_EQ(read_safetensors(packed).metadata.at("arch"), "lenet5");
+  EXPECT_EQ(plain.metadata.at("arch"), "lenet5");
+  // --arch must be the packed file's own arch (it would otherwise load into whatever model fits).
+  EXPECT_EQ(run_cli("eval --arch resnet20 --test-limit 20 --threads 1 --results '' --weights " + packed, &out), 1)
+      << out;
+  EXPECT_NE(out.find(packed), std::string::npos) << out;
+  EXPECT_NE(out.find("'lenet5'"), std::string::npos) << out;
+  EXPECT_NE(out.find("'resnet20'"), std::string::npos) << out;
+
+  // Neither pack nor unpack writes over its own input.
+  const auto before = read_file(packed);
+  EXPECT_EQ(run_cli("unpack " + packed + " -o " + packed, &out), 1) << out;
+  EXPECT_NE(out.find("--output"), std::string::npos) << out;
+  EXPECT_EQ(read_file(packed), before);
+  const auto ckpt_before = read_file(final_ckpt);
+  EXPECT_EQ(run_cli("pack " + final_ckpt + " -o " + c.run.out + "/../" + fs::path(c.run.out).filename().string() +
+                        "/final.safetensors",
+                    &out),
+            1)
+      << out;
+  EXPECT_NE(out.find("--output"), std::string::npos) << out;
+  EXPECT_EQ(read_file(final_ckpt), ckpt_before);
+
+  // A code that means nothing (4 bits: sign + offset 7 > 2^(4-2)) is refused by every reader (with
+  // the checksum recomputed, so the decoder itself sees the code).
   SafetensorsFile file = read_safetensors(packed);
   for (auto& [name, t] : file.tensors)
     if (name == "features.0.weight") t.u8[0] = 0xFF;
+  file.metadata["checksum"] = packed_model_checksum(file);
   const std::string bad = c.run.out + "/bad.packed.safetensors";
   write_safetensors(bad, file.tensors, file.metadata);
   EXPECT_EQ(run_cli("verify " + bad, &out), 1) << out;
   EXPECT_NE(out.find("code [0] = 15"), std::string::npos) << out;
   EXPECT_EQ(run_cli(eval + bad, &out), 1) << out;
   EXPECT_NE(out.find("features.0.weight"), std::string::npos) << out;
+
+  // One valid code changed into another, and n1 and n2 shifted together (every weight doubled):
+  // both decode to valid codebook values, so only the checksum catches them.
+  auto expect_checksum_refused = [&](const SafetensorsFile& f, const std::string& name) {
+    const std::string path = c.run.out + "/" + name;
+    write_safetensors(path, f.tensors, f.metadata);
+    std::string log;
+    EXPECT_EQ(run_cli("verify " + path, &log), 1) << log;
+    EXPECT_NE(log.find(path), std::string::npos) << log;
+    EXPECT_NE(log.find("checksum"), std::string::npos) << log;
+    EXPECT_EQ(run_cli(eval + path, &log), 1) << log;
+    EXPECT_NE(log.find("checksum"), std::string::npos) << log;
+  };
+  SafetensorsFile changed = read_safetensors(packed);
+  for (auto& [name, t] : changed.tensors) {
+    if (name != "features.0.weight") continue;
+    const uint8_t low = t.u8[0] & 0x0F;
+    const uint8_t other = low == 1 ? 2 : 1;  // offsets 1..4 are valid at 4 bits; 0 is zero
+    t.u8[0] = static_cast<uint8_t>((t.u8[0] & 0xF0) | other);
+  }
+  expect_checksum_refused(changed, "changed_code.safetensors");
+  SafetensorsFile shifted = read_safetensors(packed);
+  nlohmann::json q = nlohmann::json::parse(shifted.metadata.at("quantized"));
+  q["features.0.weight"]["n1"] = q["features.0.weight"]["n1"].get<int>() + 1;
+  q["features.0.weight"]["n2"] = q["features.0.weight"]["n2"].get<int>() + 1;
+  shifted.metadata["quantized"] = q.dump();
+  expect_checksum_refused(shifted, "shifted_exponents.safetensors");
+
+  // Version 1 (no checksum): still loads, with a warning, and verify says there is none.
+  SafetensorsFile v1 = read_safetensors(packed);
+  v1.metadata.erase("checksum");
+  v1.metadata["format_version"] = "1";
+  const std::string old = c.run.out + "/v1.packed.safetensors";
+  write_safetensors(old, v1.tensors, v1.metadata);
+  EXPECT_EQ(run_cli("verify " + old, &out), 0) << out;
+  EXPECT_NE(out.find("no checksum"), std::string::npos) << out;
+  EXPECT_NE(out.find("warning"), std::string::npos) << out;
   fs::remove_all(c.run.out);
 }

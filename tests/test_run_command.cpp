@@ -3,15 +3,19 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <limits>
+#include <map>
 #include <string>
 
 #include "app_testing.h"
 #include "train/run_model.h"
 #include "framework/autograd.h"
 #include "framework/error.h"
+#include "framework/fileio.h"
 #include "framework/random.h"
 #include "framework/safetensors.h"
 #include "gradcheck.h"
+#include "inq/packed_model.h"
 #include "models/registry.h"
 
 using namespace inq;
@@ -108,4 +112,101 @@ TEST_F(RunCommand, AClassCountThatDoesNotFitTheWeightsIsNamed) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("and 7 classes, from --num-classes"), std::string::npos) << e.what();
   }
+}
+
+// One NaN or Inf in the weights gives NaN logits without a word: every command that loads weights
+// refuses them (train/checkpoint.h load_model_weights), naming the file, the first tensor and index
+// and the count, unless --allow-non-finite.
+TEST_F(RunCommand, NonFiniteWeightsAreRefusedUnlessAllowed) {
+  std::vector<std::pair<std::string, Tensor>> weights;
+  for (auto& t : model_->state_dict()) weights.emplace_back(t.name, t.tensor.clone());
+  for (auto& [name, t] : weights) {
+    if (name == "features.0.weight") t.data()[7] = std::numeric_limits<float>::quiet_NaN();
+    if (name == "classifier.0.bias" || name == "features.0.bias") t.data()[0] = std::numeric_limits<float>::infinity();
+  }
+  const std::string nan_weights = path("nan.safetensors");
+  write_safetensors(nan_weights, weights);
+  const std::string input = input_file("in.safetensors", {{"input", Tensor::zeros({2, 1, 28, 28})}});
+  const std::string args =
+      fmt::format("run --arch lenet5 --weights {} --input {} --output {} --num-classes 10", nan_weights, input,
+                  path("out.safetensors"));
+  std::string log;
+  EXPECT_EQ(test::run_cli(args, &log), 1) << log;
+  EXPECT_NE(log.find(nan_weights), std::string::npos) << log;
+  EXPECT_NE(log.find("non-finite"), std::string::npos) << log;
+  EXPECT_NE(log.find("--allow-non-finite"), std::string::npos) << log;
+  EXPECT_FALSE(std::filesystem::exists(path("out.safetensors")));
+  // The first offender in the model's order, with its index, and the count.
+  EXPECT_NE(log.find("'features.0.weight'"), std::string::npos) << log;
+  EXPECT_NE(log.find("entry 7 is nan"), std::string::npos) << log;
+  EXPECT_NE(log.find("values in"), std::string::npos) << log;
+
+  EXPECT_EQ(test::run_cli(args + " --allow-non-finite", &log), 0) << log;
+  EXPECT_NE(log.find("warning"), std::string::npos) << log;
+  EXPECT_TRUE(std::filesystem::exists(path("out.safetensors")));
+}
+
+TEST_F(RunCommand, NonFiniteWeightsAreRefusedByEvalUnlessAllowed) {
+  if (!test::have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  std::vector<std::pair<std::string, Tensor>> weights;
+  for (auto& t : model_->state_dict()) weights.emplace_back(t.name, t.tensor.clone());
+  weights.back().second.data()[0] = -std::numeric_limits<float>::infinity();
+  const std::string bad = path("inf.safetensors");
+  write_safetensors(bad, weights);
+  const std::string args = "eval --arch lenet5 --test-limit 20 --threads 1 --results '' --weights " + bad;
+  std::string log;
+  EXPECT_EQ(test::run_cli(args, &log), 1) << log;
+  EXPECT_NE(log.find(bad), std::string::npos) << log;
+  EXPECT_NE(log.find("'" + weights.back().first + "'"), std::string::npos) << log;
+  EXPECT_NE(log.find("entry 0 is -inf"), std::string::npos) << log;
+  EXPECT_EQ(log.find("Acc@1"), std::string::npos) << log;
+  EXPECT_EQ(test::run_cli(args + " --allow-non-finite", &log), 0) << log;
+  EXPECT_NE(log.find("Acc@1"), std::string::npos) << log;
+}
+
+// --output may not be --weights or --input: the logits would replace them.
+TEST_F(RunCommand, AnOutputThatIsAnInputIsRefused) {
+  const std::string input = input_file("in.safetensors", {{"input", Tensor::zeros({1, 1, 28, 28})}});
+  const std::string weights = path("weights.safetensors");
+  const std::string before = read_file(weights);
+  std::string log;
+  EXPECT_EQ(test::run_cli(fmt::format("run --arch lenet5 --weights {} --input {} --output {} --num-classes 10",
+                                      weights, input, dir_ + "/./weights.safetensors"),
+                          &log),
+            1)
+      << log;
+  EXPECT_NE(log.find("--output"), std::string::npos) << log;
+  EXPECT_NE(log.find("--weights"), std::string::npos) << log;
+  EXPECT_EQ(read_file(weights), before);
+  EXPECT_EQ(test::run_cli(fmt::format("run --arch lenet5 --weights {} --input {} --output {} --num-classes 10",
+                                      weights, input, input),
+                          &log),
+            1)
+      << log;
+  EXPECT_NE(log.find("--input"), std::string::npos) << log;
+  EXPECT_NE(read_safetensors(input).find("input"), nullptr);
+}
+
+// A packed model records its arch; --arch must match it.
+TEST_F(RunCommand, APackedModelOfAnotherArchIsRefused) {
+  SafetensorsFile weights = read_safetensors(path("weights.safetensors"));
+  std::map<std::string, Codebook> codebooks;
+  for (auto& [name, t] : weights.tensors) {
+    if (name != "features.0.weight") continue;
+    for (int64_t i = 0; i < t.f32.numel(); ++i) t.f32.data()[i] = (i % 3 == 0) ? 0.5f : 0.0f;
+    codebooks[name] = Codebook{.bits = 4, .n1 = 0, .n2 = -3};
+  }
+  const std::string packed = path("packed.safetensors");
+  pack_model(weights, codebooks, "resnet20", packed);
+  const std::string input = input_file("in.safetensors", {{"input", Tensor::zeros({1, 1, 28, 28})}});
+  std::string log;
+  EXPECT_EQ(test::run_cli(fmt::format("run --arch lenet5 --weights {} --input {} --output {} --num-classes 10", packed,
+                                      input, path("out.safetensors")),
+                          &log),
+            1)
+      << log;
+  EXPECT_NE(log.find(packed), std::string::npos) << log;
+  EXPECT_NE(log.find("'resnet20'"), std::string::npos) << log;
+  EXPECT_NE(log.find("'lenet5'"), std::string::npos) << log;
+  EXPECT_FALSE(std::filesystem::exists(path("out.safetensors")));
 }

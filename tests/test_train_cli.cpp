@@ -120,3 +120,30 @@ TEST(TrainCli, QuantizeTakesTheSameScheduleAndOptimizerFlagsAsTrain) {
   fs::remove_all(fp32);
   fs::remove_all(run);
 }
+
+// CLI11 clamps an integer too large for uint64 to 2^64-1 without a word; --seed refuses it.
+TEST(TrainCli, ASeedThatDoesNotFitIn64BitsIsRefused) {
+  for (const std::string command : {"train --arch lenet5", "quantize --arch lenet5", "reproduce --quick"}) {
+    const std::string flag = command.rfind("reproduce", 0) == 0 ? "--seeds 1," : "--seed ";
+    std::string out;
+    EXPECT_EQ(run_cli(command + " " + flag + "18446744073709551616 --out " + temp_path("seed_refused"), &out), 2)
+        << command << ": " << out;
+    EXPECT_NE(out.find(flag.substr(0, flag.find_first_of(" ,"))), std::string::npos) << command << ": " << out;
+    EXPECT_NE(out.find("18446744073709551615"), std::string::npos) << command << ": " << out;
+    EXPECT_EQ(run_cli(command + " " + flag + "-1 --out " + temp_path("seed_refused"), &out), 2)
+        << command << ": " << out;
+  }
+  EXPECT_FALSE(std::filesystem::exists(temp_path("seed_refused")));
+}
+
+TEST(TrainCli, AnUnknownSubcommandIsNamedWithTheClosestOne) {
+  std::string out;
+  EXPECT_EQ(run_cli("trian --arch lenet5", &out), 2) << out;
+  EXPECT_NE(out.find("unknown subcommand 'trian'"), std::string::npos) << out;
+  EXPECT_NE(out.find("did you mean 'train'?"), std::string::npos) << out;
+  EXPECT_EQ(run_cli("evl", &out), 2) << out;
+  EXPECT_NE(out.find("did you mean 'eval'?"), std::string::npos) << out;
+  EXPECT_EQ(run_cli("frobnicate", &out), 2) << out;
+  EXPECT_NE(out.find("unknown subcommand 'frobnicate'"), std::string::npos) << out;
+  EXPECT_NE(out.find("expected one of:"), std::string::npos) << out;
+}

@@ -1,6 +1,7 @@
 #include "train/checkpoint.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "framework/json_value.h"
 #include "inq/packed_model.h"
@@ -180,15 +181,47 @@ QuantizedTensors read_quantized_tensors(const SafetensorsFile& file, const Check
   return out;
 }
 
-void load_model_weights(const SafetensorsFile& file, Module& model, const NamePredicate& optional) {
+void load_model_weights(const SafetensorsFile& file, Module& model, const NamePredicate& optional,
+                        const WeightChecks& checks) {
   NamedTensorList destination;
   for (const auto& t : model.state_dict()) destination.emplace_back(t.name, t.tensor);
-  const LoadStateReport report =
-      is_packed_model(file) ? load_state_dict(destination, unpack_model(file).weights, /*strict=*/true, optional)
-      : is_checkpoint(file) ? load_state_dict(destination, checkpoint_model_tensors(file), /*strict=*/true, optional)
-                            : load_state_dict(destination, file, /*strict=*/true, optional);
+  LoadStateReport report;
+  if (is_packed_model(file)) {
+    const UnpackedModel unpacked = unpack_model(file);
+    INQ_CHECK(checks.arch.empty() || checks.arch == unpacked.arch,
+              "Given packed model '{}' of arch '{}' with --arch '{}', expected the arch the file was packed for "
+              "(--arch {})",
+              file.source, unpacked.arch, checks.arch, unpacked.arch);
+    report = load_state_dict(destination, unpacked.weights, /*strict=*/true, optional);
+  } else {
+    report = is_checkpoint(file) ? load_state_dict(destination, checkpoint_model_tensors(file), /*strict=*/true, optional)
+                                 : load_state_dict(destination, file, /*strict=*/true, optional);
+  }
   if (const std::string note = report.optional_missing_note(file.source); !note.empty())
     fmt::print(stderr, "{}\n", note);
+  // NaN or Inf in the weights gives NaN logits (accuracy 0, silently): refuse, or warn when allowed.
+  int64_t non_finite = 0, tensors_with = 0;
+  std::string first;
+  for (const auto& [name, tensor] : destination) {
+    const float* p = tensor.data();
+    int64_t here = 0;
+    for (int64_t i = 0; i < tensor.numel(); ++i) {
+      if (std::isfinite(p[i])) continue;
+      if (non_finite + here == 0) first = fmt::format("tensor '{}' (shape {}) entry {} is {}", name,
+                                                       shape_str(tensor.shape()), i, p[i]);
+      ++here;
+    }
+    non_finite += here;
+    tensors_with += here > 0 ? 1 : 0;
+  }
+  if (non_finite == 0) return;
+  const std::string summary = fmt::format("{}; {} non-finite value{} in {} tensor{}", first, non_finite,
+                                          non_finite == 1 ? "" : "s", tensors_with, tensors_with == 1 ? "" : "s");
+  INQ_CHECK(checks.allow_non_finite,
+            "Given weights file '{}', expected finite weights (no NaN or Inf), but {}\n(pass --allow-non-finite to "
+            "inq eval or inq run to load them anyway)",
+            file.source, summary);
+  fmt::print(stderr, "warning: {}: loading non-finite weights (--allow-non-finite): {}\n", file.source, summary);
 }
 
 SafetensorsFile checkpoint_model_tensors(const SafetensorsFile& file) {

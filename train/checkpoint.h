@@ -73,7 +73,17 @@ QuantizedTensors read_quantized_tensors(const SafetensorsFile& file, const Check
 // file, strictly (every missing, unexpected or mis-shaped name is reported in one error), except for
 // the names `optional` accepts (models/registry.h optional_weight_names): those may be absent from
 // the file (the model keeps its values; a one-line note on stderr says so) or from the model.
-void load_model_weights(const SafetensorsFile& file, Module& model, const NamePredicate& optional = {});
+// Every command that loads weights goes through here, so the one rule on NaN and Inf lives here
+// too: a loaded tensor with a non-finite value is refused, naming the file, the first offending
+// tensor and flat index and the count, unless checks.allow_non_finite (eval and run's
+// --allow-non-finite; then a one-line warning on stderr). checks.arch, when not empty, must be the
+// arch a packed model records (inq eval / inq run's --arch); other files record none.
+struct WeightChecks {
+  bool allow_non_finite = false;
+  std::string arch;
+};
+void load_model_weights(const SafetensorsFile& file, Module& model, const NamePredicate& optional = {},
+                        const WeightChecks& checks = {});
 
 // The model records of a checkpoint ("model." prefix removed), as a plain weights file holds them;
 // the optimizer state and metadata are left out.

@@ -72,13 +72,14 @@ int64_t reestimate_batchnorm(Module& model, DataLoader& loader, int64_t epoch, i
   return used;
 }
 
-EvalResult evaluate_weights(const TrainConfig& config, const std::string& weights) {
+EvalResult evaluate_weights(const TrainConfig& config, const std::string& weights, bool allow_non_finite) {
   ChannelStats stats;
   auto test_set = load_dataset(config.data, /*train=*/false, &stats);
   auto model = create_model(config.run.arch, inference_options(model_options_for(config.data, *test_set)));
   check_dataset_input_size(config.run.arch, config.data, *test_set);
   try {
-    load_model_weights(read_safetensors(weights), *model, optional_weight_names(*model));
+    load_model_weights(read_safetensors(weights), *model, optional_weight_names(*model),
+                       {.allow_non_finite = allow_non_finite, .arch = config.run.arch});
   } catch (const Error& e) {
     throw with_file_context(e, "--weights", weights);
   }

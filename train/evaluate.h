@@ -37,7 +37,9 @@ int64_t reestimate_batchnorm(Module& model, DataLoader& loader, int64_t epoch, i
 
 // `inq eval`: builds config.run.arch for the test split config.data names, loads `weights` into it
 // and evaluates every test example (for imagefolder: every image of the validation folder).
-EvalResult evaluate_weights(const TrainConfig& config, const std::string& weights);
+// Weights with NaN or Inf are refused unless allow_non_finite (--allow-non-finite), and a packed
+// model must be of config.run.arch (train/checkpoint.h load_model_weights).
+EvalResult evaluate_weights(const TrainConfig& config, const std::string& weights, bool allow_non_finite = false);
 
 // Appends `result` as a row of the CSV file `path` (created with its header when missing).
 void append_eval_row(const std::string& path, const TrainConfig& config, const std::string& weights,

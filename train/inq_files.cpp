@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "framework/error.h"
+#include "framework/fileio.h"
 #include "framework/safetensors.h"
 #include "inq/inq_state.h"
 #include "train/checkpoint.h"
@@ -12,6 +13,7 @@
 namespace inq {
 
 PackSummary pack_checkpoint(const std::string& checkpoint, const std::string& out) {
+  check_output_is_not_input("-o/--output", out, {{"checkpoint", checkpoint}});
   const SafetensorsFile file = read_safetensors(checkpoint);
   const CheckpointContents contents = read_checkpoint_info(file);
   const QuantizedTensors quantized = read_quantized_tensors(file, contents);
@@ -27,7 +29,13 @@ int verify_checkpoint(const std::string& path, std::FILE* out) {
   if (is_packed_model(file)) {
     // Decoding already refuses any code that is not 0 or +-2^k in range; the check below repeats it
     // on the decoded values.
-    UnpackedModel model = unpack_model(file);
+    UnpackedModel model = unpack_model(file);  // refuses a checksum that does not match
+    if (model.checksum.empty()) {
+      fmt::print(out, "{}: no checksum (packed model format version {}): re-pack it with inq pack to get one\n", path,
+                 kPackedVersionWithoutChecksum);
+    } else {
+      fmt::print(out, "{}: checksum OK ({})\n", path, model.checksum);
+    }
     for (auto& [name, t] : model.weights.tensors)
       if (model.codebooks.count(name)) quantized.tensors.emplace_back(name, t.f32);
     quantized.codebooks = std::move(model.codebooks);

@@ -8,6 +8,7 @@
 #include "train/checkpoint.h"
 #include "framework/autograd.h"
 #include "framework/error.h"
+#include "framework/fileio.h"
 #include "framework/safetensors.h"
 #include "framework/threading.h"
 #include "models/registry.h"
@@ -44,6 +45,7 @@ void run_model_on_file(const RunOptions& options) {
   const auto known = available_models();
   INQ_CHECK(std::find(known.begin(), known.end(), options.arch) != known.end(), "Given --arch '{}', expected one of: {}",
             options.arch, fmt::join(known, ", "));
+  check_output_is_not_input("--output", options.output, {{"--weights", options.weights}, {"--input", options.input}});
   const Tensor x = input_batch(read_safetensors(options.input));
   const int64_t channels = x.size(1);
   INQ_CHECK(!options.transform_input || options.arch == "googlenet",
@@ -54,7 +56,8 @@ void run_model_on_file(const RunOptions& options) {
                                                              .in_channels = channels,
                                                              .transform_input = options.transform_input}));
   try {
-    load_model_weights(read_safetensors(options.weights), *model, optional_weight_names(*model));
+    load_model_weights(read_safetensors(options.weights), *model, optional_weight_names(*model),
+                       {.allow_non_finite = options.allow_non_finite, .arch = options.arch});
   } catch (const Error& e) {
     // The model's shape came from the input and the flag; say so, since a channel or class count that
     // does not match the weights shows up only as mismatched tensors here. Other errors (a bad

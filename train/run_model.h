@@ -17,11 +17,15 @@ struct RunOptions {
   int64_t num_classes = 1000;
   // GoogLeNet only: the input re-normalization torchvision's pretrained GoogLeNet weights expect.
   bool transform_input = false;
+  // Load weights holding NaN or Inf (with a warning) instead of refusing them (load_model_weights).
+  bool allow_non_finite = false;
 };
 
 // Throws inq::Error naming the file and what is wrong for: an unknown arch, a missing or non-F32
 // "input", a rank other than 4 or an empty dim, weights that do not fit the model (channel count
-// or class count included), and inputs the model cannot take (e.g. too small).
+// or class count included), inputs the model cannot take (e.g. too small), non-finite weights
+// (unless allow_non_finite), a packed model of another arch, and an output that is --weights or
+// --input (it would destroy the input).
 void run_model_on_file(const RunOptions& options);
 
 }  // namespace inq

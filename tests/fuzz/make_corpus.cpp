@@ -17,6 +17,7 @@
 #include "framework/atomic_file.h"
 #include "framework/random.h"
 #include "tests/fuzz/fuzz_inputs.h"
+#include "train/inq_files.h"
 
 namespace fs = std::filesystem;
 using namespace inq;
@@ -243,7 +244,21 @@ void checkpoint_seeds(const fs::path& dir) {
   SafetensorsFile bad_code = parse_safetensors(packed);
   for (auto& [name, t] : bad_code.tensors)
     if (name == "fc.weight") t.u8[0] = 0x10;  // first 5-bit code = 16: minus zero
+  // With the checksum recomputed, so the input gets past it to the code check.
+  bad_code.metadata["checksum"] = packed_model_checksum(bad_code);
   write_seed(dir, "invalid-packed-code.safetensors", serialize_safetensors(bad_code.tensors, bad_code.metadata),
+             check);
+  // A valid code changed into another valid one: only the checksum catches it.
+  SafetensorsFile bad_checksum = parse_safetensors(packed);
+  for (auto& [name, t] : bad_checksum.tensors)
+    if (name == "fc.weight") t.u8[0] ^= 0x01;
+  write_seed(dir, "invalid-packed-checksum.safetensors",
+             serialize_safetensors(bad_checksum.tensors, bad_checksum.metadata), check);
+  // Format version 1 (before the checksum): still accepted, with a warning.
+  SafetensorsFile version1 = parse_safetensors(packed);
+  version1.metadata.erase("checksum");
+  version1.metadata["format_version"] = std::to_string(kPackedVersionWithoutChecksum);
+  write_seed(dir, "valid-packed-model-v1.safetensors", serialize_safetensors(version1.tensors, version1.metadata),
              check);
 
   write_seed(dir, "invalid-config-unknown-key.safetensors",
