@@ -34,11 +34,18 @@ std::string read_fd(int fd) {
   return out;
 }
 
-std::string one_line(std::string s) {
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  for (char& ch : s)
-    if (ch == '\n') ch = ',';
-  return s;
+// "pid 12\nhost h\nstarted t\n" as "pid 12, host h, started t".
+std::string one_line(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    if (ch == '\n') {
+      out += ", ";
+    } else if (static_cast<unsigned char>(ch) >= 0x20) {
+      out += ch;
+    }
+  }
+  while (!out.empty() && (out.back() == ' ' || out.back() == ',')) out.pop_back();
+  return out;
 }
 
 std::string utc_now() {
