@@ -168,7 +168,7 @@ TEST(RunFolder, AKillBeforeTheFirstCheckpointLeavesAFolderTheSameCommandStartsAn
   ASSERT_EQ(run_cli(cmd, &out), 0) << out;
   EXPECT_NE(out.find("holds no checkpoint"), std::string::npos) << out;
   EXPECT_NE(out.find("stale lock"), std::string::npos) << out;
-  EXPECT_NE(out.find("removed 1 temporary file"), std::string::npos) << out;
+  EXPECT_NE(out.find("temporary file(s) left by a writer that died"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(temp));
   EXPECT_EQ(summary_keys(run), (std::vector<std::string>{"1,fp32,train"}));
   // Once it holds a checkpoint, the same command is refused.
@@ -315,9 +315,13 @@ TEST(RunFolder, ResumeRefusesACheckpointWhoseCountersOrMomentumDisagree) {
     return f;
   };
   SafetensorsFile no_momentum = good;
-  std::erase_if(no_momentum.tensors, [](const auto& t) { return t.first == "optimizer.conv1.weight.momentum_buffer"; });
-  ASSERT_EQ(no_momentum.tensors.size() + 1, good.tensors.size());
-  expect_refused(no_momentum, "but 1 are missing (first: 'optimizer.conv1.weight.momentum_buffer')");
+  const auto first_buffer = std::find_if(good.tensors.begin(), good.tensors.end(), [](const auto& t) {
+    return t.first.rfind("optimizer.", 0) == 0 && t.first.ends_with(".momentum_buffer");
+  });
+  ASSERT_NE(first_buffer, good.tensors.end());
+  const std::string dropped = first_buffer->first;
+  std::erase_if(no_momentum.tensors, [&](const auto& t) { return t.first == dropped; });
+  expect_refused(no_momentum, "but 1 are missing (first: '" + dropped + "')");
   expect_refused(with_state([](auto& s) { s["iteration"] = 3; }), "expected iteration = epoch x batches per epoch = 1 x 4 = 4, but it says iteration 3");
   expect_refused(with_state([](auto& s) { s["epoch"] = 50; s["iteration"] = 200; }),
                  "expected its epoch to be at most the 1 epoch(s) of its configuration, but it claims epoch 50");
