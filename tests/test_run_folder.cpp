@@ -22,6 +22,7 @@
 #include "framework/file_lock.h"
 #include "framework/fileio.h"
 #include "framework/safetensors.h"
+#include "framework/threading.h"
 #include "train/trainer.h"
 
 using namespace inq;
@@ -180,6 +181,7 @@ TEST(RunFolder, AKillBeforeTheFirstCheckpointLeavesAFolderTheSameCommandStartsAn
 
 TEST(RunFolder, ResumeDropsSummaryRowsTheCheckpointDoesNotCover) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  set_num_threads(1);  // ctest runs two tests at once on 2 cores
   TrainConfig c = small_lenet5_config(temp_path("rf_truncate"), 256);
   c.data.test_limit = 100;
   c.run.epochs = 3;
@@ -205,6 +207,7 @@ TEST(RunFolder, ResumeDropsSummaryRowsTheCheckpointDoesNotCover) {
 
 TEST(RunFolder, ResumeDropsAnInqQuantizationRowWhoseCheckpointFailed) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  set_num_threads(1);  // ctest runs two tests at once on 2 cores
   const std::string base = temp_path("rf_inq_base");
   const std::string weights = train_fp32_for_inq(small_lenet5_config(base, 256));
   TrainConfig c = small_lenet5_config(temp_path("rf_inq"), 256);
@@ -287,6 +290,7 @@ TEST(RunFolder, QuantizeRefusesToResumeAPlainTrainingCheckpoint) {
 
 TEST(RunFolder, ResumeRefusesACheckpointWhoseCountersOrMomentumDisagree) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  set_num_threads(1);  // ctest runs two tests at once on 2 cores
   TrainConfig c = small_lenet5_config(temp_path("rf_inconsistent"), 256);
   c.data.test_limit = 100;
   c.run.epochs = 1;
