@@ -41,11 +41,13 @@ void register_quantize_command(CLI::App& app) {
   cmd->callback([config, preset, cmd] {
     TrainConfig& cfg = *config;
     if (!cfg.run.resume.empty()) {
+      const std::string resume = cfg.run.resume;
       cfg = resume_config(*cmd, cfg);
+      // The configuration comes from the checkpoint: one of plain training has nothing to quantize.
       INQ_CHECK(cfg.inq.enabled(),
-                "Given --resume '{}', expected the checkpoint of an INQ run to continue with quantize, but it is of "
-                "plain training (continue it with inq train --resume, or quantize it with --weights)",
-                cfg.run.resume);
+                "Given --resume '{}', expected a checkpoint of an INQ run, but it is plain training; start INQ from it "
+                "with --weights {}",
+                resume, resume);
     } else {
       INQ_CHECK(cmd->count("--arch") > 0, "Given quantize without --arch, expected the model architecture");
       INQ_CHECK(!cfg.run.weights.empty(),

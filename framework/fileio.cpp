@@ -9,6 +9,7 @@
 
 #include "framework/atomic_file.h"
 #include "framework/error.h"
+#include "framework/file_lock.h"
 
 namespace inq {
 
@@ -29,6 +30,14 @@ std::string read_file(const std::string& path) {
 
 void append_line_atomic(const std::string& path, const std::string& line) {
   std::string contents = file_exists(path) ? read_file(path) : std::string();
+  if (!contents.empty() && contents.back() != '\n') contents += '\n';
+  write_file_atomic(path, contents + line + "\n");
+}
+
+void append_line_locked(const std::string& path, const std::string& line, const std::string& header) {
+  const FileLock lock(path + ".lock");
+  std::string contents = file_exists(path) ? read_file(path) : std::string();
+  if (contents.empty() && !header.empty()) contents = header + "\n";
   if (!contents.empty() && contents.back() != '\n') contents += '\n';
   write_file_atomic(path, contents + line + "\n");
 }

@@ -15,6 +15,11 @@ void write_file_atomic(const std::string& path, const std::string& contents);
 std::string read_file(const std::string& path);
 // Appends one line (a '\n' is added) to a text file, atomically (read, append, rewrite).
 void append_line_atomic(const std::string& path, const std::string& line);
+// The same for a file that several processes append to at once (a shared results CSV): the read,
+// append and rewrite happen under an exclusive flock on the sidecar file `<path>.lock`
+// (framework/file_lock.h), so every line lands exactly once. A missing or empty file first gets
+// `header` (a line; none when empty), inside the same lock.
+void append_line_locked(const std::string& path, const std::string& line, const std::string& header = {});
 bool file_exists(const std::string& path);
 
 // Whether two paths name the same file: std::filesystem::equivalent when both exist, else their

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "app_testing.h"
@@ -116,16 +117,16 @@ TEST(InqLastStep, LastStepReestimatesStatisticsAndAFinishedRunResumesIntoTheSame
   set_num_threads(1);  // ctest runs two tests at once on 2 cores
   // As INQ_SPEC.md section 5 has it: nothing after the last step.
   TrainConfig stale = resnet_inq("bn_stale", 0);
-  Trainer t0(stale);
-  t0.fit();
+  auto t0 = std::make_unique<Trainer>(stale);
+  t0->fit();
   // With the re-estimation over 2 batches.
   TrainConfig fresh = resnet_inq("bn_fresh", 2);
   Trainer t2(fresh);
   t2.fit();
 
   // The same weights, bit for bit; only the BatchNorm buffers differ.
-  EXPECT_EQ(parameter_values(t2.model()), parameter_values(t0.model()));
-  const auto bn0 = batchnorm_layers(t0.model()), bn2 = batchnorm_layers(t2.model());
+  EXPECT_EQ(parameter_values(t2.model()), parameter_values(t0->model()));
+  const auto bn0 = batchnorm_layers(t0->model()), bn2 = batchnorm_layers(t2.model());
   ASSERT_EQ(bn0.size(), bn2.size());
   ASSERT_FALSE(bn2.empty());
   for (size_t i = 0; i < bn2.size(); ++i) {
@@ -152,6 +153,7 @@ TEST(InqLastStep, LastStepReestimatesStatisticsAndAFinishedRunResumesIntoTheSame
 
   // A run finished without it, resumed from the command line with --bn-batches 2, ends with the
   // same model as the run that did it at once, and rewrites final.safetensors.
+  t0.reset();  // a Trainer holds its run folder's lock (FORMATS_AND_RELIABILITY.md "Run folder protocol")
   std::string log;
   ASSERT_EQ(test::run_cli("quantize --resume " + stale.run.out + "/last.safetensors --bn-batches 2 --threads 1", &log), 0)
       << log;
@@ -172,8 +174,8 @@ TEST(InqLastStep, FinalEpochsTrainOnlyTheFloatParametersAndResumeBitForBit) {
   if (!test::have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
   set_num_threads(1);  // ctest runs two tests at once on 2 cores
   TrainConfig none = resnet_inq("fe_none", 2);
-  Trainer t0(none);
-  t0.fit();
+  auto t0 = std::make_unique<Trainer>(none);
+  t0->fit();
   TrainConfig one = resnet_inq("fe_one", 2);
   one.inq.final_epochs = 1;
   Trainer t1(one);
@@ -181,7 +183,7 @@ TEST(InqLastStep, FinalEpochsTrainOnlyTheFloatParametersAndResumeBitForBit) {
   EXPECT_EQ(t1.epoch(), 2);  // step 1's re-training, then the float-only epoch
 
   // Every quantized weight is the same as without the final epoch; BatchNorm's parameters moved.
-  const auto p0 = t0.model().named_parameters(), p1 = t1.model().named_parameters();
+  const auto p0 = t0->model().named_parameters(), p1 = t1.model().named_parameters();
   ASSERT_EQ(p0.size(), p1.size());
   int moved = 0;
   for (size_t i = 0; i < p1.size(); ++i) {
@@ -211,6 +213,7 @@ TEST(InqLastStep, FinalEpochsTrainOnlyTheFloatParametersAndResumeBitForBit) {
   EXPECT_EQ(test::values_of(t2.model()), test::values_of(t1.model()));
 
   // A run finished without final epochs, extended from the command line: the same model again.
+  t0.reset();  // a Trainer holds its run folder's lock (FORMATS_AND_RELIABILITY.md "Run folder protocol")
   std::string log;
   ASSERT_EQ(test::run_cli("quantize --resume " + none.run.out + "/last.safetensors --final-epochs 1 --threads 1", &log), 0)
       << log;

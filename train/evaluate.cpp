@@ -93,9 +93,11 @@ void append_eval_row(const std::string& path, const TrainConfig& config, const s
                      const EvalResult& r) {
   const auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
-  if (!file_exists(path)) write_file_atomic(path, "arch,weights,dataset,count,acc1,acc5,loss,seconds\n");
-  append_line_atomic(path, fmt::format("{},{},{},{},{:.6f},{:.6f},{:.6f},{:.2f}", config.run.arch, weights,
-                                       config.data.dataset, r.count, r.acc1, r.acc5, r.loss, r.seconds));
+  // Several evaluations may append to one file at once: the header and the row go in under its lock.
+  append_line_locked(path,
+                     fmt::format("{},{},{},{},{:.6f},{:.6f},{:.6f},{:.2f}", config.run.arch, weights,
+                                 config.data.dataset, r.count, r.acc1, r.acc5, r.loss, r.seconds),
+                     "arch,weights,dataset,count,acc1,acc5,loss,seconds");
 }
 
 }  // namespace inq

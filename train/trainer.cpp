@@ -9,6 +9,7 @@
 #include "data/datasets.h"
 #include "framework/error.h"
 #include "framework/error_context.h"
+#include "framework/file_lock.h"
 #include "framework/fileio.h"
 #include "framework/random.h"
 #include "framework/threading.h"
@@ -36,6 +37,10 @@ std::string format_duration(double seconds) {
 Trainer::Trainer(TrainConfig config, std::vector<std::unique_ptr<TrainerHook>> hooks) : config_(std::move(config)) {
   INQ_CHECK(!config_.run.out.empty(), "Given no run folder, expected --out");
   validate_train_config(config_);
+  // The run folder is claimed first, before any data is read: a second run on it stops at once.
+  bool writes = true;
+  for (const auto& hook : hooks) writes = writes && hook->writes_run_folder();
+  if (writes) claim_run_folder();
   seed_all(config_.run.seed);
   // The data comes first: it decides the model's input channels and classes. Loading it draws
   // nothing from the default generator, so initialization is the same as if the model came first.
@@ -79,10 +84,6 @@ Trainer::Trainer(TrainConfig config, std::vector<std::unique_ptr<TrainerHook>> h
     lr_schedule_ = default_schedule_.get();
   }
 
-  const std::string config_path = run_file("config.json");
-  INQ_CHECK(config_.run.force || !config_.run.resume.empty() || !file_exists(config_path),
-            "Given run folder '{}', expected a new folder, but it already holds a run (use --resume or --force)",
-            config_.run.out);
   if (!config_.run.resume.empty()) {
     try {
       resume_from(config_.run.resume);
@@ -92,8 +93,47 @@ Trainer::Trainer(TrainConfig config, std::vector<std::unique_ptr<TrainerHook>> h
   }
   if (writes_run_folder()) {
     std::filesystem::create_directories(config_.run.out);
-    write_file_atomic(config_path, to_json(config_).dump(2) + "\n");
+    write_file_atomic(run_file("config.json"), to_json(config_).dump(2) + "\n");
   }
+}
+
+// The files a run writes into its folder; "<name>.tmp.<pid>.<n>" are their temporary files
+// (framework/atomic_file.h).
+static const char* const kRunFiles[] = {"config.json",      "summary.csv",      "results.json",  "last.safetensors",
+                                        "best.safetensors", "final.safetensors", "inq_report.txt"};
+
+void Trainer::claim_run_folder() {
+  const std::string& out = config_.run.out;
+  std::filesystem::create_directories(out);
+  run_lock_ = std::make_unique<RunFolderLock>(out);
+  // Temporary files of a writer that died (kill -9, power loss) are never renamed: remove them.
+  // Those of a live process (an evaluation writing here, say) are left alone.
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(out, ec)) {
+    const std::string name = entry.path().filename().string();
+    for (const char* file : kRunFiles) {
+      const std::string prefix = std::string(file) + ".tmp.";
+      if (name.rfind(prefix, 0) != 0) continue;
+      const long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
+      if (pid == static_cast<long>(::getpid()) || process_alive(pid)) continue;
+      if (std::filesystem::remove(entry.path(), ec)) ++removed;
+    }
+  }
+  if (removed > 0)
+    fmt::print(stderr, "inq: note: run folder '{}': removed {} temporary file(s) left by a writer that died\n", out,
+               removed);
+  if (!config_.run.resume.empty()) return;
+  // The checkpoint is the commit point: a folder without one holds nothing to resume.
+  const bool has_checkpoint = file_exists(run_file("last.safetensors"));
+  INQ_CHECK(config_.run.force || !has_checkpoint,
+            "Given run folder '{}', expected a new folder, but it already holds a run ({}; use --resume or --force)",
+            out, run_file("last.safetensors"));
+  if (!has_checkpoint && file_exists(run_file("config.json")))
+    fmt::print(stderr, "inq: note: run folder '{}' holds no checkpoint (its run stopped before the first one): "
+               "starting it anew\n", out);
+  // A new run's summary starts empty: rows of the run it replaces (stopped early, or --force) go.
+  std::filesystem::remove(run_file("summary.csv"), ec);
 }
 
 Trainer::~Trainer() = default;
@@ -142,8 +182,96 @@ void Trainer::resume_from(const std::string& path) {
   // The progress record holds one INQ row per step begun (checked against the restored state).
   const auto* inq = dynamic_cast<const InqSgd*>(optimizer_.get());
   progress_ = read_training_progress(c, path, inq != nullptr ? inq->steps_begun() : 0);
+  check_resumed_position(c, file, path);
   default_generator().set_state(progress_.generator);
+  if (writes_run_folder()) truncate_summary_to_checkpoint(inq != nullptr ? inq->steps_begun() : 0);
   fmt::print(stderr, "=> resumed '{}' at epoch {} (iteration {})\n", path, progress_.epoch, progress_.iteration);
+}
+
+// A checkpoint whose counters disagree with each other or with its tensors would not continue the
+// run it claims to continue: refused, naming what disagrees.
+void Trainer::check_resumed_position(const CheckpointContents& c, const SafetensorsFile& file,
+                                     const std::string& path) const {
+  const TrainingProgress& p = progress_;
+  INQ_CHECK(p.epoch <= c.config.run.epochs,
+            "Given checkpoint '{}', expected its epoch to be at most the {} epoch(s) of its configuration, but it "
+            "claims epoch {}",
+            path, c.config.run.epochs, p.epoch);
+  // Every epoch is one pass over the training loader (INQ's quantizations and BatchNorm
+  // re-estimation take no optimizer step).
+  const int64_t per_epoch = train_loader_->batches_per_epoch();
+  int64_t expected = 0;
+  const bool fits = !__builtin_mul_overflow(p.epoch, per_epoch, &expected);
+  INQ_CHECK(fits && p.iteration == expected,
+            "Given checkpoint '{}', expected iteration = epoch x batches per epoch = {} x {} = {}, but it says "
+            "iteration {}",
+            path, p.epoch, per_epoch, fits ? fmt::format("{}", expected) : std::string("(overflow)"), p.iteration);
+  // Momentum buffers exist for every parameter once a step was taken since they were last reset
+  // (the start of the run, or of an INQ step): without them the run is no longer bit for bit.
+  if (config_.optim.momentum > 0.0 && p.iteration > p.phase_start_iteration) {
+    std::vector<std::string> missing;
+    const auto params = model_->named_parameters();
+    for (const auto& param : params)
+      if (file.find("optimizer." + param.name + ".momentum_buffer") == nullptr) missing.push_back(param.name);
+    INQ_CHECK(missing.empty(),
+              "Given checkpoint '{}', expected a momentum buffer for each of the {} parameters ({} step(s) were taken "
+              "with momentum {} since they started), but {} are missing (first: 'optimizer.{}.momentum_buffer'); "
+              "resumed without them the run would not continue as it was",
+              path, params.size(), p.iteration - p.phase_start_iteration, config_.optim.momentum, missing.size(),
+              missing.empty() ? "" : missing.front());
+  }
+}
+
+// summary.csv gets an epoch's row before the epoch's checkpoint, so a run that stops in between
+// (a failed write, kill -9) leaves rows the checkpoint does not cover; the resumed run writes them
+// again. Kept: rows of earlier epochs; at the checkpoint's epoch, its training row, the rows of INQ
+// steps it has begun ("quantized") and, once the checkpoint records it, the BatchNorm re-estimation.
+void Trainer::truncate_summary_to_checkpoint(int inq_steps_begun) {
+  const std::string summary = run_file("summary.csv");
+  if (!file_exists(summary)) return;
+  const std::string text = read_file(summary);
+  const bool bn_done = !progress_.inq_steps.empty() && progress_.inq_steps.back().contains("bn_batches");
+  std::string kept;
+  int64_t dropped = 0;
+  size_t start = 0;
+  for (int64_t line = 0; start < text.size(); ++line) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string row = text.substr(start, end - start);
+    start = end + 1;
+    bool keep = true;
+    if (line > 0 && !row.empty()) {  // line 0 is the header
+      std::vector<std::string> f;
+      for (size_t a = 0, b; f.size() < 3; a = b + 1) {
+        b = row.find(',', a);
+        f.push_back(row.substr(a, b == std::string::npos ? std::string::npos : b - a));
+        if (b == std::string::npos) break;
+      }
+      INQ_CHECK(f.size() == 3, "Given '{}' line {}, expected a summary row 'epoch,inq_step,phase,...', but got '{}'",
+                summary, line + 1, row);
+      char* rest = nullptr;
+      const long long epoch = std::strtoll(f[0].c_str(), &rest, 10);
+      INQ_CHECK(!f[0].empty() && *rest == '\0', "Given '{}' line {}, expected an epoch number first, but got '{}'",
+                summary, line + 1, row);
+      if (epoch != progress_.epoch) {
+        keep = epoch < progress_.epoch;
+      } else if (f[2] == "quantized") {
+        keep = std::strtoll(f[1].c_str(), nullptr, 10) <= inq_steps_begun;
+      } else if (f[2] == "bn_reestimated") {
+        keep = bn_done;
+      }
+    }
+    if (keep) {
+      kept += row;
+      kept += '\n';
+    } else {
+      ++dropped;
+    }
+  }
+  if (dropped == 0) return;
+  write_file_atomic(summary, kept);
+  fmt::print(stderr, "inq: note: '{}': dropped {} row(s) written after the checkpoint it resumes from (epoch {}); "
+             "they are redone\n", summary, dropped, progress_.epoch);
 }
 
 EvalResult Trainer::evaluate_test() {

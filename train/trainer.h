@@ -10,6 +10,7 @@
 
 #include "data/dataloader.h"
 #include "data/dataset.h"
+#include "framework/file_lock.h"
 #include "layers/module.h"
 #include "optim/lr_schedule.h"
 #include "optim/sgd.h"
@@ -71,8 +72,17 @@ class Trainer {
  private:
   void train_one_epoch();
   void resume_from(const std::string& path);
+  // The run folder protocol (FORMATS_AND_RELIABILITY.md "Run folder protocol"): locks the folder,
+  // removes temporary files of writers that died, and decides whether it is new.
+  void claim_run_folder();
+  // Refuses a checkpoint whose epoch, iteration and momentum buffers disagree (resume_from).
+  void check_resumed_position(const CheckpointContents& c, const SafetensorsFile& file, const std::string& path) const;
+  // Drops the summary.csv rows the resumed checkpoint does not cover (written before a checkpoint
+  // that never made it to disk), so the resumed run does not write them twice.
+  void truncate_summary_to_checkpoint(int inq_steps_begun);
 
   TrainConfig config_;
+  std::unique_ptr<RunFolderLock> run_lock_;  // held from the start of the constructor to the end of the run
   std::shared_ptr<Module> model_;
   std::shared_ptr<Dataset> train_set_, test_set_;
   std::unique_ptr<DataLoader> train_loader_, test_loader_;
