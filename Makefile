@@ -36,10 +36,10 @@ fuzz-smoke: deps
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	tests/fuzz/smoke.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
-# The main job: the INQ pipeline in miniature (REPRODUCTION.md section 1, quick variant): train
+# The main job: the INQ pipeline in miniature (docs/REPRODUCTION.md section 1, quick variant): train
 # LeNet-5 on Fashion-MNIST, run 5-bit and 3-bit INQ on it (and 5-bit with the random partition),
 # one-shot quantization for comparison, verify every quantized model, print the table, then pack the
-# 5-bit model (b-bit codes, INQ_SPEC.md section 7) and evaluate the packed file.
+# 5-bit model (b-bit codes, docs/INQ_SPEC.md section 7) and evaluate the packed file.
 demo: build
 	@echo "[demo] inq reproduce --quick ($(THREADS) threads) -> runs/demo"
 	$(BUILD)/inq reproduce --quick --threads $(THREADS) --out runs/demo

@@ -1,4 +1,4 @@
-// `inq quantize` and `inq verify`: INQ from the command line (INQ_SPEC.md).
+// `inq quantize` and `inq verify`: INQ from the command line (docs/INQ_SPEC.md).
 #include <fmt/format.h>
 
 #include <cmath>
@@ -25,7 +25,7 @@ void register_quantize_command(CLI::App& app) {
   auto config = std::make_shared<TrainConfig>();
   auto preset = std::make_shared<std::string>();
   TrainConfig& c = *config;
-  // Re-training defaults from docs/docs/REPRODUCTION.md section 1: lr 0.01, cosine per step, 2 epochs per step.
+  // Re-training defaults from docs/REPRODUCTION.md section 1: lr 0.01, cosine per step, 2 epochs per step.
   c.optim.lr = 0.01;
   c.inq.bits = 5;
   CLI::App* cmd = app.add_subcommand("quantize", "Run the INQ schedule on pre-trained weights");

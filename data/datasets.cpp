@@ -133,7 +133,7 @@ std::shared_ptr<Dataset> load_dataset(const DataConfig& config, bool train, Chan
   }
   // Fashion-MNIST and MNIST share the IDX layout and file names.
   auto full = std::make_shared<FashionMnist>(config.data_dir, split);
-  // Normalization uses the statistics of the whole training split (REPRODUCTION.md section 1).
+  // Normalization uses the statistics of the whole training split (docs/REPRODUCTION.md section 1).
   if (normalization) *normalization = train ? full->pixel_stats() : FashionMnist::train_stats(config.data_dir);
   check_normalization(config, normalization);
   return limited(full, limit);

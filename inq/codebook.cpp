@@ -95,7 +95,7 @@ Codebook make_codebook(float s, int bits, const std::string& name) {
   INQ_CHECK(std::isfinite(s) && s >= 0,
             "Given max |w| = {} for tensor '{}', expected a finite value >= 0 to build its codebook", s,
             name);
-  // An all-zero tensor has no scale; n1 = 0 by definition (INQ_SPEC.md section 2, D).
+  // An all-zero tensor has no scale; n1 = 0 by definition (docs/INQ_SPEC.md section 2, D).
   const int64_t n1 = s == 0 ? 0 : floor_log2_four_thirds(s);
   const int64_t n2 = n1 + 1 - exponents_for_bits(bits);
   INQ_CHECK(

@@ -1,5 +1,5 @@
 #pragma once
-// The INQ codebook of one weight tensor (INQ_SPEC.md section 2): zero and the signed powers of two
+// The INQ codebook of one weight tensor (docs/INQ_SPEC.md section 2): zero and the signed powers of two
 //   P = {0, +-2^n2, ..., +-2^n1},   n1 = floor(log2(4s/3)),   n2 = n1 + 1 - 2^(b-1)/2,
 // where s = max |w| of the tensor when INQ starts and b >= 2 is the bit-width (one bit encodes zero, so
 // b bits give 2^(b-1) non-zero values: n1 - n2 + 1 = 2^(b-2) exponents, each with both signs).

@@ -1,6 +1,6 @@
 #pragma once
-// SGD with Incremental Network Quantization (INQ_SPEC.md sections 4 and 5). It is Sgd with one
-// override, the masking hook (DESIGN.md habit 9): a frozen (quantized) weight gets no gradient, no
+// SGD with Incremental Network Quantization (docs/INQ_SPEC.md sections 4 and 5). It is Sgd with one
+// override, the masking hook (docs/DESIGN.md habit 9): a frozen (quantized) weight gets no gradient, no
 // weight decay and no momentum, and is never written, so it stays bit-identical. The INQ state (one
 // record per quantized tensor: codebook, mask, step, saturation count) lives here, keyed by the
 // parameter's dotted name, never on the tensors.

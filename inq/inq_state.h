@@ -1,7 +1,7 @@
 #pragma once
-// The INQ state of a run, kept with the optimizer (DESIGN.md: never on tensors): one record per
+// The INQ state of a run, kept with the optimizer (docs/DESIGN.md: never on tensors): one record per
 // quantized weight tensor, keyed by the parameter's dotted name, holding its codebook, its frozen mask,
-// its schedule position and its saturation count (INQ_SPEC.md sections 1, 2, 4, 8). Everything here
+// its schedule position and its saturation count (docs/INQ_SPEC.md sections 1, 2, 4, 8). Everything here
 // works on plain (name, tensor) lists; InqSgd (inq/inq_sgd.h) owns an InqState and applies it.
 //
 // Which tensors: the ParamRole::Weight parameters (the weights of Conv2d and Linear), minus those

@@ -1,5 +1,5 @@
 #pragma once
-// The packed low-bit form of one quantized tensor (INQ_SPEC.md section 7). Every weight of a b-bit
+// The packed low-bit form of one quantized tensor (docs/INQ_SPEC.md section 7). Every weight of a b-bit
 // codebook {0, +-2^n2, ..., +-2^n1} becomes one b-bit code:
 //
 //   code = 0                                   the weight is 0

@@ -1,5 +1,5 @@
 #pragma once
-// INQ packed models (INQ_SPEC.md section 7): the deployable form of a finished INQ run, a
+// INQ packed models (docs/INQ_SPEC.md section 7): the deployable form of a finished INQ run, a
 // safetensors file in which every quantized tensor is stored as b-bit codes (inq/packed.h):
 //   tensors   "<name>"  U8 of shape [bytes]: the codes of a quantized weight
 //             "<name>"  F32 / I64: every other tensor of the model (biases, BatchNorm) as it was
@@ -7,7 +7,7 @@
 //             "quantized" = JSON {"<name>": {"shape": [...], "bits": b, "n1": n1, "n2": n2}, ...},
 //             "checksum" = "crc32:<8 hex digits>" (packed_model_checksum: every tensor's bytes and
 //             the canonical metadata: arch, names, dtypes, shapes, bits, n1, n2)
-// Version 1 files (no checksum) still load, with a warning line on stderr (D: INQ_SPEC.md section 7).
+// Version 1 files (no checksum) still load, with a warning line on stderr (D: docs/INQ_SPEC.md section 7).
 // Names are the model's own (torchvision's), without a checkpoint's "model." prefix. Unpacking
 // gives the float model back bit for bit, so `inq eval` / `inq run` on a packed model give what
 // they give on the checkpoint it came from; load_model_weights unpacks transparently.
@@ -22,7 +22,7 @@ namespace inq {
 
 inline constexpr const char* kPackedFormat = "inq-packed";
 inline constexpr int kPackedVersion = 2;
-// The version before the checksum: accepted with a warning (INQ_SPEC.md section 7, D).
+// The version before the checksum: accepted with a warning (docs/INQ_SPEC.md section 7, D).
 inline constexpr int kPackedVersionWithoutChecksum = 1;
 
 bool is_packed_model(const SafetensorsFile& file);
@@ -50,7 +50,7 @@ struct PackedLayout {
 };
 
 // The checksum stored in a packed model's "checksum" metadata: "crc32:" and 8 lowercase hex digits
-// of zlib's CRC-32 over the canonical bytes (INQ_SPEC.md section 7): "inq-packed\0", arch, "\0";
+// of zlib's CRC-32 over the canonical bytes (docs/INQ_SPEC.md section 7): "inq-packed\0", arch, "\0";
 // then, for every tensor in name (byte) order, its name, "\0", a description, "\0", and its data
 // bytes as stored (little-endian): the description is "codes <shape> bits <b> n1 <n1> n2 <n2>" for
 // a tensor `quantized` names, "<dtype> <shape>" (F32, I64 or U8) for any other, a shape written

@@ -1,5 +1,5 @@
 #pragma once
-// Weight partition (INQ_SPEC.md section 4): which still-float weights of a tensor join the frozen
+// Weight partition (docs/INQ_SPEC.md section 4): which still-float weights of a tensor join the frozen
 // (quantized) group at step k of a schedule of accumulated portions sigma_1 < ... < sigma_K = 1.
 // At step k a tensor of N weights has exactly frozen_target(sigma_k, N) = floor(sigma_k * N) frozen
 // weights; the new ones are chosen among the still-float weights only, so the frozen set only grows.
@@ -47,7 +47,7 @@ std::vector<int64_t> choose_partition(const Tensor& w, const Tensor& trainable, 
 // The paper's schedules by name (section 4): "alexnet" {0.3, 0.6, 0.8, 1}; "vgg16", "resnet18",
 // "resnet50" {0.5, 0.75, 0.875, 1}; "googlenet" {0.2, 0.4, 0.6, 0.8, 1}; "resnet18-4bit",
 // "resnet18-3bit", "resnet18-2bit" (the bit-width table); and the small-scale defaults per bit-width of
-// REPRODUCTION.md section 1: "5bit" {0.5, 0.75, 0.875, 1}, "4bit" / "3bit" / "2bit" as the ResNet-18
+// docs/REPRODUCTION.md section 1: "5bit" {0.5, 0.75, 0.875, 1}, "4bit" / "3bit" / "2bit" as the ResNet-18
 // schedules of the same width. Unknown names throw, listing the known ones.
 std::vector<double> portion_preset(const std::string& name);
 std::vector<std::string> portion_preset_names();

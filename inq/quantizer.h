@@ -1,5 +1,5 @@
 #pragma once
-// The INQ quantizer (paper Eq. 4, INQ_SPEC.md section 3). For adjacent non-negative codebook values
+// The INQ quantizer (paper Eq. 4, docs/INQ_SPEC.md section 3). For adjacent non-negative codebook values
 // alpha < beta, w -> sign(w) * beta when (alpha + beta) / 2 <= |w| < 3 * beta / 2. On |w|:
 //   |w| <  2^(n2-1)                  -> 0
 //   2^(n2-1)   <= |w| < 1.5 * 2^n2   -> 2^n2

@@ -1,5 +1,5 @@
 // CIFAR-style ResNet-20 (He et al. 2016, section 4.2) for small images, as specified in
-// REPRODUCTION.md section 1: conv3x3(16)+BN+ReLU, three stages of three BasicBlocks with 16, 32
+// docs/REPRODUCTION.md section 1: conv3x3(16)+BN+ReLU, three stages of three BasicBlocks with 16, 32
 // and 64 channels (stride 2 at the first block of stages 2 and 3), a 1x1 conv + BN projection
 // shortcut wherever the shape changes, global average pooling and Linear(64, classes).
 // Names follow torchvision's ResNet (conv1, bn1, layer1.0.conv1, layer2.0.downsample.0, fc).
@@ -39,7 +39,7 @@ class ResNet20 : public Module {
     pool_ = std::make_shared<AdaptiveAvgPool2d>(AdaptiveAvgPool2dOptions{.output_h = 1, .output_w = 1});
     fc_ = register_module("fc", std::make_shared<Linear>(LinearOptions{.in_features = 64,
                                                                          .out_features = options.num_classes}));
-    // Kaiming-normal (fan_out) for convs, as torchvision's ResNet and REPRODUCTION.md specify.
+    // Kaiming-normal (fan_out) for convs, as torchvision's ResNet and docs/REPRODUCTION.md specify.
     for (auto& p : named_parameters()) {
       if (p.role == ParamRole::Weight && p.tensor.dim() == 4) kaiming_normal_(p.tensor, FanMode::FanOut);
     }

@@ -1,7 +1,7 @@
 #pragma once
 // Stochastic gradient descent with exactly torch.optim.SGD's semantics (momentum, dampening,
 // nesterov, weight decay per parameter group), built from small overridable steps so a masked
-// optimizer (INQ) overrides one hook instead of copying the update rule (DESIGN.md habit 9).
+// optimizer (INQ) overrides one hook instead of copying the update rule (docs/DESIGN.md habit 9).
 //
 // For each parameter p with a gradient g, with lr the group's effective rate and wd its decay:
 //   d = g + wd * p

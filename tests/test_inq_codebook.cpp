@@ -1,4 +1,4 @@
-// INQ codebook (INQ_SPEC.md section 2): n1/n2 from max |w| and the bit-width, the exact
+// INQ codebook (docs/INQ_SPEC.md section 2): n1/n2 from max |w| and the bit-width, the exact
 // floor(log2(4s/3)) at and around the power-of-two boundaries, levels, membership, and errors.
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// What happens after INQ's last step (train/inq_phases.h; the (D) decisions beside INQ_SPEC.md
+// What happens after INQ's last step (train/inq_phases.h; the (D) decisions beside docs/INQ_SPEC.md
 // section 5). BatchNorm re-estimation: only BatchNorm statistics change, they become the average of
 // the batch statistics of the data the model sees with dropout off, every weight stays as
 // quantized, and a finished run resumed with it gets the same model as a run that did it at once.
@@ -115,7 +115,7 @@ TrainConfig resnet_inq(const std::string& name, int64_t bn_batches) {
 TEST(InqLastStep, LastStepReestimatesStatisticsAndAFinishedRunResumesIntoTheSameModel) {
   if (!test::have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
   set_num_threads(1);  // ctest runs two tests at once on 2 cores
-  // As INQ_SPEC.md section 5 has it: nothing after the last step.
+  // As docs/INQ_SPEC.md section 5 has it: nothing after the last step.
   TrainConfig stale = resnet_inq("bn_stale", 0);
   auto t0 = std::make_unique<Trainer>(stale);
   t0->fit();
@@ -153,7 +153,7 @@ TEST(InqLastStep, LastStepReestimatesStatisticsAndAFinishedRunResumesIntoTheSame
 
   // A run finished without it, resumed from the command line with --bn-batches 2, ends with the
   // same model as the run that did it at once, and rewrites final.safetensors.
-  t0.reset();  // a Trainer holds its run folder's lock (FORMATS_AND_RELIABILITY.md "Run folder protocol")
+  t0.reset();  // a Trainer holds its run folder's lock (docs/FORMATS_AND_RELIABILITY.md "Run folder protocol")
   std::string log;
   ASSERT_EQ(test::run_cli("quantize --resume " + stale.run.out + "/last.safetensors --bn-batches 2 --threads 1", &log), 0)
       << log;
@@ -213,7 +213,7 @@ TEST(InqLastStep, FinalEpochsTrainOnlyTheFloatParametersAndResumeBitForBit) {
   EXPECT_EQ(test::values_of(t2.model()), test::values_of(t1.model()));
 
   // A run finished without final epochs, extended from the command line: the same model again.
-  t0.reset();  // a Trainer holds its run folder's lock (FORMATS_AND_RELIABILITY.md "Run folder protocol")
+  t0.reset();  // a Trainer holds its run folder's lock (docs/FORMATS_AND_RELIABILITY.md "Run folder protocol")
   std::string log;
   ASSERT_EQ(test::run_cli("quantize --resume " + none.run.out + "/last.safetensors --final-epochs 1 --threads 1", &log), 0)
       << log;

@@ -1,4 +1,4 @@
-// The packed low-bit codes of a quantized tensor (inq/packed.h, INQ_SPEC.md section 7): a layout
+// The packed low-bit codes of a quantized tensor (inq/packed.h, docs/INQ_SPEC.md section 7): a layout
 // worked by hand, round trips at every bit-width, and refusal of values and codes that are not in
 // the codebook.
 #include <gtest/gtest.h>

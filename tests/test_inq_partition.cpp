@@ -1,4 +1,4 @@
-// INQ partition (INQ_SPEC.md section 4): portion validation, the exact frozen count floor(sigma * N),
+// INQ partition (docs/INQ_SPEC.md section 4): portion validation, the exact frozen count floor(sigma * N),
 // the magnitude and random strategies among still-float weights, and the named schedules.
 #include <gtest/gtest.h>
 

@@ -151,7 +151,7 @@ TEST(InqQuantize, CliRejectsContradictoryOrMissingInputs) {
   fs::remove_all(temp_path("order"));
 }
 
-// INQ_SPEC.md section 7: `inq pack` writes the finished model as b-bit codes; unpacking gives it
+// docs/INQ_SPEC.md section 7: `inq pack` writes the finished model as b-bit codes; unpacking gives it
 // back bit for bit, `inq eval` on the packed file gives the checkpoint's accuracy, and `inq verify`
 // accepts it. Unfinished, non-INQ and corrupted inputs are refused.
 TEST(InqQuantize, PackedModelUnpacksBitForBitAndEvaluatesTheSame) {

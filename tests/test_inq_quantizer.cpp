@@ -1,4 +1,4 @@
-// INQ quantizer (INQ_SPEC.md section 3, paper Eq. 4): the spec's worked values literally, every
+// INQ quantizer (docs/INQ_SPEC.md section 3, paper Eq. 4): the spec's worked values literally, every
 // interval boundary and its float neighbours against a slow reference written from Eq. 4, saturation,
 // -0.0, and the tensor entry points.
 #include <gtest/gtest.h>

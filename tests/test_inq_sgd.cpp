@@ -1,4 +1,4 @@
-// InqSgd and the INQ state (INQ_SPEC.md sections 1, 4, 5, 8): a golden trajectory computed
+// InqSgd and the INQ state (docs/INQ_SPEC.md sections 1, 4, 5, 8): a golden trajectory computed
 // independently (tests/golden/inq_golden.py), frozen weights bit-identical under momentum and weight
 // decay, the final verification, a planted bad weight, state save/load resuming identically, strict
 // load errors, which tensors are quantized, one-shot quantization, and a tiny end-to-end run.

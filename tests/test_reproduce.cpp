@@ -1,4 +1,4 @@
-// `inq reproduce` on a tiny slice: every experiment of REPRODUCTION.md section 1 produces its row
+// `inq reproduce` on a tiny slice: every experiment of docs/REPRODUCTION.md section 1 produces its row
 // in results.json with the documented fields, results.md is written, and a second invocation reads
 // the finished runs back instead of training them again.
 #include <gtest/gtest.h>

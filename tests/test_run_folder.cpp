@@ -1,4 +1,4 @@
-// The run folder protocol (FORMATS_AND_RELIABILITY.md "Run folder protocol"), driven the hostile way:
+// The run folder protocol (docs/FORMATS_AND_RELIABILITY.md "Run folder protocol"), driven the hostile way:
 // real processes racing on one folder or one results file, kill -9 before the first checkpoint, a
 // checkpoint write that fails after its summary row was written (simulated, and on a full tmpfs),
 // and resumed checkpoints whose counters disagree.

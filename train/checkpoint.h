@@ -1,5 +1,5 @@
 #pragma once
-// Training checkpoints as safetensors files (FORMATS_AND_RELIABILITY.md "Checkpoints"):
+// Training checkpoints as safetensors files (docs/FORMATS_AND_RELIABILITY.md "Checkpoints and resume"):
 //   tensors  "model.<dotted name>"                 weights and buffers
 //            "optimizer.<param>.momentum_buffer"   optimizer state, one record per parameter
 //   metadata "format" = "inq-checkpoint", "format_version", "arch",

@@ -72,7 +72,7 @@ class Trainer {
  private:
   void train_one_epoch();
   void resume_from(const std::string& path);
-  // The run folder protocol (FORMATS_AND_RELIABILITY.md "Run folder protocol"): locks the folder,
+  // The run folder protocol (docs/FORMATS_AND_RELIABILITY.md "Run folder protocol"): locks the folder,
   // removes temporary files of writers that died, and decides whether it is new.
   void claim_run_folder();
   // Refuses a checkpoint whose epoch, iteration and momentum buffers disagree (resume_from).

@@ -3,7 +3,7 @@
 
 Run from the repository root:  python3 tests/golden/inq_golden.py > tests/golden/inq_golden.h
 
-Plain Python (float64, fractions for the exact parts), written from INQ_SPEC.md, not from the C++:
+Plain Python (float64, fractions for the exact parts), written from docs/INQ_SPEC.md, not from the C++:
   - codebook: n1 = the largest integer with 2^n1 <= 4s/3 (exact rational comparison), n2 = n1 + 1 - 2^(b-1)/2;
   - quantizer: paper Eq. 4 literally over adjacent non-negative levels alpha < beta
     (sign * beta when (alpha + beta)/2 <= |w| < 3beta/2), saturating to 2^n1 above 1.5 * 2^n1;

@@ -2,7 +2,7 @@
 tests/image_parity). tools/convert_torchvision.py keeps its own: it is a stand-alone tool for the
 user's machine and must not depend on the tests folder.
 
-Layout (FORMATS_AND_RELIABILITY.md): an 8-byte little-endian header length, a JSON header padded
+Layout (docs/FORMATS_AND_RELIABILITY.md): an 8-byte little-endian header length, a JSON header padded
 with spaces to a multiple of 8, then the tensors' bytes packed in order. Written to a temporary file
 and renamed, so an interrupted run leaves no half file behind.
 """
