@@ -177,4 +177,26 @@ TEST(QuantizedTensorsOfACheckpoint, RejectsCodebookNumbersAndMasksThatDoNotFit) 
   expect_error([&] { read_quantized_tensors(file, c); }, {"mask of 'w'", "I64"});
   file.tensors[1].second = StoredTensor::from_tensor(Tensor::from_vector({1, 2}, {0, 1}));
   expect_error([&] { read_quantized_tensors(file, c); }, {"mask of 'w'", "[1, 2]"});
+
+  // The metadata goes through the shared strict reader: a key given twice is refused, not overwritten.
+  c.inq_state = R"({"tensors": {"w": {"bits": 3, "n1": -1, "n2": -2, "n1": 0}}})";
+  expect_error([&] { read_quantized_tensors(file, c); }, {"ck.safetensors", "inq_state", "n1"});
+}
+
+TEST(CheckpointMetadata, ADuplicateKeyInTheStoredConfigurationOrProgressIsRefused) {
+  SafetensorsFile file;
+  file.source = "dup.safetensors";
+  const std::string config = to_json(TrainConfig{}).dump();
+  file.metadata = {{"format", kCheckpointFormat},
+                   {"format_version", std::to_string(kCheckpointVersion)},
+                   {"arch", "lenet5"},
+                   {"config", config},
+                   {"training_state", R"({"epoch": 1})"}};
+  EXPECT_EQ(read_checkpoint_info(file).config.run.arch, "lenet5");
+  // nlohmann keeps the last of two equal keys; the strict reader refuses the file instead.
+  file.metadata["config"] = config.substr(0, config.size() - 1) + R"(,"epochs": 7})";
+  expect_error([&] { read_checkpoint_info(file); }, {"dup.safetensors", "'config'", "epochs"});
+  file.metadata["config"] = config;
+  file.metadata["training_state"] = R"({"epoch": 1, "epoch": 2})";
+  expect_error([&] { read_checkpoint_info(file); }, {"dup.safetensors", "'training_state'", "epoch"});
 }

@@ -54,9 +54,13 @@ CheckpointContents read_checkpoint_info(const SafetensorsFile& file) {
             kCheckpointVersion, get("format_version"));
   CheckpointContents c;
   c.arch = get("arch");
+  // The shared strict reader (framework/json_value.h): a key given twice is refused, not overwritten.
+  const nlohmann::json config = parse_json_object(get("config"), fmt::format("checkpoint '{}' metadata 'config'",
+                                                                             file.source));
+  c.training_state = parse_json_object(get("training_state"),
+                                       fmt::format("checkpoint '{}' metadata 'training_state'", file.source));
   try {
-    c.config = train_config_from_json(nlohmann::json::parse(get("config")));
-    c.training_state = nlohmann::json::parse(get("training_state"));
+    c.config = train_config_from_json(config);
   } catch (const Error& e) {
     // A bad value read from the file, not a flag: say whose configuration it is.
     const std::string message = e.what();
@@ -66,9 +70,6 @@ CheckpointContents read_checkpoint_info(const SafetensorsFile& file) {
                                   message.substr(generic.size()))
                     : fmt::format("Given checkpoint '{}', its stored configuration is refused: {}", file.source,
                                   message));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("Given checkpoint '{}', expected valid JSON in its metadata, but got: {}", file.source,
-                            e.what()));
   }
   if (auto it = m.find("inq_state"); it != m.end()) c.inq_state = it->second;
   INQ_CHECK(c.training_state.is_object(), "Given checkpoint '{}', expected training_state to be a JSON object",
@@ -135,12 +136,7 @@ QuantizedTensors read_quantized_tensors(const SafetensorsFile& file, const Check
   const std::string& path = file.source;
   INQ_CHECK(!contents.inq_state.empty(), "Given '{}', expected a checkpoint of an INQ run (with inq_state metadata)",
             path);
-  nlohmann::json meta;
-  try {
-    meta = nlohmann::json::parse(contents.inq_state);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(fmt::format("Given '{}', expected JSON inq_state metadata, but got: {}", path, e.what()));
-  }
+  const nlohmann::json meta = parse_json_object(contents.inq_state, fmt::format("'{}' metadata 'inq_state'", path));
   QuantizedTensors out;
   try {
     for (const auto& item : meta.at("tensors").items()) {
