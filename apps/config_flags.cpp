@@ -31,6 +31,16 @@ CLI::Validator seed_in_range() {
       "SEED in [0, 2^64-1]", "seed_in_range");
 }
 
+namespace {
+
+// Whether the command has the flag `name` and the user gave it (not every command has every flag).
+bool flag_given(const CLI::App& cmd, const char* name) {
+  const CLI::Option* opt = cmd.get_option_no_throw(name);
+  return opt != nullptr && opt->count() > 0;
+}
+
+}  // namespace
+
 void add_run_flags(CLI::App* cmd, RunConfig& c, const RunFlagTexts& texts, bool epochs) {
   cmd->add_option("-a,--arch", c.arch, "Model architecture (not with --resume)")
       ->check(CLI::IsMember(available_models()));
@@ -131,14 +141,10 @@ void resolve_dataset(const CLI::App& cmd, DataConfig& c, const char* eval_batch_
 
 void apply_recipe_defaults(const CLI::App& cmd, TrainConfig& c) {
   const TrainRecipe recipe = recipe_for(c.run.arch);
-  auto given = [&cmd](const char* name) {
-    const CLI::Option* opt = cmd.get_option_no_throw(name);
-    return opt != nullptr && opt->count() > 0;
-  };
-  if (!given("--epochs") && cmd.get_option_no_throw("--epochs") != nullptr) c.run.epochs = recipe.epochs;
-  if (!given("--batch-size")) c.data.batch_size = recipe.batch_size;
-  if (!given("--lr")) c.optim.lr = recipe.lr;
-  if (!given("--no-augment") && !given("--augment")) c.data.augment = recipe.augment;
+  if (!flag_given(cmd, "--epochs") && cmd.get_option_no_throw("--epochs") != nullptr) c.run.epochs = recipe.epochs;
+  if (!flag_given(cmd, "--batch-size")) c.data.batch_size = recipe.batch_size;
+  if (!flag_given(cmd, "--lr")) c.optim.lr = recipe.lr;
+  if (!flag_given(cmd, "--no-augment") && !flag_given(cmd, "--augment")) c.data.augment = recipe.augment;
 }
 
 // A resumed run continues with the configuration saved in its checkpoint, so it cannot silently
@@ -174,19 +180,15 @@ TrainConfig resume_config(const CLI::App& cmd, const TrainConfig& given) {
   }
   c.run.resume = given.run.resume;
   // Not every command has every flag (quantize has no --epochs, train no --bn-batches).
-  const auto given_flag = [&cmd](const char* name) {
-    const CLI::Option* opt = cmd.get_option_no_throw(name);
-    return opt != nullptr && opt->count() > 0;
-  };
-  if (given_flag("--epochs")) c.run.epochs = given.run.epochs;
-  if (given_flag("--threads")) c.run.threads = given.run.threads;
-  if (given_flag("--workers")) c.data.workers = given.data.workers;
-  if (given_flag("--print-freq")) c.run.print_freq = given.run.print_freq;
-  if (given_flag("--data")) c.data.data_dir = given.data.data_dir;
-  if (given_flag("--out")) c.run.out = given.run.out;
-  if (given_flag("--skip-bad-images")) c.data.skip_bad_images = given.data.skip_bad_images;
-  if (given_flag("--bn-batches")) c.inq.bn_batches = given.inq.bn_batches;
-  if (given_flag("--final-epochs")) c.inq.final_epochs = given.inq.final_epochs;
+  if (flag_given(cmd, "--epochs")) c.run.epochs = given.run.epochs;
+  if (flag_given(cmd, "--threads")) c.run.threads = given.run.threads;
+  if (flag_given(cmd, "--workers")) c.data.workers = given.data.workers;
+  if (flag_given(cmd, "--print-freq")) c.run.print_freq = given.run.print_freq;
+  if (flag_given(cmd, "--data")) c.data.data_dir = given.data.data_dir;
+  if (flag_given(cmd, "--out")) c.run.out = given.run.out;
+  if (flag_given(cmd, "--skip-bad-images")) c.data.skip_bad_images = given.data.skip_bad_images;
+  if (flag_given(cmd, "--bn-batches")) c.inq.bn_batches = given.inq.bn_batches;
+  if (flag_given(cmd, "--final-epochs")) c.inq.final_epochs = given.inq.final_epochs;
   return c;
 }
 

@@ -25,6 +25,13 @@ namespace inq {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Whether this process writes the run folder: only if every hook agrees (rank-0-only writing).
+bool every_hook_writes(const std::vector<std::unique_ptr<TrainerHook>>& hooks) {
+  for (const auto& hook : hooks)
+    if (!hook->writes_run_folder()) return false;
+  return true;
+}
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 std::string format_duration(double seconds) {
@@ -38,9 +45,7 @@ Trainer::Trainer(TrainConfig config, std::vector<std::unique_ptr<TrainerHook>> h
   INQ_CHECK(!config_.run.out.empty(), "Given no run folder, expected --out");
   validate_train_config(config_);
   // The run folder is claimed first, before any data is read: a second run on it stops at once.
-  bool writes = true;
-  for (const auto& hook : hooks) writes = writes && hook->writes_run_folder();
-  if (writes) claim_run_folder();
+  if (every_hook_writes(hooks)) claim_run_folder();
   seed_all(config_.run.seed);
   // The data comes first: it decides the model's input channels and classes. Loading it draws
   // nothing from the default generator, so initialization is the same as if the model came first.
@@ -138,11 +143,7 @@ void Trainer::claim_run_folder() {
 
 Trainer::~Trainer() = default;
 
-bool Trainer::writes_run_folder() const {
-  for (const auto& hook : hooks_)
-    if (!hook->writes_run_folder()) return false;
-  return true;
-}
+bool Trainer::writes_run_folder() const { return every_hook_writes(hooks_); }
 
 void Trainer::set_lr_schedule(const LrSchedule* schedule, bool restart) {
   lr_schedule_ = schedule;
