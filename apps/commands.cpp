@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "apps/config_flags.h"
+#include "apps/distributed_launch.h"
 #include "data/verify_data.h"
 #include "framework/error.h"
 #include "framework/threading.h"
@@ -16,6 +17,7 @@ namespace inq {
 
 void register_train_command(CLI::App& app) {
   auto config = std::make_shared<TrainConfig>();
+  auto distributed = std::make_shared<bool>(false);
   TrainConfig& c = *config;
   CLI::App* cmd = app.add_subcommand("train", "Train a model from scratch or from --weights (or resume a run)");
   add_run_flags(cmd, c.run,
@@ -26,7 +28,8 @@ void register_train_command(CLI::App& app) {
   add_data_flags(cmd, c.data, /*training=*/true);
   add_optimizer_flags(cmd, c.optim, "Initial learning rate (default: the arch's recipe)");
   add_schedule_flags(cmd, c.schedule, "the whole run");
-  cmd->callback([config, cmd] {
+  add_distributed_flag(cmd, *distributed);
+  cmd->callback([config, distributed, cmd] {
     if (!config->run.resume.empty()) {
       *config = resume_config(*cmd, *config);
       INQ_CHECK(!config->inq.enabled(),
@@ -39,8 +42,9 @@ void register_train_command(CLI::App& app) {
     }
     TrainConfig& cfg = *config;
     if (cfg.run.out.empty()) cfg.run.out = fmt::format("runs/{}-{}", cfg.run.arch, cfg.run.seed);
+    auto hooks = distributed_hooks(cfg, *distributed);
     set_num_threads(cfg.run.threads);
-    Trainer trainer(cfg);
+    Trainer trainer(cfg, std::move(hooks));
     trainer.fit();
   });
 }

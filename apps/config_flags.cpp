@@ -56,6 +56,9 @@ void add_run_flags(CLI::App* cmd, RunConfig& c, const RunFlagTexts& texts, bool 
   cmd->add_option("--resume", c.resume, "Checkpoint of the run to continue (e.g. RUN/last.safetensors)")
       ->check(CLI::ExistingFile);
   cmd->add_flag("--force", c.force, "Reuse a run folder that already holds a run");
+  cmd->add_flag("--sync-bn", c.sync_bn,
+                "Data-parallel runs: BatchNorm batch statistics over every rank's batch (SyncBatchNorm); without it "
+                "each rank normalizes with its own batch's (no effect in one process)");
 }
 
 void add_data_flags(CLI::App* cmd, DataConfig& c, bool training) {

@@ -8,6 +8,7 @@
 #include "train/checkpoint.h"
 #include "apps/commands.h"
 #include "apps/config_flags.h"
+#include "apps/distributed_launch.h"
 #include "train/inq_files.h"
 #include "train/reproduce.h"
 #include "train/trainer.h"
@@ -24,6 +25,7 @@ namespace inq {
 void register_quantize_command(CLI::App& app) {
   auto config = std::make_shared<TrainConfig>();
   auto preset = std::make_shared<std::string>();
+  auto distributed = std::make_shared<bool>(false);
   TrainConfig& c = *config;
   // Re-training defaults from docs/REPRODUCTION.md section 1: lr 0.01, cosine per step, 2 epochs per step.
   c.optim.lr = 0.01;
@@ -38,7 +40,8 @@ void register_quantize_command(CLI::App& app) {
   add_data_flags(cmd, c.data, /*training=*/true);
   add_optimizer_flags(cmd, c.optim, "Re-training learning rate (restarts at each step; default 0.01)");
   add_schedule_flags(cmd, c.schedule, "each step's re-training");
-  cmd->callback([config, preset, cmd] {
+  add_distributed_flag(cmd, *distributed);
+  cmd->callback([config, preset, distributed, cmd] {
     TrainConfig& cfg = *config;
     if (!cfg.run.resume.empty()) {
       const std::string resume = cfg.run.resume;
@@ -59,8 +62,9 @@ void register_quantize_command(CLI::App& app) {
     }
     if (cfg.run.out.empty())
       cfg.run.out = fmt::format("runs/{}-inq{}-{}-{}", cfg.run.arch, cfg.inq.bits, cfg.inq.strategy, cfg.run.seed);
+    auto hooks = distributed_hooks(cfg, *distributed);
     set_num_threads(cfg.run.threads);
-    Trainer trainer(cfg);
+    Trainer trainer(cfg, std::move(hooks));
     trainer.fit();
   });
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "apps/commands.h"
+#include "apps/distributed_launch.h"
 #include "apps/run_command.h"
 #include "framework/error.h"
 #include "framework/threading.h"
@@ -80,11 +81,12 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
-  } catch (const inq::Error& e) {
-    std::fprintf(stderr, "inq: error: %s\n", e.what());
-    return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "inq: error: %s\n", e.what());
+    // In a data-parallel run the message names the rank, and the whole job stops with it: the
+    // other ranks would otherwise wait in their next collective for ever.
+    std::fprintf(stderr, "inq: error: %s%s\n", inq::error_origin().c_str(), e.what());
+    std::fflush(stderr);
+    inq::abort_other_ranks(1);
     return 1;
   }
   return exit_status;

@@ -30,6 +30,11 @@ void DataLoaderOptions::validate() const {
             workers);
   INQ_CHECK(prefetch_batches >= 0 && prefetch_batches <= 4096,
             "Given DataLoader prefetch_batches {}, expected prefetch_batches in [0, 4096]", prefetch_batches);
+  INQ_CHECK(shard_count >= 1 && shard_rank >= 0 && shard_rank < shard_count,
+            "Given DataLoader shard {} of {}, expected 0 <= shard < shard count", shard_rank, shard_count);
+  INQ_CHECK(batch_size % shard_count == 0,
+            "Given --batch-size {} over {} ranks, expected a multiple of the number of ranks (it is the global batch, "
+            "split evenly)", batch_size, shard_count);
 }
 
 std::vector<int64_t> DataLoader::epoch_order(int64_t dataset_size, bool shuffle, uint64_t seed,
@@ -147,17 +152,21 @@ bool DataLoader::next(Batch& out) {
 Batch DataLoader::make_batch(const EpochPlan& plan, int64_t batch_index) const {
   const int64_t n = static_cast<int64_t>(plan.order.size());
   const int64_t first = batch_index * options_.batch_size;
-  const int64_t count = std::min(options_.batch_size, n - first);
+  const int64_t global_count = std::min(options_.batch_size, n - first);
+  // This shard's positions first + shard_rank + k * shard_count inside the batch.
+  const int64_t stride = options_.shard_count;
+  const int64_t count = global_count > options_.shard_rank ? (global_count - options_.shard_rank + stride - 1) / stride : 0;
   const int64_t per_image = shape_numel(image_shape_);
   const int64_t num_classes = dataset_.num_classes();
   Batch batch;
   batch.epoch = plan.epoch;
   batch.index = batch_index;
+  batch.global_size = global_count;
   batch.images = Tensor::empty({count, image_shape_[0], image_shape_[1], image_shape_[2]});
   batch.labels.resize(static_cast<size_t>(count));
   batch.example_indices.resize(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) {
-    const int64_t position = first + i;
+    const int64_t position = first + options_.shard_rank + i * stride;
     const int64_t index = plan.order[static_cast<size_t>(position)];
     float* image = batch.images.data() + i * per_image;
     int64_t label = -1;

@@ -42,6 +42,14 @@ struct DataLoaderOptions {
   int64_t workers = 0;                // background threads; 0 builds batches in next()
   int64_t prefetch_batches = 0;       // batches built ahead of the consumer; 0 means 2 * workers
   TransformPipeline transforms = {};  // applied to each example after Dataset::get_with_generator
+  // Data-parallel training (docs/DISTRIBUTED.md): batch_size is the global batch, the epoch's
+  // order is the same on every rank, and rank shard_rank of shard_count takes the positions
+  // p of each batch with p % shard_count == shard_rank (DistributedSampler's interleaving; as the
+  // global batch size is a multiple of shard_count, the ranks' batches together are exactly
+  // the one-process batch). Each example keeps the seed of its position, so its augmentation does
+  // not depend on the number of ranks.
+  int64_t shard_rank = 0;
+  int64_t shard_count = 1;
 
   // Throws inq::Error naming the offending option.
   void validate() const;
@@ -51,6 +59,7 @@ struct Batch {
   Tensor images;                         // (B, C, H, W)
   std::vector<int64_t> labels;           // (B)
   std::vector<int64_t> example_indices;  // (B) dataset indices of the examples
+  int64_t global_size = 0;               // examples of the batch over all shards (B with one shard)
   int64_t epoch = 0;
   int64_t index = 0;  // batch index within the epoch
 };

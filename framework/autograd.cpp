@@ -10,7 +10,13 @@ namespace inq {
 
 namespace {
 thread_local bool g_grad_mode = true;
+thread_local GradReadyHook g_grad_ready;
 }
+
+GradReadyHookGuard::GradReadyHookGuard(GradReadyHook hook) : previous_(std::move(g_grad_ready)) {
+  g_grad_ready = std::move(hook);
+}
+GradReadyHookGuard::~GradReadyHookGuard() { g_grad_ready = std::move(previous_); }
 
 bool grad_mode_enabled() { return g_grad_mode; }
 
@@ -26,6 +32,7 @@ std::vector<Tensor> AccumulateGrad::backward(const Tensor& grad_output) {
     Tensor g(leaf->grad);
     ops::add_into(g, grad_output);
   }
+  if (g_grad_ready) g_grad_ready(*leaf);
   return {};
 }
 

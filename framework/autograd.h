@@ -5,6 +5,7 @@
 // Node, the Node owns edges to its inputs' Nodes, and a leaf that requires grad is reached through
 // an AccumulateGrad node which adds into the leaf's .grad(). After backward every Node on the path
 // drops its saved buffers and edges, so the graph is freed as soon as its outputs go away.
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,6 +44,23 @@ class AccumulateGrad : public Node {
 
  private:
   std::weak_ptr<TensorImpl> leaf_;
+};
+
+// Called on the thread running backward each time AccumulateGrad has added a backward pass's
+// gradient into a leaf's .grad(): within one run_backward every leaf is reached once, so the
+// gradient is final for that pass while backward goes on with the rest of the graph (a
+// data-parallel reducer starts communicating it there, as DDP's autograd hooks do). Thread-local;
+// none by default. The guard installs one for its lifetime.
+using GradReadyHook = std::function<void(TensorImpl& leaf)>;
+class GradReadyHookGuard {
+ public:
+  explicit GradReadyHookGuard(GradReadyHook hook);
+  ~GradReadyHookGuard();
+  GradReadyHookGuard(const GradReadyHookGuard&) = delete;
+  GradReadyHookGuard& operator=(const GradReadyHookGuard&) = delete;
+
+ private:
+  GradReadyHook previous_;
 };
 
 // Whether ops record history (thread-local; on by default).

@@ -12,16 +12,31 @@
 #include <cstdint>
 #include <vector>
 
+#include "framework/communicator.h"
 #include "framework/tensor.h"
 #include "layers/module.h"
 
 namespace inq {
 
+// Batch statistics over the batches of every rank of a data-parallel run (PyTorch's
+// SyncBatchNorm; docs/DISTRIBUTED.md). In training mode the forward pass all-reduces the
+// per-channel sums and centered sums of squares, so every rank normalizes with the statistics of
+// the global batch, and the backward pass all-reduces the per-channel sums of dy and dy * x_hat.
+// `weight` is this rank's share n_r / n of the global batch: each rank's loss is the mean over its
+// own examples and the gradient reducer scales its gradients by that share before summing them,
+// so the backward sums are weighted the same way (with equal shards this is the plain sum).
+struct BatchNormSync {
+  Communicator* comm = nullptr;  // an independent one (split_off): it runs inside backward
+  double weight = 1.0;
+};
+
 // Functional form. `training` selects batch statistics; when it is set and running_mean/running_var
 // are defined they are updated in place (never recorded by autograd). When `training` is false the
 // running statistics must be defined. weight and bias may be undefined (no affine transform).
+// With `sync` (training only) the statistics are those of every rank's batch together.
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
-                    Tensor running_var, bool training, double momentum = 0.1, double eps = 1e-5);
+                    Tensor running_var, bool training, double momentum = 0.1, double eps = 1e-5,
+                    const BatchNormSync* sync = nullptr);
 
 struct BatchNorm2dOptions {
   int64_t num_features = 0;         // C, > 0
@@ -52,6 +67,10 @@ class BatchNorm2d : public Module {
   void reset_running_stats();
   void set_cumulative_average(bool on);
   bool cumulative_average() const { return cumulative_average_; }
+  // Synchronized batch statistics in training mode (nullptr: this process's batch alone). The
+  // object must outlive every forward and backward pass that uses it.
+  void set_sync(const BatchNormSync* sync) { sync_ = sync; }
+  const BatchNormSync* sync() const { return sync_; }
 
   Tensor weight, bias;               // (C) or undefined when !affine
   Tensor running_mean, running_var;  // (C) or undefined when !track_running_stats
@@ -60,6 +79,7 @@ class BatchNorm2d : public Module {
  private:
   BatchNorm2dOptions options_;
   bool cumulative_average_ = false;
+  const BatchNormSync* sync_ = nullptr;
 };
 
 // Every BatchNorm2d inside `model` (itself included), in registration order.

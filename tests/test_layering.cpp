@@ -27,7 +27,8 @@ const std::map<std::string, std::set<std::string>>& allowed_includes() {
       {"optim", {"framework", "layers", "optim"}},
       {"inq", {"framework", "layers", "optim", "inq"}},
       {"train", {"framework", "layers", "models", "data", "optim", "inq", "train"}},
-      {"apps", {"framework", "layers", "models", "data", "optim", "inq", "train", "apps"}},
+      {"dist", {"framework", "dist"}},
+      {"apps", {"framework", "layers", "models", "data", "optim", "inq", "train", "dist", "apps"}},
   };
   return allowed;
 }
@@ -69,4 +70,21 @@ TEST(Layering, NoFolderIncludesAFolderAboveIt) {
     }
   }
   EXPECT_GT(files, 100);
+}
+
+// MPI stays behind framework/communicator.h: only dist/ includes <mpi.h>, so every other library
+// (and the fuzz targets, which compile framework/ whole) builds and runs without it.
+TEST(Layering, OnlyDistIncludesMpi) {
+  static const std::regex mpi_include(R"re(#\s*include\s*<mpi\.h>)re");
+  int dist_files = 0;
+  for (const auto& [folder, allowed] : allowed_includes()) {
+    for (const auto& entry : fs::directory_iterator(fs::path(INQ_SOURCE_DIR) / folder)) {
+      const std::string ext = entry.path().extension().string();
+      if (ext != ".h" && ext != ".cpp") continue;
+      const bool includes = std::regex_search(inq::read_file(entry.path().string()), mpi_include);
+      if (folder == "dist") dist_files += includes ? 1 : 0;
+      else EXPECT_FALSE(includes) << entry.path().string() << " includes <mpi.h>; only dist/ may";
+    }
+  }
+  EXPECT_GE(dist_files, 1);
 }

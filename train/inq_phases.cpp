@@ -62,7 +62,7 @@ void InqPhases::before_epoch(Trainer& t) {
   TrainingProgress& p = t.progress();
   if (p.fp32_acc1 < 0.0) {
     p.fp32_acc1 = t.evaluate_test().acc1;
-    fmt::print(stderr, " * starting model: Acc@1 {:.3f}\n", 100.0 * p.fp32_acc1);
+    if (t.reports()) fmt::print(stderr, " * starting model: Acc@1 {:.3f}\n", 100.0 * p.fp32_acc1);
   }
   // A step begins once the previous one's re-training has had its epochs (step 1 at once).
   const int64_t per_step = t.config().inq.epochs_per_step;
@@ -80,7 +80,8 @@ void InqPhases::begin_step(Trainer& t) {
   t.set_lr_schedule(current_schedule(), /*restart=*/true);
   t.set_summary_labels("retrain", std::to_string(k));
   const EvalResult test = t.evaluate_test();
-  fmt::print(stderr, " * INQ step {}/{} (portion {}): Acc@1 {:.3f} Acc@5 {:.3f} right after quantizing\n", k,
+  if (t.reports())
+    fmt::print(stderr, " * INQ step {}/{} (portion {}): Acc@1 {:.3f} Acc@5 {:.3f} right after quantizing\n", k,
              inq_.num_steps(), portion, 100.0 * test.acc1, 100.0 * test.acc5);
   nlohmann::json row = {{"step", k}, {"portion", portion}, {"acc1_quantized", test.acc1}};
   // After the last step nothing is re-trained: its accuracy is the quantized one.
@@ -126,7 +127,8 @@ void InqPhases::reestimate_final_batchnorm(Trainer& t) {
   if (used > 0) {
     const EvalResult test = t.evaluate_test();
     last["acc1_retrained"] = test.acc1;
-    fmt::print(stderr, " * BatchNorm statistics re-estimated over {} training batches ({:.1f} s): Acc@1 {:.3f} Acc@5 "
+    if (t.reports())
+      fmt::print(stderr, " * BatchNorm statistics re-estimated over {} training batches ({:.1f} s): Acc@1 {:.3f} Acc@5 "
                "{:.3f}\n", used, seconds, 100.0 * test.acc1, 100.0 * test.acc5);
     t.append_summary_row("bn_reestimated", ",,,,", test);
   }
@@ -142,7 +144,8 @@ void InqPhases::on_fit_end(Trainer& t) {
             "codebook, but {} are not (first: '{}'[{}] = {})", bad.size(), bad.empty() ? "" : bad[0].name,
             bad.empty() ? 0 : bad[0].index, bad.empty() ? 0.0f : bad[0].value);
   t.save_checkpoint(t.run_file("final.safetensors"));
-  fmt::print(stderr, " * INQ finished: {}-bit model, Acc@1 {:.3f} (starting model {:.3f}); every quantized weight "
+  if (t.reports())
+    fmt::print(stderr, " * INQ finished: {}-bit model, Acc@1 {:.3f} (starting model {:.3f}); every quantized weight "
              "verified\n", t.config().inq.bits, 100.0 * t.last_test().acc1, 100.0 * t.progress().fp32_acc1);
 }
 

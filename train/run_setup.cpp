@@ -20,7 +20,7 @@ void check_dataset_input_size(const std::string& arch, const DataConfig& config,
 }
 
 std::unique_ptr<DataLoader> make_loader(const Dataset& dataset, const TrainConfig& config, bool train,
-                                        TransformPipeline transforms) {
+                                        TransformPipeline transforms, int64_t shard_rank, int64_t shard_count) {
   return std::make_unique<DataLoader>(
       dataset, DataLoaderOptions{.batch_size = train ? config.data.batch_size : config.data.eval_batch_size,
                                  .shuffle = train,
@@ -28,7 +28,9 @@ std::unique_ptr<DataLoader> make_loader(const Dataset& dataset, const TrainConfi
                                  .seed = config.run.seed,
                                  .workers = config.data.workers,
                                  .prefetch_batches = 0,
-                                 .transforms = std::move(transforms)});
+                                 .transforms = std::move(transforms),
+                                 .shard_rank = shard_rank,
+                                 .shard_count = shard_count});
 }
 
 }  // namespace inq

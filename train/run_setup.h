@@ -20,8 +20,9 @@ ModelOptions model_options_for(const DataConfig& config, const Dataset& dataset)
 void check_dataset_input_size(const std::string& arch, const DataConfig& config, const Dataset& dataset);
 
 // A loader over `dataset` with the configuration's batch size: training batches are shuffled (by
-// seed and epoch) and transformed with `transforms`; evaluation batches are in order.
+// seed and epoch) and transformed with `transforms`; evaluation batches are in order. A data-parallel
+// rank passes its shard (data/dataloader.h DataLoaderOptions::shard_rank): the batch size stays global.
 std::unique_ptr<DataLoader> make_loader(const Dataset& dataset, const TrainConfig& config, bool train,
-                                        TransformPipeline transforms);
+                                        TransformPipeline transforms, int64_t shard_rank = 0, int64_t shard_count = 1);
 
 }  // namespace inq

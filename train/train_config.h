@@ -28,12 +28,13 @@ struct RunConfig {
   std::string out;            // run folder
   std::string resume;         // checkpoint to resume from
   bool force = false;         // allow reusing a non-empty run folder
+  bool sync_bn = false;       // data-parallel runs: BatchNorm batch statistics over every rank (docs/DISTRIBUTED.md)
 
   template <class Self, class Visit>
   static void fields(Self& s, Visit&& v) {
     v("arch", s.arch), v("epochs", s.epochs), v("seed", s.seed), v("threads", s.threads);
     v("print_freq", s.print_freq), v("weights", s.weights), v("out", s.out), v("resume", s.resume);
-    v("force", s.force);
+    v("force", s.force), v("sync_bn", s.sync_bn);
   }
   void validate() const;
 };

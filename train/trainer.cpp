@@ -34,6 +34,27 @@ bool every_hook_writes(const std::vector<std::unique_ptr<TrainerHook>>& hooks) {
 }
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+// A contiguous part [begin, end) of a dataset: a data-parallel rank's share of the test set.
+class DatasetShard final : public Dataset {
+ public:
+  DatasetShard(const Dataset& base, int64_t begin, int64_t end) : base_(base), begin_(begin), end_(end) {}
+  int64_t size() const override { return end_ - begin_; }
+  Shape image_shape() const override { return base_.image_shape(); }
+  int64_t num_classes() const override { return base_.num_classes(); }
+  void get(int64_t index, float* image_out, int64_t* label_out) const override {
+    check_dataset_index(index, size(), "test shard");
+    base_.get(begin_ + index, image_out, label_out);
+  }
+  void get_with_generator(int64_t index, Generator& gen, float* image_out, int64_t* label_out) const override {
+    check_dataset_index(index, size(), "test shard");
+    base_.get_with_generator(begin_ + index, gen, image_out, label_out);
+  }
+
+ private:
+  const Dataset& base_;
+  int64_t begin_, end_;
+};
+
 std::string format_duration(double seconds) {
   const auto s = static_cast<int64_t>(std::max(0.0, seconds));
   return fmt::format("{}:{:02d}:{:02d}", s / 3600, (s / 60) % 60, s % 60);
@@ -44,6 +65,12 @@ std::string format_duration(double seconds) {
 Trainer::Trainer(TrainConfig config, std::vector<std::unique_ptr<TrainerHook>> hooks) : config_(std::move(config)) {
   INQ_CHECK(!config_.run.out.empty(), "Given no run folder, expected --out");
   validate_train_config(config_);
+  for (const auto& hook : hooks)
+    if (Communicator* comm = hook->communicator()) {
+      comm_ = comm;
+      break;
+    }
+  const int64_t ranks = comm_->size(), rank = comm_->rank();
   // The run folder is claimed first, before any data is read: a second run on it stops at once.
   if (every_hook_writes(hooks)) claim_run_folder();
   seed_all(config_.run.seed);
@@ -64,8 +91,28 @@ Trainer::Trainer(TrainConfig config, std::vector<std::unique_ptr<TrainerHook>> h
       throw with_file_context(e, "--weights", config_.run.weights);
     }
   }
-  train_loader_ = make_loader(*train_set_, config_, /*train=*/true, dataset_transforms(config_.data, true, stats));
-  test_loader_ = make_loader(*test_set_, config_, /*train=*/false, dataset_transforms(config_.data, false, stats));
+  // Data parallel: each rank takes its positions of every global batch, and a contiguous N-th of
+  // the test set (the evaluation counts are summed by the hook). A rank left with no example of
+  // the last training batch would have nothing to compute a loss on: refused.
+  const Dataset* test_data = test_set_.get();
+  if (ranks > 1) {
+    const int64_t batch = config_.data.batch_size, last = train_set_->size() % batch;
+    INQ_CHECK(batch % ranks == 0,
+              "Given --batch-size {} over {} ranks, expected a multiple of the number of ranks (--batch-size is the "
+              "global batch, split evenly over the ranks)", batch, ranks);
+    INQ_CHECK(last == 0 || last >= ranks,
+              "Given {} training images, --batch-size {} and {} ranks, expected the last batch ({} images) to give "
+              "every rank at least one; choose another --batch-size",
+              train_set_->size(), batch, ranks, last);
+    INQ_CHECK(test_set_->size() >= ranks, "Given {} test images over {} ranks, expected at least one per rank",
+              test_set_->size(), ranks);
+    const int64_t n = test_set_->size();
+    test_shard_ = std::make_unique<DatasetShard>(*test_set_, n * rank / ranks, n * (rank + 1) / ranks);
+    test_data = test_shard_.get();
+  }
+  train_loader_ = make_loader(*train_set_, config_, /*train=*/true, dataset_transforms(config_.data, true, stats),
+                              rank, ranks);
+  test_loader_ = make_loader(*test_data, config_, /*train=*/false, dataset_transforms(config_.data, false, stats));
 
   auto groups = make_param_groups(model_->named_parameters(), config_.optim.weight_decay,
                                   DecayGroupOptions{.decay_bias = config_.optim.decay_norm_and_bias,
@@ -186,7 +233,7 @@ void Trainer::resume_from(const std::string& path) {
   check_resumed_position(c, file, path);
   default_generator().set_state(progress_.generator);
   if (writes_run_folder()) truncate_summary_to_checkpoint(inq != nullptr ? inq->steps_begun() : 0);
-  fmt::print(stderr, "=> resumed '{}' at epoch {} (iteration {})\n", path, progress_.epoch, progress_.iteration);
+  if (reports()) fmt::print(stderr, "=> resumed '{}' at epoch {} (iteration {})\n", path, progress_.epoch, progress_.iteration);
 }
 
 // A checkpoint whose counters disagree with each other or with its tensors would not continue the
@@ -276,6 +323,7 @@ void Trainer::truncate_summary_to_checkpoint(int inq_steps_begun) {
 }
 
 EvalResult Trainer::evaluate_test() {
+  for (auto& hook : hooks_) hook->before_evaluate(*this);
   EvalResult r = evaluate(*model_, *test_loader_);
   for (auto& hook : hooks_) hook->on_evaluate(*this, r);
   last_test_ = r;
@@ -289,6 +337,9 @@ void Trainer::train_one_epoch() {
   train_loader_->start_epoch(progress_.epoch);
   double loss_sum = 0.0, data_seconds = 0.0, compute_seconds = 0.0;
   int64_t correct = 0, seen = 0;
+  // The same over every rank, as of the last progress line (which is always the epoch's last batch).
+  double global_loss_sum = 0.0;
+  int64_t global_correct = 0, global_seen = 0;
   const bool stderr_is_terminal = ::isatty(STDERR_FILENO) != 0;
   const auto epoch_start = Clock::now();
   auto wait_start = Clock::now();
@@ -298,6 +349,7 @@ void Trainer::train_one_epoch() {
     data_seconds += std::chrono::duration<double>(compute_start - wait_start).count();
     const double lr = lr_schedule_->lr_at(progress_.iteration - progress_.phase_start_iteration);
     optimizer_->set_lr(lr);
+    for (auto& hook : hooks_) hook->before_forward(*this, batch);
     // The model's training loss: cross entropy, plus GoogLeNet's weighted auxiliary losses.
     auto [logits, loss] = training_forward(*model_, batch.images, batch.labels);
     const float loss_value = loss.item();
@@ -318,8 +370,17 @@ void Trainer::train_one_epoch() {
     compute_seconds += std::chrono::duration<double>(now - compute_start).count();
     wait_start = now;
     if ((batch.index + 1) % config_.run.print_freq == 0 || batch.index + 1 == per_epoch) {
+      // Every rank reaches this line at the same batch: the figures are the whole batch's.
+      double sums[2] = {loss_sum, static_cast<double>(correct)};
+      int64_t images = seen;
+      comm_->allreduce_sum(sums, 2);
+      comm_->allreduce_sum(&images, 1);
+      global_loss_sum = sums[0];
+      global_correct = static_cast<int64_t>(sums[1]);
+      global_seen = images;
+      if (!reports()) continue;
       const double elapsed = seconds_since(epoch_start);
-      const double images_per_s = static_cast<double>(seen) / std::max(elapsed, 1e-9);
+      const double images_per_s = static_cast<double>(global_seen) / std::max(elapsed, 1e-9);
       const double seconds_per_iter = elapsed / static_cast<double>(batch.index + 1);
       const double eta = seconds_per_iter * static_cast<double>(total_iterations - progress_.iteration);
       // On a terminal the line is redrawn in place; in a log every progress line is kept.
@@ -328,26 +389,28 @@ void Trainer::train_one_epoch() {
                  "{}Epoch: [{}/{}][{:>4}/{}]  loss {:.4f}  acc {:6.2f}%  {:6.0f} img/s  data {:.3f}s compute {:.3f}s  "
                  "lr {:.5f}  eta {}{}",
                  stderr_is_terminal ? "\r" : "", progress_.epoch + 1, config_.run.epochs, batch.index + 1, per_epoch,
-                 loss_sum / static_cast<double>(seen), 100.0 * static_cast<double>(correct) / static_cast<double>(seen),
+                 global_loss_sum / static_cast<double>(global_seen),
+                 100.0 * static_cast<double>(global_correct) / static_cast<double>(global_seen),
                  images_per_s, data_seconds, compute_seconds, lr, format_duration(eta),
                  stderr_is_terminal && !last_batch ? "" : "\n");
     }
   }
   const double epoch_seconds = seconds_since(epoch_start);
   progress_.train_seconds += epoch_seconds;
-  progress_.train_images += seen;
+  progress_.train_images += global_seen;
   ++progress_.epoch;
 
   const EvalResult test = evaluate_test();
-  fmt::print(stderr, " * Epoch {} Acc@1 {:.3f} Acc@5 {:.3f}  test loss {:.4f}  ({:.1f}s train, {:.0f} img/s)\n",
+  if (reports())
+    fmt::print(stderr, " * Epoch {} Acc@1 {:.3f} Acc@5 {:.3f}  test loss {:.4f}  ({:.1f}s train, {:.0f} img/s)\n",
              progress_.epoch, 100.0 * test.acc1, 100.0 * test.acc5, test.loss, epoch_seconds,
-             static_cast<double>(seen) / epoch_seconds);
+             static_cast<double>(global_seen) / epoch_seconds);
 
   append_summary_row(train_phase_,
                      fmt::format("{:.6g},{:.6f},{:.6f},{:.2f},{:.1f}", optimizer_->lr(),
-                                 loss_sum / static_cast<double>(seen),
-                                 static_cast<double>(correct) / static_cast<double>(seen), epoch_seconds,
-                                 static_cast<double>(seen) / epoch_seconds),
+                                 global_loss_sum / static_cast<double>(global_seen),
+                                 static_cast<double>(global_correct) / static_cast<double>(global_seen), epoch_seconds,
+                                 static_cast<double>(global_seen) / epoch_seconds),
                      test);
   const bool is_best = test.acc1 > progress_.best_acc1;
   if (is_best) progress_.best_acc1 = test.acc1;
@@ -391,7 +454,8 @@ void Trainer::write_results() const {
 }
 
 EvalResult Trainer::fit(int64_t stop_after_epoch) {
-  fmt::print(stderr, "=> {} on {}: {} train / {} test images, {} epochs, batch {}, lr {} ({}), {} threads, run folder {}\n",
+  if (reports())
+    fmt::print(stderr, "=> {} on {}: {} train / {} test images, {} epochs, batch {}, lr {} ({}), {} threads, run folder {}\n",
              config_.run.arch, config_.data.dataset, train_set_->size(), test_set_->size(), config_.run.epochs,
              config_.data.batch_size, config_.optim.lr, config_.schedule.kind, get_num_threads(), config_.run.out);
   for (auto& hook : hooks_) hook->on_fit_begin(*this);

@@ -10,6 +10,7 @@
 
 #include "data/dataloader.h"
 #include "data/dataset.h"
+#include "framework/communicator.h"
 #include "framework/file_lock.h"
 #include "layers/module.h"
 #include "optim/lr_schedule.h"
@@ -64,6 +65,10 @@ class Trainer {
   std::string run_file(const std::string& name) const { return config_.run.out + "/" + name; }
   // Whether this process writes the run folder (every hook agrees).
   bool writes_run_folder() const;
+  // Whether this process prints progress: rank 0 of a data-parallel run, or the only process.
+  bool reports() const { return comm_->rank() == 0; }
+  // The processes the run is spread over (a hook's communicator(), or this process alone).
+  Communicator& communicator() const { return *comm_; }
   // Sets config.run.epochs: a hook that decides the run's length (INQ) does so while it is built.
   void set_total_epochs(int64_t epochs) { config_.run.epochs = epochs; }
   // Adds a hook; only from a hook's constructor or before fit().
@@ -82,9 +87,12 @@ class Trainer {
   void truncate_summary_to_checkpoint(int inq_steps_begun);
 
   TrainConfig config_;
+  SingleProcessCommunicator single_process_;
+  Communicator* comm_ = &single_process_;
   std::unique_ptr<RunFolderLock> run_lock_;  // held from the start of the constructor to the end of the run
   std::shared_ptr<Module> model_;
   std::shared_ptr<Dataset> train_set_, test_set_;
+  std::unique_ptr<Dataset> test_shard_;  // this rank's part of the test set (data-parallel runs)
   std::unique_ptr<DataLoader> train_loader_, test_loader_;
   std::unique_ptr<Sgd> optimizer_;
   std::vector<std::unique_ptr<TrainerHook>> hooks_;

@@ -7,11 +7,12 @@
 //   on_resume (when resuming)                        restore the hook's state from the checkpoint
 //   on_fit_begin
 //   repeat: before_epoch                             (may begin a new phase; also after the last epoch)
-//           per batch: forward, loss, backward
+//           per batch: before_forward                (this rank's batch; nothing computed yet)
+//                      forward, loss, backward
 //                      after_backward                (gradients complete, optimizer not stepped)
 //                      optimizer step
 //                      after_step
-//           evaluation -> on_evaluate                (every evaluation the Trainer runs)
+//           before_evaluate -> evaluation -> on_evaluate   (every evaluation the Trainer runs)
 //           on_epoch_end, then the checkpoint -> on_checkpoint
 //   on_fit_end                                       (only when the run trained its last epoch)
 //
@@ -20,7 +21,9 @@
 
 namespace inq {
 
+class Communicator;
 class Trainer;
+struct Batch;
 struct CheckpointContents;
 struct EvalResult;
 struct SafetensorsFile;
@@ -36,10 +39,14 @@ class TrainerHook {
   virtual void on_fit_begin(Trainer&) {}
   // Before the Trainer trains an epoch, and once more when every epoch is done.
   virtual void before_epoch(Trainer&) {}
+  // A training batch (this process's share of it) is about to go through forward and backward.
+  virtual void before_forward(Trainer&, const Batch& batch) {}
   // loss.backward() has run: every gradient of the batch is complete.
   virtual void after_backward(Trainer&) {}
   // The optimizer has stepped.
   virtual void after_step(Trainer&) {}
+  // An evaluation of the model is about to run.
+  virtual void before_evaluate(Trainer&) {}
   // An evaluation of the model has run over this process's share of the data.
   virtual void on_evaluate(Trainer&, EvalResult& result) {}
   // An epoch is trained, evaluated and in summary.csv; its checkpoint comes next.
@@ -53,6 +60,9 @@ class TrainerHook {
   // Whether this process writes the run folder (config.json, summary.csv, results.json,
   // checkpoints, reports): with several processes only one may. All hooks must agree to write.
   virtual bool writes_run_folder() const { return true; }
+  // The processes this run is spread over (train/distributed.h), or nullptr: one process. The
+  // Trainer asks its hooks once, when it is built, and shards its data over the first answer.
+  virtual Communicator* communicator() const { return nullptr; }
 };
 
 }  // namespace inq
