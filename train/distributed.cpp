@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <string>
 
@@ -161,8 +162,8 @@ DistributedHook::DistributedHook(Communicator& comm, bool sync_bn)
   fail_after_ = env_int("INQ_TEST_FAIL_AFTER_STEPS", -1);
   if (const char* mode = std::getenv("INQ_TEST_FAIL_MODE")) {
     const std::string m = mode;
-    INQ_CHECK(m == "throw" || m == "exit", "Given INQ_TEST_FAIL_MODE='{}', expected 'throw' or 'exit'", m);
-    fail_by_exit_ = m == "exit";
+    INQ_CHECK(m == "throw" || m == "kill", "Given INQ_TEST_FAIL_MODE='{}', expected 'throw' or 'kill'", m);
+    fail_by_kill_ = m == "kill";
   }
 }
 
@@ -195,6 +196,12 @@ void DistributedHook::on_resume(Trainer& t, const SafetensorsFile&, const Checkp
 }
 
 void DistributedHook::on_fit_begin(Trainer& t) {
+  // Testing hook: INQ_TEST_PERTURB_RANK=r changes rank r's first weight, as a rank started with a
+  // different seed or file would have it, so the check below must stop the job.
+  if (env_int("INQ_TEST_PERTURB_RANK", -1) == comm_.rank()) {
+    Tensor first = t.model().named_parameters().front().tensor;
+    first.data()[0] += 1e-3f;
+  }
   check_same_state(t, "at the start (after initialization, --weights or --resume)");
   std::vector<Tensor> params;
   for (const NamedParameter& p : t.model().named_parameters()) params.push_back(p.tensor);
@@ -215,6 +222,9 @@ void DistributedHook::before_epoch(Trainer& t) {
     if (inq->steps_begun() != inq_steps_checked_) {
       inq_steps_checked_ = inq->steps_begun();
       check_same_state(t, fmt::format("after INQ step {}", inq_steps_checked_));
+      if (comm_.rank() == 0)
+        fmt::print(stderr, " * ranks agree after INQ step {}: same masks, codebooks and weights (checksum)\n",
+                   inq_steps_checked_);
     }
     // After the last epoch INQ re-estimates BatchNorm's statistics: over the global batch, so
     // every rank ends with the statistics one process would have.
@@ -244,7 +254,7 @@ void DistributedHook::after_step(Trainer& t) {
   ++steps_;
   // The Trainer counts the step after its hooks: this is step iteration() + 1.
   if (comm_.rank() == fail_rank_ && t.iteration() + 1 == fail_after_) {
-    if (fail_by_exit_) std::_Exit(43);  // a rank that dies without a word (killed, crashed)
+    if (fail_by_kill_) std::raise(SIGKILL);  // a rank that dies without a word (kill -9, the OOM killer)
     throw Error(fmt::format("INQ_TEST_FAIL_RANK: failing on purpose after {} steps", fail_after_));
   }
 }

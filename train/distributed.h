@@ -108,7 +108,7 @@ class DistributedHook : public TrainerHook {
   // The testing hook of docs/DISTRIBUTED.md: INQ_TEST_FAIL_RANK / _AFTER_STEPS / _MODE.
   int fail_rank_ = -1;
   int64_t fail_after_ = -1;
-  bool fail_by_exit_ = false;
+  bool fail_by_kill_ = false;
   // Timing of training steps, for the share of step time communication did not hide.
   std::chrono::steady_clock::time_point step_start_;
   double step_seconds_ = 0.0;
