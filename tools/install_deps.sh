@@ -14,6 +14,7 @@ packages=(
   nlohmann-json3-dev       # safetensors headers, run configs, results JSON
   libfmt-dev               # messages
   libcli11-dev             # the inq command-line tool
+  libopenmpi-dev openmpi-bin  # data-parallel training under mpirun (docs/DISTRIBUTED.md)
   dataset-fashion-mnist    # /usr/share/datasets/fashion-mnist
   python3 python3-matplotlib  # figures of inq reproduce (tools/plot_results.py)
   python3-torch python3-torchvision python3-pil  # parity tests (tests/parity, tests/image_parity), make bench
