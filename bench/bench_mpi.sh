@@ -46,7 +46,7 @@ m12=$(median "${one_two[@]}"); m21=$(median "${two_one[@]}"); m11=$(median "${on
 echo "ResNet-20 training, Fashion-MNIST, global batch 64, $STEPS steps per run, median of $ROUNDS rounds ($(date -u +%F)):"
 echo "| configuration | images/s |"
 echo "|---|---|"
-echo "| 1 process x 2 threads | $m12 |"
-echo "| 2 ranks x 1 thread (mpirun) | $m21 |"
-echo "| 1 process x 1 thread | $m11 |"
+printf '| 1 process x 2 threads | %.1f |\n' "$m12"
+printf '| 2 ranks x 1 thread (mpirun) | %.1f |\n' "$m21"
+printf '| 1 process x 1 thread | %.1f |\n' "$m11"
 awk -v a="$m21" -v b="$m12" -v s="$ms" 'BEGIN {printf "2 ranks / (1 process x 2 threads) = %.3f; communication not hidden: %.1f%% of the 2-rank step time\n", a / b, 100 * s}'
