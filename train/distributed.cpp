@@ -288,6 +288,15 @@ void DistributedHook::on_epoch_end(Trainer& t, const EvalResult&) {
                100.0 * reducer_->exposed_seconds() / std::max(step_seconds_, 1e-9));
 }
 
+// After the last epoch: INQ (an earlier hook) has re-estimated BatchNorm's statistics, verified
+// and written final.safetensors from rank 0; the ranks must still hold the same model. A
+// difference here fails the job (non-zero exit) even though rank 0's file is written.
+void DistributedHook::on_fit_end(Trainer& t) {
+  check_same_state(t, "at the end of the run");
+  if (comm_.rank() == 0 && dynamic_cast<const InqSgd*>(&t.optimizer()) != nullptr)
+    fmt::print(stderr, " * ranks agree at the end of the run (after the BatchNorm re-estimation): same model (checksum)\n");
+}
+
 void DistributedHook::on_checkpoint(const Trainer&, CheckpointContents& contents) const {
   contents.training_state["world_size"] = comm_.size();
 }

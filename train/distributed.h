@@ -89,6 +89,7 @@ class DistributedHook : public TrainerHook {
   void on_evaluate(Trainer&, EvalResult& result) override;
   void on_epoch_end(Trainer&, const EvalResult& test) override;
   void on_checkpoint(const Trainer&, CheckpointContents& contents) const override;
+  void on_fit_end(Trainer&) override;
   void add_results(const Trainer&, nlohmann::json& results) const override;
   bool writes_run_folder() const override { return comm_.rank() == 0; }
 

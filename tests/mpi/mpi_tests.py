@@ -148,6 +148,31 @@ def test_inq_quantize(r):
     expect(masks and all(a[k] == b[k] for k in masks), f"the {len(masks)} INQ masks equal those of 1 process")
 
 
+def test_inq_quantize_resnet20(r):
+    # ResNet-20 has BatchNorm: INQ re-estimates its statistics after the last step, over the
+    # global batch on every rank, so they match one process's (and each other: checksum). One
+    # step quantizing everything (--portions 1) leaves no re-training, whose per-rank BatchNorm
+    # batches (no --sync-bn) would make the weights differ from one process's before it.
+    fp32 = r.path("fp32")
+    r.run(RESNET + ["--out", fp32])
+    args = ["quantize", "--arch", "resnet20", "--weights", fp32 + "/last.safetensors", "--data", DATA,
+            "--train-limit", "128", "--test-limit", "100", "--batch-size", "64", "--threads", "1", "--no-augment",
+            "--portions", "1", "--bn-batches", "2", "--out"]
+    p = r.run(args + [r.path("q2")], ranks=2)
+    expect("ranks agree at the end of the run (after the BatchNorm re-estimation)" in p.stderr,
+           "after the BatchNorm re-estimation both ranks hold the same model (checksum)")
+    v = r.run(["verify", r.path("q2") + "/final.safetensors"], expect_ok=False)
+    expect(v.returncode == 0, f"inq verify passes on the 2-rank ResNet-20 INQ model (exit {v.returncode})")
+    r.run(args + [r.path("q1")])
+    a, _ = read_safetensors(r.path("q1") + "/final.safetensors")
+    b, _ = read_safetensors(r.path("q2") + "/final.safetensors")
+    stats = [k for k in a if "running_" in k]
+    num = sum((x - y) ** 2 for k in stats for x, y in zip(a[k], b[k]))
+    den = sum(x * x for k in stats for x in a[k])
+    d = (num / den) ** 0.5
+    expect(d <= 1e-6, f"the re-estimated BatchNorm statistics of 2 ranks equal 1 process's ({d:.3g})")
+
+
 def test_checksum_mismatch(r):
     p = r.run(LENET + ["--epochs", "1", "--out", r.path("bad")], ranks=2, env={"INQ_TEST_PERTURB_RANK": "1"},
               expect_ok=False)
