@@ -185,16 +185,6 @@ void DistributedHook::set_batchnorm_sync(Trainer& t, bool on) {
   for (BatchNorm2d* bn : batchnorm_layers(t.model())) bn->set_sync(on ? &bn_sync_ : nullptr);
 }
 
-void DistributedHook::on_resume(Trainer& t, const SafetensorsFile&, const CheckpointContents& contents) {
-  resumed_world_size_ = static_cast<int>(contents.training_state.value("world_size", int64_t{1}));
-  if (resumed_world_size_ != comm_.size() && comm_.rank() == 0)
-    fmt::print(stderr,
-               "inq: note: the checkpoint was written by a run over {} rank(s) and resumes over {}: the global batch, "
-               "data order and schedule are the same, so the run continues, but not bit for bit (the gradient sums "
-               "and, without --sync-bn, the BatchNorm batch statistics are taken over different shards)\n",
-               resumed_world_size_, comm_.size());
-}
-
 void DistributedHook::on_fit_begin(Trainer& t) {
   // Testing hook: INQ_TEST_PERTURB_RANK=r changes rank r's first weight, as a rank started with a
   // different seed or file would have it, so the check below must stop the job.

@@ -79,7 +79,6 @@ class DistributedHook : public TrainerHook {
   ~DistributedHook() override;
 
   Communicator* communicator() const override { return &comm_; }
-  void on_resume(Trainer&, const SafetensorsFile& file, const CheckpointContents& contents) override;
   void on_fit_begin(Trainer&) override;
   void before_epoch(Trainer&) override;
   void before_forward(Trainer&, const Batch& batch) override;
@@ -105,7 +104,6 @@ class DistributedHook : public TrainerHook {
   std::unique_ptr<GradientReducer> reducer_;
   std::optional<GradReadyHookGuard> grad_hook_;
   int inq_steps_checked_ = -1;
-  int resumed_world_size_ = 0;  // 0: not resumed
   // The testing hook of docs/DISTRIBUTED.md: INQ_TEST_FAIL_RANK / _AFTER_STEPS / _MODE.
   int fail_rank_ = -1;
   int64_t fail_after_ = -1;

@@ -232,6 +232,14 @@ void Trainer::resume_from(const std::string& path) {
   progress_ = read_training_progress(c, path, inq != nullptr ? inq->steps_begun() : 0);
   check_resumed_position(c, file, path);
   default_generator().set_state(progress_.generator);
+  // Data-parallel runs record their number of ranks (train/distributed.h); one process none.
+  const int64_t ranks_before = c.training_state.value("world_size", int64_t{1});
+  if (ranks_before != comm_->size() && reports())
+    fmt::print(stderr,
+               "inq: note: '{}' was written by a run over {} process(es) and resumes over {}: the global batch, data "
+               "order and schedule are the same, so the run continues, but not bit for bit (the gradient sums and, "
+               "without --sync-bn, the BatchNorm batch statistics are split differently)\n",
+               path, ranks_before, comm_->size());
   if (writes_run_folder()) truncate_summary_to_checkpoint(inq != nullptr ? inq->steps_begun() : 0);
   if (reports()) fmt::print(stderr, "=> resumed '{}' at epoch {} (iteration {})\n", path, progress_.epoch, progress_.iteration);
 }

@@ -214,6 +214,11 @@ def killed_rank(r, mode):
 def test_killed_rank_resumes(r):
     killed_rank(r, "throw")
     killed_rank(r, "kill")
+    # Another number of ranks may resume it, and is told that the run continues, not bit for bit.
+    shutil.copytree(r.path("killed_throw"), r.path("one_process"))
+    p = r.run(["train", "--resume", r.path("one_process") + "/last.safetensors"])
+    expect("was written by a run over 2 process(es) and resumes over 1" in p.stderr,
+           "resuming a 2-rank checkpoint in 1 process says the number of processes changed")
 
 
 def main():
