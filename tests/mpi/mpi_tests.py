@@ -139,13 +139,19 @@ def test_inq_quantize(r):
                f"the masks, codebooks and weights of both ranks agree (checksum) after INQ step {step}")
     v = r.run(["verify", q + "/final.safetensors"], expect_ok=False)
     expect(v.returncode == 0, f"inq verify passes on the 2-rank INQ model (exit {v.returncode}: {v.stdout.strip()})")
-    # The 2-rank masks are the 1-process ones: same partition of (nearly) the same weights.
+    # The final masks freeze everything, so what shows the partitions is the quantized weights:
+    # each is the power of two its value had when its step froze it. Over 2 ranks they equal 1
+    # process's (here all of them; a weight within 1e-7 of a partition threshold or a
+    # quantization boundary could flip on another CPU's rounding, so up to 0.1% may differ).
     q1 = r.path("q1")
     r.run(args[:-1] + [q1])
     a, _ = read_safetensors(q + "/final.safetensors")
     b, _ = read_safetensors(q1 + "/final.safetensors")
-    masks = [k for k in a if k.endswith(".inq_mask")]
-    expect(masks and all(a[k] == b[k] for k in masks), f"the {len(masks)} INQ masks equal those of 1 process")
+    quantized = [k[len("optimizer."):-len(".inq_mask")] for k in a if k.endswith(".inq_mask")]
+    total = sum(len(a["model." + k]) for k in quantized)
+    differ = sum(x != y for k in quantized for x, y in zip(a["model." + k], b["model." + k]))
+    expect(quantized and differ <= total // 1000,
+           f"the {len(quantized)} quantized tensors equal those of 1 process ({differ} of {total} weights differ)")
 
 
 def test_inq_quantize_resnet20(r):
