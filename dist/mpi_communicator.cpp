@@ -46,9 +46,11 @@ struct MpiSession {
 class MpiReduce final : public PendingReduce {
  public:
   explicit MpiReduce(MPI_Request request) : request_(request) {}
-  ~MpiReduce() override {
-    if (request_ != MPI_REQUEST_NULL) MPI_Wait(&request_, MPI_STATUS_IGNORE);
-  }
+  // A reduction still in flight when its handle goes away belongs to a step that was abandoned: an
+  // error is unwinding and the job is about to be aborted (apps/main.cpp). Waiting could hang on a
+  // rank that never joins it, so the request is left to MPI_Abort (its buffer is kept alive by
+  // DistributedHook in that case).
+  ~MpiReduce() override = default;
   bool test() override {
     if (request_ == MPI_REQUEST_NULL) return true;
     int done = 0;

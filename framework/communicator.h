@@ -14,7 +14,8 @@
 
 namespace inq {
 
-// An all-reduce in flight (Communicator::start_allreduce_sum). Destroying it waits for it.
+// An all-reduce in flight (Communicator::start_allreduce_sum). Call wait() before its buffer goes
+// away: destroying an unfinished one does not wait (the step it belongs to was abandoned).
 class PendingReduce {
  public:
   virtual ~PendingReduce() = default;

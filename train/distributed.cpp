@@ -106,6 +106,12 @@ void GradientReducer::launch_ready_buckets() {
   }
 }
 
+bool GradientReducer::in_flight() const {
+  for (const Bucket& b : buckets_)
+    if (b.pending) return true;
+  return false;
+}
+
 void GradientReducer::finish() {
   const auto start = Clock::now();
   for (Bucket& b : buckets_) {
@@ -162,12 +168,20 @@ DistributedHook::DistributedHook(Communicator& comm, bool sync_bn)
   fail_after_ = env_int("INQ_TEST_FAIL_AFTER_STEPS", -1);
   if (const char* mode = std::getenv("INQ_TEST_FAIL_MODE")) {
     const std::string m = mode;
-    INQ_CHECK(m == "throw" || m == "kill", "Given INQ_TEST_FAIL_MODE='{}', expected 'throw' or 'kill'", m);
+    INQ_CHECK(m == "throw" || m == "kill" || m == "backward",
+              "Given INQ_TEST_FAIL_MODE='{}', expected 'throw', 'kill' or 'backward'", m);
     fail_by_kill_ = m == "kill";
+    fail_in_backward_ = m == "backward";
   }
 }
 
-DistributedHook::~DistributedHook() = default;
+// An exception thrown between the start of a bucket's all-reduce and finish() (a failed check in
+// backward, say) unwinds through here before apps/main.cpp aborts the job. MPI may still write
+// into the bucket buffers until then, so they are left allocated rather than freed under it.
+DistributedHook::~DistributedHook() {
+  grad_hook_.reset();
+  if (reducer_ && reducer_->in_flight()) (void)reducer_.release();
+}
 
 void DistributedHook::check_same_state(const Trainer& t, const std::string& when) {
   const std::vector<uint64_t> all = comm_.allgather(training_state_checksum(t));
@@ -231,7 +245,14 @@ void DistributedHook::before_forward(Trainer& t, const Batch& batch) {
   bn_sync_.weight = weight;
   reducer_->begin(weight);
   GradientReducer* reducer = reducer_.get();
-  grad_hook_.emplace([reducer](TensorImpl& leaf) { reducer->grad_ready(leaf); });
+  // Testing hook, mode "backward": fail inside backward, once a bucket's all-reduce is in flight.
+  const bool fail_now =
+      fail_in_backward_ && comm_.rank() == fail_rank_ && t.iteration() + 1 == fail_after_;
+  grad_hook_.emplace([reducer, fail_now](TensorImpl& leaf) {
+    reducer->grad_ready(leaf);
+    if (fail_now && reducer->in_flight())
+      throw Error("INQ_TEST_FAIL_RANK: failing on purpose inside backward, with a gradient all-reduce in flight");
+  });
 }
 
 void DistributedHook::after_backward(Trainer& t) {
@@ -243,7 +264,7 @@ void DistributedHook::after_step(Trainer& t) {
   step_seconds_ += seconds_since(step_start_);
   ++steps_;
   // The Trainer counts the step after its hooks: this is step iteration() + 1.
-  if (comm_.rank() == fail_rank_ && t.iteration() + 1 == fail_after_) {
+  if (comm_.rank() == fail_rank_ && t.iteration() + 1 == fail_after_ && !fail_in_backward_) {
     if (fail_by_kill_) std::raise(SIGKILL);  // a rank that dies without a word (kill -9, the OOM killer)
     throw Error(fmt::format("INQ_TEST_FAIL_RANK: failing on purpose after {} steps", fail_after_));
   }

@@ -44,6 +44,8 @@ class GradientReducer {
   void grad_ready(TensorImpl& leaf);
   void finish();
   int64_t num_buckets() const { return static_cast<int64_t>(buckets_.size()); }
+  // Whether an all-reduce was started and not yet waited for (backward was interrupted).
+  bool in_flight() const;
   // Seconds spent in finish() waiting for all-reduces that backward did not hide, since construction.
   double exposed_seconds() const { return exposed_seconds_; }
 
@@ -108,6 +110,7 @@ class DistributedHook : public TrainerHook {
   int fail_rank_ = -1;
   int64_t fail_after_ = -1;
   bool fail_by_kill_ = false;
+  bool fail_in_backward_ = false;
   // Timing of training steps, for the share of step time communication did not hide.
   std::chrono::steady_clock::time_point step_start_;
   double step_seconds_ = 0.0;

@@ -217,6 +217,16 @@ def killed_rank(r, mode):
     expect(a == b, f"{mode}: resumed over 2 ranks, the run ends bit-identical to one never interrupted")
 
 
+def test_rank_fails_inside_backward(r):
+    # Rank 1 throws while a gradient bucket of ResNet-20 is being all-reduced and rank 0 waits for
+    # the rest: the job must stop at once, naming rank 1, not hang (the test's timeout).
+    p = r.run(RESNET + ["--out", r.path("backward")], ranks=2, expect_ok=False, timeout=120,
+              env={"INQ_TEST_FAIL_RANK": "1", "INQ_TEST_FAIL_AFTER_STEPS": "2", "INQ_TEST_FAIL_MODE": "backward"})
+    expect(p.returncode != 0, f"a rank failing inside backward stops the job (exit {p.returncode})")
+    expect("rank 1 of 2: INQ_TEST_FAIL_RANK: failing on purpose inside backward" in p.stderr,
+           "the error names rank 1")
+
+
 def test_killed_rank_resumes(r):
     killed_rank(r, "throw")
     killed_rank(r, "kill")
