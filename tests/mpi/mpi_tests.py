@@ -41,6 +41,10 @@ class Runner:
             launcher = [self.mpirun, "-np", str(ranks), "--oversubscribe", "--bind-to", "none"]
             if self.tcp:
                 launcher += ["--mca", "pml", "ob1", "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", "lo"]
+            else:
+                # Shared memory without its single-copy mechanism (CMA, process_vm_readv), which
+                # containers often forbid (ptrace restrictions): the copy-in/copy-out path works anywhere.
+                launcher += ["--mca", "btl_vader_single_copy_mechanism", "none"]
             cmd = launcher + cmd
         p = subprocess.run(cmd, env=dict(self.env, **(env or {})), capture_output=True, text=True, timeout=timeout)
         if expect_ok and p.returncode != 0:
