@@ -12,6 +12,7 @@
 
 #include "apps/commands.h"
 #include "apps/distributed_launch.h"
+#include "dist/mpi_communicator.h"
 #include "apps/run_command.h"
 #include "framework/error.h"
 #include "framework/threading.h"
@@ -75,6 +76,14 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "inq: error: %s\nRun with --help for more information.\n", message.c_str());
       return 2;
     }
+  }
+  // Only train and quantize know how to share work between ranks; any other command started N
+  // times by mpirun would do its work N times over (and append N rows to a results file).
+  if (argc > 1 && argv[1][0] != '-' && inq::launched_world_size() > 1 && std::string(argv[1]) != "train" &&
+      std::string(argv[1]) != "quantize") {
+    std::fprintf(stderr, "inq: error: '%s' runs in one process, but a launcher started %d; only train and quantize "
+                 "run data-parallel (docs/DISTRIBUTED.md)\n", argv[1], inq::launched_world_size());
+    return 2;
   }
   try {
     app.parse(argc, argv);

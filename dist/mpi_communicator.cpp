@@ -128,6 +128,17 @@ bool launched_by_mpi() {
   return false;
 }
 
+int launched_world_size() {
+  // Not SLURM_NTASKS: a batch script's own shell has it too, without being one of the tasks.
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"}) {
+    const char* text = std::getenv(name);
+    if (text == nullptr) continue;
+    const long value = std::strtol(text, nullptr, 10);
+    if (value >= 1 && value <= INT_MAX) return static_cast<int>(value);
+  }
+  return 1;
+}
+
 std::unique_ptr<Communicator> make_mpi_communicator() {
   int initialized = 0;
   MPI_Initialized(&initialized);

@@ -12,6 +12,9 @@ namespace inq {
 // Slurm's srun with PMIx or PMI2 (PMIX_RANK, PMI_SIZE). A plain `inq train` has none of them and
 // never initializes MPI.
 bool launched_by_mpi();
+// The number of processes the launcher started (OMPI_COMM_WORLD_SIZE, PMI_SIZE), read
+// without initializing MPI; 1 when none says.
+int launched_world_size();
 
 // Initializes MPI (once per process; MPI_THREAD_FUNNELED: only the main thread calls MPI) and
 // returns a communicator over MPI_COMM_WORLD. MPI is finalized when the last communicator built on

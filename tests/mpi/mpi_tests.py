@@ -231,6 +231,12 @@ def test_rank_fails_inside_backward(r):
            "the error names rank 1")
 
 
+def test_other_commands_refuse_ranks(r):
+    p = r.run(["eval", "--arch", "lenet5", "--weights", "/nonexistent", "--results", ""], ranks=2, expect_ok=False)
+    expect(p.returncode != 0 and "'eval' runs in one process, but a launcher started 2" in p.stderr,
+           "inq eval under mpirun -np 2 is refused, saying only train and quantize run data-parallel")
+
+
 def test_killed_rank_resumes(r):
     killed_rank(r, "throw")
     killed_rank(r, "kill")
