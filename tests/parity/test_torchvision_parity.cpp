@@ -206,7 +206,9 @@ TEST_P(TorchvisionParity, EvalLogitsTrainingGradientsAndSgdStepMatchPyTorch) {
   x.set_requires_grad(true);
   // The training loop's loss (models/training_loss.h); torchvision's reference training weights each
   // GoogLeNet aux loss as the fixture did.
-  if (arch == "googlenet") EXPECT_EQ(std::stof(metadata(io, "aux_weight")), kGoogLeNetAuxLossWeight);
+  if (arch == "googlenet") {
+    EXPECT_EQ(std::stof(metadata(io, "aux_weight")), kGoogLeNetAuxLossWeight);
+  }
   Tensor loss = training_forward(*model, x, targets).loss;
   loss.backward();
   const SafetensorsFile after = read_safetensors(fixture(arch, "after_sgd.safetensors"));
