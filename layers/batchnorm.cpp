@@ -36,84 +36,167 @@ double plane_sum(int64_t count, Term term) {
   return total;
 }
 
+}  // namespace
+
+void batch_norm2d_forward(float* y, float* mean, float* invstd, const float* x, const float* weight,
+                          const float* bias, float* running_mean, float* running_var, int64_t N, int64_t C,
+                          int64_t plane, bool training, double momentum, double eps, bool fuse_relu) {
+  const int64_t m = N * plane;
+#pragma omp parallel for schedule(static) if (N * C * plane > 32768)
+  for (int64_t c = 0; c < C; ++c) {
+    float mu, is;
+    if (training) {
+      // Two passes in double: the one-pass E[x^2] - E[x]^2 cancels badly for large means.
+      double s = 0.0;
+      for (int64_t n = 0; n < N; ++n) {
+        const float* xs = x + (n * C + c) * plane;
+        s += plane_sum(plane, [&](int64_t i) { return static_cast<double>(xs[i]); });
+      }
+      const double batch_mean = s / static_cast<double>(m);
+      double ss = 0.0;
+      for (int64_t n = 0; n < N; ++n) {
+        const float* xs = x + (n * C + c) * plane;
+        ss += plane_sum(plane, [&](int64_t i) {
+          const double d = xs[i] - batch_mean;
+          return d * d;
+        });
+      }
+      const double batch_var = ss / static_cast<double>(m);
+      mu = static_cast<float>(batch_mean);
+      is = static_cast<float>(1.0 / std::sqrt(batch_var + eps));
+      if (running_mean) {
+        const double unbiased = ss / static_cast<double>(m - 1);
+        running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * batch_mean);
+        running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased);
+      }
+    } else {
+      mu = running_mean[c];
+      is = static_cast<float>(1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps));
+    }
+    mean[c] = mu;
+    invstd[c] = is;
+    const float scale = (weight ? weight[c] : 1.0f) * is;
+    const float shift = (bias ? bias[c] : 0.0f);
+    for (int64_t n = 0; n < N; ++n) {
+      const float* xs = x + (n * C + c) * plane;
+      float* ys = y + (n * C + c) * plane;
+      if (fuse_relu) {
+        // relu's comparison (activation.cpp): keeps NaN.
+        for (int64_t i = 0; i < plane; ++i) {
+          const float v = (xs[i] - mu) * scale + shift;
+          ys[i] = v < 0.0f ? 0.0f : v;
+        }
+      } else {
+        for (int64_t i = 0; i < plane; ++i) ys[i] = (xs[i] - mu) * scale + shift;
+      }
+    }
+  }
+}
+
+namespace {
+
+// The gradient reaching the normalization: dy itself, or with the fused ReLU, dy where the output
+// is positive and 0 elsewhere (relu's backward, activation.cpp).
+template <bool kRelu>
+void batch_norm2d_backward_impl(float* dx, float* dw, float* db, const float* dy, const float* x,
+                                const float* y, const float* weight, const float* mean, const float* invstd,
+                                int64_t N, int64_t C, int64_t plane, bool training) {
+  const int64_t m = N * plane;
+  const auto grad = [&](const float* gs, const float* ys, int64_t i) {
+    if constexpr (kRelu) {
+      return ys[i] > 0.0f ? gs[i] : 0.0f;
+    } else {
+      return gs[i];
+    }
+  };
+  // One channel per iteration: its reductions run in a fixed order whatever the thread count.
+#pragma omp parallel for schedule(static) if (N * C * plane > 32768)
+  for (int64_t c = 0; c < C; ++c) {
+    const float mu = mean[c], is = invstd[c];
+    double sum_g = 0.0, sum_g_xhat = 0.0;
+    for (int64_t n = 0; n < N; ++n) {
+      const float* xs = x + (n * C + c) * plane;
+      const float* gs = dy + (n * C + c) * plane;
+      const float* ys = kRelu ? y + (n * C + c) * plane : nullptr;
+      sum_g += plane_sum(plane, [&](int64_t i) { return static_cast<double>(grad(gs, ys, i)); });
+      sum_g_xhat += plane_sum(
+          plane, [&](int64_t i) { return static_cast<double>(grad(gs, ys, i)) * ((xs[i] - mu) * is); });
+    }
+    if (dw) dw[c] = static_cast<float>(sum_g_xhat);
+    if (db) db[c] = static_cast<float>(sum_g);
+    if (!dx) continue;
+    const float scale = (weight ? weight[c] : 1.0f) * is;
+    if (training) {
+      // dx = w*invstd * (g - mean(g) - x_hat * mean(g * x_hat)): the two mean terms are the paths
+      // through the batch mean and the batch variance.
+      const float mean_g = static_cast<float>(sum_g / static_cast<double>(m));
+      const float mean_g_xhat = static_cast<float>(sum_g_xhat / static_cast<double>(m));
+      for (int64_t n = 0; n < N; ++n) {
+        const float* xs = x + (n * C + c) * plane;
+        const float* gs = dy + (n * C + c) * plane;
+        const float* ys = kRelu ? y + (n * C + c) * plane : nullptr;
+        float* ds = dx + (n * C + c) * plane;
+        for (int64_t i = 0; i < plane; ++i)
+          ds[i] = scale * (grad(gs, ys, i) - mean_g - (xs[i] - mu) * is * mean_g_xhat);
+      }
+    } else {
+      for (int64_t n = 0; n < N; ++n) {
+        const float* gs = dy + (n * C + c) * plane;
+        const float* ys = kRelu ? y + (n * C + c) * plane : nullptr;
+        float* ds = dx + (n * C + c) * plane;
+        for (int64_t i = 0; i < plane; ++i) ds[i] = scale * grad(gs, ys, i);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void batch_norm2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* y,
+                           const float* weight, const float* mean, const float* invstd, int64_t N, int64_t C,
+                           int64_t plane, bool training) {
+  if (y) {
+    batch_norm2d_backward_impl<true>(dx, dw, db, dy, x, y, weight, mean, invstd, N, C, plane, training);
+  } else {
+    batch_norm2d_backward_impl<false>(dx, dw, db, dy, x, nullptr, weight, mean, invstd, N, C, plane, training);
+  }
+}
+
+namespace {
+
 // Everything backward needs: the input (an alias, no copy), the statistics the forward pass
-// normalized with, and the weight. x_hat is recomputed from them rather than stored, so training
-// keeps no extra activation-sized buffer.
+// normalized with, and the weight; with the fused ReLU also the output (an alias: the next layer
+// keeps it alive anyway). x_hat is recomputed rather than stored, so training keeps no extra
+// activation-sized buffer.
 struct BatchNorm2dBackward : Node {
   Tensor x;                   // (N, C, H, W) detached
+  Tensor y;                   // (N, C, H, W) detached output, only with the fused ReLU
   Tensor weight;              // (C) detached, or undefined (treated as 1)
   std::vector<float> mean;    // (C)
   std::vector<float> invstd;  // (C)
   bool training = true;       // whether mean/invstd were batch statistics (then they depend on x)
 
   std::vector<Tensor> backward(const Tensor& grad_output) override {
-    const int64_t n_batch = x.size(0), channels = x.size(1);
-    const int64_t plane = x.size(2) * x.size(3);
-    const int64_t m = n_batch * plane;
-    const bool want_dx = needs_input_grad(0);
-    const bool want_dw = needs_input_grad(1);
-    const bool want_db = needs_input_grad(2);
-
-    Tensor dx = want_dx ? Tensor::empty(x.shape()) : Tensor();
-    Tensor dw = want_dw ? Tensor::empty({channels}) : Tensor();
-    Tensor db = want_db ? Tensor::empty({channels}) : Tensor();
-    const float* px = x.data();
-    const float* pg = grad_output.data();
-    const float* pw = weight.defined() ? weight.data() : nullptr;
-    float* pdx = want_dx ? dx.data() : nullptr;
-    float* pdw = want_dw ? dw.data() : nullptr;
-    float* pdb = want_db ? db.data() : nullptr;
-
-    // One channel per iteration: its reductions run in a fixed order whatever the thread count.
-#pragma omp parallel for schedule(static) if (x.numel() > 32768)
-    for (int64_t c = 0; c < channels; ++c) {
-      const float mu = mean[c], is = invstd[c];
-      double sum_g = 0.0, sum_g_xhat = 0.0;
-      for (int64_t n = 0; n < n_batch; ++n) {
-        const float* xs = px + (n * channels + c) * plane;
-        const float* gs = pg + (n * channels + c) * plane;
-        sum_g += plane_sum(plane, [&](int64_t i) { return static_cast<double>(gs[i]); });
-        sum_g_xhat +=
-            plane_sum(plane, [&](int64_t i) { return static_cast<double>(gs[i]) * ((xs[i] - mu) * is); });
-      }
-      if (pdw) pdw[c] = static_cast<float>(sum_g_xhat);
-      if (pdb) pdb[c] = static_cast<float>(sum_g);
-      if (!pdx) continue;
-      const float scale = (pw ? pw[c] : 1.0f) * is;
-      if (training) {
-        // dx = w*invstd * (g - mean(g) - x_hat * mean(g * x_hat)): the two mean terms are the paths
-        // through the batch mean and the batch variance.
-        const float mean_g = static_cast<float>(sum_g / static_cast<double>(m));
-        const float mean_g_xhat = static_cast<float>(sum_g_xhat / static_cast<double>(m));
-        for (int64_t n = 0; n < n_batch; ++n) {
-          const float* xs = px + (n * channels + c) * plane;
-          const float* gs = pg + (n * channels + c) * plane;
-          float* ds = pdx + (n * channels + c) * plane;
-          for (int64_t i = 0; i < plane; ++i)
-            ds[i] = scale * (gs[i] - mean_g - (xs[i] - mu) * is * mean_g_xhat);
-        }
-      } else {
-        for (int64_t n = 0; n < n_batch; ++n) {
-          const float* gs = pg + (n * channels + c) * plane;
-          float* ds = pdx + (n * channels + c) * plane;
-          for (int64_t i = 0; i < plane; ++i) ds[i] = scale * gs[i];
-        }
-      }
-    }
+    const int64_t channels = x.size(1);
+    Tensor dx = needs_input_grad(0) ? Tensor::empty(x.shape()) : Tensor();
+    Tensor dw = needs_input_grad(1) ? Tensor::empty({channels}) : Tensor();
+    Tensor db = needs_input_grad(2) ? Tensor::empty({channels}) : Tensor();
+    batch_norm2d_backward(dx.defined() ? dx.data() : nullptr, dw.defined() ? dw.data() : nullptr,
+                          db.defined() ? db.data() : nullptr, grad_output.data(), x.data(),
+                          y.defined() ? y.data() : nullptr, weight.defined() ? weight.data() : nullptr,
+                          mean.data(), invstd.data(), x.size(0), channels, x.size(2) * x.size(3), training);
     return {dx, dw, db};
   }
   void release() override {
-    x = weight = Tensor();
+    x = y = weight = Tensor();
     mean.clear();
     invstd.clear();
   }
-  std::string name() const override { return "BatchNorm2dBackward"; }
+  std::string name() const override { return y.defined() ? "BatchNorm2dReluBackward" : "BatchNorm2dBackward"; }
 };
 
-}  // namespace
-
-Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
-                    Tensor running_var, bool training, double momentum, double eps) {
+Tensor batch_norm2d_any(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                        Tensor running_var, bool training, double momentum, double eps, bool fuse_relu) {
   INQ_CHECK(x.defined() && x.dim() == 4,
             "Given batch_norm2d input of shape {}, expected a 4-d (N, C, H, W) tensor",
             x.defined() ? shape_str(x.shape()) : "undefined");
@@ -135,58 +218,16 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
 
   std::vector<float> mean(static_cast<size_t>(channels)), invstd(static_cast<size_t>(channels));
   Tensor y = Tensor::empty(x.shape());
-  const float* px = x.data();
-  float* py = y.data();
-  const float* pw = weight.defined() ? weight.data() : nullptr;
-  const float* pb = bias.defined() ? bias.data() : nullptr;
-  float* prm = running_mean.defined() ? running_mean.data() : nullptr;
-  float* prv = running_var.defined() ? running_var.data() : nullptr;
-
-#pragma omp parallel for schedule(static) if (x.numel() > 32768)
-  for (int64_t c = 0; c < channels; ++c) {
-    float mu, is;
-    if (training) {
-      // Two passes in double: the one-pass E[x^2] - E[x]^2 cancels badly for large means.
-      double s = 0.0;
-      for (int64_t n = 0; n < n_batch; ++n) {
-        const float* xs = px + (n * channels + c) * plane;
-        s += plane_sum(plane, [&](int64_t i) { return static_cast<double>(xs[i]); });
-      }
-      const double batch_mean = s / static_cast<double>(m);
-      double ss = 0.0;
-      for (int64_t n = 0; n < n_batch; ++n) {
-        const float* xs = px + (n * channels + c) * plane;
-        ss += plane_sum(plane, [&](int64_t i) {
-          const double d = xs[i] - batch_mean;
-          return d * d;
-        });
-      }
-      const double batch_var = ss / static_cast<double>(m);
-      mu = static_cast<float>(batch_mean);
-      is = static_cast<float>(1.0 / std::sqrt(batch_var + eps));
-      if (prm) {
-        const double unbiased = ss / static_cast<double>(m - 1);
-        prm[c] = static_cast<float>((1.0 - momentum) * prm[c] + momentum * batch_mean);
-        prv[c] = static_cast<float>((1.0 - momentum) * prv[c] + momentum * unbiased);
-      }
-    } else {
-      mu = prm[c];
-      is = static_cast<float>(1.0 / std::sqrt(static_cast<double>(prv[c]) + eps));
-    }
-    mean[c] = mu;
-    invstd[c] = is;
-    const float scale = (pw ? pw[c] : 1.0f) * is;
-    const float shift = (pb ? pb[c] : 0.0f);
-    for (int64_t n = 0; n < n_batch; ++n) {
-      const float* xs = px + (n * channels + c) * plane;
-      float* ys = py + (n * channels + c) * plane;
-      for (int64_t i = 0; i < plane; ++i) ys[i] = (xs[i] - mu) * scale + shift;
-    }
-  }
+  batch_norm2d_forward(y.data(), mean.data(), invstd.data(), x.data(), weight.defined() ? weight.data() : nullptr,
+                       bias.defined() ? bias.data() : nullptr,
+                       running_mean.defined() ? running_mean.data() : nullptr,
+                       running_var.defined() ? running_var.data() : nullptr, n_batch, channels, plane, training,
+                       momentum, eps, fuse_relu);
 
   if (needs_grad({&x, &weight, &bias})) {
     auto node = std::make_shared<BatchNorm2dBackward>();
     node->x = x.detach();
+    if (fuse_relu) node->y = y.detach();
     if (weight.defined()) node->weight = weight.detach();
     node->mean = std::move(mean);
     node->invstd = std::move(invstd);
@@ -194,6 +235,18 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
     record(y, node, {&x, &weight, &bias});
   }
   return y;
+}
+
+}  // namespace
+
+Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                    Tensor running_var, bool training, double momentum, double eps) {
+  return batch_norm2d_any(x, weight, bias, running_mean, running_var, training, momentum, eps, false);
+}
+
+Tensor batch_norm2d_relu(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                         Tensor running_var, bool training, double momentum, double eps) {
+  return batch_norm2d_any(x, weight, bias, running_mean, running_var, training, momentum, eps, true);
 }
 
 BatchNorm2d::BatchNorm2d(const BatchNorm2dOptions& options) : options_(options) {
@@ -214,7 +267,11 @@ BatchNorm2d::BatchNorm2d(const BatchNorm2dOptions& options) : options_(options) 
   }
 }
 
-Tensor BatchNorm2d::forward(const Tensor& input) {
+Tensor BatchNorm2d::forward(const Tensor& input) { return normalize(input, /*fuse_relu=*/false); }
+
+Tensor BatchNorm2d::forward_relu(const Tensor& input) { return normalize(input, /*fuse_relu=*/true); }
+
+Tensor BatchNorm2d::normalize(const Tensor& input, bool fuse_relu) {
   INQ_CHECK(input.defined() && input.dim() == 4 && input.size(1) == options_.num_features,
             "Given BatchNorm2d({}) input of shape {}, expected (N, {}, H, W)", options_.num_features,
             input.defined() ? shape_str(input.shape()) : "undefined", options_.num_features);
@@ -224,7 +281,8 @@ Tensor BatchNorm2d::forward(const Tensor& input) {
   const double momentum =
       updates_stats && cumulative_average_ ? 1.0 / (static_cast<double>(num_batches_tracked.item()) + 1.0)
                                            : options_.momentum;
-  Tensor y = batch_norm2d(input, weight, bias, running_mean, running_var, use_batch_stats, momentum, options_.eps);
+  Tensor y = (fuse_relu ? batch_norm2d_relu : batch_norm2d)(input, weight, bias, running_mean, running_var,
+                                                            use_batch_stats, momentum, options_.eps);
   if (updates_stats) num_batches_tracked.data()[0] += 1.0f;
   return y;
 }
