@@ -3,7 +3,7 @@
 // One process per measurement keeps each one's peak resident memory its own and lets the driver
 // alternate the two frameworks round by round.
 //
-//   bench_model --mode train|eval --arch resnet20 --batch 128 --channels 1 --size 28 --classes 10 \
+//   bench_model --mode train|eval --arch resnet20 --batch 128 --channels 1 --size 28 --classes 10
 //               --threads 2 --warmup 1 --min-time 2 [--min-steps 1]
 //
 // Runs `warmup` untimed steps (first-touch page faults, BLAS buffers), then timed steps until both
