@@ -139,10 +139,12 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
 
 namespace {
 
-// Images [n0, n0 + chunk) of the backward: ADDS this chunk's weight gradient into dw (beta = 1)
-// and its input gradient into dx; either may be null.
+// Images [n0, n0 + chunk) of the backward; dx or dw may be null. The chunk's weight gradient is
+// added into dw (dw_beta = 1) or written over it (dw_beta = 0); its input gradient is added into
+// the chunk's images of dx, or written over them when write_dx (those images are zeroed right
+// before col2im adds into them, while they are about to be in cache anyway).
 void backward_chunk(float* dx, float* dw, const float* dy, const float* x, const float* w,
-                    const Conv2dGeometry& g, const Plan& plan, int64_t n0) {
+                    const Conv2dGeometry& g, const Plan& plan, int64_t n0, float dw_beta, bool write_dx) {
   const int64_t P = g.output_pixels(), image = g.C * g.H * g.W, G = g.groups;
   const int64_t Kg = g.outputs_per_group(), Cg = g.channels_per_group(), inner = g.group_col_rows();
   const int64_t n = std::min(plan.chunk, g.N - n0), ld = n * P;
@@ -160,14 +162,14 @@ void backward_chunk(float* dx, float* dw, const float* dy, const float* x, const
       im2col(plan.col, x + n0 * image, n, g);
     }
     for (int64_t grp = 0; grp < G; ++grp)
-      sgemm(false, true, Kg, inner, ld, 1.0f, dyc + grp * Kg * ld, ld, col + grp * inner * ld, ld, 1.0f,
+      sgemm(false, true, Kg, inner, ld, 1.0f, dyc + grp * Kg * ld, ld, col + grp * inner * ld, ld, dw_beta,
             dw + grp * Kg * inner, inner);
   }
   if (dx) {
     if (plan.direct) {
       // dx_g (Cg, P) += w_g^T (Cg, Kg) * dy_g (Kg, P): the 1x1 col gradient is the image gradient.
       for (int64_t grp = 0; grp < G; ++grp)
-        sgemm(true, false, Cg, P, Kg, 1.0f, w + grp * Kg * Cg, Cg, dyc + grp * Kg * P, P, 1.0f,
+        sgemm(true, false, Cg, P, Kg, 1.0f, w + grp * Kg * Cg, Cg, dyc + grp * Kg * P, P, write_dx ? 0.0f : 1.0f,
               dx + n0 * image + grp * Cg * P, P);
     } else {
       // dcol_g (inner, n*P) = w_g^T * dy_g, into the col buffer (free again once dw is done),
@@ -175,6 +177,7 @@ void backward_chunk(float* dx, float* dw, const float* dy, const float* x, const
       for (int64_t grp = 0; grp < G; ++grp)
         sgemm(true, false, inner, ld, Kg, 1.0f, w + grp * Kg * inner, inner, dyc + grp * Kg * ld, ld, 0.0f,
               plan.col + grp * inner * ld, ld);
+      if (write_dx) std::fill(dx + n0 * image, dx + (n0 + n) * image, 0.0f);
       col2im(dx + n0 * image, plan.col, n, g);
     }
   }
@@ -185,7 +188,7 @@ void backward_chunk(float* dx, float* dw, const float* dy, const float* x, const
 // in thread order. The sum's order depends on the thread count but not on timing, so results
 // are deterministic for a given thread count. dx needs no reduction: chunks own their images.
 void backward_parallel_images(float* dx, float* dw, const float* dy, const float* x, const float* w,
-                              const Conv2dGeometry& g) {
+                              const Conv2dGeometry& g, bool accumulate) {
   const int64_t wsize = g.K * g.group_col_rows();
   std::vector<float*> partials(static_cast<size_t>(omp_get_max_threads()), nullptr);
 #pragma omp parallel
@@ -197,19 +200,26 @@ void backward_parallel_images(float* dx, float* dw, const float* dy, const float
     }
     const int64_t chunks = chunk_count(g, plan);
 #pragma omp for schedule(static)
-    for (int64_t c = 0; c < chunks; ++c) backward_chunk(dx, plan.extra, dy, x, w, g, plan, c * plan.chunk);
+    for (int64_t c = 0; c < chunks; ++c)
+      backward_chunk(dx, plan.extra, dy, x, w, g, plan, c * plan.chunk, 1.0f, !accumulate);
   }
   if (!dw) return;
+  bool first = true;
   for (const float* part : partials) {
     if (!part) continue;
-    for (int64_t i = 0; i < wsize; ++i) dw[i] += part[i];
+    if (first && !accumulate) {
+      std::copy(part, part + wsize, dw);
+    } else {
+      for (int64_t i = 0; i < wsize; ++i) dw[i] += part[i];
+    }
+    first = false;
   }
 }
 
 }  // namespace
 
 void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
-                     const Conv2dGeometry& g) {
+                     const Conv2dGeometry& g, bool accumulate) {
   const int64_t P = g.output_pixels();
   if (db) {
     // Each channel's sum runs over images then pixels in a fixed order, in double.
@@ -220,17 +230,19 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
         const float* row = dy + (i * g.K + k) * P;
         for (int64_t p = 0; p < P; ++p) s += row[p];
       }
-      db[k] += static_cast<float>(s);
+      db[k] = accumulate ? db[k] + static_cast<float>(s) : static_cast<float>(s);
     }
   }
   if (!dx && !dw) return;
   if (g.parallel_images) {
-    backward_parallel_images(dx, dw, dy, x, w, g);
+    backward_parallel_images(dx, dw, dy, x, w, g, accumulate);
     return;
   }
   const Plan plan = make_plan(g, true);
-  // Chunks run in order and each adds into dw with beta = 1: a fixed summation order over images.
-  for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk) backward_chunk(dx, dw, dy, x, w, g, plan, n0);
+  // Chunks run in order and each adds into dw with beta = 1 (the first writes it when not
+  // accumulating): a fixed summation order over images.
+  for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk)
+    backward_chunk(dx, dw, dy, x, w, g, plan, n0, n0 == 0 && !accumulate ? 0.0f : 1.0f, !accumulate);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -246,11 +258,13 @@ struct Conv2dBackward : Node {
     const bool want_x = needs_input_grad(0);
     const bool want_w = needs_input_grad(1);
     const bool want_b = needs_input_grad(2);
-    Tensor gx = want_x ? Tensor::zeros(g.input_shape()) : Tensor();
-    Tensor gw = want_w ? Tensor::zeros(g.weight_shape()) : Tensor();
-    Tensor gb = want_b ? Tensor::zeros({g.K}) : Tensor();
+    // Written, not accumulated: no zeroing pass over fresh buffers.
+    Tensor gx = want_x ? Tensor::empty(g.input_shape()) : Tensor();
+    Tensor gw = want_w ? Tensor::empty(g.weight_shape()) : Tensor();
+    Tensor gb = want_b ? Tensor::empty({g.K}) : Tensor();
     conv2d_backward(want_x ? gx.data() : nullptr, want_w ? gw.data() : nullptr, want_b ? gb.data() : nullptr,
-                    grad_output.data(), want_w ? x.data() : nullptr, want_x ? w.data() : nullptr, g);
+                    grad_output.data(), want_w ? x.data() : nullptr, want_x ? w.data() : nullptr, g,
+                    /*accumulate=*/false);
     return {gx, gw, gb};
   }
   void release() override { x = w = Tensor(); }

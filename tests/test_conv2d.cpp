@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -283,6 +284,18 @@ TEST(Conv2dKernels, BackwardMatchesNaiveAndAccumulates) {
       conv2d_backward(nullptr, dw_only.data(), nullptr, dy.data(), x.data(), nullptr, g);
       EXPECT_EQ(dx_only.to_vector(), dx.to_vector());
       EXPECT_EQ(dw_only.to_vector(), dw.to_vector());
+      // accumulate = false writes every entry: buffers full of NaN come out as the plain gradients.
+      const float nan = std::numeric_limits<float>::quiet_NaN();
+      Tensor wx = Tensor::full(g.input_shape(), nan), ww = Tensor::full(g.weight_shape(), nan),
+             wb = Tensor::full({g.K}, nan);
+      conv2d_backward(wx.data(), ww.data(), wb.data(), dy.data(), x.data(), w.data(), g, /*accumulate=*/false);
+      std::vector<double> plain_dx(want.dx), plain_dw(want.dw), plain_db(want.db);
+      for (size_t i = 0; i < plain_dx.size(); ++i) plain_dx[i] -= px.data()[i];
+      for (size_t i = 0; i < plain_dw.size(); ++i) plain_dw[i] -= pw.data()[i];
+      for (size_t i = 0; i < plain_db.size(); ++i) plain_db[i] -= pb.data()[i];
+      expect_close(wx.data(), plain_dx, "written dx");
+      expect_close(ww.data(), plain_dw, "written dw");
+      expect_close(wb.data(), plain_db, "written db");
      }
     }
   }
