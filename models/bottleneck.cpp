@@ -1,6 +1,5 @@
 #include "models/bottleneck.h"
 
-#include "framework/ops.h"
 #include "layers/activation.h"
 
 namespace inq {
@@ -30,7 +29,7 @@ Tensor Bottleneck::forward(const Tensor& x) {
   y = bn2_->forward_relu(conv2_->forward(y));
   y = bn3_->forward(conv3_->forward(y));
   Tensor shortcut = downsample_ ? downsample_->forward(x) : x;
-  return relu(ops::add(y, shortcut));
+  return add_relu(y, shortcut);
 }
 
 }  // namespace inq
