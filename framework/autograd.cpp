@@ -128,9 +128,16 @@ void run_backward(const Tensor& root, const Tensor& seed) {
           grads.emplace(next.get(), std::move(grad_inputs[i]));
         } else {
           // The first contribution may alias a buffer someone else still reads (AddBackward hands
-          // the same gradient to both inputs); copy it once before summing into it.
-          if (owned_sums.insert(next.get()).second) it->second = it->second.clone();
-          ops::add_into(it->second, grad_inputs[i]);
+          // the same gradient to both inputs), so the first sum goes into a new buffer (one pass,
+          // rather than a copy and then an add); later ones add into that buffer.
+          const bool first_sum = owned_sums.insert(next.get()).second;
+          if (first_sum && it->second.shape() == grad_inputs[i].shape()) {
+            NoGradGuard no_grad;
+            it->second = ops::add(it->second, grad_inputs[i]);
+          } else {
+            if (first_sum) it->second = it->second.clone();  // same element count, another shape
+            ops::add_into(it->second, grad_inputs[i]);
+          }
         }
       }
       if (--pending_inputs[next.get()] == 0) ready.push_back(next);
