@@ -61,7 +61,7 @@ bench: build
 
 # This framework vs PyTorch (Debian's python3-torch), side by side: every model's training step and
 # inference at 1 and 2 threads, 3 alternating rounds, one process each, peak memory, and the
-# convolution shapes as a share of the measured sgemm peak (docs/BENCHMARKS.md). About 25-30 minutes;
+# convolution shapes as a share of the measured sgemm peak (docs/BENCHMARKS.md). Estimated 20-30 minutes;
 # QUICK=1 runs 1 round of 3 models at 2 threads (a few minutes). Writes $(BUILD)/bench-compare.md.
 bench-compare: build
 	/usr/bin/python3 bench/bench_compare.py --build $(BUILD) $(if $(QUICK),--quick)

@@ -15,7 +15,7 @@ shapes. The report (markdown) goes to stdout and to --out:
   conv        GFLOP/s per shape, forward and backward, and as a share of the sgemm peak measured at
               the same thread count
 
-  bench/bench_compare.py                       # the full table (about 25 minutes on 2 cores)
+  bench/bench_compare.py                       # the full table (estimated 20-30 minutes on 2 cores)
   bench/bench_compare.py --quick               # smoke test: 1 round, 2 threads, 3 models (~2 min)
   bench/bench_compare.py --models resnet20 --threads 2 --rounds 5
 
