@@ -4,7 +4,7 @@ BUILD   ?= build
 JOBS    ?= $(shell nproc)
 THREADS ?= $(shell nproc)
 
-.PHONY: all deps configure build test test-sanitize fuzz-smoke demo bench clean
+.PHONY: all deps configure build test test-sanitize fuzz-smoke demo bench bench-compare clean
 
 all: build
 
@@ -50,16 +50,21 @@ demo: build
 	@echo "[demo] done: runs/demo/results.md, results.json, the figures steps.png, bits.png, histogram.png" \
 	  "and the packed 5-bit model lenet5-inq5.packed.safetensors"
 
-# Convolution vs raw sgemm (GFLOP/s per shape and their ratio), then training steps and ResNet-18
-# evaluation vs PyTorch, then INQ's own cost (partition + quantize + freeze + verification).
+# Convolution vs raw sgemm (GFLOP/s per shape and their ratio), then INQ's own cost (partition +
+# quantize + freeze + verification). The comparison with PyTorch is `make bench-compare`.
 bench: build
 	INQ_THREADS=$(THREADS) $(BUILD)/bench_conv --benchmark_filter='^(Conv|Sgemm)' --benchmark_min_time=0.1 \
 	  --benchmark_repetitions=9 --benchmark_enable_random_interleaving=true \
 	  --benchmark_report_aggregates_only=true --benchmark_out=$(BUILD)/conv.json --benchmark_out_format=json
 	python3 tools/conv_bench_ratio.py $(BUILD)/conv.json
-	bench/compare_pytorch.sh $(THREADS) 3
-	BUILD=$(BUILD) bench/compare_eval_pytorch.sh $(THREADS) 3
 	INQ_THREADS=1 $(BUILD)/bench_inq --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+
+# This framework vs PyTorch (Debian's python3-torch), side by side: every model's training step and
+# inference at 1 and 2 threads, 3 alternating rounds, one process each, peak memory, and the
+# convolution shapes as a share of the measured sgemm peak (docs/BENCHMARKS.md). Estimated 20-30 minutes;
+# QUICK=1 runs 1 round of 3 models at 2 threads (a few minutes). Writes $(BUILD)/bench-compare.md.
+bench-compare: build
+	/usr/bin/python3 bench/bench_compare.py --build $(BUILD) $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(BUILD) build-asan $(FUZZ_BUILD)

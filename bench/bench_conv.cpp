@@ -6,6 +6,10 @@
 //   SgemmForward / SgemmBackward  the same sequence of sgemm calls on preallocated buffers
 //   ChunkForward/<shape>/<n>      the forward with n images per GEMM: the data behind
 //                                 choose_images_per_gemm (framework/im2col.cpp)
+//   SgemmPeak/<n>                 one square n x n x n sgemm: the machine's GEMM peak, against which
+//                                 `make bench-compare` states every convolution as a share
+// Each shape is also in the report's context as "conv_shape <name>" = "N C H W K R S stride pad",
+// which bench/pytorch_conv.py reads to time PyTorch's convolution on exactly the same shapes.
 // Threads: INQ_THREADS (default: all cores) sets OpenMP and OpenBLAS. The machine may be shared:
 // compare medians within one run, with repetitions interleaved so that load drifts hit every
 // benchmark alike, as `make bench` does (see its recipe in the Makefile), then
@@ -57,6 +61,14 @@ std::vector<ConvShape> shapes() {
       {"r50_1x1_1024to256c_14x14", {8, 1024, 14, 14}, {256, 1024, 1, 1}, 1, 0},
       {"r50_1x1_512to2048c_7x7", {8, 512, 7, 7}, {2048, 512, 1, 1}, 1, 0},
   };
+}
+
+// "N C H W K R S stride pad", the machine-readable form bench/pytorch_conv.py parses.
+std::string fmt_shape(const ConvShape& s) {
+  std::string out;
+  for (int64_t v : {s.x[0], s.x[1], s.x[2], s.x[3], s.w[0], s.w[2], s.w[3], s.stride, s.padding})
+    out += (out.empty() ? "" : " ") + std::to_string(v);
+  return out;
 }
 
 Conv2dGeometry geometry(const ConvShape& s) { return Conv2dGeometry::make(s.x, s.w, s.stride, s.padding); }
@@ -152,6 +164,19 @@ void sgemm_backward(benchmark::State& state, Conv2dGeometry g) {
   report(state, g, 2.0 * g.forward_flops());
 }
 
+// C = A B on n x n matrices, beta = 0: large enough that OpenBLAS runs at its best.
+void sgemm_peak(benchmark::State& state) {
+  const int64_t n = state.range(0);
+  Tensor a = random({n, n}, 1), b = random({n, n}, 2), c = Tensor::empty({n, n});
+  for (auto _ : state) {
+    inq::sgemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  const double flops = 2.0 * static_cast<double>(n) * static_cast<double>(n) * static_cast<double>(n);
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 bool g_cpu_time = false;
 
 void timing(benchmark::internal::Benchmark* b) {
@@ -175,12 +200,14 @@ int main(int argc, char** argv) {
   for (const ConvShape& s : shapes()) {
     const Conv2dGeometry g = geometry(s);
     benchmark::AddCustomContext("shape " + s.name, g.str());
+    benchmark::AddCustomContext("conv_shape " + s.name, fmt_shape(s));
     benchmark::RegisterBenchmark(("ConvForward/" + s.name).c_str(), conv_forward, g)->Apply(timing);
     benchmark::RegisterBenchmark(("SgemmForward/" + s.name).c_str(), sgemm_forward, g)->Apply(timing);
     benchmark::RegisterBenchmark(("ConvBackward/" + s.name).c_str(), conv_backward, g)->Apply(timing);
     benchmark::RegisterBenchmark(("Im2col/" + s.name).c_str(), lowering, g)->Apply(timing);
     benchmark::RegisterBenchmark(("SgemmBackward/" + s.name).c_str(), sgemm_backward, g)->Apply(timing);
   }
+  benchmark::RegisterBenchmark("SgemmPeak", sgemm_peak)->Arg(2048)->Apply(timing);
   // Chunk-size sweep for the policy, on the shapes where the choice matters (small images).
   for (const ConvShape& s : shapes()) {
     Conv2dGeometry g = geometry(s);

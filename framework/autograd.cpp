@@ -23,11 +23,27 @@ bool grad_mode_enabled() { return g_grad_mode; }
 NoGradGuard::NoGradGuard() : previous_(g_grad_mode) { g_grad_mode = false; }
 NoGradGuard::~NoGradGuard() { g_grad_mode = previous_; }
 
+namespace {
+
+// Whether `g` can become a leaf's .grad() as it is, without a copy: nobody else holds the tensor
+// or its storage (the engine's own handle is the only one), it is a whole buffer with no history,
+// and it has the leaf's shape. A gradient a backward function has just written for this leaf alone
+// passes; the user's seed, a view of another tensor, or a gradient handed to several inputs does not.
+bool can_adopt_as_grad(const Tensor& g, const TensorImpl& leaf) {
+  const TensorImpl& impl = *g.impl();
+  return g.impl_ptr().use_count() == 1 && impl.storage.use_count() == 1 && impl.offset == 0 &&
+         impl.grad_fn == nullptr && !impl.requires_grad && impl.shape == leaf.shape;
+}
+
+}  // namespace
+
 std::vector<Tensor> AccumulateGrad::backward(const Tensor& grad_output) {
   std::shared_ptr<TensorImpl> leaf = leaf_.lock();
   if (!leaf) return {};  // the leaf is gone; nobody can read its gradient
   if (!leaf->grad) {
-    leaf->grad = grad_output.clone().impl_ptr();
+    // First gradient since zero_grad(set_to_none): adopt the buffer backward wrote when nobody else
+    // can see it (no copy, no allocation), otherwise copy it.
+    leaf->grad = can_adopt_as_grad(grad_output, *leaf) ? grad_output.impl_ptr() : grad_output.clone().impl_ptr();
   } else {
     Tensor g(leaf->grad);
     ops::add_into(g, grad_output);
@@ -119,9 +135,16 @@ void run_backward(const Tensor& root, const Tensor& seed) {
           grads.emplace(next.get(), std::move(grad_inputs[i]));
         } else {
           // The first contribution may alias a buffer someone else still reads (AddBackward hands
-          // the same gradient to both inputs); copy it once before summing into it.
-          if (owned_sums.insert(next.get()).second) it->second = it->second.clone();
-          ops::add_into(it->second, grad_inputs[i]);
+          // the same gradient to both inputs), so the first sum goes into a new buffer (one pass,
+          // rather than a copy and then an add); later ones add into that buffer.
+          const bool first_sum = owned_sums.insert(next.get()).second;
+          if (first_sum && it->second.shape() == grad_inputs[i].shape()) {
+            NoGradGuard no_grad;
+            it->second = ops::add(it->second, grad_inputs[i]);
+          } else {
+            if (first_sum) it->second = it->second.clone();  // same element count, another shape
+            ops::add_into(it->second, grad_inputs[i]);
+          }
         }
       }
       if (--pending_inputs[next.get()] == 0) ready.push_back(next);

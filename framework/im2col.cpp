@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "framework/error.h"
+#include "framework/threading.h"
 
 namespace inq {
 
@@ -55,6 +56,7 @@ Conv2dGeometry Conv2dGeometry::make(const Shape& input, const Shape& weight, Siz
   shape_numel(g.output_shape());  // throws on 64-bit overflow
   shape_numel({g.col_rows(), g.output_pixels()});
   g.images_per_gemm = choose_images_per_gemm(g);
+  g.parallel_images = choose_parallel_images(g);
   return g;
 }
 
@@ -70,6 +72,14 @@ double Conv2dGeometry::forward_flops() const {
 std::string Conv2dGeometry::str() const {
   return fmt::format("N={} C={} H={} W={} K={} R={} S={} stride={}x{} pad={}x{} dil={}x{} groups={}", N, C, H,
                      W, K, R, S, stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w, groups);
+}
+
+bool choose_parallel_images(const Conv2dGeometry& g) {
+  const int64_t threads = get_num_threads();
+  const int64_t chunk = std::clamp<int64_t>(g.images_per_gemm, 1, std::max<int64_t>(1, g.N));
+  const int64_t chunks = (g.N + chunk - 1) / chunk;
+  return threads > 1 && chunks >= 2 * threads &&
+         g.forward_flops() <= kParallelImagesMaxFlops * static_cast<double>(g.N);
 }
 
 int64_t choose_images_per_gemm(const Conv2dGeometry& g) {

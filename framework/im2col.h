@@ -35,6 +35,10 @@ struct Conv2dGeometry {
   // How many images one GEMM covers (see choose_images_per_gemm). make() sets it from the policy;
   // tests and benchmarks may change it on a copy to exercise or time other chunk sizes.
   int64_t images_per_gemm = 1;
+  // Whether the convolution runs its chunks of images in parallel, one chunk per thread with
+  // single-threaded BLAS, instead of one chunk at a time with multi-threaded BLAS (see
+  // choose_parallel_images). Set by make(); tests may change it on a copy.
+  bool parallel_images = false;
 
   // Validates and derives the output size. `input` is (N, C, H, W), `weight` is (K, C/G, R, S).
   // Throws inq::Error naming both shapes and the offending setting when: a shape is not 4-D or
@@ -63,6 +67,14 @@ struct Conv2dGeometry {
 // one GEMM. One image at a time (Caffe) keeps the col buffer small; several at a time make the GEMM
 // wider, which matters for small spatial sizes (7x7, 14x14). Chosen by bench/bench_conv.cpp.
 int64_t choose_images_per_gemm(const Conv2dGeometry& g);
+// Small layers (ResNet-20's, LeNet-5's: a few MFLOP per image) make thin GEMMs (K = 6..64 rows) on
+// which OpenBLAS's threads mostly wait for each other, and every im2col, GEMM and scatter is its
+// own fork and join. With at least two chunks per thread, running whole chunks in parallel keeps
+// each core busy on its own images and joins once per layer. True when the current thread count
+// (framework/threading.h) is above 1, there are at least 2 chunks per thread and the forward costs
+// at most kParallelImagesMaxFlops per image.
+bool choose_parallel_images(const Conv2dGeometry& g);
+inline constexpr double kParallelImagesMaxFlops = 32e6;
 
 // Lowers images [0, count) of `images` (count, C, H, W) into col (C*R*S, count*OH*OW): out of
 // range taps become 0. Parallel over (image, channel) with OpenMP; call it outside parallel regions.

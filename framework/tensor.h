@@ -82,7 +82,9 @@ struct TensorImpl {
   std::shared_ptr<Node> grad_accumulator;  // created lazily for leaves that require grad
 };
 
-// Allocates `count` floats, 64-byte aligned (uninitialized, unless a PoisonFreshBuffersGuard is alive).
+// Allocates `count` floats, 64-byte aligned, through the caching allocator (framework/allocator.h):
+// the contents are undefined (fresh memory or a reused block's old values) unless a
+// PoisonFreshBuffersGuard is alive.
 std::shared_ptr<float> allocate_floats(int64_t count);
 
 // Test hook: while a guard is alive, every buffer allocate_floats() hands out (so Tensor::empty()

@@ -1,7 +1,9 @@
 #pragma once
 // One threading policy for the whole program (after ggml's ith/nth): OpenMP parallelizes our own
-// loops with static partitioning, OpenBLAS threads parallelize GEMM, and BLAS is never called from
-// inside an OpenMP region, so the two pools never nest. set_num_threads sets both.
+// loops with static partitioning, OpenBLAS threads parallelize GEMM, and the two pools never nest:
+// BLAS called from inside an OpenMP region (a small convolution's images in parallel,
+// choose_parallel_images in im2col.h) runs on the calling thread alone, as OpenBLAS's OpenMP build
+// does whenever omp_in_parallel(). set_num_threads sets both.
 // Same seed + same thread count => bit-identical results (static schedules, no atomics on floats).
 namespace inq {
 

@@ -1,6 +1,8 @@
 #include "layers/batchnorm.h"
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "framework/autograd.h"
@@ -36,137 +38,143 @@ double plane_sum(int64_t count, Term term) {
   return total;
 }
 
-// Everything backward needs: the input (an alias, no copy), the statistics the forward pass
-// normalized with, and the weight. x_hat is recomputed from them rather than stored, so training
-// keeps no extra activation-sized buffer.
-struct BatchNorm2dBackward : Node {
-  Tensor x;                   // (N, C, H, W) detached
-  Tensor weight;              // (C) detached, or undefined (treated as 1)
-  std::vector<float> mean;    // (C)
-  std::vector<float> invstd;  // (C)
-  bool training = true;       // whether mean/invstd were batch statistics (then they depend on x)
-  const BatchNormSync* sync = nullptr;  // synchronized statistics: the mean terms are over every rank
-  int64_t m_total = 0;                  // values per channel over every rank (sync)
-
-  std::vector<Tensor> backward(const Tensor& grad_output) override {
-    if (sync != nullptr && training) return synced_backward(grad_output);
-    const int64_t n_batch = x.size(0), channels = x.size(1);
-    const int64_t plane = x.size(2) * x.size(3);
-    const int64_t m = n_batch * plane;
-    const bool want_dx = needs_input_grad(0);
-    const bool want_dw = needs_input_grad(1);
-    const bool want_db = needs_input_grad(2);
-
-    Tensor dx = want_dx ? Tensor::empty(x.shape()) : Tensor();
-    Tensor dw = want_dw ? Tensor::empty({channels}) : Tensor();
-    Tensor db = want_db ? Tensor::empty({channels}) : Tensor();
-    const float* px = x.data();
-    const float* pg = grad_output.data();
-    const float* pw = weight.defined() ? weight.data() : nullptr;
-    float* pdx = want_dx ? dx.data() : nullptr;
-    float* pdw = want_dw ? dw.data() : nullptr;
-    float* pdb = want_db ? db.data() : nullptr;
-
-    // One channel per iteration: its reductions run in a fixed order whatever the thread count.
-#pragma omp parallel for schedule(static) if (x.numel() > 32768)
-    for (int64_t c = 0; c < channels; ++c) {
-      const float mu = mean[c], is = invstd[c];
-      double sum_g = 0.0, sum_g_xhat = 0.0;
-      for (int64_t n = 0; n < n_batch; ++n) {
-        const float* xs = px + (n * channels + c) * plane;
-        const float* gs = pg + (n * channels + c) * plane;
-        sum_g += plane_sum(plane, [&](int64_t i) { return static_cast<double>(gs[i]); });
-        sum_g_xhat +=
-            plane_sum(plane, [&](int64_t i) { return static_cast<double>(gs[i]) * ((xs[i] - mu) * is); });
+// y = (x - mu) * invstd * weight + bias over channel c of every image (then max(y, 0) with the
+// fused ReLU): the second half of the forward kernel, shared with the synchronized statistics.
+inline void normalize_channel(float* y, const float* x, int64_t c, float mu, float is, const float* weight,
+                              const float* bias, int64_t N, int64_t C, int64_t plane, bool fuse_relu) {
+  const float scale = (weight ? weight[c] : 1.0f) * is;
+  const float shift = (bias ? bias[c] : 0.0f);
+  for (int64_t n = 0; n < N; ++n) {
+    const float* xs = x + (n * C + c) * plane;
+    float* ys = y + (n * C + c) * plane;
+    if (fuse_relu) {
+      // relu's comparison (activation.cpp): keeps NaN.
+      for (int64_t i = 0; i < plane; ++i) {
+        const float v = (xs[i] - mu) * scale + shift;
+        ys[i] = v < 0.0f ? 0.0f : v;
       }
-      if (pdw) pdw[c] = static_cast<float>(sum_g_xhat);
-      if (pdb) pdb[c] = static_cast<float>(sum_g);
-      if (!pdx) continue;
-      const float scale = (pw ? pw[c] : 1.0f) * is;
-      if (training) {
-        // dx = w*invstd * (g - mean(g) - x_hat * mean(g * x_hat)): the two mean terms are the paths
-        // through the batch mean and the batch variance.
-        const float mean_g = static_cast<float>(sum_g / static_cast<double>(m));
-        const float mean_g_xhat = static_cast<float>(sum_g_xhat / static_cast<double>(m));
-        for (int64_t n = 0; n < n_batch; ++n) {
-          const float* xs = px + (n * channels + c) * plane;
-          const float* gs = pg + (n * channels + c) * plane;
-          float* ds = pdx + (n * channels + c) * plane;
-          for (int64_t i = 0; i < plane; ++i)
-            ds[i] = scale * (gs[i] - mean_g - (xs[i] - mu) * is * mean_g_xhat);
-        }
-      } else {
-        for (int64_t n = 0; n < n_batch; ++n) {
-          const float* gs = pg + (n * channels + c) * plane;
-          float* ds = pdx + (n * channels + c) * plane;
-          for (int64_t i = 0; i < plane; ++i) ds[i] = scale * gs[i];
-        }
+    } else {
+      for (int64_t i = 0; i < plane; ++i) ys[i] = (xs[i] - mu) * scale + shift;
+    }
+  }
+}
+
+}  // namespace
+
+void batch_norm2d_forward(float* y, float* mean, float* invstd, const float* x, const float* weight,
+                          const float* bias, float* running_mean, float* running_var, int64_t N, int64_t C,
+                          int64_t plane, bool training, double momentum, double eps, bool fuse_relu) {
+  const int64_t m = N * plane;
+#pragma omp parallel for schedule(static) if (N * C * plane > 32768)
+  for (int64_t c = 0; c < C; ++c) {
+    float mu, is;
+    if (training) {
+      // Two passes in double: the one-pass E[x^2] - E[x]^2 cancels badly for large means.
+      double s = 0.0;
+      for (int64_t n = 0; n < N; ++n) {
+        const float* xs = x + (n * C + c) * plane;
+        s += plane_sum(plane, [&](int64_t i) { return static_cast<double>(xs[i]); });
+      }
+      const double batch_mean = s / static_cast<double>(m);
+      double ss = 0.0;
+      for (int64_t n = 0; n < N; ++n) {
+        const float* xs = x + (n * C + c) * plane;
+        ss += plane_sum(plane, [&](int64_t i) {
+          const double d = xs[i] - batch_mean;
+          return d * d;
+        });
+      }
+      const double batch_var = ss / static_cast<double>(m);
+      mu = static_cast<float>(batch_mean);
+      is = static_cast<float>(1.0 / std::sqrt(batch_var + eps));
+      if (running_mean) {
+        const double unbiased = ss / static_cast<double>(m - 1);
+        running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * batch_mean);
+        running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased);
+      }
+    } else {
+      mu = running_mean[c];
+      is = static_cast<float>(1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps));
+    }
+    mean[c] = mu;
+    invstd[c] = is;
+    normalize_channel(y, x, c, mu, is, weight, bias, N, C, plane, fuse_relu);
+  }
+}
+
+namespace {
+
+// The gradient reaching the normalization: dy itself, or with the fused ReLU, dy where the output
+// is positive and 0 elsewhere (relu's backward, activation.cpp).
+template <bool kRelu>
+void batch_norm2d_backward_impl(float* dx, float* dw, float* db, const float* dy, const float* x,
+                                const float* y, const float* weight, const float* mean, const float* invstd,
+                                int64_t N, int64_t C, int64_t plane, bool training) {
+  const int64_t m = N * plane;
+  const auto grad = [&](const float* gs, const float* ys, int64_t i) {
+    if constexpr (kRelu) {
+      // gs[i] where ys[i] > 0, else +0: a bit mask rather than `?:`, which GCC compiled into a
+      // branch per element (mispredicted half the time on a ReLU's mask, and scalar); same values.
+      const uint32_t keep = -static_cast<uint32_t>(ys[i] > 0.0f);
+      return std::bit_cast<float>(std::bit_cast<uint32_t>(gs[i]) & keep);
+    } else {
+      return gs[i];
+    }
+  };
+  // One channel per iteration: its reductions run in a fixed order whatever the thread count.
+#pragma omp parallel for schedule(static) if (N * C * plane > 32768)
+  for (int64_t c = 0; c < C; ++c) {
+    const float mu = mean[c], is = invstd[c];
+    double sum_g = 0.0, sum_g_xhat = 0.0;
+    for (int64_t n = 0; n < N; ++n) {
+      const float* xs = x + (n * C + c) * plane;
+      const float* gs = dy + (n * C + c) * plane;
+      const float* ys = kRelu ? y + (n * C + c) * plane : nullptr;
+      sum_g += plane_sum(plane, [&](int64_t i) { return static_cast<double>(grad(gs, ys, i)); });
+      sum_g_xhat += plane_sum(
+          plane, [&](int64_t i) { return static_cast<double>(grad(gs, ys, i)) * ((xs[i] - mu) * is); });
+    }
+    if (dw) dw[c] = static_cast<float>(sum_g_xhat);
+    if (db) db[c] = static_cast<float>(sum_g);
+    if (!dx) continue;
+    const float scale = (weight ? weight[c] : 1.0f) * is;
+    if (training) {
+      // dx = w*invstd * (g - mean(g) - x_hat * mean(g * x_hat)): the two mean terms are the paths
+      // through the batch mean and the batch variance.
+      const float mean_g = static_cast<float>(sum_g / static_cast<double>(m));
+      const float mean_g_xhat = static_cast<float>(sum_g_xhat / static_cast<double>(m));
+      for (int64_t n = 0; n < N; ++n) {
+        const float* xs = x + (n * C + c) * plane;
+        const float* gs = dy + (n * C + c) * plane;
+        const float* ys = kRelu ? y + (n * C + c) * plane : nullptr;
+        float* ds = dx + (n * C + c) * plane;
+        for (int64_t i = 0; i < plane; ++i)
+          ds[i] = scale * (grad(gs, ys, i) - mean_g - (xs[i] - mu) * is * mean_g_xhat);
+      }
+    } else {
+      for (int64_t n = 0; n < N; ++n) {
+        const float* gs = dy + (n * C + c) * plane;
+        const float* ys = kRelu ? y + (n * C + c) * plane : nullptr;
+        float* ds = dx + (n * C + c) * plane;
+        for (int64_t i = 0; i < plane; ++i) ds[i] = scale * grad(gs, ys, i);
       }
     }
-    return {dx, dw, db};
   }
-  // SyncBatchNorm's backward: this rank's per-channel sums of dy and dy * x_hat give dweight and
-  // dbias (the gradient reducer sums those over ranks); dx needs the sums over every rank, as the
-  // statistics it goes through are the global batch's.
-  std::vector<Tensor> synced_backward(const Tensor& grad_output) {
-    const int64_t n_batch = x.size(0), channels = x.size(1);
-    const int64_t plane = x.size(2) * x.size(3);
-    Tensor dx = needs_input_grad(0) ? Tensor::empty(x.shape()) : Tensor();
-    Tensor dw = needs_input_grad(1) ? Tensor::empty({channels}) : Tensor();
-    Tensor db = needs_input_grad(2) ? Tensor::empty({channels}) : Tensor();
-    const float* px = x.data();
-    const float* pg = grad_output.data();
-    const float* pw = weight.defined() ? weight.data() : nullptr;
-    // sums[c] = sum of dy, sums[channels + c] = sum of dy * x_hat over this rank's batch.
-    std::vector<double> sums(static_cast<size_t>(2 * channels));
-#pragma omp parallel for schedule(static) if (x.numel() > 32768)
-    for (int64_t c = 0; c < channels; ++c) {
-      const float mu = mean[c], is = invstd[c];
-      double sum_g = 0.0, sum_g_xhat = 0.0;
-      for (int64_t n = 0; n < n_batch; ++n) {
-        const float* xs = px + (n * channels + c) * plane;
-        const float* gs = pg + (n * channels + c) * plane;
-        sum_g += plane_sum(plane, [&](int64_t i) { return static_cast<double>(gs[i]); });
-        sum_g_xhat +=
-            plane_sum(plane, [&](int64_t i) { return static_cast<double>(gs[i]) * ((xs[i] - mu) * is); });
-      }
-      sums[c] = sum_g;
-      sums[channels + c] = sum_g_xhat;
-    }
-    if (dw.defined())
-      for (int64_t c = 0; c < channels; ++c) dw.data()[c] = static_cast<float>(sums[channels + c]);
-    if (db.defined())
-      for (int64_t c = 0; c < channels; ++c) db.data()[c] = static_cast<float>(sums[c]);
-    if (!dx.defined()) return {dx, dw, db};
-    // Every rank's dy carries its own share n_r / n of the loss: weight the sums by it, add them
-    // up, and express the result in this rank's scale again.
-    for (double& v : sums) v *= sync->weight;
-    sync->comm->allreduce_sum(sums.data(), static_cast<int64_t>(sums.size()));
-    float* pdx = dx.data();
-#pragma omp parallel for schedule(static) if (x.numel() > 32768)
-    for (int64_t c = 0; c < channels; ++c) {
-      const float mu = mean[c], is = invstd[c];
-      const float scale = (pw ? pw[c] : 1.0f) * is;
-      const double to_local = 1.0 / (sync->weight * static_cast<double>(m_total));
-      const float mean_g = static_cast<float>(sums[c] * to_local);
-      const float mean_g_xhat = static_cast<float>(sums[channels + c] * to_local);
-      for (int64_t n = 0; n < n_batch; ++n) {
-        const float* xs = px + (n * channels + c) * plane;
-        const float* gs = pg + (n * channels + c) * plane;
-        float* ds = pdx + (n * channels + c) * plane;
-        for (int64_t i = 0; i < plane; ++i) ds[i] = scale * (gs[i] - mean_g - (xs[i] - mu) * is * mean_g_xhat);
-      }
-    }
-    return {dx, dw, db};
-  }
+}
 
-  void release() override {
-    x = weight = Tensor();
-    mean.clear();
-    invstd.clear();
+}  // namespace
+
+void batch_norm2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* y,
+                           const float* weight, const float* mean, const float* invstd, int64_t N, int64_t C,
+                           int64_t plane, bool training) {
+  if (y) {
+    batch_norm2d_backward_impl<true>(dx, dw, db, dy, x, y, weight, mean, invstd, N, C, plane, training);
+  } else {
+    batch_norm2d_backward_impl<false>(dx, dw, db, dy, x, nullptr, weight, mean, invstd, N, C, plane, training);
   }
-  std::string name() const override { return "BatchNorm2dBackward"; }
-};
+}
+
+namespace {
 
 // SyncBatchNorm's statistics: the per-channel mean and biased variance of every rank's batch
 // together (two all-reduces: the sums and the count, then the sums of squares about the global
@@ -210,10 +218,134 @@ int64_t synced_batch_statistics(const Tensor& x, const BatchNormSync& sync, std:
   return m_total;
 }
 
-}  // namespace
+// The forward kernel with the statistics of every rank's batch (training only).
+void synced_batch_norm2d_forward(Tensor& y, std::vector<float>& mean, std::vector<float>& invstd, const Tensor& x,
+                                 const float* weight, const float* bias, float* running_mean, float* running_var,
+                                 double momentum, double eps, bool fuse_relu, const BatchNormSync& sync,
+                                 int64_t* m_total_out) {
+  const int64_t n_batch = x.size(0), channels = x.size(1);
+  const int64_t plane = x.size(2) * x.size(3);
+  std::vector<double> synced_mean, synced_sum_sq;
+  const int64_t m_total = synced_batch_statistics(x, sync, synced_mean, synced_sum_sq);
+  *m_total_out = m_total;
+#pragma omp parallel for schedule(static) if (x.numel() > 32768)
+  for (int64_t c = 0; c < channels; ++c) {
+    const double batch_mean = synced_mean[c];
+    const double batch_var = synced_sum_sq[c] / static_cast<double>(m_total);
+    const float mu = static_cast<float>(batch_mean);
+    const float is = static_cast<float>(1.0 / std::sqrt(batch_var + eps));
+    if (running_mean) {
+      const double unbiased = synced_sum_sq[c] / static_cast<double>(m_total - 1);
+      running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * batch_mean);
+      running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased);
+    }
+    mean[c] = mu;
+    invstd[c] = is;
+    normalize_channel(y.data(), x.data(), c, mu, is, weight, bias, n_batch, channels, plane, fuse_relu);
+  }
+}
 
-Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
-                    Tensor running_var, bool training, double momentum, double eps, const BatchNormSync* sync) {
+// SyncBatchNorm's backward given the gradient reaching the normalization `g` (dy, already masked by
+// a fused ReLU): this rank's per-channel sums of g and g * x_hat give dweight and dbias (the
+// gradient reducer sums those over ranks); dx needs the sums over every rank, as the statistics it
+// goes through are the global batch's.
+void synced_batch_norm2d_backward(float* dx, float* dw, float* db, const float* g, const Tensor& x,
+                                  const float* weight, const std::vector<float>& mean,
+                                  const std::vector<float>& invstd, const BatchNormSync& sync, int64_t m_total) {
+  const int64_t n_batch = x.size(0), channels = x.size(1);
+  const int64_t plane = x.size(2) * x.size(3);
+  const float* px = x.data();
+  // sums[c] = sum of g, sums[channels + c] = sum of g * x_hat over this rank's batch.
+  std::vector<double> sums(static_cast<size_t>(2 * channels));
+#pragma omp parallel for schedule(static) if (x.numel() > 32768)
+  for (int64_t c = 0; c < channels; ++c) {
+    const float mu = mean[c], is = invstd[c];
+    double sum_g = 0.0, sum_g_xhat = 0.0;
+    for (int64_t n = 0; n < n_batch; ++n) {
+      const float* xs = px + (n * channels + c) * plane;
+      const float* gs = g + (n * channels + c) * plane;
+      sum_g += plane_sum(plane, [&](int64_t i) { return static_cast<double>(gs[i]); });
+      sum_g_xhat += plane_sum(plane, [&](int64_t i) { return static_cast<double>(gs[i]) * ((xs[i] - mu) * is); });
+    }
+    sums[c] = sum_g;
+    sums[channels + c] = sum_g_xhat;
+  }
+  if (dw)
+    for (int64_t c = 0; c < channels; ++c) dw[c] = static_cast<float>(sums[channels + c]);
+  if (db)
+    for (int64_t c = 0; c < channels; ++c) db[c] = static_cast<float>(sums[c]);
+  if (!dx) return;
+  // Every rank's dy carries its own share n_r / n of the loss: weight the sums by it, add them
+  // up, and express the result in this rank's scale again.
+  for (double& v : sums) v *= sync.weight;
+  sync.comm->allreduce_sum(sums.data(), static_cast<int64_t>(sums.size()));
+  const double to_local = 1.0 / (sync.weight * static_cast<double>(m_total));
+#pragma omp parallel for schedule(static) if (x.numel() > 32768)
+  for (int64_t c = 0; c < channels; ++c) {
+    const float mu = mean[c], is = invstd[c];
+    const float scale = (weight ? weight[c] : 1.0f) * is;
+    const float mean_g = static_cast<float>(sums[c] * to_local);
+    const float mean_g_xhat = static_cast<float>(sums[channels + c] * to_local);
+    for (int64_t n = 0; n < n_batch; ++n) {
+      const float* xs = px + (n * channels + c) * plane;
+      const float* gs = g + (n * channels + c) * plane;
+      float* ds = dx + (n * channels + c) * plane;
+      for (int64_t i = 0; i < plane; ++i) ds[i] = scale * (gs[i] - mean_g - (xs[i] - mu) * is * mean_g_xhat);
+    }
+  }
+}
+
+// Everything backward needs: the input (an alias, no copy), the statistics the forward pass
+// normalized with, and the weight; with the fused ReLU also the output (an alias: the next layer
+// keeps it alive anyway). x_hat is recomputed rather than stored, so training keeps no extra
+// activation-sized buffer.
+struct BatchNorm2dBackward : Node {
+  Tensor x;                   // (N, C, H, W) detached
+  Tensor y;                   // (N, C, H, W) detached output, only with the fused ReLU
+  Tensor weight;              // (C) detached, or undefined (treated as 1)
+  std::vector<float> mean;    // (C)
+  std::vector<float> invstd;  // (C)
+  bool training = true;       // whether mean/invstd were batch statistics (then they depend on x)
+  const BatchNormSync* sync = nullptr;  // synchronized statistics: the mean terms are over every rank
+  int64_t m_total = 0;                  // values per channel over every rank (sync)
+
+  std::vector<Tensor> backward(const Tensor& grad_output) override {
+    const int64_t channels = x.size(1);
+    Tensor dx = needs_input_grad(0) ? Tensor::empty(x.shape()) : Tensor();
+    Tensor dw = needs_input_grad(1) ? Tensor::empty({channels}) : Tensor();
+    Tensor db = needs_input_grad(2) ? Tensor::empty({channels}) : Tensor();
+    if (sync != nullptr) {
+      // The fused ReLU's mask first (the synchronized path is not the hot one: a copy is fine).
+      Tensor g = grad_output;
+      if (y.defined()) {
+        g = Tensor::empty(grad_output.shape());
+        const float* pg = grad_output.data();
+        const float* py = y.data();
+        float* out = g.data();
+        for (int64_t i = 0; i < g.numel(); ++i) out[i] = py[i] > 0.0f ? pg[i] : 0.0f;
+      }
+      synced_batch_norm2d_backward(dx.defined() ? dx.data() : nullptr, dw.defined() ? dw.data() : nullptr,
+                                   db.defined() ? db.data() : nullptr, g.data(), x,
+                                   weight.defined() ? weight.data() : nullptr, mean, invstd, *sync, m_total);
+      return {dx, dw, db};
+    }
+    batch_norm2d_backward(dx.defined() ? dx.data() : nullptr, dw.defined() ? dw.data() : nullptr,
+                          db.defined() ? db.data() : nullptr, grad_output.data(), x.data(),
+                          y.defined() ? y.data() : nullptr, weight.defined() ? weight.data() : nullptr,
+                          mean.data(), invstd.data(), x.size(0), channels, x.size(2) * x.size(3), training);
+    return {dx, dw, db};
+  }
+  void release() override {
+    x = y = weight = Tensor();
+    mean.clear();
+    invstd.clear();
+  }
+  std::string name() const override { return y.defined() ? "BatchNorm2dReluBackward" : "BatchNorm2dBackward"; }
+};
+
+Tensor batch_norm2d_any(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                        Tensor running_var, bool training, double momentum, double eps, bool fuse_relu,
+                        const BatchNormSync* sync) {
   INQ_CHECK(x.defined() && x.dim() == 4,
             "Given batch_norm2d input of shape {}, expected a 4-d (N, C, H, W) tensor",
             x.defined() ? shape_str(x.shape()) : "undefined");
@@ -236,73 +368,22 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
 
   std::vector<float> mean(static_cast<size_t>(channels)), invstd(static_cast<size_t>(channels));
   Tensor y = Tensor::empty(x.shape());
-  const float* px = x.data();
-  float* py = y.data();
   const float* pw = weight.defined() ? weight.data() : nullptr;
   const float* pb = bias.defined() ? bias.data() : nullptr;
   float* prm = running_mean.defined() ? running_mean.data() : nullptr;
   float* prv = running_var.defined() ? running_var.data() : nullptr;
-
-  // Synchronized statistics are computed for all channels first (they need collectives between
-  // the passes); the loop below then only applies them.
-  std::vector<double> synced_mean, synced_sum_sq;
-  const int64_t m_total = synced ? synced_batch_statistics(x, *sync, synced_mean, synced_sum_sq) : m;
-
-#pragma omp parallel for schedule(static) if (x.numel() > 32768)
-  for (int64_t c = 0; c < channels; ++c) {
-    float mu, is;
-    if (synced) {
-      const double batch_mean = synced_mean[c];
-      const double batch_var = synced_sum_sq[c] / static_cast<double>(m_total);
-      mu = static_cast<float>(batch_mean);
-      is = static_cast<float>(1.0 / std::sqrt(batch_var + eps));
-      if (prm) {
-        const double unbiased = synced_sum_sq[c] / static_cast<double>(m_total - 1);
-        prm[c] = static_cast<float>((1.0 - momentum) * prm[c] + momentum * batch_mean);
-        prv[c] = static_cast<float>((1.0 - momentum) * prv[c] + momentum * unbiased);
-      }
-    } else if (training) {
-      // Two passes in double: the one-pass E[x^2] - E[x]^2 cancels badly for large means.
-      double s = 0.0;
-      for (int64_t n = 0; n < n_batch; ++n) {
-        const float* xs = px + (n * channels + c) * plane;
-        s += plane_sum(plane, [&](int64_t i) { return static_cast<double>(xs[i]); });
-      }
-      const double batch_mean = s / static_cast<double>(m);
-      double ss = 0.0;
-      for (int64_t n = 0; n < n_batch; ++n) {
-        const float* xs = px + (n * channels + c) * plane;
-        ss += plane_sum(plane, [&](int64_t i) {
-          const double d = xs[i] - batch_mean;
-          return d * d;
-        });
-      }
-      const double batch_var = ss / static_cast<double>(m);
-      mu = static_cast<float>(batch_mean);
-      is = static_cast<float>(1.0 / std::sqrt(batch_var + eps));
-      if (prm) {
-        const double unbiased = ss / static_cast<double>(m - 1);
-        prm[c] = static_cast<float>((1.0 - momentum) * prm[c] + momentum * batch_mean);
-        prv[c] = static_cast<float>((1.0 - momentum) * prv[c] + momentum * unbiased);
-      }
-    } else {
-      mu = prm[c];
-      is = static_cast<float>(1.0 / std::sqrt(static_cast<double>(prv[c]) + eps));
-    }
-    mean[c] = mu;
-    invstd[c] = is;
-    const float scale = (pw ? pw[c] : 1.0f) * is;
-    const float shift = (pb ? pb[c] : 0.0f);
-    for (int64_t n = 0; n < n_batch; ++n) {
-      const float* xs = px + (n * channels + c) * plane;
-      float* ys = py + (n * channels + c) * plane;
-      for (int64_t i = 0; i < plane; ++i) ys[i] = (xs[i] - mu) * scale + shift;
-    }
+  int64_t m_total = m;
+  if (synced) {
+    synced_batch_norm2d_forward(y, mean, invstd, x, pw, pb, prm, prv, momentum, eps, fuse_relu, *sync, &m_total);
+  } else {
+    batch_norm2d_forward(y.data(), mean.data(), invstd.data(), x.data(), pw, pb, prm, prv, n_batch, channels, plane,
+                         training, momentum, eps, fuse_relu);
   }
 
   if (needs_grad({&x, &weight, &bias})) {
     auto node = std::make_shared<BatchNorm2dBackward>();
     node->x = x.detach();
+    if (fuse_relu) node->y = y.detach();
     if (weight.defined()) node->weight = weight.detach();
     node->mean = std::move(mean);
     node->invstd = std::move(invstd);
@@ -314,6 +395,18 @@ Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, T
     record(y, node, {&x, &weight, &bias});
   }
   return y;
+}
+
+}  // namespace
+
+Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                    Tensor running_var, bool training, double momentum, double eps, const BatchNormSync* sync) {
+  return batch_norm2d_any(x, weight, bias, running_mean, running_var, training, momentum, eps, false, sync);
+}
+
+Tensor batch_norm2d_relu(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                         Tensor running_var, bool training, double momentum, double eps, const BatchNormSync* sync) {
+  return batch_norm2d_any(x, weight, bias, running_mean, running_var, training, momentum, eps, true, sync);
 }
 
 BatchNorm2d::BatchNorm2d(const BatchNorm2dOptions& options) : options_(options) {
@@ -334,7 +427,11 @@ BatchNorm2d::BatchNorm2d(const BatchNorm2dOptions& options) : options_(options) 
   }
 }
 
-Tensor BatchNorm2d::forward(const Tensor& input) {
+Tensor BatchNorm2d::forward(const Tensor& input) { return normalize(input, /*fuse_relu=*/false); }
+
+Tensor BatchNorm2d::forward_relu(const Tensor& input) { return normalize(input, /*fuse_relu=*/true); }
+
+Tensor BatchNorm2d::normalize(const Tensor& input, bool fuse_relu) {
   INQ_CHECK(input.defined() && input.dim() == 4 && input.size(1) == options_.num_features,
             "Given BatchNorm2d({}) input of shape {}, expected (N, {}, H, W)", options_.num_features,
             input.defined() ? shape_str(input.shape()) : "undefined", options_.num_features);
@@ -345,8 +442,9 @@ Tensor BatchNorm2d::forward(const Tensor& input) {
       updates_stats && cumulative_average_ ? 1.0 / (static_cast<double>(num_batches_tracked.item()) + 1.0)
                                            : options_.momentum;
   // Synchronized only in training mode: evaluation (running statistics) stays per rank.
-  Tensor y = batch_norm2d(input, weight, bias, running_mean, running_var, use_batch_stats, momentum, options_.eps,
-                          is_training() ? sync_ : nullptr);
+  Tensor y = (fuse_relu ? batch_norm2d_relu : batch_norm2d)(input, weight, bias, running_mean, running_var,
+                                                            use_batch_stats, momentum, options_.eps,
+                                                            is_training() ? sync_ : nullptr);
   if (updates_stats) num_batches_tracked.data()[0] += 1.0f;
   return y;
 }

@@ -30,6 +30,22 @@ struct BatchNormSync {
   double weight = 1.0;
 };
 
+// ---- kernels (no autograd; contiguous NCHW buffers, plane = H*W) ----
+//   x, y, dy, dx        (N, C, H, W)
+//   weight, bias, dw, db, mean, invstd, running_mean, running_var   (C)
+// Forward: writes y, and the statistics it normalized with (mean, invstd = 1/sqrt(var + eps): the
+// batch's when `training`, then running_mean/var, if not null, move by `momentum`; the running ones
+// otherwise). weight, bias may be null (1 and 0). fuse_relu: y = max(y, 0) in the same pass (NaN kept).
+void batch_norm2d_forward(float* y, float* mean, float* invstd, const float* x, const float* weight,
+                          const float* bias, float* running_mean, float* running_var, int64_t N, int64_t C,
+                          int64_t plane, bool training, double momentum, double eps, bool fuse_relu);
+// Backward given dy and the forward's mean/invstd; dx, dw, db may each be null and are WRITTEN.
+// y: the forward's output when it fused the ReLU (the gradient is then dy where y > 0, else 0), or
+// null. `training`: the statistics were the batch's (dx then includes the paths through them).
+void batch_norm2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* y,
+                           const float* weight, const float* mean, const float* invstd, int64_t N, int64_t C,
+                           int64_t plane, bool training);
+
 // Functional form. `training` selects batch statistics; when it is set and running_mean/running_var
 // are defined they are updated in place (never recorded by autograd). When `training` is false the
 // running statistics must be defined. weight and bias may be undefined (no affine transform).
@@ -37,6 +53,12 @@ struct BatchNormSync {
 Tensor batch_norm2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
                     Tensor running_var, bool training, double momentum = 0.1, double eps = 1e-5,
                     const BatchNormSync* sync = nullptr);
+// relu(batch_norm2d(...)) in one pass over memory forward and one backward, with bit-identical
+// results (same arithmetic in the same order); its output is what backward needs for the ReLU
+// mask, so it saves no more than the unfused pair. The naive twin is that composition.
+Tensor batch_norm2d_relu(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                         Tensor running_var, bool training, double momentum = 0.1, double eps = 1e-5,
+                         const BatchNormSync* sync = nullptr);
 
 struct BatchNorm2dOptions {
   int64_t num_features = 0;         // C, > 0
@@ -56,6 +78,9 @@ class BatchNorm2d : public Module {
       : BatchNorm2d(BatchNorm2dOptions{.num_features = num_features}) {}
 
   Tensor forward(const Tensor& input) override;  // (N, C, H, W) -> (N, C, H, W)
+  // relu(forward(input)) fused (batch_norm2d_relu), with the same statistics bookkeeping: what the
+  // models call where a BatchNorm feeds a ReLU.
+  Tensor forward_relu(const Tensor& input);
   std::string type_name() const override { return "BatchNorm2d"; }
   const BatchNorm2dOptions& options() const { return options_; }
 
@@ -77,6 +102,8 @@ class BatchNorm2d : public Module {
   Tensor num_batches_tracked;        // () float
 
  private:
+  Tensor normalize(const Tensor& input, bool fuse_relu);
+
   BatchNorm2dOptions options_;
   bool cumulative_average_ = false;
   const BatchNormSync* sync_ = nullptr;

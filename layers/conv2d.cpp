@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
+
+#include <omp.h>
 
 #include "framework/autograd.h"
 #include "framework/error.h"
@@ -44,20 +47,25 @@ struct Plan {
   bool direct;    // pointwise with one image per GEMM: the image is its own col matrix
   float* col;     // (C*R*S, chunk*P) lowered images, reused for the col gradient
   float* staged;  // (K, chunk*P) GEMM output (forward) or gathered dy (backward); chunk > 1
+  float* extra;   // `extra` floats more (a thread's partial weight gradient), or null
 };
 
-Plan make_plan(const Conv2dGeometry& g, bool need_col) {
+// Carves the calling thread's workspace.
+Plan make_plan(const Conv2dGeometry& g, bool need_col, int64_t extra = 0) {
   Plan p;
   p.chunk = std::clamp<int64_t>(g.images_per_gemm, 1, g.N);
   p.direct = g.is_pointwise() && p.chunk == 1;
   const int64_t cols = p.chunk * g.output_pixels();
   const int64_t col_floats = (need_col && !p.direct) ? round_up_to_line(g.col_rows() * cols) : 0;
   const int64_t staged_floats = p.chunk > 1 ? round_up_to_line(g.K * cols) : 0;
-  float* base = thread_workspace().floats(col_floats + staged_floats);
+  float* base = thread_workspace().floats(col_floats + staged_floats + extra);
   p.col = col_floats ? base : nullptr;
   p.staged = staged_floats ? base + col_floats : nullptr;
+  p.extra = extra ? base + col_floats + staged_floats : nullptr;
   return p;
 }
+
+int64_t chunk_count(const Conv2dGeometry& g, const Plan& plan) { return (g.N + plan.chunk - 1) / plan.chunk; }
 
 // y (n, K, P) = staged (K, n*P) + b.
 void scatter_output(float* y, const float* staged, const float* b, int64_t n, int64_t K, int64_t P) {
@@ -82,36 +90,137 @@ void gather_rows(float* staged, const float* dy, int64_t n, int64_t K, int64_t P
 
 }  // namespace
 
-void conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g) {
+namespace {
+
+// Images [n0, n0 + chunk) of the forward (fewer in the last chunk), with the plan's buffers.
+void forward_chunk(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g,
+                   const Plan& plan, int64_t n0) {
   const int64_t P = g.output_pixels(), image = g.C * g.H * g.W, G = g.groups;
   const int64_t Kg = g.outputs_per_group(), inner = g.group_col_rows();
+  const int64_t n = std::min(plan.chunk, g.N - n0), ld = n * P;
+  const float* col = plan.col;
+  if (plan.direct) {
+    col = x + n0 * image;
+  } else {
+    im2col(plan.col, x + n0 * image, n, g);
+  }
+  float* out = plan.staged ? plan.staged : y + n0 * g.K * P;
+  // Unchunked: start from the bias and let the GEMM add onto it (beta = 1), saving a pass.
+  float beta = 0.0f;
+  if (!plan.staged && b) {
+    for (int64_t k = 0; k < g.K; ++k) std::fill(out + k * P, out + (k + 1) * P, b[k]);
+    beta = 1.0f;
+  }
+  for (int64_t grp = 0; grp < G; ++grp)
+    sgemm(false, false, Kg, ld, inner, 1.0f, w + grp * Kg * inner, inner, col + grp * inner * ld, ld, beta,
+          out + grp * Kg * ld, ld);
+  if (plan.staged) scatter_output(y + n0 * g.K * P, plan.staged, b, n, g.K, P);
+}
+
+}  // namespace
+
+void conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g) {
+  if (g.parallel_images) {
+    // Whole chunks per thread; sgemm inside a parallel region runs on the calling thread alone
+    // (OpenBLAS's OpenMP build checks omp_in_parallel), and so do the nested loops of im2col and
+    // scatter_output. Each image's output is computed exactly as in the serial loop below.
+#pragma omp parallel
+    {
+      const Plan plan = make_plan(g, true);  // this thread's workspace
+      const int64_t chunks = chunk_count(g, plan);
+#pragma omp for schedule(static)
+      for (int64_t c = 0; c < chunks; ++c) forward_chunk(y, x, w, b, g, plan, c * plan.chunk);
+    }
+    return;
+  }
   const Plan plan = make_plan(g, true);
-  for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk) {
-    const int64_t n = std::min(plan.chunk, g.N - n0), ld = n * P;
+  for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk) forward_chunk(y, x, w, b, g, plan, n0);
+}
+
+namespace {
+
+// Images [n0, n0 + chunk) of the backward; dx or dw may be null. The chunk's weight gradient is
+// added into dw (dw_beta = 1) or written over it (dw_beta = 0); its input gradient is added into
+// the chunk's images of dx, or written over them when write_dx (those images are zeroed right
+// before col2im adds into them, while they are about to be in cache anyway).
+void backward_chunk(float* dx, float* dw, const float* dy, const float* x, const float* w,
+                    const Conv2dGeometry& g, const Plan& plan, int64_t n0, float dw_beta, bool write_dx) {
+  const int64_t P = g.output_pixels(), image = g.C * g.H * g.W, G = g.groups;
+  const int64_t Kg = g.outputs_per_group(), Cg = g.channels_per_group(), inner = g.group_col_rows();
+  const int64_t n = std::min(plan.chunk, g.N - n0), ld = n * P;
+  const float* dyc = dy + n0 * g.K * P;
+  if (plan.staged) {
+    gather_rows(plan.staged, dyc, n, g.K, P);
+    dyc = plan.staged;
+  }
+  if (dw) {
+    // dw_g (Kg, inner) += dy_g (Kg, n*P) * col_g^T (n*P, inner)
     const float* col = plan.col;
     if (plan.direct) {
       col = x + n0 * image;
     } else {
       im2col(plan.col, x + n0 * image, n, g);
     }
-    float* out = plan.staged ? plan.staged : y + n0 * g.K * P;
-    // Unchunked: start from the bias and let the GEMM add onto it (beta = 1), saving a pass.
-    float beta = 0.0f;
-    if (!plan.staged && b) {
-      for (int64_t k = 0; k < g.K; ++k) std::fill(out + k * P, out + (k + 1) * P, b[k]);
-      beta = 1.0f;
-    }
     for (int64_t grp = 0; grp < G; ++grp)
-      sgemm(false, false, Kg, ld, inner, 1.0f, w + grp * Kg * inner, inner, col + grp * inner * ld, ld, beta,
-            out + grp * Kg * ld, ld);
-    if (plan.staged) scatter_output(y + n0 * g.K * P, plan.staged, b, n, g.K, P);
+      sgemm(false, true, Kg, inner, ld, 1.0f, dyc + grp * Kg * ld, ld, col + grp * inner * ld, ld, dw_beta,
+            dw + grp * Kg * inner, inner);
+  }
+  if (dx) {
+    if (plan.direct) {
+      // dx_g (Cg, P) += w_g^T (Cg, Kg) * dy_g (Kg, P): the 1x1 col gradient is the image gradient.
+      for (int64_t grp = 0; grp < G; ++grp)
+        sgemm(true, false, Cg, P, Kg, 1.0f, w + grp * Kg * Cg, Cg, dyc + grp * Kg * P, P, write_dx ? 0.0f : 1.0f,
+              dx + n0 * image + grp * Cg * P, P);
+    } else {
+      // dcol_g (inner, n*P) = w_g^T * dy_g, into the col buffer (free again once dw is done),
+      // then folded back onto the images.
+      for (int64_t grp = 0; grp < G; ++grp)
+        sgemm(true, false, inner, ld, Kg, 1.0f, w + grp * Kg * inner, inner, dyc + grp * Kg * ld, ld, 0.0f,
+              plan.col + grp * inner * ld, ld);
+      if (write_dx) std::fill(dx + n0 * image, dx + (n0 + n) * image, 0.0f);
+      col2im(dx + n0 * image, plan.col, n, g);
+    }
   }
 }
 
+// The parallel-images backward: each thread runs a contiguous block of chunks (static schedule)
+// and sums its weight gradient into its own partial buffer; the partials are then added into dw
+// in thread order. The sum's order depends on the thread count but not on timing, so results
+// are deterministic for a given thread count. dx needs no reduction: chunks own their images.
+void backward_parallel_images(float* dx, float* dw, const float* dy, const float* x, const float* w,
+                              const Conv2dGeometry& g, bool accumulate) {
+  const int64_t wsize = g.K * g.group_col_rows();
+  std::vector<float*> partials(static_cast<size_t>(omp_get_max_threads()), nullptr);
+#pragma omp parallel
+  {
+    const Plan plan = make_plan(g, true, dw ? round_up_to_line(wsize) : 0);
+    if (dw) {
+      std::fill(plan.extra, plan.extra + wsize, 0.0f);
+      partials[static_cast<size_t>(omp_get_thread_num())] = plan.extra;
+    }
+    const int64_t chunks = chunk_count(g, plan);
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c)
+      backward_chunk(dx, plan.extra, dy, x, w, g, plan, c * plan.chunk, 1.0f, !accumulate);
+  }
+  if (!dw) return;
+  bool first = true;
+  for (const float* part : partials) {
+    if (!part) continue;
+    if (first && !accumulate) {
+      std::copy(part, part + wsize, dw);
+    } else {
+      for (int64_t i = 0; i < wsize; ++i) dw[i] += part[i];
+    }
+    first = false;
+  }
+}
+
+}  // namespace
+
 void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
-                     const Conv2dGeometry& g) {
-  const int64_t P = g.output_pixels(), image = g.C * g.H * g.W, G = g.groups;
-  const int64_t Kg = g.outputs_per_group(), Cg = g.channels_per_group(), inner = g.group_col_rows();
+                     const Conv2dGeometry& g, bool accumulate) {
+  const int64_t P = g.output_pixels();
   if (db) {
     // Each channel's sum runs over images then pixels in a fixed order, in double.
 #pragma omp parallel for schedule(static) if (g.N * g.K * P >= kMinParallelFloats)
@@ -121,47 +230,19 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
         const float* row = dy + (i * g.K + k) * P;
         for (int64_t p = 0; p < P; ++p) s += row[p];
       }
-      db[k] += static_cast<float>(s);
+      db[k] = accumulate ? db[k] + static_cast<float>(s) : static_cast<float>(s);
     }
   }
   if (!dx && !dw) return;
-  const Plan plan = make_plan(g, true);
-  // Chunks run in order and each adds into dw with beta = 1: a fixed summation order over images.
-  for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk) {
-    const int64_t n = std::min(plan.chunk, g.N - n0), ld = n * P;
-    const float* dyc = dy + n0 * g.K * P;
-    if (plan.staged) {
-      gather_rows(plan.staged, dyc, n, g.K, P);
-      dyc = plan.staged;
-    }
-    if (dw) {
-      // dw_g (Kg, inner) += dy_g (Kg, n*P) * col_g^T (n*P, inner)
-      const float* col = plan.col;
-      if (plan.direct) {
-        col = x + n0 * image;
-      } else {
-        im2col(plan.col, x + n0 * image, n, g);
-      }
-      for (int64_t grp = 0; grp < G; ++grp)
-        sgemm(false, true, Kg, inner, ld, 1.0f, dyc + grp * Kg * ld, ld, col + grp * inner * ld, ld, 1.0f,
-              dw + grp * Kg * inner, inner);
-    }
-    if (dx) {
-      if (plan.direct) {
-        // dx_g (Cg, P) += w_g^T (Cg, Kg) * dy_g (Kg, P): the 1x1 col gradient is the image gradient.
-        for (int64_t grp = 0; grp < G; ++grp)
-          sgemm(true, false, Cg, P, Kg, 1.0f, w + grp * Kg * Cg, Cg, dyc + grp * Kg * P, P, 1.0f,
-                dx + n0 * image + grp * Cg * P, P);
-      } else {
-        // dcol_g (inner, n*P) = w_g^T * dy_g, into the col buffer (free again once dw is done),
-        // then folded back onto the images.
-        for (int64_t grp = 0; grp < G; ++grp)
-          sgemm(true, false, inner, ld, Kg, 1.0f, w + grp * Kg * inner, inner, dyc + grp * Kg * ld, ld, 0.0f,
-                plan.col + grp * inner * ld, ld);
-        col2im(dx + n0 * image, plan.col, n, g);
-      }
-    }
+  if (g.parallel_images) {
+    backward_parallel_images(dx, dw, dy, x, w, g, accumulate);
+    return;
   }
+  const Plan plan = make_plan(g, true);
+  // Chunks run in order and each adds into dw with beta = 1 (the first writes it when not
+  // accumulating): a fixed summation order over images.
+  for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk)
+    backward_chunk(dx, dw, dy, x, w, g, plan, n0, n0 == 0 && !accumulate ? 0.0f : 1.0f, !accumulate);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -177,11 +258,13 @@ struct Conv2dBackward : Node {
     const bool want_x = needs_input_grad(0);
     const bool want_w = needs_input_grad(1);
     const bool want_b = needs_input_grad(2);
-    Tensor gx = want_x ? Tensor::zeros(g.input_shape()) : Tensor();
-    Tensor gw = want_w ? Tensor::zeros(g.weight_shape()) : Tensor();
-    Tensor gb = want_b ? Tensor::zeros({g.K}) : Tensor();
+    // Written, not accumulated: no zeroing pass over fresh buffers.
+    Tensor gx = want_x ? Tensor::empty(g.input_shape()) : Tensor();
+    Tensor gw = want_w ? Tensor::empty(g.weight_shape()) : Tensor();
+    Tensor gb = want_b ? Tensor::empty({g.K}) : Tensor();
     conv2d_backward(want_x ? gx.data() : nullptr, want_w ? gw.data() : nullptr, want_b ? gb.data() : nullptr,
-                    grad_output.data(), want_w ? x.data() : nullptr, want_x ? w.data() : nullptr, g);
+                    grad_output.data(), want_w ? x.data() : nullptr, want_x ? w.data() : nullptr, g,
+                    /*accumulate=*/false);
     return {gx, gw, gb};
   }
   void release() override { x = w = Tensor(); }

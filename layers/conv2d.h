@@ -27,11 +27,11 @@ void check_conv2d_options(const Conv2dOptions& o);
 // ---- kernels (no autograd; buffers are contiguous, sizes come from g) ----
 // y = conv(x, w) + b. b may be null. Overwrites y.
 void conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g);
-// Gradients of the forward above given dy; each output may be null (not wanted) and is ADDED
-// into (callers pre-zero fresh buffers). dx, dw, db have the shapes of x, w, b. x is needed only
-// for dw, w only for dx.
+// Gradients of the forward above given dy; each output may be null (not wanted). accumulate: they
+// are ADDED into dx, dw, db; otherwise written over them (no zeroing needed first). dx, dw, db
+// have the shapes of x, w, b. x is needed only for dw, w only for dx.
 void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
-                     const Conv2dGeometry& g);
+                     const Conv2dGeometry& g, bool accumulate = true);
 
 // Functional convolution with autograd (gradients for x, weight and bias, where they require it).
 // Stride, padding, dilation and groups come from `opts`; kernel size and channel counts come from

@@ -22,18 +22,19 @@ void linear_forward(float* y, const float* x, const float* w, const float* b, in
 }
 
 void linear_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
-                     int64_t N, int64_t in, int64_t out) {
+                     int64_t N, int64_t in, int64_t out, bool accumulate) {
+  const float beta = accumulate ? 1.0f : 0.0f;
   if (db) {
     // Column sums in double, rows in order: deterministic for any thread count.
 #pragma omp parallel for schedule(static) if (N * out >= 32768)
     for (int64_t j = 0; j < out; ++j) {
       double s = 0.0;
       for (int64_t i = 0; i < N; ++i) s += dy[i * out + j];
-      db[j] += static_cast<float>(s);
+      db[j] = accumulate ? db[j] + static_cast<float>(s) : static_cast<float>(s);
     }
   }
-  if (dw) sgemm(true, false, out, in, N, 1.0f, dy, out, x, in, 1.0f, dw, in);   // dw += dy^T x
-  if (dx) sgemm(false, false, N, in, out, 1.0f, dy, out, w, in, 1.0f, dx, in);  // dx += dy w
+  if (dw) sgemm(true, false, out, in, N, 1.0f, dy, out, x, in, beta, dw, in);   // dw (+)= dy^T x
+  if (dx) sgemm(false, false, N, in, out, 1.0f, dy, out, w, in, beta, dx, in);  // dx (+)= dy w
 }
 
 namespace {
@@ -46,11 +47,13 @@ struct LinearBackward : Node {
     const bool want_x = needs_input_grad(0);
     const bool want_w = needs_input_grad(1);
     const bool want_b = needs_input_grad(2);
-    Tensor gx = want_x ? Tensor::zeros({N, in}) : Tensor();
-    Tensor gw = want_w ? Tensor::zeros({out, in}) : Tensor();
-    Tensor gb = want_b ? Tensor::zeros({out}) : Tensor();
+    // Written, not accumulated: no zeroing pass over fresh buffers.
+    Tensor gx = want_x ? Tensor::empty({N, in}) : Tensor();
+    Tensor gw = want_w ? Tensor::empty({out, in}) : Tensor();
+    Tensor gb = want_b ? Tensor::empty({out}) : Tensor();
     linear_backward(want_x ? gx.data() : nullptr, want_w ? gw.data() : nullptr, want_b ? gb.data() : nullptr,
-                    grad_output.data(), want_w ? x.data() : nullptr, want_x ? w.data() : nullptr, N, in, out);
+                    grad_output.data(), want_w ? x.data() : nullptr, want_x ? w.data() : nullptr, N, in, out,
+                    /*accumulate=*/false);
     return {gx, gw, gb};
   }
   void release() override { x = w = Tensor(); }

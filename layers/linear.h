@@ -17,9 +17,11 @@ struct LinearOptions {
 // y = x * w^T + b; b may be null. Overwrites y.
 void linear_forward(float* y, const float* x, const float* w, const float* b, int64_t N, int64_t in,
                     int64_t out);
-// Gradients given dy; each output may be null and is ADDED into. x is needed only for dw, w only for dx.
+// Gradients given dy; each output may be null. x is needed only for dw, w only for dx.
+// accumulate: the gradients are ADDED into dx, dw, db; otherwise they are written (the GEMMs run
+// with beta = 0), so the buffers need no zeroing first and may hold anything on entry.
 void linear_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
-                     int64_t N, int64_t in, int64_t out);
+                     int64_t N, int64_t in, int64_t out, bool accumulate = true);
 
 // Functional linear with autograd. bias is (out) or undefined. Shape errors throw inq::Error naming
 // x's, weight's and bias's shapes.

@@ -67,8 +67,14 @@ std::vector<NamedTensor> Module::state_dict() const {
   return out;
 }
 
-void Module::zero_grad() {
-  for (auto& p : named_parameters()) p.tensor.set_grad(Tensor());
+void Module::zero_grad(bool set_to_none) {
+  for (auto& p : named_parameters()) {
+    if (set_to_none) {
+      p.tensor.set_grad(Tensor());
+    } else {
+      p.tensor.zero_grad();
+    }
+  }
 }
 
 Sequential::Sequential(std::vector<std::shared_ptr<Module>> modules) {

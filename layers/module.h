@@ -47,7 +47,11 @@ class Module {
   // Parameters then buffers, the contents of a weights file.
   std::vector<NamedTensor> state_dict() const;
   const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children() const { return children_; }
-  void zero_grad();  // drops every parameter's gradient
+  // set_to_none (the default, as PyTorch 2): drops every parameter's gradient, so a parameter the
+  // next backward does not reach has none and the optimizer skips it; the buffer goes back to the
+  // caching allocator and the next backward's gradient is adopted without a copy. Otherwise fills
+  // the existing gradients with zeros and the next backward accumulates into them.
+  void zero_grad(bool set_to_none = true);
 
  protected:
   // Registers a trained tensor (sets requires_grad) and returns the handle.

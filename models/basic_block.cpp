@@ -1,6 +1,5 @@
 #include "models/basic_block.h"
 
-#include "framework/ops.h"
 #include "layers/activation.h"
 
 namespace inq {
@@ -24,10 +23,10 @@ BasicBlock::BasicBlock(int64_t in_channels, int64_t out_channels, int64_t stride
 }
 
 Tensor BasicBlock::forward(const Tensor& x) {
-  Tensor y = relu(bn1_->forward(conv1_->forward(x)));
+  Tensor y = bn1_->forward_relu(conv1_->forward(x));
   y = bn2_->forward(conv2_->forward(y));
   Tensor shortcut = downsample_ ? downsample_->forward(x) : x;
-  return relu(ops::add(y, shortcut));
+  return add_relu(y, shortcut);
 }
 
 }  // namespace inq

@@ -1,6 +1,5 @@
 #include "models/bottleneck.h"
 
-#include "framework/ops.h"
 #include "layers/activation.h"
 
 namespace inq {
@@ -26,11 +25,11 @@ Bottleneck::Bottleneck(int64_t in_channels, int64_t planes, int64_t stride) {
 }
 
 Tensor Bottleneck::forward(const Tensor& x) {
-  Tensor y = relu(bn1_->forward(conv1_->forward(x)));
-  y = relu(bn2_->forward(conv2_->forward(y)));
+  Tensor y = bn1_->forward_relu(conv1_->forward(x));
+  y = bn2_->forward_relu(conv2_->forward(y));
   y = bn3_->forward(conv3_->forward(y));
   Tensor shortcut = downsample_ ? downsample_->forward(x) : x;
-  return relu(ops::add(y, shortcut));
+  return add_relu(y, shortcut);
 }
 
 }  // namespace inq

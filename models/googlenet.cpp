@@ -31,7 +31,7 @@ class BasicConv2d : public Module {
                                                                            .padding = padding, .bias = false}));
     bn_ = register_module("bn", std::make_shared<BatchNorm2d>(BatchNorm2dOptions{.num_features = out, .eps = 1e-3}));
   }
-  Tensor forward(const Tensor& x) override { return relu(bn_->forward(conv_->forward(x))); }
+  Tensor forward(const Tensor& x) override { return bn_->forward_relu(conv_->forward(x)); }
   std::string type_name() const override { return "BasicConv2d"; }
 
  private:

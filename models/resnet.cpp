@@ -57,7 +57,7 @@ class ResNet : public Module {
   Tensor forward(const Tensor& x) override {
     // Every stride-2 step maps size s to floor((s - 1) / 2) + 1 >= 1: any size of at least 1 works.
     check_image_batch(name_, x, in_channels_, 1);
-    Tensor y = maxpool_->forward(relu(bn1_->forward(conv1_->forward(x))));
+    Tensor y = maxpool_->forward(bn1_->forward_relu(conv1_->forward(x)));
     for (auto& layer : layers_) y = layer->forward(y);
     return fc_->forward(flatten(avgpool_->forward(y), 1));
   }

@@ -46,7 +46,7 @@ class ResNet20 : public Module {
   }
 
   Tensor forward(const Tensor& x) override {
-    Tensor y = relu(bn1_->forward(conv1_->forward(x)));
+    Tensor y = bn1_->forward_relu(conv1_->forward(x));
     for (auto& layer : layers_) y = layer->forward(y);
     y = pool_->forward(y);
     return fc_->forward(y.reshape({y.size(0), -1}));

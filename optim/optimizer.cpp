@@ -47,9 +47,16 @@ Optimizer::Optimizer(std::vector<ParamGroup> groups, double lr) : groups_(std::m
   }
 }
 
-void Optimizer::zero_grad() {
-  for (auto& g : groups_)
-    for (auto& p : g.params) p.tensor.set_grad(Tensor());
+void Optimizer::zero_grad(bool set_to_none) {
+  for (auto& g : groups_) {
+    for (auto& p : g.params) {
+      if (set_to_none) {
+        p.tensor.set_grad(Tensor());
+      } else {
+        p.tensor.zero_grad();
+      }
+    }
+  }
 }
 
 void Optimizer::set_lr(double lr) {

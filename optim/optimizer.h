@@ -44,8 +44,9 @@ class Optimizer {
   // One update of every parameter that has a gradient; parameters without one are skipped.
   virtual void step() = 0;
   // Drops every parameter's gradient (so the next backward starts from nothing, and a parameter
-  // that backward does not reach is skipped by step()).
-  void zero_grad();
+  // that backward does not reach is skipped by step()); with set_to_none false, fills the existing
+  // gradients with zeros instead (Module::zero_grad says more).
+  void zero_grad(bool set_to_none = true);
 
   double lr() const { return lr_; }
   void set_lr(double lr);

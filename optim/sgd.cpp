@@ -46,7 +46,7 @@ void Sgd::step() {
         INQ_CHECK(mask.shape() == p.tensor.shape(),
                   "Given the update mask of parameter '{}' with shape {}, expected the parameter's shape {}",
                   p.name, shape_str(mask.shape()), shape_str(p.tensor.shape()));
-      Tensor direction = Tensor::empty(p.tensor.shape());
+      Tensor direction = direction_scratch(p.tensor.shape());
       regularize(p, group, direction);
       if (mask.defined()) mask_direction(p, mask, direction);
       // The record is created here, on the parameter's first step, and filled by apply_momentum.
@@ -54,6 +54,17 @@ void Sgd::step() {
       apply_update(p, mask, lr, direction);
     }
   }
+}
+
+Tensor Sgd::direction_scratch(const Shape& shape) {
+  const int64_t n = shape_numel(shape);
+  if (!scratch_.defined() || scratch_.numel() < n) scratch_ = Tensor::empty({n});
+  // A tensor of `shape` over the front of the scratch storage.
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = scratch_.impl()->storage;
+  impl->shape = shape;
+  impl->numel = n;
+  return Tensor(impl);
 }
 
 void Sgd::regularize(const NamedParameter& p, const ParamGroup& group, Tensor& direction) {

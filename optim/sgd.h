@@ -69,6 +69,12 @@ class Sgd : public Optimizer {
 
   SgdOptions options_;
   std::map<std::string, SgdParamState> state_;  // keyed by the parameter's dotted name
+
+ private:
+  // The direction of one parameter: a view of `shape` over one buffer the size of the largest
+  // parameter, kept from step to step, so step() allocates nothing after its first call.
+  Tensor direction_scratch(const Shape& shape);
+  Tensor scratch_;
 };
 
 }  // namespace inq

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "framework/error.h"
+#include "framework/ops.h"
 #include "gradcheck.h"
 #include "layers/activation.h"
 
@@ -33,4 +34,45 @@ TEST(ReLU, PropagatesNaN) {
   EXPECT_TRUE(std::isnan(y.data()[0]));
   EXPECT_EQ(y.data()[1], 0.0f);
   EXPECT_THROW(relu(Tensor()), Error);
+}
+
+// add_relu against its naive twin relu(ops::add(a, b)): bit-identical values and gradients on odd
+// sizes (both sides of the kink, NaN kept), plus the gradient checker.
+TEST(AddReLU, MatchesTheComposition) {
+  for (int64_t n : {1, 7, 70001}) {  // 70001: above the parallel threshold
+    SCOPED_TRACE(n);
+    Generator gen(static_cast<uint64_t>(n));
+    Tensor a0 = test::random_tensor({n}, gen), b0 = test::random_tensor({n}, gen), dy = test::random_tensor({n}, gen);
+    if (n == 7) a0.data()[3] = std::numeric_limits<float>::quiet_NaN();
+    std::vector<std::vector<float>> got;
+    for (bool fused : {false, true}) {
+      Tensor a = a0.clone(), b = b0.clone();
+      a.set_requires_grad(true);
+      b.set_requires_grad(true);
+      Tensor y = fused ? add_relu(a, b) : relu(ops::add(a, b));
+      {
+        PoisonFreshBuffersGuard poison;
+        y.backward(dy);
+      }
+      got.push_back(y.to_vector());
+      got.push_back(a.grad().to_vector());
+      got.push_back(b.grad().to_vector());
+      // Each input owns its gradient.
+      EXPECT_FALSE(a.grad().same_storage(b.grad()));
+    }
+    for (int t = 0; t < 3; ++t) {
+      ASSERT_EQ(got[static_cast<size_t>(t)].size(), got[static_cast<size_t>(3 + t)].size());
+      for (size_t i = 0; i < got[static_cast<size_t>(t)].size(); ++i) {
+        const float u = got[static_cast<size_t>(t)][i], v = got[static_cast<size_t>(3 + t)][i];
+        EXPECT_TRUE(u == v || (std::isnan(u) && std::isnan(v))) << "output " << t << " at " << i;
+      }
+    }
+  }
+}
+
+TEST(AddReLU, GradientsAndShapeErrors) {
+  Generator gen(8);
+  Tensor a = test::random_tensor({2, 3, 4, 5}, gen), b = test::random_tensor({2, 3, 4, 5}, gen);
+  EXPECT_GT(test::check_gradients([&] { return add_relu(a, b); }, {{"a", a}, {"b", b}}), 0);
+  EXPECT_THROW(add_relu(a, test::random_tensor({2, 3, 4, 4}, gen)), Error);
 }

@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <string>
 
 #include "framework/error.h"
 #include "gradcheck.h"
+#include "layers/activation.h"
 #include "layers/batchnorm.h"
 #include "tensor_testing.h"
 
@@ -257,4 +260,102 @@ TEST(BatchNorm2d, ReestimationNeedsRunningStatistics) {
   BatchNorm2d bn(BatchNorm2dOptions{.num_features = 2, .track_running_stats = false});
   EXPECT_THROW(bn.reset_running_stats(), Error);
   EXPECT_THROW(bn.set_cumulative_average(true), Error);
+}
+
+// ---- BatchNorm + ReLU fused (batch_norm2d_relu, BatchNorm2d::forward_relu) ----
+// Its naive twin is the composition relu(batch_norm2d(...)): same arithmetic in the same order, so
+// values and gradients must match bit for bit, in training and eval mode, on odd shapes.
+namespace {
+
+struct BnCase {
+  Shape shape;
+  bool training, affine;
+};
+
+void expect_bitwise_equal(const Tensor& a, const Tensor& b, const std::string& what) {
+  ASSERT_EQ(a.shape(), b.shape()) << what;
+  for (int64_t i = 0; i < a.numel(); ++i)
+    ASSERT_EQ(std::memcmp(a.data() + i, b.data() + i, sizeof(float)), 0)
+        << what << "[" << i << "]: " << a.data()[i] << " vs " << b.data()[i];
+}
+
+}  // namespace
+
+TEST(BatchNorm2dRelu, MatchesTheUnfusedCompositionBitForBit) {
+  for (const BnCase& c : {BnCase{{3, 5, 7, 3}, true, true}, BnCase{{1, 3, 1, 9}, true, false},
+                          BnCase{{2, 4, 5, 5}, false, true}, BnCase{{5, 1, 3, 2}, false, false},
+                          BnCase{{4, 7, 19, 13}, true, true}}) {
+    SCOPED_TRACE(shape_str(c.shape) + (c.training ? " training" : " eval") + (c.affine ? " affine" : ""));
+    Generator gen(21);
+    const int64_t C = c.shape[1];
+    // Shifted so that both signs reach the ReLU.
+    Tensor x0 = test::random_tensor(c.shape, gen, 2.0), dy = test::random_tensor(c.shape, gen);
+    Tensor w0 = test::random_tensor({C}, gen), b0 = test::random_tensor({C}, gen);
+    Tensor rm0 = test::random_tensor({C}, gen), rv0 = Tensor::full({C}, 0.7f);
+    std::vector<Tensor> outs, grads, stats;
+    for (bool fused : {false, true}) {
+      Tensor x = x0.clone(), w = w0.clone(), b = b0.clone(), rm = rm0.clone(), rv = rv0.clone();
+      x.set_requires_grad(true);
+      w.set_requires_grad(true);
+      b.set_requires_grad(true);
+      Tensor wt = c.affine ? w : Tensor(), bt = c.affine ? b : Tensor();
+      Tensor y = fused ? batch_norm2d_relu(x, wt, bt, rm, rv, c.training, 0.1, 1e-5)
+                       : relu(batch_norm2d(x, wt, bt, rm, rv, c.training, 0.1, 1e-5));
+      {
+        PoisonFreshBuffersGuard poison;  // every gradient entry must be written
+        y.backward(dy);
+      }
+      outs.push_back(y.detach());
+      grads.push_back(x.grad());
+      if (c.affine) {
+        grads.push_back(w.grad());
+        grads.push_back(b.grad());
+      }
+      stats.push_back(rm);
+      stats.push_back(rv);
+    }
+    expect_bitwise_equal(outs[0], outs[1], "y");
+    const size_t per = grads.size() / 2;
+    for (size_t i = 0; i < per; ++i) expect_bitwise_equal(grads[i], grads[per + i], "grad " + std::to_string(i));
+    expect_bitwise_equal(stats[0], stats[2], "running_mean");
+    expect_bitwise_equal(stats[1], stats[3], "running_var");
+    // Some outputs are clamped and some are not, or the test would not exercise the mask.
+    int zeros = 0;
+    for (int64_t i = 0; i < outs[1].numel(); ++i) zeros += outs[1].data()[i] == 0.0f;
+    EXPECT_GT(zeros, 0);
+    EXPECT_LT(zeros, outs[1].numel());
+  }
+}
+
+TEST(BatchNorm2dRelu, GradientsInTrainAndEvalMode) {
+  for (bool training : {true, false}) {
+    Generator gen(training ? 31 : 32);
+    Tensor x = test::random_tensor({2, 3, 3, 2}, gen, 2.0);
+    Tensor w = test::random_tensor({3}, gen), b = test::random_tensor({3}, gen);
+    Tensor rm = test::random_tensor({3}, gen), rv = Tensor::from_vector({3}, {0.5f, 2.0f, 1.5f});
+    // Running statistics are updated in training: give each evaluation its own copy.
+    auto f = [&] {
+      Tensor m = rm.clone(), v = rv.clone();
+      return batch_norm2d_relu(x, w, b, m, v, training, 0.1, 1e-5);
+    };
+    EXPECT_GT(test::check_gradients(f, {{"x", x}, {"weight", w}, {"bias", b}}), 0) << "training " << training;
+  }
+}
+
+TEST(BatchNorm2dRelu, ModuleForwardReluKeepsTheBookkeeping) {
+  // forward_relu moves the running statistics and the batch count exactly as forward does.
+  Generator gen(33);
+  Tensor x = test::random_tensor({4, 3, 5, 5}, gen);
+  BatchNorm2d a(3), b(3);
+  a.train();
+  b.train();
+  Tensor ya = relu(a.forward(x)), yb = b.forward_relu(x);
+  expect_bitwise_equal(ya, yb, "y");
+  expect_bitwise_equal(a.running_mean, b.running_mean, "running_mean");
+  expect_bitwise_equal(a.running_var, b.running_var, "running_var");
+  EXPECT_EQ(b.num_batches_tracked.item(), 1.0f);
+  a.eval();
+  b.eval();
+  expect_bitwise_equal(relu(a.forward(x)), b.forward_relu(x), "eval y");
+  EXPECT_EQ(b.num_batches_tracked.item(), 1.0f);
 }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "framework/error.h"
 #include "framework/im2col.h"
 #include "framework/random.h"
+#include "framework/threading.h"
 #include "gradcheck.h"
 #include "layers/conv2d.h"
 
@@ -73,6 +75,13 @@ NaiveGrads naive_backward(const Conv2dGeometry& g, const float* dy, const float*
   for (int64_t i = 0; i < shape_numel(g.output_shape()); ++i) r.db[(i / P) % g.K] += dy[i];
   return r;
 }
+
+// Runs its scope with 2 threads (so a parallel path really splits), then restores the count.
+struct TwoThreads {
+  TwoThreads() : saved(get_num_threads()) { set_num_threads(2); }
+  ~TwoThreads() { set_num_threads(saved); }
+  int saved;
+};
 
 // |got - want| <= 1e-4 * max(1, |want|): inner sizes here are < 200 terms of N(0, 1) products.
 void expect_close(const float* got, const std::vector<double>& want, const std::string& what) {
@@ -232,11 +241,15 @@ TEST(Conv2dKernels, ForwardMatchesNaiveForEveryCaseAndChunkSize) {
     const float* bp = c.bias ? b.data() : nullptr;
     const std::vector<double> want = naive_forward(g, x.data(), w.data(), bp);
     for (int64_t chunk : chunk_sizes(g.N)) {
-      SCOPED_TRACE(c.name + " chunk " + std::to_string(chunk));
-      g.images_per_gemm = chunk;
-      Tensor y = Tensor::full(g.output_shape(), 1e30f);  // the forward overwrites
-      conv2d_forward(y.data(), x.data(), w.data(), bp, g);
-      expect_close(y.data(), want, "y");
+      for (bool parallel : {false, true}) {
+        SCOPED_TRACE(c.name + " chunk " + std::to_string(chunk) + (parallel ? " parallel images" : ""));
+        g.images_per_gemm = chunk;
+        g.parallel_images = parallel;
+        TwoThreads threads;
+        Tensor y = Tensor::full(g.output_shape(), 1e30f);  // the forward overwrites
+        conv2d_forward(y.data(), x.data(), w.data(), bp, g);
+        expect_close(y.data(), want, "y");
+      }
     }
   }
 }
@@ -255,8 +268,11 @@ TEST(Conv2dKernels, BackwardMatchesNaiveAndAccumulates) {
     for (size_t i = 0; i < want.dw.size(); ++i) want.dw[i] += pw.data()[i];
     for (size_t i = 0; i < want.db.size(); ++i) want.db[i] += pb.data()[i];
     for (int64_t chunk : chunk_sizes(g.N)) {
-      SCOPED_TRACE(c.name + " chunk " + std::to_string(chunk));
+     for (bool parallel : {false, true}) {
+      SCOPED_TRACE(c.name + " chunk " + std::to_string(chunk) + (parallel ? " parallel images" : ""));
       g.images_per_gemm = chunk;
+      g.parallel_images = parallel;
+      TwoThreads threads;
       Tensor dx = px.clone(), dw = pw.clone(), db = pb.clone();
       conv2d_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), g);
       expect_close(dx.data(), want.dx, "dx");
@@ -268,7 +284,57 @@ TEST(Conv2dKernels, BackwardMatchesNaiveAndAccumulates) {
       conv2d_backward(nullptr, dw_only.data(), nullptr, dy.data(), x.data(), nullptr, g);
       EXPECT_EQ(dx_only.to_vector(), dx.to_vector());
       EXPECT_EQ(dw_only.to_vector(), dw.to_vector());
+      // accumulate = false writes every entry: buffers full of NaN come out as the plain gradients.
+      const float nan = std::numeric_limits<float>::quiet_NaN();
+      Tensor wx = Tensor::full(g.input_shape(), nan), ww = Tensor::full(g.weight_shape(), nan),
+             wb = Tensor::full({g.K}, nan);
+      conv2d_backward(wx.data(), ww.data(), wb.data(), dy.data(), x.data(), w.data(), g, /*accumulate=*/false);
+      std::vector<double> plain_dx(want.dx), plain_dw(want.dw), plain_db(want.db);
+      for (size_t i = 0; i < plain_dx.size(); ++i) plain_dx[i] -= px.data()[i];
+      for (size_t i = 0; i < plain_dw.size(); ++i) plain_dw[i] -= pw.data()[i];
+      for (size_t i = 0; i < plain_db.size(); ++i) plain_db[i] -= pb.data()[i];
+      expect_close(wx.data(), plain_dx, "written dx");
+      expect_close(ww.data(), plain_dw, "written dw");
+      expect_close(wb.data(), plain_db, "written db");
+     }
     }
+  }
+}
+
+TEST(Conv2dGeometry, ParallelImagesPolicyTakesSmallLayersWithEnoughImages) {
+  TwoThreads threads;
+  // ResNet-20's 16-channel 3x3 layer, batch 128: 3.6 MFLOP per image, 128 chunks.
+  EXPECT_TRUE(Conv2dGeometry::make({128, 16, 28, 28}, {16, 16, 3, 3}, 1, 1).parallel_images);
+  // ResNet-50's 64-channel 3x3 layer at 56x56: 231 MFLOP per image stays on multi-threaded BLAS.
+  EXPECT_FALSE(Conv2dGeometry::make({8, 64, 56, 56}, {64, 64, 3, 3}, 1, 1).parallel_images);
+  // Too few images to give each of the 2 threads two chunks.
+  EXPECT_FALSE(Conv2dGeometry::make({3, 16, 28, 28}, {16, 16, 3, 3}, 1, 1).parallel_images);
+  set_num_threads(1);
+  EXPECT_FALSE(Conv2dGeometry::make({128, 16, 28, 28}, {16, 16, 3, 3}, 1, 1).parallel_images);
+}
+
+TEST(Conv2dKernels, ParallelImagesAreDeterministicAndAgreeWithTheSerialPath) {
+  // ResNet-20-like layer with enough images for both threads; the serial path is the reference
+  // (checked against the naive convolution above), the parallel one must repeat bit for bit.
+  Generator gen(11);
+  TwoThreads threads;
+  Conv2dGeometry g = Conv2dGeometry::make({13, 6, 9, 7}, {10, 6, 3, 3}, 1, 1);
+  Tensor x = random_tensor(g.input_shape(), gen), w = random_tensor(g.weight_shape(), gen);
+  Tensor b = random_tensor({g.K}, gen), dy = random_tensor(g.output_shape(), gen);
+  std::vector<std::vector<float>> results[3];
+  for (int i = 0; i < 3; ++i) {
+    g.parallel_images = i > 0;
+    Tensor y = Tensor::empty(g.output_shape());
+    Tensor dx = Tensor::zeros(g.input_shape()), dw = Tensor::zeros(g.weight_shape()),
+           db = Tensor::zeros({g.K});
+    conv2d_forward(y.data(), x.data(), w.data(), b.data(), g);
+    conv2d_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), g);
+    results[i] = {y.to_vector(), dx.to_vector(), dw.to_vector(), db.to_vector()};
+  }
+  for (int t = 0; t < 4; ++t) {
+    EXPECT_TRUE(results[1][t] == results[2][t]) << "output " << t << " differs between two parallel runs";
+    std::vector<double> want(results[0][t].begin(), results[0][t].end());
+    expect_close(results[1][t].data(), want, "output " + std::to_string(t));
   }
 }
 

@@ -52,9 +52,13 @@ TEST(LayerThreads, BitIdenticalAcrossThreadCounts) {
   BatchNorm2d bn(16);
   expect_thread_independent(
       "batchnorm train", [&](const Tensor& x) { return bn(x); }, big);
+  expect_thread_independent(
+      "batchnorm+relu train", [&](const Tensor& x) { return bn.forward_relu(x); }, big);
   bn.eval();
   expect_thread_independent(
       "batchnorm eval", [&](const Tensor& x) { return bn(x); }, big);
+  expect_thread_independent(
+      "batchnorm+relu eval", [&](const Tensor& x) { return bn.forward_relu(x); }, big);
   expect_thread_independent(
       "max_pool2d",
       [](const Tensor& x) { return max_pool2d(x, {.kernel_size = 3, .stride = 2, .ceil_mode = true}); }, big);

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,13 @@ TEST(Linear, KernelsAddIntoGradientBuffers) {
   linear_backward(dx2.data(), dw2.data(), db2.data(), dy.data(), x.data(), w.data(), N, in, out);
   for (auto [once, twice] : {std::pair{dx1, dx2}, std::pair{dw1, dw2}, std::pair{db1, db2}})
     for (int64_t i = 0; i < once.numel(); ++i) EXPECT_FLOAT_EQ(twice.data()[i], 2.0f * once.data()[i]);
+  // accumulate = false writes the gradients: buffers full of NaN come out equal to the first call's.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  Tensor dx3 = Tensor::full({N, in}, nan), dw3 = Tensor::full({out, in}, nan), db3 = Tensor::full({out}, nan);
+  linear_backward(dx3.data(), dw3.data(), db3.data(), dy.data(), x.data(), w.data(), N, in, out,
+                  /*accumulate=*/false);
+  for (auto [once, written] : {std::pair{dx1, dx3}, std::pair{dw1, dw3}, std::pair{db1, db3}})
+    for (int64_t i = 0; i < once.numel(); ++i) EXPECT_EQ(written.data()[i], once.data()[i]);
   // The forward overwrites y.
   Tensor y = Tensor::full({N, out}, 1e30f);
   linear_forward(y.data(), x.data(), w.data(), nullptr, N, in, out);

@@ -1,0 +1,384 @@
+#!/usr/bin/env python3
+"""`make bench-compare`: this framework against PyTorch, side by side on this machine.
+
+For every workload, thread count and round it starts one process per framework, bench/bench_model
+(C++) and bench/pytorch_model.py (PyTorch), alternating which goes first from round to round so that
+load drifts hit both alike. Each process prints one "result key=value ..." line (images/s, peak
+resident memory). Then, per thread count, bench/bench_conv measures the machine's sgemm peak and this
+framework's convolutions on bench_conv's shapes, and bench/pytorch_conv.py PyTorch's on the same
+shapes. The report (markdown) goes to stdout and to --out:
+
+  workloads   the five paper models (224x224, 1000 classes): training step at batch 8, inference
+              at batch 1 and 8; LeNet-5 and ResNet-20 (1x28x28, 10 classes) training step at batch 128
+  columns     img/s of every round, median per framework, ratio of medians (>1: this framework is
+              faster), peak RSS (the largest ru_maxrss over the rounds) of each framework's process
+  conv        GFLOP/s per shape, forward and backward, and as a share of the sgemm peak measured at
+              the same thread count
+
+  bench/bench_compare.py                       # the full table (estimated 20-30 minutes on 2 cores)
+  bench/bench_compare.py --quick               # smoke test: 1 round, 2 threads, 3 models (~2 min)
+  bench/bench_compare.py --models resnet20 --threads 2 --rounds 5
+
+Timing per process: `--warmup` untimed steps, then steps until the workload's minimum time has
+passed (at least one step). Minimum times are chosen so the full run stays under 30 minutes on the
+2-core machine this was written on; --time-scale multiplies them all.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+PAPER_MODELS = ("alexnet", "vgg16", "googlenet", "resnet18", "resnet50")
+SMALL_MODELS = ("lenet5", "resnet20")
+QUICK_MODELS = ("lenet5", "resnet20", "resnet18")
+
+
+class Workload:
+    """One row of the table: what is run, on what input, and for how long each process times it."""
+
+    def __init__(self, mode, arch, batch, channels, size, classes, min_time, warmup):
+        self.mode, self.arch, self.batch = mode, arch, batch
+        self.channels, self.size, self.classes = channels, size, classes
+        self.min_time, self.warmup = min_time, warmup
+
+    @property
+    def label(self):
+        what = "training step" if self.mode == "train" else "inference"
+        return f"{self.arch} {what}, batch {self.batch}, {self.channels}x{self.size}x{self.size}"
+
+    def flags(self, threads, time_scale):
+        return ["--mode", self.mode, "--arch", self.arch, "--batch", str(self.batch),
+                "--channels", str(self.channels), "--size", str(self.size), "--classes", str(self.classes),
+                "--threads", str(threads), "--warmup", str(self.warmup),
+                "--min-time", f"{self.min_time * time_scale:g}"]
+
+
+def workloads(models):
+    """The table's rows for the chosen models, in the issue's order (small models first)."""
+    out = []
+    for arch in models:
+        if arch in SMALL_MODELS:
+            out.append(Workload("train", arch, 128, 1, 28, 10, min_time=2.0, warmup=2))
+        elif arch in PAPER_MODELS:
+            # A paper-model training step takes 0.5-5 s here: one warm-up step, then at least 2 s.
+            out.append(Workload("train", arch, 8, 3, 224, 1000, min_time=2.0, warmup=1))
+            out.append(Workload("eval", arch, 1, 3, 224, 1000, min_time=1.0, warmup=2))
+            out.append(Workload("eval", arch, 8, 3, 224, 1000, min_time=1.0, warmup=1))
+        else:
+            raise SystemExit(f"unknown model {arch}; known: {', '.join(SMALL_MODELS + PAPER_MODELS)}")
+    return out
+
+
+# ---- parsing and statistics (tests/test_bench_compare.py checks these) ----
+
+def parse_result_line(text):
+    """The key=value pairs of the first line starting with `result ` (numbers converted), or None."""
+    for line in text.splitlines():
+        if line.startswith("result "):
+            fields = {}
+            for item in line.split()[1:]:
+                key, _, value = item.partition("=")
+                fields[key] = _number(value)
+            return fields
+    return None
+
+
+def _number(value):
+    for convert in (int, float):
+        try:
+            return convert(value)
+        except ValueError:
+            pass
+    return value
+
+
+def median(values):
+    """Median of the values that are numbers; None when there are none (every round failed)."""
+    values = [v for v in values if isinstance(v, (int, float))]
+    return statistics.median(values) if values else None
+
+
+def ratio(ours, theirs):
+    """ours / theirs, None when either is missing or theirs is 0."""
+    if ours is None or theirs is None or theirs == 0:
+        return None
+    return ours / theirs
+
+
+def conv_medians(report):
+    """{benchmark run name: GFLOP/s} from a bench_conv JSON report (median aggregates; without
+    aggregates, the median of the plain repetitions)."""
+    medians, plain = {}, {}
+    for b in report.get("benchmarks", []):
+        rate = b.get("GFLOP/s")
+        if rate is None:
+            continue
+        name = b["run_name"]
+        if b.get("run_type") == "aggregate":
+            if b.get("aggregate_name") == "median":
+                medians[name] = rate
+        else:
+            plain.setdefault(name, []).append(rate)
+    for name, rates in plain.items():
+        medians.setdefault(name, statistics.median(rates))
+    return medians
+
+
+def conv_rate(medians, kind, shape):
+    """GFLOP/s of `kind`/`shape` (ConvForward, ConvBackward, SgemmPeak) whatever suffixes Google
+    Benchmark added (/real_time, /2048)."""
+    for name, rate in medians.items():
+        if name == f"{kind}/{shape}" or name.startswith(f"{kind}/{shape}/"):
+            return rate
+    return None
+
+
+def sgemm_peak(medians):
+    """GFLOP/s of the SgemmPeak benchmark in a conv_medians result, None when absent."""
+    for name, rate in medians.items():
+        if name.startswith("SgemmPeak/"):
+            return rate
+    return None
+
+
+def parse_torch_conv(text):
+    """{(kind, shape): GFLOP/s} from bench/pytorch_conv.py's output."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("conv "):
+            f = dict(item.partition("=")[::2] for item in line.split()[1:])
+            out[(f["kind"], f["shape"])] = float(f["gflops"])
+    return out
+
+
+def fmt(value, digits=1):
+    if value is None:
+        return "failed"
+    return f"{value:,.{digits}f}"
+
+
+# ---- running ----
+
+def run(cmd, env, timeout):
+    """Runs one process; returns (stdout, error text or None)."""
+    try:
+        p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "", f"timed out after {timeout} s"
+    if p.returncode != 0:
+        return p.stdout, f"exit {p.returncode}: {p.stderr.strip()[-300:]}"
+    return p.stdout, None
+
+
+def model_command(framework, workload, threads, args):
+    flags = workload.flags(threads, args.time_scale)
+    if framework == "inq":
+        return [os.path.join(args.build, "bench_model")] + flags
+    return [args.python, os.path.join(args.bench_dir, "pytorch_model.py")] + flags
+
+
+def base_env(threads):
+    env = dict(os.environ)
+    # Both frameworks see the same thread count through their own setting; these keep either from
+    # reading a stray OMP_NUM_THREADS differently.
+    env["OMP_NUM_THREADS"] = str(threads)
+    env["INQ_THREADS"] = str(threads)
+    return env
+
+
+def measure_models(args, log):
+    """{(label, threads): {framework: [result dict or None per round]}}, errors in `log`."""
+    results = {}
+    rows = workloads(args.models)
+    for threads in args.threads:
+        env = base_env(threads)
+        for r in range(args.rounds):
+            for i, w in enumerate(rows):
+                # Alternate which framework goes first, by round and by row.
+                order = ("inq", "torch") if (r + i) % 2 == 0 else ("torch", "inq")
+                for framework in order:
+                    t0 = time.time()
+                    out, err = run(model_command(framework, w, threads, args), env, args.timeout)
+                    res = parse_result_line(out) if err is None else None
+                    if res is None:
+                        log.append(f"{framework} {w.label} {threads} thr round {r + 1}: {err or 'no result line'}")
+                    results.setdefault((w.label, threads), {}).setdefault(framework, []).append(res)
+                    rate = f"{res['images_per_s']:.1f} img/s" if res else "failed"
+                    print(f"[{elapsed()}] {threads} thr round {r + 1}/{args.rounds} {framework:5s} {w.label}: "
+                          f"{rate} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
+    return rows, results
+
+
+def measure_conv(args, log):
+    """{threads: (peak GFLOP/s, {shape: {(framework, kind): GFLOP/s}})}, medians over the rounds."""
+    out = {}
+    conv_filter = "^(ConvForward|ConvBackward|SgemmPeak)/"
+    if args.quick:
+        conv_filter = "^(ConvForward|ConvBackward)/(r20_3x3_16c|r50_3x3_128c)|^SgemmPeak/"
+    for threads in args.threads:
+        env = base_env(threads)
+        peaks, rates = [], {}
+        for r in range(args.conv_rounds):
+            with tempfile.TemporaryDirectory() as tmp:
+                json_path = os.path.join(tmp, "conv.json")
+                inq_cmd = [os.path.join(args.build, "bench_conv"), f"--benchmark_filter={conv_filter}",
+                           f"--benchmark_min_time={args.conv_min_time:g}", "--benchmark_repetitions=3",
+                           "--benchmark_enable_random_interleaving=true",
+                           "--benchmark_report_aggregates_only=true",
+                           f"--benchmark_out={json_path}", "--benchmark_out_format=json"]
+                _, err = run(inq_cmd, env, args.timeout)
+                if err:
+                    log.append(f"bench_conv {threads} thr round {r + 1}: {err}")
+                    continue
+                with open(json_path) as f:
+                    report = json.load(f)
+                medians = conv_medians(report)
+                peaks.append(sgemm_peak(medians))
+                shapes = sorted(n.split("/")[1] for n in medians if n.startswith("ConvForward/"))
+                # PyTorch only on the shapes this run measured.
+                report["context"] = {k: v for k, v in report["context"].items()
+                                     if not k.startswith("conv_shape ") or k.split(" ", 1)[1] in shapes}
+                with open(json_path, "w") as f:
+                    json.dump(report, f)
+                torch_out, err = run([args.python, os.path.join(args.bench_dir, "pytorch_conv.py"),
+                                      "--shapes", json_path, "--threads", str(threads),
+                                      "--min-time", f"{args.conv_min_time:g}", "--repeats", "3"],
+                                     env, args.timeout)
+                if err:
+                    log.append(f"pytorch_conv {threads} thr round {r + 1}: {err}")
+                torch_rates = parse_torch_conv(torch_out)
+                for shape in shapes:
+                    cell = rates.setdefault(shape, {})
+                    for kind, name in (("forward", "ConvForward"), ("backward", "ConvBackward")):
+                        cell.setdefault(("inq", kind), []).append(conv_rate(medians, name, shape))
+                        cell.setdefault(("torch", kind), []).append(torch_rates.get((kind, shape)))
+            print(f"[{elapsed()}] conv shapes, {threads} thr, round {r + 1}/{args.conv_rounds} done",
+                  file=sys.stderr, flush=True)
+        out[threads] = (median(peaks), {s: {k: median(v) for k, v in cell.items()} for s, cell in rates.items()})
+    return out
+
+
+_start = time.time()
+
+
+def elapsed():
+    s = int(time.time() - _start)
+    return f"{s // 60:02d}:{s % 60:02d}"
+
+
+# ---- the report ----
+
+def machine_lines(args):
+    def sh(cmd):
+        try:
+            return subprocess.run(cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  text=True, timeout=60).stdout.strip()
+        except Exception:  # a missing tool leaves its line empty, it does not stop the report
+            return ""
+    cpu = sh("lscpu | sed -n 's/^Model name: *//p'")
+    torch_v = sh(f"{args.python} -c 'import torch, torchvision; print(torch.__version__, torchvision.__version__)'")
+    blas = sh(f"INQ_THREADS=1 {os.path.join(args.build, 'bench_model')} --mode eval --arch lenet5 --batch 1 "
+              "--min-time 0 --warmup 0 | sed -n 's/^# openmp spin policy [^,]*, blas //p'")
+    return [f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+            f"- machine: {cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}",
+            f"- PyTorch / torchvision: {torch_v} ({args.python}); this framework's BLAS: {blas}",
+            f"- load average at start: {args.load_start}; at end: {os.getloadavg()[0]:.2f}"]
+
+
+def report(args, rows, results, conv, log):
+    lines = ["# bench-compare: this framework (inq) vs PyTorch", ""] + machine_lines(args)
+    lines += [f"- {args.rounds} round(s) per cell, one process per (framework, workload, round, threads), "
+              "framework order alternating; img/s per round, median, ratio of medians (inq / torch, "
+              ">1 means this framework is faster); peak RSS = max ru_maxrss over the rounds (MiB; "
+              "PyTorch's includes the Python interpreter and the torch import)", ""]
+    lines += ["| workload | thr | inq img/s per round | torch img/s per round | inq median | torch median | "
+              "ratio | inq peak RSS | torch peak RSS |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for threads in args.threads:
+        for w in rows:
+            cell = results.get((w.label, threads), {})
+            per = {}
+            for fw in ("inq", "torch"):
+                rs = cell.get(fw, [])
+                rates = [x["images_per_s"] if x else None for x in rs]
+                rss = [x["peak_rss_kb"] for x in rs if x]
+                per[fw] = (" / ".join(fmt(v) for v in rates), median(rates),
+                           f"{max(rss) / 1024:,.0f} MiB" if rss else "failed")
+            ours, theirs = per["inq"][1], per["torch"][1]
+            q = ratio(ours, theirs)
+            lines.append(f"| {w.label} | {threads} | {per['inq'][0]} | {per['torch'][0]} | {fmt(ours)} | "
+                         f"{fmt(theirs)} | {'**' + fmt(q, 2) + '**' if q is not None else 'failed'} | "
+                         f"{per['inq'][2]} | {per['torch'][2]} |")
+    lines += ["", "## Convolutions (bench_conv shapes)", "",
+              f"GFLOP/s per shape (median over {args.conv_rounds} round(s) of the median of 3 repetitions) "
+              "and as a share of the sgemm peak at the same thread count (one 2048^3 OpenBLAS sgemm); "
+              "backward = input and weight gradients.", ""]
+    for threads in args.threads:
+        peak = conv.get(threads, (None, {}))[0]
+        lines.append(f"sgemm peak, {threads} thread(s): **{fmt(peak)} GFLOP/s**")
+        lines.append("")
+    lines += ["| shape | thr | inq fwd | torch fwd | inq bwd | torch bwd |", "|---|---|---|---|---|---|"]
+    for threads in args.threads:
+        peak, shapes = conv.get(threads, (None, {}))
+        for shape, cell in sorted(shapes.items()):
+            row = f"| {shape} | {threads} |"
+            for kind in ("forward", "backward"):
+                for fw in ("inq", "torch"):
+                    g = cell.get((fw, kind))
+                    share = f" ({100 * g / peak:.0f}%)" if g is not None and peak else ""
+                    row += f" {fmt(g)}{share} |"
+            lines.append(row)
+    if log:
+        lines += ["", "## Failures", ""] + [f"- {entry}" for entry in log]
+    lines += ["", f"Command: `{' '.join(sys.argv)}`, {elapsed()} (mm:ss) in all."]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.environ.get("BUILD", "build"))
+    ap.add_argument("--python", default="/usr/bin/python3", help="the interpreter with torch (Debian's)")
+    ap.add_argument("--quick", action="store_true", help="1 round, 2 threads, LeNet-5, ResNet-20, ResNet-18")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--conv-rounds", type=int, default=None, help="default: 2 (1 with --quick)")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--models", default=",".join(SMALL_MODELS + PAPER_MODELS))
+    ap.add_argument("--time-scale", type=float, default=1.0, help="multiplies every minimum time")
+    ap.add_argument("--conv-min-time", type=float, default=0.1)
+    ap.add_argument("--timeout", type=int, default=600, help="per process, seconds")
+    ap.add_argument("--out", default=None, help="default: <build>/bench-compare.md")
+    args = ap.parse_args()
+    if args.quick:
+        args.rounds, args.threads, args.time_scale = 1, "2", 0.5 * args.time_scale
+        args.models = ",".join(m for m in args.models.split(",") if m in QUICK_MODELS)
+    if args.conv_rounds is None:
+        args.conv_rounds = 1 if args.quick else 2
+    args.threads = [int(t) for t in str(args.threads).split(",")]
+    args.models = [m for m in args.models.split(",") if m]
+    args.bench_dir = here
+    args.out = args.out or os.path.join(args.build, "bench-compare.md")
+    args.load_start = f"{os.getloadavg()[0]:.2f}"
+    for binary in ("bench_model", "bench_conv"):
+        if not os.access(os.path.join(args.build, binary), os.X_OK):
+            raise SystemExit(f"{os.path.join(args.build, binary)} is missing: build first (make build)")
+
+    log = []
+    rows, results = measure_models(args, log)
+    conv = measure_conv(args, log)
+    text = report(args, rows, results, conv, log)
+    with open(args.out, "w") as f:
+        f.write(text)
+    print(text)
+    print(f"(written to {args.out})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

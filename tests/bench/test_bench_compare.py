@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Unit tests of bench/bench_compare.py's parsing and statistics (no benchmark is run).
+
+  python3 tests/bench/test_bench_compare.py      (ctest runs it as bench_compare_driver)
+"""
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
+import bench_compare as bc  # noqa: E402
+
+
+class ParseResultLine(unittest.TestCase):
+    def test_fields_and_numbers(self):
+        text = ("# openmp spin policy GOMP_SPINCOUNT, blas OpenBLAS\n"
+                "result framework=inq mode=train arch=resnet20 batch=128 threads=2 steps=9 seconds=2.070 "
+                "images_per_s=556.25 peak_rss_kb=181234\n")
+        r = bc.parse_result_line(text)
+        self.assertEqual(r["framework"], "inq")
+        self.assertEqual(r["arch"], "resnet20")
+        self.assertEqual(r["batch"], 128)
+        self.assertIsInstance(r["batch"], int)
+        self.assertAlmostEqual(r["images_per_s"], 556.25)
+        self.assertEqual(r["peak_rss_kb"], 181234)
+
+    def test_no_result_line(self):
+        self.assertIsNone(bc.parse_result_line("# torch 1.13\nTraceback ...\n"))
+        # "result" must start the line: a log line that mentions it is not a result.
+        self.assertIsNone(bc.parse_result_line("warning: result framework=inq\n"))
+
+
+class Statistics(unittest.TestCase):
+    def test_median_odd_even_and_failures(self):
+        self.assertEqual(bc.median([3.0, 1.0, 2.0]), 2.0)
+        self.assertEqual(bc.median([4.0, 1.0, 2.0, 3.0]), 2.5)
+        # A failed round (None) is left out, not counted as zero.
+        self.assertEqual(bc.median([None, 5.0, 1.0]), 3.0)
+        self.assertIsNone(bc.median([None, None]))
+
+    def test_ratio(self):
+        self.assertAlmostEqual(bc.ratio(300.0, 200.0), 1.5)
+        self.assertIsNone(bc.ratio(None, 200.0))
+        self.assertIsNone(bc.ratio(1.0, 0.0))
+
+
+class ConvReports(unittest.TestCase):
+    REPORT = {
+        "context": {"conv_shape r20_a": "128 16 28 28 16 3 3 1 1"},
+        "benchmarks": [
+            {"run_name": "ConvForward/r20_a/real_time", "run_type": "aggregate", "aggregate_name": "mean",
+             "GFLOP/s": 10.0},
+            {"run_name": "ConvForward/r20_a/real_time", "run_type": "aggregate", "aggregate_name": "median",
+             "GFLOP/s": 12.0},
+            {"run_name": "ConvBackward/r20_a/real_time", "run_type": "iteration", "GFLOP/s": 7.0},
+            {"run_name": "ConvBackward/r20_a/real_time", "run_type": "iteration", "GFLOP/s": 9.0},
+            {"run_name": "ConvBackward/r20_a/real_time", "run_type": "iteration", "GFLOP/s": 8.0},
+            {"run_name": "SgemmPeak/2048/real_time", "run_type": "aggregate", "aggregate_name": "median",
+             "GFLOP/s": 300.0},
+            {"run_name": "Im2col/r20_a/real_time", "run_type": "iteration", "GB/s": 5.0},
+        ],
+    }
+
+    def test_medians_prefer_the_aggregate(self):
+        m = bc.conv_medians(self.REPORT)
+        self.assertEqual(bc.conv_rate(m, "ConvForward", "r20_a"), 12.0)
+        # Without an aggregate, the median of the plain repetitions.
+        self.assertEqual(bc.conv_rate(m, "ConvBackward", "r20_a"), 8.0)
+        self.assertEqual(bc.sgemm_peak(m), 300.0)
+        # A shape name that is a prefix of another does not match it.
+        self.assertIsNone(bc.conv_rate(m, "ConvForward", "r20"))
+        self.assertNotIn("Im2col/r20_a/real_time", m)
+
+    def test_torch_conv_lines(self):
+        out = ("conv framework=torch kind=forward shape=r20_a threads=2 gflops=250.50\n"
+               "conv framework=torch kind=backward shape=r20_a threads=2 gflops=99.00\n")
+        self.assertEqual(bc.parse_torch_conv(out), {("forward", "r20_a"): 250.5, ("backward", "r20_a"): 99.0})
+
+
+class Workloads(unittest.TestCase):
+    def test_rows_per_model(self):
+        rows = bc.workloads(["resnet20", "resnet18"])
+        self.assertEqual([(w.mode, w.arch, w.batch) for w in rows],
+                         [("train", "resnet20", 128), ("train", "resnet18", 8), ("eval", "resnet18", 1),
+                          ("eval", "resnet18", 8)])
+        self.assertEqual(rows[1].size, 224)
+        self.assertEqual(rows[0].channels, 1)
+
+    def test_flags_scale_the_minimum_time(self):
+        w = bc.workloads(["lenet5"])[0]
+        flags = w.flags(threads=2, time_scale=0.5)
+        self.assertEqual(flags[flags.index("--min-time") + 1], f"{w.min_time * 0.5:g}")
+        self.assertEqual(flags[flags.index("--threads") + 1], "2")
+
+    def test_unknown_model(self):
+        with self.assertRaises(SystemExit):
+            bc.workloads(["resnet1000"])
+
+
+if __name__ == "__main__":
+    unittest.main()
