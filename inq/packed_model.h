@@ -62,6 +62,17 @@ std::string packed_model_checksum(const StoredTensors& tensors, const std::strin
 // is malformed.
 std::string packed_model_checksum(const SafetensorsFile& packed);
 
+// A packed model whose metadata and checksum have been checked, its codes not yet decoded: what
+// unpack_model and the packed inference path (inq/packed_inference.h) share. Throws inq::Error
+// naming the file for anything unpack_model refuses except an invalid code or non-zero padding
+// (those are found when the codes are read).
+struct CheckedPackedModel {
+  std::string arch;
+  std::string checksum;                          // empty for a version 1 file
+  std::map<std::string, PackedLayout> quantized;  // every tensor stored as codes
+};
+CheckedPackedModel check_packed_model(const SafetensorsFile& packed);
+
 struct UnpackedModel {
   std::string arch;
   std::string checksum;  // the verified "checksum"; empty for a version 1 file (none)
