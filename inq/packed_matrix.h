@@ -3,17 +3,24 @@
 // packed low-bit weights). A Linear weight (out, in) is a matrix of `rows` = out and `cols` = in; a
 // Conv2d weight (K, C/groups, R, S) one of rows = K and cols = C/groups * R * S.
 //
-// Layout in memory: the packed file's code stream (inq/packed.h: b bits per weight, least
-// significant bit first) cut into rows, each row padded with code 0 (the weight 0) to a multiple of
-// 16 codes. 16 codes of b bits are exactly 2b bytes, so every row and every group of 16 codes starts
-// on a byte boundary, and the kernels decode one group into one 16-lane vector without looking at
-// its neighbours. The padding costs under 16 codes per row; there is never a float copy of the matrix.
+// Layouts in memory (re-laid out once at load from the file's code stream; never floats):
+//  - b = 2..5, the fast paths ("lanes"): a row is cut into blocks of 64 bytes, sixteen 32-bit lanes
+//    of m = floor(32 / b) codes each (16, 10, 8, 6 codes for b = 2, 3, 4, 5). Column j of a block
+//    is code j / 16 of lane j % 16, at bits [(j / 16) * b, (j / 16 + 1) * b) of the lane. Decoding 16
+//    consecutive columns is then one shift of the block and one table permute (the permute reads
+//    the low 4 or 5 bits of each lane; for b < 4 the 16-entry table repeats with period 2^b, so the
+//    bits above the code do not matter). Cost: 32 / (m * b) of the file's bits: exactly b bits for
+//    b = 2 and 4, 32/30 of them for b = 3 and 5.
+//  - b = 6..10 ("groups"): the file's code stream cut into rows, each padded to whole groups of 16
+//    codes (2b bytes each); a group is decoded by a byte shuffle, a shift per lane and a gather from
+//    the table. Exactly b bits per code.
+// Rows are padded with code 0 (the weight 0) to a whole number of blocks or groups.
 //
 // Decoding: a code is an index into a table of the 2^b values it can mean (inq/packed.h: 0, then
-// +-2^k). For b <= 5 the table fits in one or two AVX-512 registers and the lookup is one
-// permute; for b = 6..10 it is a gather from the table in memory. Without AVX-512 (F + VBMI) at
-// compile time every kernel runs its portable scalar form instead.
+// +-2^k). Without AVX-512 (F + BW + VBMI) at compile time every kernel runs its portable scalar
+// form instead, on the same layouts.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,7 +42,7 @@ class PackedMatrix {
   int64_t cols() const { return cols_; }
   const Codebook& codebook() const { return codebook_; }
   // Codes held, in bytes (the padded rows); what the weight costs in memory.
-  int64_t code_bytes() const { return static_cast<int64_t>(codes_.size()); }
+  int64_t code_bytes() const { return code_bytes_; }
   // The value of weight (r, c), by the table: for tests and the reference kernel.
   float at(int64_t r, int64_t c) const;
 
@@ -51,10 +58,20 @@ class PackedMatrix {
  private:
   int64_t rows_ = 0, cols_ = 0;
   Codebook codebook_;
-  int64_t groups_per_row_ = 0;  // ceil(cols / 16)
-  int64_t row_bytes_ = 0;       // groups_per_row * 2b
-  std::vector<uint8_t> codes_;  // rows * row_bytes
+  bool lanes_ = false;           // the layout: lanes (b <= 5) or groups
+  int64_t block_cols_ = 0;      // columns per block: 16 * floor(32 / b) (lanes) or 16 (groups)
+  int64_t block_bytes_ = 0;     // 64 (lanes) or 2b (groups)
+  int64_t blocks_per_row_ = 0;  // ceil(cols / block_cols)
+  int64_t row_bytes_ = 0;       // blocks_per_row * block_bytes
+  // rows * row_bytes bytes, 64-byte aligned so that every lanes block is one cache line; shared by
+  // copies (the codes never change after loading).
+  std::shared_ptr<uint8_t> codes_;
+  int64_t code_bytes_ = 0;
   std::vector<float> table_;    // 2^b entries (at least 32): the value of each code; invalid codes never occur
+
+  int64_t padded_cols() const { return blocks_per_row_ * block_cols_; }
+  uint32_t code(int64_t r, int64_t c) const;
+  void set_code(int64_t r, int64_t c, uint32_t code);
 
   void matmul_small_batch(const float* x, int64_t N, const float* bias, float* y) const;
   void matmul_panels(const float* x, int64_t N, const float* bias, float* y) const;
