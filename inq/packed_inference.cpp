@@ -25,6 +25,44 @@ Tensor PackedLinearKernel::forward(const Tensor& x, const Tensor& bias) const {
   return y;
 }
 
+namespace {
+
+// Lowers output rows [oh0, oh1) of one image (C, H, W) into col (C*R*S, (oh1-oh0)*OW): row (c, r, s),
+// column (oh - oh0, ow) holds the input pixel that tap (r, s) of output pixel (oh, ow) reads, or 0
+// outside the image. framework/im2col.h lowers whole images; a band of rows keeps the buffer small
+// for large images (VGG-16's first layers: 576 x 50176 floats, 115 MB, for a whole 224 x 224 image).
+void im2col_rows(float* col, const float* image, const Conv2dGeometry& g, int64_t oh0, int64_t oh1) {
+  const int64_t band = (oh1 - oh0) * g.OW;
+  const int64_t rows = g.C * g.R * g.S;
+#pragma omp parallel for schedule(static) if (rows * band >= (int64_t{1} << 18))
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t c = row / (g.R * g.S), r = (row / g.S) % g.R, s = row % g.S;
+    const float* plane = image + c * g.H * g.W;
+    float* dst = col + row * band;
+    for (int64_t oh = oh0; oh < oh1; ++oh) {
+      const int64_t ih = oh * g.stride.h - g.padding.h + r * g.dilation.h;
+      float* out = dst + (oh - oh0) * g.OW;
+      if (ih < 0 || ih >= g.H) {
+        std::fill(out, out + g.OW, 0.0f);
+        continue;
+      }
+      const float* in = plane + ih * g.W;
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        const int64_t iw = ow * g.stride.w - g.padding.w + s * g.dilation.w;
+        out[ow] = (iw >= 0 && iw < g.W) ? in[iw] : 0.0f;
+      }
+    }
+  }
+}
+
+// Floats of lowered columns per band: 8 MiB, a few output rows of the largest layers.
+constexpr int64_t kBandFloats = int64_t{1} << 21;
+// Floats per decoded panel of weight rows: 4 MiB, inside the last-level cache while sgemm reads it.
+// (1 MiB panels made ResNet-18 slower: more, narrower sgemm calls.)
+constexpr int64_t kPanelFloats = int64_t{1} << 20;
+
+}  // namespace
+
 Tensor PackedConv2dKernel::forward(const Tensor& x, const Tensor& bias, const Conv2dOptions& options) const {
   INQ_CHECK(x.defined(), "Given an undefined input to a packed Conv2d, expected a tensor");
   const Conv2dGeometry g = Conv2dGeometry::make(x.shape(), weight_shape_, options.stride, options.padding,
@@ -35,33 +73,38 @@ Tensor PackedConv2dKernel::forward(const Tensor& x, const Tensor& bias, const Co
   const int64_t P = g.output_pixels(), image = g.C * g.H * g.W;
   const int64_t Kg = g.outputs_per_group(), inner = g.group_col_rows();
   const bool direct = g.is_pointwise();
-  // A panel of rows of about 1 MiB: decoded once per image, read by sgemm while it is in cache.
-  const int64_t panel_rows = std::clamp<int64_t>((int64_t{1} << 18) / std::max<int64_t>(inner, 1), 16, Kg);
-  const int64_t col_floats = direct ? 0 : round_up_to_line(g.col_rows() * P);
+  const int64_t panel_rows = std::clamp<int64_t>(kPanelFloats / std::max<int64_t>(inner, 1), 16, Kg);
+  // Output rows per band: as many as fit in kBandFloats of columns (at least one); the whole image
+  // when the image is its own col matrix.
+  const int64_t band_rows =
+      direct ? g.OH : std::clamp<int64_t>(kBandFloats / std::max<int64_t>(g.col_rows() * g.OW, 1), 1, g.OH);
+  const int64_t col_floats = direct ? 0 : round_up_to_line(g.col_rows() * band_rows * g.OW);
   float* base = thread_workspace().floats(col_floats + round_up_to_line(panel_rows * inner));
   float* col_buffer = base;
   float* panel = base + col_floats;
 
   Tensor y = Tensor::empty(g.output_shape());
   const float* b = bias.defined() ? bias.data() : nullptr;
-  Conv2dGeometry one = g;
-  one.N = 1;
   for (int64_t n = 0; n < g.N; ++n) {
     const float* xn = x.data() + n * image;
     float* yn = y.data() + n * g.K * P;
-    const float* col = xn;
-    if (!direct) {
-      im2col(col_buffer, xn, 1, one);
-      col = col_buffer;
-    }
     // Start from the bias and let every GEMM add onto it (beta = 1).
     for (int64_t k = 0; k < g.K; ++k) std::fill(yn + k * P, yn + (k + 1) * P, b ? b[k] : 0.0f);
-    for (int64_t grp = 0; grp < g.groups; ++grp) {
-      for (int64_t r0 = grp * Kg; r0 < (grp + 1) * Kg; r0 += panel_rows) {
-        const int64_t r1 = std::min((grp + 1) * Kg, r0 + panel_rows);
-        weight_.decode_rows(r0, r1, panel, inner);
-        // y rows [r0, r1) (r1-r0, P) += panel (r1-r0, inner) * col_g (inner, P)
-        sgemm(false, false, r1 - r0, P, inner, 1.0f, panel, inner, col + grp * inner * P, P, 1.0f, yn + r0 * P, P);
+    for (int64_t oh0 = 0; oh0 < g.OH; oh0 += band_rows) {
+      const int64_t oh1 = std::min(g.OH, oh0 + band_rows), cols = (oh1 - oh0) * g.OW;
+      const float* col = xn;
+      if (!direct) {
+        im2col_rows(col_buffer, xn, g, oh0, oh1);
+        col = col_buffer;
+      }
+      for (int64_t grp = 0; grp < g.groups; ++grp) {
+        for (int64_t r0 = grp * Kg; r0 < (grp + 1) * Kg; r0 += panel_rows) {
+          const int64_t r1 = std::min((grp + 1) * Kg, r0 + panel_rows);
+          weight_.decode_rows(r0, r1, panel, inner);
+          // y rows [r0, r1), pixels of the band (r1-r0, cols; row stride P) += panel (r1-r0, inner) * col_g
+          sgemm(false, false, r1 - r0, cols, inner, 1.0f, panel, inner, col + grp * inner * cols, cols, 1.0f,
+                yn + r0 * P + oh0 * g.OW, P);
+        }
       }
     }
   }

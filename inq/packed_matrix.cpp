@@ -27,6 +27,7 @@ namespace {
 constexpr int64_t kLanes = 16;  // floats per AVX-512 vector, and 32-bit lanes per 64-byte block
 // Below this many weights one thread decodes faster than waking the team.
 constexpr int64_t kMinParallelWeights = int64_t(1) << 16;
+constexpr int64_t kMinParallelDecode = int64_t(1) << 21;
 // Batches up to this size run the GEMV kernels; larger ones the panel + sgemm path.
 constexpr int64_t kMaxGemvBatch = 8;
 // The widest codes that get the lanes layout (the table then fits in two vector registers).
@@ -329,7 +330,10 @@ float PackedMatrix::at(int64_t r, int64_t c) const { return table_[code(r, c)]; 
 
 void PackedMatrix::decode_rows(int64_t r0, int64_t r1, float* out, int64_t ld) const {
   const int b = codebook_.bits;
-#pragma omp parallel for schedule(static) if ((r1 - r0) * cols_ >= kMinParallelWeights)
+  // Serial below kMinParallelDecode weights: the panels the GEMM paths decode (about 1 MiB) take a
+  // fraction of the time of the sgemm that follows, and a parallel region between every two
+  // OpenBLAS calls costs more in thread hand-offs than it saves (measured on ResNet-18, 2 threads).
+#pragma omp parallel for schedule(static) if ((r1 - r0) * cols_ >= kMinParallelDecode)
   for (int64_t r = r0; r < r1; ++r) {
     float* dst = out + (r - r0) * ld;
     const uint8_t* row = codes_.get() + r * row_bytes_;
