@@ -316,3 +316,63 @@ TEST(PackedInference, LoadedModelMatchesTheFloatModel) {
   std::filesystem::remove(plain);
   std::filesystem::remove(packed);
 }
+
+// `inq pack --bits b --arch A` on a plain weights file quantized elsewhere: accepted when every conv
+// and linear weight is in the codebook its maximum implies, refused naming the tensor, the index
+// and the value otherwise; the result runs (`inq run`, `inq bench-model`) from its codes.
+TEST(PackedInference, PackBitsAcceptsPlainQuantizedWeightsAndRefusesOthers) {
+  std::mt19937 rng(4);
+  auto model = create_model("lenet5", {.num_classes = 10, .in_channels = 1});
+  for (auto& p : model->named_parameters()) {
+    if (p.role != ParamRole::Weight) continue;
+    const Codebook cb = make_codebook(p.tensor, 5, p.name);
+    p.tensor.copy_from(random_levels(p.tensor.shape(), cb, rng));
+    p.tensor.data()[0] = std::ldexp(1.0f, cb.n1);  // the maximum sits on the top level: its codebook is cb
+  }
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& t : model->state_dict()) tensors.emplace_back(t.name, t.tensor);
+  const std::string plain = test::temp_path("packbits_plain") + ".safetensors";
+  const std::string packed = test::temp_path("packbits_packed") + ".safetensors";
+  write_safetensors(plain, tensors);
+  std::string out;
+  ASSERT_EQ(test::run_cli(fmt::format("pack --bits 5 --arch lenet5 {} -o {}", plain, packed), &out), 0) << out;
+  EXPECT_NE(out.find("5 quantized tensors"), std::string::npos) << out;
+  const UnpackedModel unpacked = unpack_model(read_safetensors(packed));
+  EXPECT_EQ(unpacked.arch, "lenet5");
+  for (const auto& [name, t] : unpacked.weights.tensors) {  // bit for bit the plain file
+    const auto it = std::find_if(tensors.begin(), tensors.end(), [&](const auto& e) { return e.first == name; });
+    ASSERT_NE(it, tensors.end()) << name;
+    ASSERT_EQ(t.f32.to_vector(), it->second.to_vector()) << name;
+  }
+
+  // bench-model runs it from its codes and reports speed and memory.
+  ASSERT_EQ(test::run_cli(fmt::format("bench-model --arch lenet5 --weights {} --batch 3 --threads 1 --rounds 2 --warmup 1",
+                                      packed),
+                          &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("packed: 5 layers"), std::string::npos) << out;
+  EXPECT_NE(out.find(" img/s ("), std::string::npos) << out;
+  EXPECT_NE(out.find("peak resident memory: "), std::string::npos) << out;
+  EXPECT_EQ(test::run_cli(fmt::format("bench-model --arch resnet20 --weights {} --rounds 1", packed), &out), 1) << out;
+  EXPECT_NE(out.find(packed), std::string::npos) << out;
+  EXPECT_NE(out.find("'lenet5'"), std::string::npos) << out;
+  EXPECT_EQ(test::run_cli(fmt::format("bench-model --arch lenet5 --weights {} --batch 0", packed), &out), 2) << out;
+  EXPECT_NE(out.find("--batch"), std::string::npos) << out;
+
+  // Without --arch, with a value off the codebook, with the wrong bit-width: refused, nothing written.
+  std::filesystem::remove(packed);
+  EXPECT_EQ(test::run_cli(fmt::format("pack --bits 5 {} -o {}", plain, packed), &out), 1) << out;
+  EXPECT_NE(out.find("--arch"), std::string::npos) << out;
+  EXPECT_EQ(test::run_cli(fmt::format("pack --bits 3 --arch lenet5 {} -o {}", plain, packed), &out), 1) << out;
+  EXPECT_NE(out.find(plain), std::string::npos) << out;
+  EXPECT_NE(out.find("--bits 3"), std::string::npos) << out;
+  tensors[0].second.data()[7] = 0.3f;  // features.0.weight: not a power of two
+  write_safetensors(plain, tensors);
+  EXPECT_EQ(test::run_cli(fmt::format("pack --bits 5 --arch lenet5 {} -o {}", plain, packed), &out), 1) << out;
+  EXPECT_NE(out.find(plain), std::string::npos) << out;
+  EXPECT_NE(out.find("'features.0.weight'"), std::string::npos) << out;
+  EXPECT_NE(out.find("[7] = 0.300000012"), std::string::npos) << out;
+  EXPECT_FALSE(std::filesystem::exists(packed));
+  std::filesystem::remove(plain);
+}
