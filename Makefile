@@ -4,7 +4,7 @@ BUILD   ?= build
 JOBS    ?= $(shell nproc)
 THREADS ?= $(shell nproc)
 
-.PHONY: all deps configure build test test-sanitize fuzz-smoke demo bench clean
+.PHONY: all deps configure build test test-sanitize fuzz-smoke demo bench bench-packed clean
 
 all: build
 
@@ -60,6 +60,13 @@ bench: build
 	bench/compare_pytorch.sh $(THREADS) 3
 	BUILD=$(BUILD) bench/compare_eval_pytorch.sh $(THREADS) 3
 	INQ_THREADS=1 $(BUILD)/bench_inq --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+
+# Inference from packed low-bit weights (docs/PACKED_INFERENCE.md): memory bandwidth and the GB/s of
+# AlexNet's and VGG-16's fully-connected layers at batch 1, then the five ImageNet models from 5- and
+# 4-bit packed files against this framework's float32 path and PyTorch float32, batch 1 and 8.
+bench-packed: build
+	INQ_THREADS=$(THREADS) $(BUILD)/bench_packed_gemv 20
+	BUILD=$(BUILD) bench/compare_packed_inference.sh $(THREADS) 3
 
 clean:
 	rm -rf $(BUILD) build-asan $(FUZZ_BUILD)

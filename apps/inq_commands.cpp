@@ -9,6 +9,7 @@
 #include "apps/commands.h"
 #include "apps/config_flags.h"
 #include "train/inq_files.h"
+#include "train/pack_plain.h"
 #include "train/reproduce.h"
 #include "train/trainer.h"
 #include "framework/error.h"

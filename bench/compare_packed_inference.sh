@@ -25,8 +25,16 @@ cache=$build/packed_models
 passes=${PASSES:-10}
 mkdir -p "$cache"
 
-# "<img/s> <peak MiB>" from a bench-model / pytorch_infer.py report.
-parse() { awk '/ img\/s / {r = $1} /^peak resident memory:/ {m = $4} END {print r, m}'; }
+# Runs one side ("$@") and prints "<img/s> <peak MiB>" from its report. A run that fails or prints no
+# rate stops the whole comparison with its output on stderr: a blank cell would hide it.
+measure() {
+  local out
+  if ! out=$("$@" 2>&1) || ! grep -q " img/s " <<<"$out"; then
+    printf 'compare_packed_inference.sh: failed: %s\n%s\n' "$*" "$out" >&2
+    exit 1
+  fi
+  awk '/ img\/s / {r = $1} /^peak resident memory:/ {m = $4} END {print r, m}' <<<"$out"
+}
 
 for m in $models; do
   for b in $bit_widths; do
@@ -46,14 +54,17 @@ for m in $models; do
     for n in $batches; do
       P=() F=() T=() PM=() FM=() TM=()
       for r in $(seq "$rounds"); do
-        read -r v mem < <("$build/inq" bench-model --arch "$m" --weights "$cache/$m-$b""bit.safetensors" --batch "$n" \
-          --threads "$threads" --rounds "$passes" | parse)
+        result=$(measure "$build/inq" bench-model --arch "$m" --weights "$cache/$m-$b""bit.safetensors" --batch "$n" \
+          --threads "$threads" --rounds "$passes")
+        read -r v mem <<<"$result"
         P+=("$v"); PM+=("$mem")
-        read -r v mem < <("$build/inq" bench-model --arch "$m" --weights "$cache/$m-q$b.safetensors" --batch "$n" \
-          --threads "$threads" --rounds "$passes" | parse)
+        result=$(measure "$build/inq" bench-model --arch "$m" --weights "$cache/$m-q$b.safetensors" --batch "$n" \
+          --threads "$threads" --rounds "$passes")
+        read -r v mem <<<"$result"
         F+=("$v"); FM+=("$mem")
-        read -r v mem < <(/usr/bin/python3 bench/pytorch_infer.py --arch "$m" --batch "$n" --threads "$threads" \
-          --rounds "$passes" | parse)
+        result=$(measure /usr/bin/python3 bench/pytorch_infer.py --arch "$m" --batch "$n" --threads "$threads" \
+          --rounds "$passes")
+        read -r v mem <<<"$result"
         T+=("$v"); TM+=("$mem")
       done
       p=$(printf '%s\n' "${P[@]}" | median); f=$(printf '%s\n' "${F[@]}" | median); t=$(printf '%s\n' "${T[@]}" | median)
