@@ -78,13 +78,53 @@ Tensor PackedConv2dKernel::forward(const Tensor& x, const Tensor& bias, const Co
   // when the image is its own col matrix.
   const int64_t band_rows =
       direct ? g.OH : std::clamp<int64_t>(kBandFloats / std::max<int64_t>(g.col_rows() * g.OW, 1), 1, g.OH);
-  const int64_t col_floats = direct ? 0 : round_up_to_line(g.col_rows() * band_rows * g.OW);
-  float* base = thread_workspace().floats(col_floats + round_up_to_line(panel_rows * inner));
+  // Several small images per GEMM when a whole image is one band: their columns side by side make
+  // the GEMM wider (ResNet's 7x7 and 14x14 layers at batch 8), as conv2d_forward does for floats.
+  const int64_t images_per_gemm =
+      band_rows == g.OH ? std::clamp<int64_t>(kBandFloats / std::max<int64_t>(g.col_rows() * P, 1), 1, g.N) : 1;
+  const bool chunked = images_per_gemm > 1;
+  const int64_t col_floats =
+      chunked ? round_up_to_line(g.col_rows() * images_per_gemm * P)
+              : direct ? 0 : round_up_to_line(g.col_rows() * band_rows * g.OW);
+  const int64_t staged_floats = chunked ? round_up_to_line(g.K * images_per_gemm * P) : 0;
+  float* base = thread_workspace().floats(col_floats + staged_floats + round_up_to_line(panel_rows * inner));
   float* col_buffer = base;
-  float* panel = base + col_floats;
+  float* staged = base + col_floats;
+  float* panel = staged + staged_floats;
 
   Tensor y = Tensor::empty(g.output_shape());
   const float* b = bias.defined() ? bias.data() : nullptr;
+  // Multiplies every panel of decoded weight rows into `col` (group g's rows at col + g * inner * ld,
+  // `cols` columns, row stride ld), adding into out (row r at out + r * ldo).
+  auto multiply = [&](const float* col, int64_t cols, int64_t ld, float* out, int64_t ldo) {
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      for (int64_t r0 = grp * Kg; r0 < (grp + 1) * Kg; r0 += panel_rows) {
+        const int64_t r1 = std::min((grp + 1) * Kg, r0 + panel_rows);
+        weight_.decode_rows(r0, r1, panel, inner);
+        // out rows [r0, r1) (r1-r0, cols) += panel (r1-r0, inner) * col_g (inner, cols)
+        sgemm(false, false, r1 - r0, cols, inner, 1.0f, panel, inner, col + grp * inner * ld, ld, 1.0f, out + r0 * ldo,
+              ldo);
+      }
+    }
+  };
+  if (chunked) {
+    for (int64_t n0 = 0; n0 < g.N; n0 += images_per_gemm) {
+      const int64_t n = std::min(images_per_gemm, g.N - n0), ld = n * P;
+      // col (C*R*S, n*P): column block i is image n0 + i (framework/im2col.h).
+      im2col(col_buffer, x.data() + n0 * image, n, g);
+      std::fill(staged, staged + g.K * ld, 0.0f);
+      multiply(col_buffer, ld, ld, staged, ld);
+      // y (n, K, P) = staged (K, n*P) + bias.
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t k = 0; k < g.K; ++k) {
+          const float* src = staged + k * ld + i * P;
+          float* dst = y.data() + ((n0 + i) * g.K + k) * P;
+          const float add = b ? b[k] : 0.0f;
+          for (int64_t p = 0; p < P; ++p) dst[p] = src[p] + add;
+        }
+    }
+    return y;
+  }
   for (int64_t n = 0; n < g.N; ++n) {
     const float* xn = x.data() + n * image;
     float* yn = y.data() + n * g.K * P;
@@ -97,15 +137,8 @@ Tensor PackedConv2dKernel::forward(const Tensor& x, const Tensor& bias, const Co
         im2col_rows(col_buffer, xn, g, oh0, oh1);
         col = col_buffer;
       }
-      for (int64_t grp = 0; grp < g.groups; ++grp) {
-        for (int64_t r0 = grp * Kg; r0 < (grp + 1) * Kg; r0 += panel_rows) {
-          const int64_t r1 = std::min((grp + 1) * Kg, r0 + panel_rows);
-          weight_.decode_rows(r0, r1, panel, inner);
-          // y rows [r0, r1), pixels of the band (r1-r0, cols; row stride P) += panel (r1-r0, inner) * col_g
-          sgemm(false, false, r1 - r0, cols, inner, 1.0f, panel, inner, col + grp * inner * cols, cols, 1.0f,
-                yn + r0 * P + oh0 * g.OW, P);
-        }
-      }
+      // The band's pixels of y rows [r0, r1) start at yn + r * P + oh0 * OW.
+      multiply(col, cols, cols, yn + oh0 * g.OW, P);
     }
   }
   return y;

@@ -34,7 +34,8 @@ class PackedLinearKernel : public LinearWeightKernel {
 
 // A Conv2d layer's weight (K, C/groups, R, S) as a K x (C/groups * R * S) matrix of codes. Each image
 // is lowered by im2col in bands of output rows (at most 8 MiB of columns; a 1x1 / stride 1 / unpadded
-// convolution uses the image as it is) and multiplied by panels of weight rows decoded into a buffer
+// convolution at batch 1 uses the image as it is; small images of a batch are lowered several at a
+// time, side by side, for a wider GEMM) and multiplied by panels of weight rows decoded into a buffer
 // of at most 4 MiB, so no float copy of the whole weight, nor of a whole large lowered image, exists.
 class PackedConv2dKernel : public Conv2dWeightKernel {
  public:

@@ -213,6 +213,8 @@ TEST(PackedLayers, Conv2dMatchesTheFloatLayer) {
       {.in_channels = 300, .out_channels = 40, .kernel_size = 3, .stride = 1, .padding = 1},  // panels of rows
       // 2304 col rows x 40 columns per output row: two bands of output rows (8 MiB of columns each).
       {.in_channels = 256, .out_channels = 8, .kernel_size = 3, .stride = 1, .padding = 1},
+      // 2295 col rows x 360 pixels (20 x 18): a whole image per band, two images per GEMM, so batch 3 is two chunks.
+      {.in_channels = 255, .out_channels = 6, .kernel_size = 3, .stride = 1, .padding = 1},
   };
   for (int bits : {3, 5, 6}) {
     for (const Conv2dOptions& o : cases) {
@@ -226,7 +228,7 @@ TEST(PackedLayers, Conv2dMatchesTheFloatLayer) {
       packed_layer.replace_weight(std::make_shared<PackedConv2dKernel>(
           PackedMatrix::from_packed("weight", pack_tensor("weight", w, cb), K, cols), w.shape()));
       for (int64_t N : {1, 3}) {
-        const int64_t size = o.in_channels == 256 ? 40 : 11;
+        const int64_t size = o.in_channels == 256 ? 40 : o.in_channels == 255 ? 20 : 11;
         const Tensor x = random_tensor({N, o.in_channels, size, size - 2}, rng);
         NoGradGuard no_grad;
         const Tensor want = layer.forward(x);
