@@ -10,7 +10,8 @@
 // Version 1 files (no checksum) still load, with a warning line on stderr (D: docs/INQ_SPEC.md section 7).
 // Names are the model's own (torchvision's), without a checkpoint's "model." prefix. Unpacking
 // gives the float model back bit for bit, so `inq eval` / `inq run` on a packed model give what
-// they give on the checkpoint it came from; load_model_weights unpacks transparently.
+// they give on the checkpoint it came from; load_model_weights unpacks transparently, and
+// inq/packed_inference.h runs a packed model from its codes without unpacking.
 #include <cstdint>
 #include <map>
 #include <string>
