@@ -4,7 +4,7 @@ BUILD   ?= build
 JOBS    ?= $(shell nproc)
 THREADS ?= $(shell nproc)
 
-.PHONY: all deps configure build test test-sanitize fuzz-smoke demo bench bench-compare clean
+.PHONY: all deps configure build test test-sanitize fuzz-smoke demo bench bench-compare bench-packed clean
 
 all: build
 
@@ -65,6 +65,13 @@ bench: build
 # QUICK=1 runs 1 round of 3 models at 2 threads (a few minutes). Writes $(BUILD)/bench-compare.md.
 bench-compare: build
 	/usr/bin/python3 bench/bench_compare.py --build $(BUILD) $(if $(QUICK),--quick)
+
+# Inference from packed low-bit weights (docs/PACKED_INFERENCE.md): memory bandwidth and the GB/s of
+# AlexNet's and VGG-16's fully-connected layers at batch 1, then the five ImageNet models from 5- and
+# 4-bit packed files against this framework's float32 path and PyTorch float32, batch 1 and 8.
+bench-packed: build
+	INQ_THREADS=$(THREADS) $(BUILD)/bench_packed_gemv 20
+	BUILD=$(BUILD) bench/compare_packed_inference.sh $(THREADS) 3
 
 clean:
 	rm -rf $(BUILD) build-asan $(FUZZ_BUILD)

@@ -10,6 +10,7 @@
 #include "apps/config_flags.h"
 #include "apps/distributed_launch.h"
 #include "train/inq_files.h"
+#include "train/pack_plain.h"
 #include "train/reproduce.h"
 #include "train/trainer.h"
 #include "framework/error.h"
@@ -81,12 +82,27 @@ void register_verify_command(CLI::App& app, int* exit_status) {
 void register_pack_command(CLI::App& app) {
   auto in = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
+  auto bits = std::make_shared<int>(0);
+  auto arch = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand(
-      "pack", "Write a finished INQ checkpoint as a packed model: b-bit codes per quantized weight (docs/INQ_SPEC.md section 7)");
-  cmd->add_option("checkpoint", *in, "Finished INQ checkpoint (final.safetensors)")->required()->check(CLI::ExistingFile);
+      "pack", "Write a finished INQ checkpoint, or with --bits a plain weights file quantized elsewhere, as a packed "
+              "model: b-bit codes per quantized weight (docs/INQ_SPEC.md section 7)");
+  cmd->add_option("checkpoint", *in, "Finished INQ checkpoint (final.safetensors), or a plain weights file with --bits")
+      ->required()
+      ->check(CLI::ExistingFile);
   cmd->add_option("-o,--output", *out, "Packed model to write (safetensors)")->required();
-  cmd->callback([in, out] {
-    const PackSummary s = pack_checkpoint(*in, *out);
+  cmd->add_option("--bits", *bits,
+                  "Plain weights file: every conv and linear weight is 0 or +-2^k in the b-bit codebook its max |w| "
+                  "implies")
+      ->check(CLI::Range(2, max_codebook_bits()));
+  cmd->add_option("-a,--arch", *arch, "Plain weights file (with --bits): the architecture it belongs to");
+  cmd->callback([in, out, bits, arch, cmd] {
+    const bool plain = cmd->count("--bits") > 0;
+    INQ_CHECK(plain || arch->empty(),
+              "Given --arch '{}' without --bits, expected --arch only with --bits (a checkpoint records its arch)", *arch);
+    INQ_CHECK(!plain || !arch->empty(), "Given --bits {} for '{}', expected --arch too (a plain weights file does not "
+              "record its architecture)", *bits, *in);
+    const PackSummary s = plain ? pack_plain_weights(*in, *bits, *arch, *out) : pack_checkpoint(*in, *out);
     fmt::print("{}: {} quantized tensors ({} weights) in {} bytes of codes, {:.2f}x smaller than float32 ({} bytes)\n",
                *out, s.quantized_tensors, s.quantized_weights, s.code_bytes,
                static_cast<double>(s.code_float_bytes) / static_cast<double>(std::max<int64_t>(s.code_bytes, 1)),

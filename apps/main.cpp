@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/bench_model_command.h"
 #include "apps/commands.h"
 #include "apps/distributed_launch.h"
 #include "dist/mpi_communicator.h"
@@ -66,6 +67,7 @@ int main(int argc, char** argv) {
   inq::register_quantize_command(app);
   inq::register_reproduce_command(app);
   inq::register_run_command(app);
+  inq::register_bench_model_command(app);
   inq::register_pack_command(app);
   inq::register_unpack_command(app);
   int exit_status = 0;

@@ -154,7 +154,7 @@ PackSummary pack_model(const SafetensorsFile& model, const std::map<std::string,
   return summary;
 }
 
-UnpackedModel unpack_model(const SafetensorsFile& packed) {
+CheckedPackedModel check_packed_model(const SafetensorsFile& packed) {
   const std::string& path = packed.source;
   INQ_CHECK(is_packed_model(packed), "Given '{}', expected an INQ packed model (metadata format = '{}')", path,
             kPackedFormat);
@@ -168,7 +168,7 @@ UnpackedModel unpack_model(const SafetensorsFile& packed) {
   INQ_CHECK(version == std::to_string(kPackedVersion) || without_checksum,
             "Given packed model '{}', expected format version {} (or {}, without a checksum), but got '{}'", path,
             kPackedVersion, kPackedVersionWithoutChecksum, version);
-  UnpackedModel out;
+  CheckedPackedModel out;
   out.arch = get("arch");
   nlohmann::json described;
   try {
@@ -178,9 +178,7 @@ UnpackedModel unpack_model(const SafetensorsFile& packed) {
   }
   INQ_CHECK(described.is_object(), "Given packed model '{}', expected 'quantized' to be a JSON object", path);
 
-  // Shape and codebook of every packed tensor; the codes are read in file order below.
-  std::map<std::string, PackedTensor> layout;
-  std::map<std::string, PackedLayout> checked_layout;
+  // Shape and codebook of every packed tensor.
   for (const auto& item : described.items()) {
     const std::string& name = item.key();
     const nlohmann::json& d = item.value();
@@ -189,7 +187,7 @@ UnpackedModel unpack_model(const SafetensorsFile& packed) {
                   d.contains("n2"),
               "Given packed model '{}', expected tensor '{}' to be described by exactly shape, bits, n1 and n2, "
               "but got {}", path, name, d.dump());
-    PackedTensor& p = layout[name];
+    PackedLayout& p = out.quantized[name];
     p.shape = packed_shape(d.at("shape"), what("shape"));
     p.codebook = Codebook{.bits = json_value<int>(d.at("bits"), what("bits")),
                           .n1 = json_value<int>(d.at("n1"), what("n1")),
@@ -199,12 +197,9 @@ UnpackedModel unpack_model(const SafetensorsFile& packed) {
     } catch (const Error& e) {
       throw Error(fmt::format("Given packed model '{}': {}", path, e.what()));
     }
-    checked_layout[name] = PackedLayout{p.shape, p.codebook};
     const StoredTensor* codes = packed.find(name);
     INQ_CHECK(codes != nullptr && codes->dtype == StoredDtype::U8 && codes->shape.size() == 1,
               "Given packed model '{}', expected the codes of '{}' as a one-dimensional U8 tensor", path, name);
-    out.codebooks.emplace(name, p.codebook);
-    out.quantized_weights += shape_numel(p.shape);
   }
   // The checksum covers every code, every other tensor and the metadata that gives the codes their
   // meaning, so one valid code changed into another, or n1 and n2 shifted together, is caught here.
@@ -218,24 +213,37 @@ UnpackedModel unpack_model(const SafetensorsFile& packed) {
                  path.c_str(), kPackedVersionWithoutChecksum);
   } else {
     const std::string& stored = get("checksum");
-    const std::string computed = packed_model_checksum(packed.tensors, out.arch, checked_layout);
+    const std::string computed = packed_model_checksum(packed.tensors, out.arch, out.quantized);
     INQ_CHECK(stored == computed,
               "Given packed model '{}', expected its checksum '{}' to match its contents, but they give '{}': the "
               "file is corrupt (a code, a tensor or the metadata changed after packing)",
               path, stored, computed);
     out.checksum = stored;
   }
+  for (const auto& [name, t] : packed.tensors)
+    INQ_CHECK(t.dtype != StoredDtype::U8 || out.quantized.count(name) != 0,
+              "Given packed model '{}', expected every U8 tensor to be described in 'quantized', but '{}' is not",
+              path, name);
+  return out;
+}
+
+UnpackedModel unpack_model(const SafetensorsFile& packed) {
+  const std::string& path = packed.source;
+  const CheckedPackedModel checked = check_packed_model(packed);
+  UnpackedModel out;
+  out.arch = checked.arch;
+  out.checksum = checked.checksum;
+  for (const auto& [name, layout] : checked.quantized) {
+    out.codebooks.emplace(name, layout.codebook);
+    out.quantized_weights += shape_numel(layout.shape);
+  }
   for (const auto& [name, t] : packed.tensors) {
-    auto it = layout.find(name);
-    if (it == layout.end()) {
-      INQ_CHECK(t.dtype != StoredDtype::U8,
-                "Given packed model '{}', expected every U8 tensor to be described in 'quantized', but '{}' is not",
-                path, name);
+    auto it = checked.quantized.find(name);
+    if (it == checked.quantized.end()) {
       out.weights.tensors.emplace_back(name, t);
       continue;
     }
-    PackedTensor& p = it->second;
-    p.codes = t.u8;
+    const PackedTensor p{.shape = it->second.shape, .codebook = it->second.codebook, .codes = t.u8};
     try {
       out.weights.tensors.emplace_back(name, StoredTensor::from_tensor(unpack_tensor(name, p)));
     } catch (const Error& e) {

@@ -10,7 +10,8 @@
 // Version 1 files (no checksum) still load, with a warning line on stderr (D: docs/INQ_SPEC.md section 7).
 // Names are the model's own (torchvision's), without a checkpoint's "model." prefix. Unpacking
 // gives the float model back bit for bit, so `inq eval` / `inq run` on a packed model give what
-// they give on the checkpoint it came from; load_model_weights unpacks transparently.
+// they give on the checkpoint it came from; load_model_weights unpacks transparently, and
+// inq/packed_inference.h runs a packed model from its codes without unpacking.
 #include <cstdint>
 #include <map>
 #include <string>
@@ -61,6 +62,17 @@ std::string packed_model_checksum(const StoredTensors& tensors, const std::strin
 // tests that rewrite a packed file on purpose). Throws inq::Error naming the file when the metadata
 // is malformed.
 std::string packed_model_checksum(const SafetensorsFile& packed);
+
+// A packed model whose metadata and checksum have been checked, its codes not yet decoded: what
+// unpack_model and the packed inference path (inq/packed_inference.h) share. Throws inq::Error
+// naming the file for anything unpack_model refuses except an invalid code or non-zero padding
+// (those are found when the codes are read).
+struct CheckedPackedModel {
+  std::string arch;
+  std::string checksum;                          // empty for a version 1 file
+  std::map<std::string, PackedLayout> quantized;  // every tensor stored as codes
+};
+CheckedPackedModel check_packed_model(const SafetensorsFile& packed);
 
 struct UnpackedModel {
   std::string arch;

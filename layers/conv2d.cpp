@@ -319,7 +319,16 @@ Conv2d::Conv2d(const Conv2dOptions& options) : options_(options) {
   reset_parameters();
 }
 
+void Conv2d::replace_weight(std::shared_ptr<const Conv2dWeightKernel> kernel) {
+  INQ_CHECK(kernel != nullptr, "Given Conv2d(in_channels={}, out_channels={}).replace_weight, expected a kernel",
+            options_.in_channels, options_.out_channels);
+  if (!kernel_) drop_parameter("weight");
+  weight = Tensor();
+  kernel_ = std::move(kernel);
+}
+
 void Conv2d::reset_parameters() {
+  if (kernel_) return;  // no float weight to draw
   // PyTorch: kaiming_uniform_(a = sqrt(5)) is U(-1/sqrt(fan_in), 1/sqrt(fan_in)); bias the same bound.
   kaiming_uniform_(weight, FanMode::FanIn, leaky_relu_gain(std::sqrt(5.0)));
   if (bias.defined()) {
@@ -328,6 +337,9 @@ void Conv2d::reset_parameters() {
   }
 }
 
-Tensor Conv2d::forward(const Tensor& input) { return conv2d(input, weight, bias, options_); }
+Tensor Conv2d::forward(const Tensor& input) {
+  if (kernel_) return kernel_->forward(input, bias, options_);
+  return conv2d(input, weight, bias, options_);
+}
 
 }  // namespace inq

@@ -5,6 +5,7 @@
 // per group; a 1x1 / stride-1 / unpadded convolution taken one image at a time multiplies the
 // image directly (no im2col); groups > 1 run one GEMM per group on the shared col matrix.
 // How many images go into one GEMM is decided in one place, choose_images_per_gemm (im2col.h).
+#include <memory>
 #include <string>
 
 #include "framework/im2col.h"
@@ -40,6 +41,15 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
 // (K) or undefined. Shape errors throw inq::Error naming x's, weight's and bias's shapes.
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dOptions& opts);
 
+// Another representation of a Conv2d layer's weight (inq/packed_inference.h keeps it as b-bit
+// codes). forward(x, bias, options) returns what conv2d(x, weight, bias, options) would; inference
+// only: no gradient reaches the weight.
+class Conv2dWeightKernel {
+ public:
+  virtual ~Conv2dWeightKernel() = default;
+  virtual Tensor forward(const Tensor& x, const Tensor& bias, const Conv2dOptions& options) const = 0;
+};
+
 // The layer. Parameters "weight" (K, C/groups, R, S) and "bias" (K), initialized as PyTorch does:
 // both U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with fan_in = C/groups * R * S (weight drawn first).
 class Conv2d : public Module {
@@ -50,12 +60,16 @@ class Conv2d : public Module {
   const Conv2dOptions& options() const { return options_; }
   // Redraws weight and bias from default_generator().
   void reset_parameters();
+  // Replaces the float weight by `kernel` for good, as Linear::replace_weight does.
+  void replace_weight(std::shared_ptr<const Conv2dWeightKernel> kernel);
+  const Conv2dWeightKernel* weight_kernel() const { return kernel_.get(); }
 
-  Tensor weight;  // (K, C/groups, R, S)
+  Tensor weight;  // (K, C/groups, R, S); undefined after replace_weight
   Tensor bias;    // (K), undefined when options.bias is false
 
  private:
   Conv2dOptions options_;
+  std::shared_ptr<const Conv2dWeightKernel> kernel_;
 };
 
 }  // namespace inq

@@ -7,6 +7,14 @@
 
 namespace inq {
 
+namespace {
+thread_local bool g_skip_init = false;
+}  // namespace
+
+SkipParameterInitGuard::SkipParameterInitGuard() : previous_(g_skip_init) { g_skip_init = true; }
+SkipParameterInitGuard::~SkipParameterInitGuard() { g_skip_init = previous_; }
+bool SkipParameterInitGuard::active() { return g_skip_init; }
+
 Fans compute_fans(const Shape& s) {
   INQ_CHECK(s.size() >= 2,
             "Given a tensor of shape {}, expected at least 2 dims to compute fan in and fan out",
@@ -21,6 +29,7 @@ double leaky_relu_gain(double negative_slope) {
 }
 
 void uniform_(Tensor& t, double lo, double hi) {
+  if (g_skip_init) return;
   INQ_CHECK(lo <= hi, "Given uniform_ bounds [{}, {}] for a tensor of shape {}, expected lo <= hi", lo, hi,
             shape_str(t.shape()));
   Generator& gen = default_generator();
@@ -29,6 +38,7 @@ void uniform_(Tensor& t, double lo, double hi) {
 }
 
 void normal_(Tensor& t, double mean, double std) {
+  if (g_skip_init) return;
   INQ_CHECK(std >= 0.0, "Given normal_ with std {} for a tensor of shape {}, expected std >= 0", std,
             shape_str(t.shape()));
   Generator& gen = default_generator();
@@ -36,7 +46,9 @@ void normal_(Tensor& t, double mean, double std) {
   for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<float>(gen.normal(mean, std));
 }
 
-void constant_(Tensor& t, double value) { t.fill_(static_cast<float>(value)); }
+void constant_(Tensor& t, double value) {
+  if (!g_skip_init) t.fill_(static_cast<float>(value));
+}
 
 namespace {
 // Standard normal CDF; erfc keeps it accurate in the lower tail.
@@ -44,6 +56,7 @@ double phi(double z) { return 0.5 * std::erfc(-z / std::sqrt(2.0)); }
 }  // namespace
 
 void trunc_normal_(Tensor& t, double mean, double std, double lo, double hi) {
+  if (g_skip_init) return;
   INQ_CHECK(std > 0.0 && lo < hi,
             "Given trunc_normal_ with mean {}, std {} and bounds [{}, {}] for a tensor of shape {}, expected "
             "std > 0 and lo < hi",

@@ -13,6 +13,23 @@ namespace inq {
 
 enum class FanMode { FanIn, FanOut };
 
+// While one is alive on this thread, every initializer below returns without writing. Building a
+// model whose Conv2d / Linear weights are about to be replaced by packed codes (inq/packed_inference.h)
+// then never touches the float weights' pages, so the operating system never backs them with memory
+// (the large ones are fresh mmap'd pages) and the process's peak resident memory stays that of the
+// codes. Nothing else should use it: the tensors are left uninitialized.
+class SkipParameterInitGuard {
+ public:
+  SkipParameterInitGuard();
+  ~SkipParameterInitGuard();
+  SkipParameterInitGuard(const SkipParameterInitGuard&) = delete;
+  SkipParameterInitGuard& operator=(const SkipParameterInitGuard&) = delete;
+  static bool active();
+
+ private:
+  bool previous_;
+};
+
 struct Fans {
   int64_t fan_in = 0, fan_out = 0;
 };

@@ -103,7 +103,16 @@ Linear::Linear(const LinearOptions& options) : options_(options) {
   reset_parameters();
 }
 
+void Linear::replace_weight(std::shared_ptr<const LinearWeightKernel> kernel) {
+  INQ_CHECK(kernel != nullptr, "Given Linear(in_features={}, out_features={}).replace_weight, expected a kernel",
+            options_.in_features, options_.out_features);
+  if (!kernel_) drop_parameter("weight");
+  weight = Tensor();
+  kernel_ = std::move(kernel);
+}
+
 void Linear::reset_parameters() {
+  if (kernel_) return;  // no float weight to draw
   // PyTorch: kaiming_uniform_(a = sqrt(5)) is U(-1/sqrt(in), 1/sqrt(in)); bias the same bound.
   kaiming_uniform_(weight, FanMode::FanIn, leaky_relu_gain(std::sqrt(5.0)));
   if (bias.defined()) {
@@ -117,6 +126,7 @@ Tensor Linear::forward(const Tensor& input) {
             "Given an input of shape {} to Linear(in_features={}, out_features={}), expected shape [N, {}]",
             input.defined() ? shape_str(input.shape()) : "(undefined)", options_.in_features,
             options_.out_features, options_.in_features);
+  if (kernel_) return kernel_->forward(input, bias);
   return linear(input, weight, bias);
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // Fully connected layer: y = x * w^T + b (as PyTorch's Linear).
 //   x (N, in)   w (out, in)   b (out)   y (N, out)
+#include <memory>
 #include <string>
 
 #include "framework/tensor.h"
@@ -27,6 +28,16 @@ void linear_backward(float* dx, float* dw, float* db, const float* dy, const flo
 // x's, weight's and bias's shapes.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias);
 
+// Another representation of a Linear layer's weight (inq/packed_inference.h keeps it as b-bit
+// codes). forward(x, bias) returns what linear(x, weight, bias) would for x of shape (N, in);
+// inference only: no gradient reaches the weight. Lives here so the layer can call it without
+// layers/ depending on who provides it.
+class LinearWeightKernel {
+ public:
+  virtual ~LinearWeightKernel() = default;
+  virtual Tensor forward(const Tensor& x, const Tensor& bias) const = 0;
+};
+
 // The layer. Parameters "weight" (out, in) and "bias" (out), initialized as PyTorch does: both
 // U(-1/sqrt(in), 1/sqrt(in)) (weight drawn first).
 class Linear : public Module {
@@ -36,12 +47,18 @@ class Linear : public Module {
   std::string type_name() const override { return "Linear"; }
   const LinearOptions& options() const { return options_; }
   void reset_parameters();
+  // Replaces the float weight by `kernel` for good: "weight" leaves the parameters (and
+  // state_dict()), `weight` becomes undefined and its storage is released once no other handle holds
+  // it; forward() calls kernel->forward(input, bias) from then on.
+  void replace_weight(std::shared_ptr<const LinearWeightKernel> kernel);
+  const LinearWeightKernel* weight_kernel() const { return kernel_.get(); }
 
-  Tensor weight;  // (out, in)
+  Tensor weight;  // (out, in); undefined after replace_weight
   Tensor bias;    // (out), undefined when options.bias is false
 
  private:
   LinearOptions options_;
+  std::shared_ptr<const LinearWeightKernel> kernel_;
 };
 
 }  // namespace inq

@@ -21,6 +21,17 @@ Tensor Module::register_parameter(const std::string& name, Tensor tensor, ParamR
   return tensor;
 }
 
+void Module::drop_parameter(const std::string& name) {
+  for (auto it = params_.begin(); it != params_.end(); ++it) {
+    if (it->name == name) {
+      params_.erase(it);
+      return;
+    }
+  }
+  throw Error(fmt::format("Given the parameter name '{}' to drop from a {}, expected a registered parameter",
+                          name, type_name()));
+}
+
 Tensor Module::register_buffer(const std::string& name, Tensor tensor) {
   check_local_name(name);
   buffers_.push_back({name, tensor});

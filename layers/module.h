@@ -57,6 +57,10 @@ class Module {
   // Registers a trained tensor (sets requires_grad) and returns the handle.
   Tensor register_parameter(const std::string& name, Tensor tensor, ParamRole role);
   Tensor register_buffer(const std::string& name, Tensor tensor);
+  // Removes a parameter registered under `name` (throws if there is none). For layers whose weight
+  // is replaced by another representation (Linear::replace_weight): the tensor then leaves
+  // named_parameters() and state_dict(), and its storage goes once no handle is left.
+  void drop_parameter(const std::string& name);
   template <class M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> module) {
     add_child(name, module);

@@ -195,6 +195,11 @@ void load_model_weights(const SafetensorsFile& file, Module& model, const NamePr
   }
   if (const std::string note = report.optional_missing_note(file.source); !note.empty())
     fmt::print(stderr, "{}\n", note);
+  check_loaded_weights_finite(destination, file.source, checks.allow_non_finite);
+}
+
+void check_loaded_weights_finite(const NamedTensorList& destination, const std::string& source,
+                                 bool allow_non_finite) {
   // NaN or Inf in the weights gives NaN logits (accuracy 0, silently): refuse, or warn when allowed.
   int64_t non_finite = 0, tensors_with = 0;
   std::string first;
@@ -213,11 +218,11 @@ void load_model_weights(const SafetensorsFile& file, Module& model, const NamePr
   if (non_finite == 0) return;
   const std::string summary = fmt::format("{}; {} non-finite value{} in {} tensor{}", first, non_finite,
                                           non_finite == 1 ? "" : "s", tensors_with, tensors_with == 1 ? "" : "s");
-  INQ_CHECK(checks.allow_non_finite,
+  INQ_CHECK(allow_non_finite,
             "Given weights file '{}', expected finite weights (no NaN or Inf), but {}\n(pass --allow-non-finite to "
             "inq eval or inq run to load them anyway)",
-            file.source, summary);
-  fmt::print(stderr, "warning: {}: loading non-finite weights (--allow-non-finite): {}\n", file.source, summary);
+            source, summary);
+  fmt::print(stderr, "warning: {}: loading non-finite weights (--allow-non-finite): {}\n", source, summary);
 }
 
 SafetensorsFile checkpoint_model_tensors(const SafetensorsFile& file) {

@@ -85,6 +85,11 @@ struct WeightChecks {
 void load_model_weights(const SafetensorsFile& file, Module& model, const NamePredicate& optional = {},
                         const WeightChecks& checks = {});
 
+// The NaN / Inf rule of load_model_weights on tensors already loaded from `source`: throws naming the
+// file, the first offending tensor and index and the count, or warns on stderr when allowed.
+void check_loaded_weights_finite(const NamedTensorList& destination, const std::string& source,
+                                 bool allow_non_finite);
+
 // The model records of a checkpoint ("model." prefix removed), as a plain weights file holds them;
 // the optimizer state and metadata are left out.
 SafetensorsFile checkpoint_model_tensors(const SafetensorsFile& file);

@@ -13,6 +13,7 @@
 #include "layers/batchnorm.h"
 #include "layers/loss.h"
 #include "train/checkpoint.h"
+#include "train/inference_model.h"
 #include "train/run_setup.h"
 
 namespace inq {
@@ -75,11 +76,13 @@ int64_t reestimate_batchnorm(Module& model, DataLoader& loader, int64_t epoch, i
 EvalResult evaluate_weights(const TrainConfig& config, const std::string& weights, bool allow_non_finite) {
   ChannelStats stats;
   auto test_set = load_dataset(config.data, /*train=*/false, &stats);
-  auto model = create_model(config.run.arch, inference_options(model_options_for(config.data, *test_set)));
   check_dataset_input_size(config.run.arch, config.data, *test_set);
+  std::shared_ptr<Module> model;
   try {
-    load_model_weights(read_safetensors(weights), *model, optional_weight_names(*model),
-                       {.allow_non_finite = allow_non_finite, .arch = config.run.arch});
+    // A packed model runs from its codes (train/inference_model.h).
+    model = load_inference_model(config.run.arch, inference_options(model_options_for(config.data, *test_set)),
+                                 weights, {.allow_non_finite = allow_non_finite, .arch = config.run.arch})
+                .model;
   } catch (const Error& e) {
     throw with_file_context(e, "--weights", weights);
   }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "train/checkpoint.h"
+#include "train/inference_model.h"
 #include "framework/autograd.h"
 #include "framework/error.h"
 #include "framework/fileio.h"
@@ -52,12 +53,15 @@ void run_model_on_file(const RunOptions& options) {
             "Given --transform-input with --arch '{}', expected --arch googlenet (the only model with it)",
             options.arch);
   check_input_size(options.arch, x.size(2), x.size(3), fmt::format("--input '{}'", options.input));
-  auto model = create_model(options.arch, inference_options({.num_classes = options.num_classes,
-                                                             .in_channels = channels,
-                                                             .transform_input = options.transform_input}));
+  std::shared_ptr<Module> model;
   try {
-    load_model_weights(read_safetensors(options.weights), *model, optional_weight_names(*model),
-                       {.allow_non_finite = options.allow_non_finite, .arch = options.arch});
+    // A packed model runs from its codes (train/inference_model.h).
+    model = load_inference_model(options.arch,
+                                 inference_options({.num_classes = options.num_classes,
+                                                    .in_channels = channels,
+                                                    .transform_input = options.transform_input}),
+                                 options.weights, {.allow_non_finite = options.allow_non_finite, .arch = options.arch})
+                .model;
   } catch (const Error& e) {
     // The model's shape came from the input and the flag; say so, since a channel or class count that
     // does not match the weights shows up only as mismatched tensors here. Other errors (a bad
