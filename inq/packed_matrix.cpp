@@ -329,17 +329,17 @@ PackedMatrix PackedMatrix::from_packed(const std::string& name, const PackedTens
 float PackedMatrix::at(int64_t r, int64_t c) const { return table_[code(r, c)]; }
 
 void PackedMatrix::decode_rows(int64_t r0, int64_t r1, float* out, int64_t ld) const {
-  const int b = codebook_.bits;
+  [[maybe_unused]] const int b = codebook_.bits;  // the vector paths' only (the scalar tail reads the table)
   // Serial below kMinParallelDecode weights: the panels the GEMM paths decode (about 1 MiB) take a
   // fraction of the time of the sgemm that follows, and a parallel region between every two
   // OpenBLAS calls costs more in thread hand-offs than it saves (measured on ResNet-18, 2 threads).
 #pragma omp parallel for schedule(static) if ((r1 - r0) * cols_ >= kMinParallelDecode)
   for (int64_t r = r0; r < r1; ++r) {
     float* dst = out + (r - r0) * ld;
-    const uint8_t* row = codes_.get() + r * row_bytes_;
+    [[maybe_unused]] const uint8_t* row = codes_.get() + r * row_bytes_;
     // Whole blocks that fit in the row of `out` go straight there; the last, partial one through a
     // small buffer.
-    const int64_t whole = cols_ / block_cols_;
+    [[maybe_unused]] const int64_t whole = cols_ / block_cols_;
     int64_t done = 0;
 #if INQ_PACKED_AVX512
     switch (lanes_ ? b : 0) {
