@@ -12,8 +12,10 @@
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VBMI__)
 // GCC 12's own intrinsic headers start masked operations from _mm512_undefined_*() values, which it
 // then reports as "may be used uninitialized" in every function that inlines them: a known false
-// positive (GCC bug 105593), silenced for this file only.
+// positive (GCC bug 105593), silenced for this file only (clang has no such warning group).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 #define INQ_PACKED_AVX512 1
 #else
