@@ -106,8 +106,9 @@ bool is_packed_model(const SafetensorsFile& file) {
 }
 
 PackSummary pack_model(const SafetensorsFile& model, const std::map<std::string, Codebook>& codebooks,
-                       const std::string& arch, const std::string& out) {
+                       const std::string& arch, const std::string& out, const PackOptions& options) {
   const std::string& source = model.source;
+  INQ_CHECK(!options.entropy_coding, "Given '{}', expected no entropy coding: not built yet (issue 14)", source);
   PackSummary summary;
   StoredTensors tensors;
   nlohmann::json described = nlohmann::json::object();

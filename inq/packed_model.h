@@ -35,6 +35,14 @@ struct PackSummary {
   int64_t code_float_bytes = 0;  // the same tensors in float32
   int64_t file_bytes = 0;        // the packed file
   int64_t float_file_bytes = 0;  // the unpacked weights file (every tensor float32 / int64)
+  int64_t sparse_tensors = 0;    // quantized tensors stored sparsely (issue 14: pruned tensors)
+};
+
+// How pack_model stores the quantized tensors. (Issue 14: the sparse encoding and the entropy-coding
+// stage are being built; until then the dense codes are always written and entropy_coding throws.)
+struct PackOptions {
+  bool sparse = true;           // store a tensor sparsely (gaps or bitmap) when that is smaller
+  bool entropy_coding = false;  // entropy-code the codes and gaps
 };
 
 // Packs `model` (a plain weights file: every tensor F32 or I64, named as the model names them) into
@@ -42,7 +50,7 @@ struct PackSummary {
 // its codebook), the rest as they are. The packed bytes are decoded and compared with `model` bit for
 // bit before anything is written. Throws inq::Error naming model.source otherwise.
 PackSummary pack_model(const SafetensorsFile& model, const std::map<std::string, Codebook>& codebooks,
-                       const std::string& arch, const std::string& out);
+                       const std::string& arch, const std::string& out, const PackOptions& options = {});
 
 // What a packed tensor's "quantized" entry says.
 struct PackedLayout {
