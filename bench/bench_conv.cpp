@@ -2,7 +2,12 @@
 // at the ResNet-20 (28x28, 1 channel input, batch 128) and ResNet-50 (224x224, batch 8) layer shapes.
 // Every benchmark reports GFLOP/s (the convolution's multiply-adds x 2, per second of wall time), so
 // "ConvForward/<shape>" over "SgemmForward/<shape>" is the fraction of GEMM speed the lowering keeps.
-//   ConvForward / ConvBackward    conv2d_forward / conv2d_backward (input + weight grads, no bias)
+//   ConvForward / ConvBackward    conv2d_forward / conv2d_backward (input + weight grads, no bias),
+//                                 on the path the dispatcher picks (Winograd for 3x3 stride-1 layers)
+//   ConvBackwardData / ...Weight  conv2d_backward's input gradient alone / weight gradient alone
+//   Im2col{Forward,Backward,BackwardData}/<shape>  the same with im2col + sgemm forced (3x3 only)
+//   Winograd{Forward,BackwardData}/<shape>/m<m>/tb<Tb>  the Winograd kernels with tile m and
+//                                 Tb tiles per block (0: winograd_block_tiles)
 //   SgemmForward / SgemmBackward  the same sequence of sgemm calls on preallocated buffers
 //   ChunkForward/<shape>/<n>      the forward with n images per GEMM: the data behind
 //                                 choose_images_per_gemm (framework/im2col.cpp)
@@ -32,6 +37,7 @@
 #include "framework/tensor.h"
 #include "framework/threading.h"
 #include "layers/conv2d.h"
+#include "layers/conv2d_winograd.h"
 
 namespace {
 
@@ -85,7 +91,16 @@ void report(benchmark::State& state, const Conv2dGeometry& g, double flops) {
   state.counters["imgs_per_gemm"] = static_cast<double>(std::min(g.images_per_gemm, g.N));
 }
 
-void conv_forward(benchmark::State& state, Conv2dGeometry g) {
+// Runs a benchmark under one conv2d algorithm mode (Auto: the dispatcher's choice; Im2col: the
+// im2col + sgemm path forced, the "before" of the Winograd work), restoring the mode after.
+struct AlgorithmScope {
+  explicit AlgorithmScope(inq::Conv2dAlgorithm a) : saved(inq::conv2d_algorithm()) { inq::set_conv2d_algorithm(a); }
+  ~AlgorithmScope() { inq::set_conv2d_algorithm(saved); }
+  inq::Conv2dAlgorithm saved;
+};
+
+void conv_forward(benchmark::State& state, Conv2dGeometry g, inq::Conv2dAlgorithm algo) {
+  AlgorithmScope scope(algo);
   Tensor x = random(g.input_shape(), 1), w = random(g.weight_shape(), 2), b = random({g.K}, 3);
   Tensor y = Tensor::empty(g.output_shape());
   for (auto _ : state) {
@@ -96,15 +111,43 @@ void conv_forward(benchmark::State& state, Conv2dGeometry g) {
   report(state, g, g.forward_flops());
 }
 
-void conv_backward(benchmark::State& state, Conv2dGeometry g) {
+// want_dx / want_dw: the input gradient, the weight gradient or both (each costs forward_flops).
+void conv_backward(benchmark::State& state, Conv2dGeometry g, inq::Conv2dAlgorithm algo, bool want_dx,
+                   bool want_dw) {
+  AlgorithmScope scope(algo);
   Tensor x = random(g.input_shape(), 1), w = random(g.weight_shape(), 2), dy = random(g.output_shape(), 3);
   Tensor dx = Tensor::zeros(g.input_shape()), dw = Tensor::zeros(g.weight_shape());
   for (auto _ : state) {
-    inq::conv2d_backward(dx.data(), dw.data(), nullptr, dy.data(), x.data(), w.data(), g);
+    inq::conv2d_backward(want_dx ? dx.data() : nullptr, want_dw ? dw.data() : nullptr, nullptr, dy.data(),
+                         x.data(), w.data(), g);
     benchmark::DoNotOptimize(dx.data());
     benchmark::ClobberMemory();
   }
-  report(state, g, 2.0 * g.forward_flops());
+  report(state, g, (want_dx + want_dw) * g.forward_flops());
+}
+
+// The Winograd kernels with an explicit tile size and block: the data behind the dispatcher's
+// choice (layers/conv2d.cpp, choose_conv2d_algorithm) and winograd_block_tiles.
+void winograd_forward(benchmark::State& state, Conv2dGeometry g, inq::WinogradConfig config) {
+  Tensor x = random(g.input_shape(), 1), w = random(g.weight_shape(), 2), b = random({g.K}, 3);
+  Tensor y = Tensor::empty(g.output_shape());
+  for (auto _ : state) {
+    inq::winograd_conv2d_forward(y.data(), x.data(), w.data(), b.data(), g, config);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  report(state, g, g.forward_flops());
+}
+
+void winograd_backward_data(benchmark::State& state, Conv2dGeometry g, inq::WinogradConfig config) {
+  Tensor dy = random(g.output_shape(), 1), w = random(g.weight_shape(), 2);
+  Tensor dx = Tensor::empty(g.input_shape());
+  for (auto _ : state) {
+    inq::winograd_conv2d_backward_data(dx.data(), dy.data(), w.data(), g, config, false);
+    benchmark::DoNotOptimize(dx.data());
+    benchmark::ClobberMemory();
+  }
+  report(state, g, g.forward_flops());
 }
 
 // The lowering alone, chunk by chunk as conv2d_forward runs it; GB/s counts col bytes written.
@@ -201,9 +244,36 @@ int main(int argc, char** argv) {
     const Conv2dGeometry g = geometry(s);
     benchmark::AddCustomContext("shape " + s.name, g.str());
     benchmark::AddCustomContext("conv_shape " + s.name, fmt_shape(s));
-    benchmark::RegisterBenchmark(("ConvForward/" + s.name).c_str(), conv_forward, g)->Apply(timing);
+    using A = inq::Conv2dAlgorithm;
+    benchmark::RegisterBenchmark(("ConvForward/" + s.name).c_str(), conv_forward, g, A::Auto)->Apply(timing);
     benchmark::RegisterBenchmark(("SgemmForward/" + s.name).c_str(), sgemm_forward, g)->Apply(timing);
-    benchmark::RegisterBenchmark(("ConvBackward/" + s.name).c_str(), conv_backward, g)->Apply(timing);
+    benchmark::RegisterBenchmark(("ConvBackward/" + s.name).c_str(), conv_backward, g, A::Auto, true, true)
+        ->Apply(timing);
+    benchmark::RegisterBenchmark(("ConvBackwardData/" + s.name).c_str(), conv_backward, g, A::Auto, true, false)
+        ->Apply(timing);
+    benchmark::RegisterBenchmark(("ConvBackwardWeight/" + s.name).c_str(), conv_backward, g, A::Auto, false,
+                                 true)
+        ->Apply(timing);
+    if (inq::winograd_supported(g)) {
+      // The same with im2col + sgemm forced: the path every 3x3 layer took before Winograd.
+      benchmark::RegisterBenchmark(("Im2colForward/" + s.name).c_str(), conv_forward, g, A::Im2col)
+          ->Apply(timing);
+      benchmark::RegisterBenchmark(("Im2colBackward/" + s.name).c_str(), conv_backward, g, A::Im2col, true, true)
+          ->Apply(timing);
+      benchmark::RegisterBenchmark(("Im2colBackwardData/" + s.name).c_str(), conv_backward, g, A::Im2col, true,
+                                   false)
+          ->Apply(timing);
+      for (int m : {2, 4})
+        for (int64_t tb : {0, 64, 128, 256, 512}) {
+          const std::string suffix = s.name + "/m" + std::to_string(m) + "/tb" + std::to_string(tb);
+          const inq::WinogradConfig config{.m = m, .block_tiles = tb};
+          benchmark::RegisterBenchmark(("WinogradForward/" + suffix).c_str(), winograd_forward, g, config)
+              ->Apply(timing);
+          benchmark::RegisterBenchmark(("WinogradBackwardData/" + suffix).c_str(), winograd_backward_data, g,
+                                       config)
+              ->Apply(timing);
+        }
+    }
     benchmark::RegisterBenchmark(("Im2col/" + s.name).c_str(), lowering, g)->Apply(timing);
     benchmark::RegisterBenchmark(("SgemmBackward/" + s.name).c_str(), sgemm_backward, g)->Apply(timing);
   }
@@ -216,11 +286,12 @@ int main(int argc, char** argv) {
     if (g.output_pixels() > 28 * 28) continue;
     for (int64_t n = 1; n <= g.N; n *= 2) {
       g.images_per_gemm = n;
+      // Im2col forced: the chunk size only matters there.
       benchmark::RegisterBenchmark(("ChunkForward/" + s.name + "/" + std::to_string(n)).c_str(), conv_forward,
-                                   g)
+                                   g, inq::Conv2dAlgorithm::Im2col)
           ->Apply(timing);
       benchmark::RegisterBenchmark(("ChunkBackward/" + s.name + "/" + std::to_string(n)).c_str(),
-                                   conv_backward, g)
+                                   conv_backward, g, inq::Conv2dAlgorithm::Im2col, true, true)
           ->Apply(timing);
     }
   }

@@ -1,7 +1,9 @@
 #include "layers/conv2d.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -11,6 +13,7 @@
 #include "framework/error.h"
 #include "framework/gemm.h"
 #include "framework/workspace.h"
+#include "layers/conv2d_winograd.h"
 #include "layers/init.h"
 
 namespace inq {
@@ -30,6 +33,41 @@ void check_conv2d_options(const Conv2dOptions& o) {
   INQ_CHECK(o.padding.h >= 0 && o.padding.w >= 0, "Given {}, expected padding >= 0", desc());
   INQ_CHECK(o.groups > 0 && o.in_channels % o.groups == 0 && o.out_channels % o.groups == 0,
             "Given {}, expected groups >= 1 dividing both in_channels and out_channels", desc());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Algorithm choice.
+
+namespace {
+
+Conv2dAlgorithm algorithm_from_environment() {
+  const char* v = std::getenv("INQ_CONV_ALGO");
+  if (v == nullptr || std::string(v) == "auto" || std::string(v).empty()) return Conv2dAlgorithm::Auto;
+  if (std::string(v) == "im2col") return Conv2dAlgorithm::Im2col;
+  if (std::string(v) == "winograd") return Conv2dAlgorithm::Winograd;
+  throw Error(fmt::format("Given INQ_CONV_ALGO={}, expected auto, im2col or winograd", v));
+}
+
+std::atomic<Conv2dAlgorithm>& algorithm_mode() {
+  static std::atomic<Conv2dAlgorithm> mode{algorithm_from_environment()};
+  return mode;
+}
+
+}  // namespace
+
+void set_conv2d_algorithm(Conv2dAlgorithm algorithm) { algorithm_mode().store(algorithm); }
+Conv2dAlgorithm conv2d_algorithm() { return algorithm_mode().load(); }
+
+// POLICY (placeholder, being measured)
+Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g) {
+  Conv2dPlan plan;
+  const Conv2dAlgorithm mode = conv2d_algorithm();
+  if (mode == Conv2dAlgorithm::Im2col || !winograd_supported(g)) return plan;
+  const bool wide = g.C >= 8 && g.K >= 8;
+  plan.winograd_forward = mode == Conv2dAlgorithm::Winograd || wide;
+  plan.winograd_data = plan.winograd_forward;
+  plan.tile = 4;
+  return plan;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -120,6 +158,10 @@ void forward_chunk(float* y, const float* x, const float* w, const float* b, con
 }  // namespace
 
 void conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g) {
+  if (const Conv2dPlan algo = choose_conv2d_algorithm(g); algo.winograd_forward) {
+    winograd_conv2d_forward(y, x, w, b, g, WinogradConfig{.m = algo.tile});
+    return;
+  }
   if (g.parallel_images) {
     // Whole chunks per thread; sgemm inside a parallel region runs on the calling thread alone
     // (OpenBLAS's OpenMP build checks omp_in_parallel), and so do the nested loops of im2col and
@@ -231,6 +273,12 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
         for (int64_t p = 0; p < P; ++p) s += row[p];
       }
       db[k] = accumulate ? db[k] + static_cast<float>(s) : static_cast<float>(s);
+    }
+  }
+  if (dx) {
+    if (const Conv2dPlan algo = choose_conv2d_algorithm(g); algo.winograd_data) {
+      winograd_conv2d_backward_data(dx, dy, w, g, WinogradConfig{.m = algo.tile}, accumulate);
+      dx = nullptr;  // done; the im2col path below computes dw alone
     }
   }
   if (!dx && !dw) return;

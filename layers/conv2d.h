@@ -34,6 +34,24 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
 void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
                      const Conv2dGeometry& g, bool accumulate = true);
 
+// ---- algorithm choice ----
+// 3x3 stride-1 convolutions may run as Winograd F(4x4, 3x3) (layers/conv2d_winograd.h) instead of
+// im2col + sgemm; choose_conv2d_algorithm (conv2d.cpp) decides per shape. Auto follows it; Im2col
+// and Winograd force a path for every later call (tests, A/B benchmarks; Winograd still falls back
+// to im2col where it does not apply). The environment variable INQ_CONV_ALGO=auto|im2col|winograd
+// sets the initial mode.
+enum class Conv2dAlgorithm { Auto, Im2col, Winograd };
+void set_conv2d_algorithm(Conv2dAlgorithm algorithm);
+Conv2dAlgorithm conv2d_algorithm();
+// What conv2d_forward and conv2d_backward run for g under the current mode. The weight gradient
+// always runs on im2col (see the policy's comment for why).
+struct Conv2dPlan {
+  bool winograd_forward = false;  // forward
+  bool winograd_data = false;     // backward input gradient
+  int tile = 4;                   // Winograd output tile side (WinogradConfig::m)
+};
+Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g);
+
 // Functional convolution with autograd (gradients for x, weight and bias, where they require it).
 // Stride, padding, dilation and groups come from `opts`; kernel size and channel counts come from
 // weight's shape. When opts.in_channels > 0 (a fully specified layer, as Conv2d passes) the

@@ -1,0 +1,341 @@
+#include "layers/conv2d_winograd.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include <omp.h>
+
+#include "framework/error.h"
+#include "framework/gemm.h"
+#include "framework/workspace.h"
+
+namespace inq {
+
+bool winograd_supported(const Conv2dGeometry& g) {
+  return g.R == 3 && g.S == 3 && g.stride == Size2(1) && g.dilation == Size2(1) && g.groups == 1 &&
+         g.padding.h <= 2 && g.padding.w <= 2;
+}
+
+namespace {
+
+// Sixteen floats, one AVX-512 register (GCC's vector extension; without AVX-512 the compiler
+// splits it into narrower registers). The tile transforms run on 16 tiles at once, one per lane.
+typedef float v16 __attribute__((vector_size(64)));
+constexpr int64_t kLanes = 16;
+
+int64_t round_up_lanes(int64_t v) { return (v + kLanes - 1) / kLanes * kLanes; }
+
+// Lavin & Gray's transforms. BT = B^T (a x a) maps an input tile d to B^T d B, G (a x 3) maps a
+// filter g to G g G^T, AT = A^T (m x a) maps a transformed product back to the output tile A^T M A.
+template <int m>
+struct Transform;
+
+// F(2x2, 3x3): interpolation points 0, 1, -1 and infinity.
+template <>
+struct Transform<2> {
+  static constexpr int a = 4;
+  static constexpr float BT[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+  static constexpr float G[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+  static constexpr float AT[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+};
+
+// F(4x4, 3x3): points 0, 1, -1, 2, -2 and infinity.
+template <>
+struct Transform<4> {
+  static constexpr int a = 6;
+  static constexpr float BT[6][6] = {{4, 0, -5, 0, 1, 0},   {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                     {0, -2, -1, 2, 1, 0},  {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+  static constexpr float G[6][3] = {{1.0f / 4, 0, 0},
+                                    {-1.0f / 6, -1.0f / 6, -1.0f / 6},
+                                    {-1.0f / 6, 1.0f / 6, -1.0f / 6},
+                                    {1.0f / 24, 1.0f / 12, 1.0f / 6},
+                                    {1.0f / 24, -1.0f / 12, 1.0f / 6},
+                                    {0, 0, 1}};
+  static constexpr float AT[4][6] = {
+      {1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+};
+
+// out (rows x rows) = L in L^T for in (cols x cols), all entries v16, L a constexpr matrix. Loops
+// are fully unrolled so the zero coefficients drop out at compile time and +-1 become adds.
+template <int rows, int cols, class Coef>
+inline void two_sided(const v16* in, v16* out, Coef L) {
+  v16 tmp[rows][cols];
+#pragma GCC unroll 8
+  for (int r = 0; r < rows; ++r)
+#pragma GCC unroll 8
+    for (int j = 0; j < cols; ++j) {
+      v16 acc = {};
+      bool first = true;  // start from the first term: 0 + x is not folded away (signed zeros)
+#pragma GCC unroll 8
+      for (int i = 0; i < cols; ++i)
+        if (L(r, i) != 0.0f) {
+          const v16 term = L(r, i) * in[i * cols + j];
+          acc = first ? term : acc + term;
+          first = false;
+        }
+      tmp[r][j] = acc;
+    }
+#pragma GCC unroll 8
+  for (int r = 0; r < rows; ++r)
+#pragma GCC unroll 8
+    for (int q = 0; q < rows; ++q) {
+      v16 acc = {};
+      bool first = true;
+#pragma GCC unroll 8
+      for (int j = 0; j < cols; ++j)
+        if (L(q, j) != 0.0f) {
+          const v16 term = L(q, j) * tmp[r][j];
+          acc = first ? term : acc + term;
+          first = false;
+        }
+      out[r * rows + q] = acc;
+    }
+}
+
+// The convolution one call computes: forward (x -> y) or the input gradient (dy -> dx).
+struct Job {
+  int64_t N, Cin, H, W;   // input of this convolution
+  int64_t Kout, OH, OW;   // its output
+  int64_t pad_h, pad_w;
+  bool flip_transpose;    // the weight is read as w'[k][c][r][s] = w[c][k][2-r][2-s] (see weight_chunk)
+};
+
+// U[xi][f] for the filters f = k * Cin + c in [f0, f0 + count), count <= 16, one per lane: G w G^T
+// in float (G's entries 1/4, 1/6, 1/12, 1/24 round to within 2^-24 relative; the products are not
+// the precision-limiting step, the input and output transforms are). U is (a*a, Kout*Cin).
+template <int m>
+void weight_chunk(float* U, const float* w, const Job& j, int64_t f0, int64_t count) {
+  using T = Transform<m>;
+  constexpr int a = T::a;
+  alignas(64) float f[9][kLanes] = {};
+  for (int64_t l = 0; l < count; ++l) {
+    const int64_t k = (f0 + l) / j.Cin, c = (f0 + l) % j.Cin;
+    // Forward: w[k][c][r][s]. Input gradient: w'[k][c][r][s] = w[c][k][2-r][2-s] with w (Cin, Kout, 3, 3).
+    if (j.flip_transpose) {
+      const float* src = w + (c * j.Kout + k) * 9;
+      for (int i = 0; i < 9; ++i) f[i][l] = src[8 - i];
+    } else {
+      const float* src = w + (k * j.Cin + c) * 9;
+      for (int i = 0; i < 9; ++i) f[i][l] = src[i];
+    }
+  }
+  v16 in[9], out[a * a];
+  for (int i = 0; i < 9; ++i) std::memcpy(&in[i], f[i], sizeof(v16));
+  two_sided<a, 3>(in, out, [](int r, int i) { return T::G[r][i]; });
+  const int64_t KC = j.Kout * j.Cin;
+  for (int p = 0; p < a * a; ++p) std::memcpy(U + p * KC + f0, &out[p], static_cast<size_t>(count) * sizeof(float));
+}
+
+// Tile number -> (image, tile row, tile column), stepped along the tiles of a chunk.
+struct TileCursor {
+  int64_t n, ty, tx, rows, cols;  // rows, cols: tiles per image
+  TileCursor(int64_t t, int64_t rows_, int64_t cols_) : rows(rows_), cols(cols_) {
+    n = t / (rows * cols);
+    ty = t % (rows * cols) / cols;
+    tx = t % cols;
+  }
+  void next() {
+    if (++tx < cols) return;
+    tx = 0;
+    if (++ty < rows) return;
+    ty = 0;
+    ++n;
+  }
+};
+
+// V[xi][c][t - t0] for the lanes' tiles [t, t + count) of channel c, count <= 16; lanes past count
+// are zero. ldv: the row stride of V (Tb).
+template <int m>
+void input_chunk(float* V, const float* x, const Job& j, int64_t c, int64_t t, int64_t t0, int64_t count,
+                 int64_t tile_rows, int64_t tile_cols, int64_t ldv) {
+  using T = Transform<m>;
+  constexpr int a = T::a;
+  alignas(64) float d[a * a][kLanes];
+  if (count < kLanes) std::memset(d, 0, sizeof(d));
+  TileCursor cur(t, tile_rows, tile_cols);
+  for (int64_t l = 0; l < count; ++l, cur.next()) {
+    const float* plane = x + (cur.n * j.Cin + c) * j.H * j.W;
+    const int64_t ih0 = cur.ty * m - j.pad_h, iw0 = cur.tx * m - j.pad_w;
+    if (ih0 >= 0 && iw0 >= 0 && ih0 + a <= j.H && iw0 + a <= j.W) {
+      for (int i = 0; i < a; ++i) {
+        const float* row = plane + (ih0 + i) * j.W + iw0;
+        for (int q = 0; q < a; ++q) d[i * a + q][l] = row[q];
+      }
+    } else {
+      for (int i = 0; i < a; ++i) {
+        const int64_t ih = ih0 + i;
+        const bool row_in = ih >= 0 && ih < j.H;
+        for (int q = 0; q < a; ++q) {
+          const int64_t iw = iw0 + q;
+          d[i * a + q][l] = row_in && iw >= 0 && iw < j.W ? plane[ih * j.W + iw] : 0.0f;
+        }
+      }
+    }
+  }
+  v16 in[a * a], out[a * a];
+  for (int p = 0; p < a * a; ++p) std::memcpy(&in[p], d[p], sizeof(v16));
+  two_sided<a, a>(in, out, [](int r, int i) { return T::BT[r][i]; });
+  float* dst = V + c * ldv + (t - t0);
+  const int64_t point_stride = j.Cin * ldv;
+  for (int p = 0; p < a * a; ++p) std::memcpy(dst + p * point_stride, &out[p], sizeof(v16));
+}
+
+// The output tiles [t, t + count) of output channel k from M[xi][k][t - t0]: A^T M A (+ bias),
+// written or added into out, cut at the image's edge.
+template <int m>
+void output_chunk(float* out, const float* M, const float* bias, const Job& j, int64_t k, int64_t t, int64_t t0,
+                  int64_t count, int64_t tile_rows, int64_t tile_cols, int64_t ldm, bool accumulate) {
+  using T = Transform<m>;
+  constexpr int a = T::a;
+  v16 in[a * a], res[m * m];
+  const float* src = M + k * ldm + (t - t0);
+  const int64_t point_stride = j.Kout * ldm;
+  for (int p = 0; p < a * a; ++p) std::memcpy(&in[p], src + p * point_stride, sizeof(v16));
+  two_sided<m, a>(in, res, [](int r, int i) { return T::AT[r][i]; });
+  alignas(64) float o[m * m][kLanes];
+  std::memcpy(o, res, sizeof(o));
+  const float b = bias ? bias[k] : 0.0f;
+  TileCursor cur(t, tile_rows, tile_cols);
+  for (int64_t l = 0; l < count; ++l, cur.next()) {
+    float* plane = out + (cur.n * j.Kout + k) * j.OH * j.OW;
+    const int64_t oh0 = cur.ty * m, ow0 = cur.tx * m;
+    const int64_t nr = std::min<int64_t>(m, j.OH - oh0), nc = std::min<int64_t>(m, j.OW - ow0);
+    for (int64_t i = 0; i < nr; ++i) {
+      float* row = plane + (oh0 + i) * j.OW + ow0;
+      for (int64_t q = 0; q < nc; ++q) {
+        const float v = o[i * m + q][l] + b;
+        row[q] = accumulate ? row[q] + v : v;
+      }
+    }
+  }
+}
+
+template <int m>
+void run(float* out, const float* in, const float* w, const float* bias, const Job& j, int64_t block_tiles,
+         bool accumulate) {
+  constexpr int a = m + 2;
+  constexpr int64_t points = a * a;
+  const int64_t tile_rows = (j.OH + m - 1) / m, tile_cols = (j.OW + m - 1) / m;
+  const int64_t T = j.N * tile_rows * tile_cols;
+  const int64_t Tb = std::min(round_up_lanes(std::max<int64_t>(block_tiles, 1)), round_up_lanes(T));
+  // One workspace request per call, carved: U, then one block's V and M (threads share them).
+  const int64_t u_floats = round_up_to_line(points * j.Kout * j.Cin);
+  const int64_t v_floats = round_up_to_line(points * j.Cin * Tb);
+  const int64_t m_floats = round_up_to_line(points * j.Kout * Tb);
+  float* U = thread_workspace().floats(u_floats + v_floats + m_floats);
+  float* V = U + u_floats;
+  float* M = V + v_floats;
+#pragma omp parallel
+  {
+    const int64_t filters = j.Kout * j.Cin;
+#pragma omp for schedule(static)
+    for (int64_t f0 = 0; f0 < filters; f0 += kLanes)
+      weight_chunk<m>(U, w, j, f0, std::min(kLanes, filters - f0));
+    for (int64_t t0 = 0; t0 < T; t0 += Tb) {
+      const int64_t nb = std::min(Tb, T - t0), chunks = round_up_lanes(nb) / kLanes;
+      // Each omp for ends in a barrier: V is complete before the GEMMs, M before the output.
+#pragma omp for schedule(static)
+      for (int64_t q = 0; q < j.Cin * chunks; ++q) {
+        const int64_t c = q / chunks, t = t0 + q % chunks * kLanes;
+        input_chunk<m>(V, in, j, c, t, t0, std::min(kLanes, t0 + nb - t), tile_rows, tile_cols, Tb);
+      }
+      // Inside the parallel region each sgemm runs on its calling thread alone (threading.h).
+#pragma omp for schedule(static)
+      for (int64_t xi = 0; xi < points; ++xi)
+        sgemm(false, false, j.Kout, chunks * kLanes, j.Cin, 1.0f, U + xi * j.Kout * j.Cin, j.Cin,
+              V + xi * j.Cin * Tb, Tb, 0.0f, M + xi * j.Kout * Tb, Tb);
+#pragma omp for schedule(static)
+      for (int64_t q = 0; q < j.Kout * chunks; ++q) {
+        const int64_t k = q / chunks, t = t0 + q % chunks * kLanes;
+        output_chunk<m>(out, M, bias, j, k, t, t0, std::min(kLanes, t0 + nb - t), tile_rows, tile_cols, Tb,
+                        accumulate);
+      }
+    }
+  }
+}
+
+void dispatch(float* out, const float* in, const float* w, const float* bias, const Job& j,
+              const WinogradConfig& config, int64_t block_tiles, bool accumulate) {
+  INQ_CHECK(config.m == 2 || config.m == 4, "Given a Winograd tile of {}x{}, expected 2 or 4", config.m, config.m);
+  if (config.m == 2) {
+    run<2>(out, in, w, bias, j, block_tiles, accumulate);
+  } else {
+    run<4>(out, in, w, bias, j, block_tiles, accumulate);
+  }
+}
+
+}  // namespace
+
+int64_t winograd_block_tiles(const Conv2dGeometry& g, int m) {
+  const int64_t a = m + 2;
+  // About 4 MiB for V and M together (1 Mi floats); at least 64 tiles so that each GEMM is wide
+  // enough for OpenBLAS's packing to pay off.
+  constexpr int64_t kBudgetFloats = int64_t(1) << 20;
+  const int64_t per_tile = a * a * (g.C + g.K);
+  return std::max<int64_t>(64, kBudgetFloats / per_tile / kLanes * kLanes);
+}
+
+void winograd_conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g,
+                             const WinogradConfig& config, bool accumulate) {
+  INQ_CHECK(winograd_supported(g), "Given the convolution {}, expected 3x3, stride 1, dilation 1, groups 1 and "
+            "padding <= 2 for Winograd", g.str());
+  const Job j{g.N, g.C, g.H, g.W, g.K, g.OH, g.OW, g.padding.h, g.padding.w, false};
+  const int64_t tb = config.block_tiles > 0 ? config.block_tiles : winograd_block_tiles(g, config.m);
+  dispatch(y, x, w, b, j, config, tb, accumulate);
+}
+
+void winograd_conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv2dGeometry& g,
+                                   const WinogradConfig& config, bool accumulate) {
+  INQ_CHECK(winograd_supported(g), "Given the convolution {}, expected 3x3, stride 1, dilation 1, groups 1 and "
+            "padding <= 2 for Winograd", g.str());
+  // dx = conv(dy, w') with padding 2 - pad: output size OH + 2*(2 - pad) - 2 = H.
+  const Job j{g.N, g.K, g.OH, g.OW, g.C, g.H, g.W, 2 - g.padding.h, 2 - g.padding.w, true};
+  const int64_t tb = config.block_tiles > 0 ? config.block_tiles : winograd_block_tiles(g, config.m);
+  dispatch(dx, dy, w, nullptr, j, config, tb, accumulate);
+}
+
+// ---- naive references ----
+
+void conv2d_forward_naive(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g) {
+  INQ_CHECK(g.groups == 1, "Given {}, expected groups 1 for the naive reference", g.str());
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t k = 0; k < g.K; ++k)
+      for (int64_t oh = 0; oh < g.OH; ++oh)
+        for (int64_t ow = 0; ow < g.OW; ++ow) {
+          double s = b ? b[k] : 0.0;
+          for (int64_t c = 0; c < g.C; ++c)
+            for (int64_t r = 0; r < g.R; ++r)
+              for (int64_t q = 0; q < g.S; ++q) {
+                const int64_t ih = oh * g.stride.h - g.padding.h + r * g.dilation.h;
+                const int64_t iw = ow * g.stride.w - g.padding.w + q * g.dilation.w;
+                if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+                s += static_cast<double>(x[((n * g.C + c) * g.H + ih) * g.W + iw]) *
+                     w[((k * g.C + c) * g.R + r) * g.S + q];
+              }
+          y[((n * g.K + k) * g.OH + oh) * g.OW + ow] = static_cast<float>(s);
+        }
+}
+
+void conv2d_backward_data_naive(float* dx, const float* dy, const float* w, const Conv2dGeometry& g) {
+  INQ_CHECK(g.groups == 1, "Given {}, expected groups 1 for the naive reference", g.str());
+  std::vector<double> acc(static_cast<size_t>(g.N * g.C * g.H * g.W), 0.0);
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t k = 0; k < g.K; ++k)
+      for (int64_t oh = 0; oh < g.OH; ++oh)
+        for (int64_t ow = 0; ow < g.OW; ++ow) {
+          const double d = dy[((n * g.K + k) * g.OH + oh) * g.OW + ow];
+          for (int64_t c = 0; c < g.C; ++c)
+            for (int64_t r = 0; r < g.R; ++r)
+              for (int64_t q = 0; q < g.S; ++q) {
+                const int64_t ih = oh * g.stride.h - g.padding.h + r * g.dilation.h;
+                const int64_t iw = ow * g.stride.w - g.padding.w + q * g.dilation.w;
+                if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
+                acc[static_cast<size_t>(((n * g.C + c) * g.H + ih) * g.W + iw)] +=
+                    d * w[((k * g.C + c) * g.R + r) * g.S + q];
+              }
+        }
+  for (size_t i = 0; i < acc.size(); ++i) dx[i] = static_cast<float>(acc[i]);
+}
+
+}  // namespace inq

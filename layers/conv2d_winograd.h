@@ -1,0 +1,51 @@
+#pragma once
+// Winograd minimal filtering for 3x3, stride-1 convolutions: F(m x m, 3 x 3) computes an m x m
+// output tile from an a x a input tile (a = m + 2) with a*a multiplies per (input channel, output
+// channel) instead of 9*m*m (Lavin & Gray 2015, "Fast Algorithms for Convolutional Neural
+// Networks", arXiv:1509.09308, section 4; the transform matrices B, G, A are theirs, with the
+// interpolation points 0, +-1, +-2 for m = 4). Legend:
+//   x  (N, C, H, W)      input           w (K, C, 3, 3) weights       b (K) bias or null
+//   y  (N, K, OH, OW)    output, OH = H + 2*pad_h - 2, OW = W + 2*pad_w - 2
+//   tile t = (n, ty, tx) the output pixels [m*ty, m*ty + m) x [m*tx, m*tx + m) of image n, read
+//                        from the input rows/columns starting m*ty - pad_h / m*tx - pad_w; tiles
+//                        of every image are numbered one after another (T = N * ceil(OH/m) *
+//                        ceil(OW/m)) and processed in blocks of Tb, so the GEMMs span images
+//   U  (a*a, K, C)       transformed weights, U[xi] = (G w G^T)[xi] for transform point xi
+//   V  (a*a, C, Tb)      transformed input tiles of one block, V[xi] = (B^T d B)[xi]
+//   M  (a*a, K, Tb)      M[xi] = U[xi] * V[xi]: one (K x C) * (C x Tb) sgemm per transform point
+//   y tile               A^T M A (+ b), cut to the image where the last tile overhangs it
+// Every output value is computed by the same operations in the same order whatever the thread
+// count (the threads split channels, points and output channels, never a sum), so results are
+// bit-identical across runs and thread counts.
+// The input gradient of a 3x3 stride-1 convolution is itself one: dx = conv(dy, w') with
+// w'[c][k][r][s] = w[k][c][2-r][2-s] and padding 2 - pad, so the same kernel computes it.
+#include "framework/im2col.h"
+
+namespace inq {
+
+// 3x3 kernel, stride 1, dilation 1, groups 1, padding at most 2 in each direction (the input
+// gradient's padding 2 - pad must not be negative).
+bool winograd_supported(const Conv2dGeometry& g);
+
+struct WinogradConfig {
+  int m = 4;                // output tile side: 2 (F(2x2,3x3)) or 4 (F(4x4,3x3))
+  int64_t block_tiles = 0;  // Tb; 0 picks it from the cache budget (winograd_block_tiles)
+};
+
+// The tiles per block when config.block_tiles is 0: V and M of one block take about 4 MiB.
+int64_t winograd_block_tiles(const Conv2dGeometry& g, int m);
+
+// y = conv(x, w) + b (b may be null) for a winograd_supported geometry. accumulate: adds into y.
+void winograd_conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g,
+                             const WinogradConfig& config, bool accumulate = false);
+// The input gradient dx (N, C, H, W) of the forward above from dy (N, K, OH, OW); added into dx
+// when accumulate, else written over it.
+void winograd_conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv2dGeometry& g,
+                                   const WinogradConfig& config, bool accumulate);
+
+// Naive references for the two kernels above (direct convolution accumulated in double, then
+// rounded to float once), for tests: any geometry with groups 1.
+void conv2d_forward_naive(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g);
+void conv2d_backward_data_naive(float* dx, const float* dy, const float* w, const Conv2dGeometry& g);
+
+}  // namespace inq

@@ -1,0 +1,246 @@
+// Winograd F(2x2,3x3) / F(4x4,3x3) (layers/conv2d_winograd.h) against the naive direct convolution
+// in double on odd shapes, the input gradient through the same kernel, the dispatcher in
+// conv2d.cpp, determinism, thread counts and the gradient checker through the Conv2d layer.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "framework/error.h"
+#include "framework/random.h"
+#include "framework/threading.h"
+#include "gradcheck.h"
+#include "layers/conv2d.h"
+#include "layers/conv2d_winograd.h"
+
+using namespace inq;
+using inq::test::random_tensor;
+
+namespace {
+
+// Restores the algorithm mode and the thread count when a test leaves.
+struct ModeGuard {
+  ModeGuard() : mode(conv2d_algorithm()), threads(get_num_threads()) {}
+  ~ModeGuard() {
+    set_conv2d_algorithm(mode);
+    set_num_threads(threads);
+  }
+  Conv2dAlgorithm mode;
+  int threads;
+};
+
+struct WCase {
+  std::string name;
+  Shape x, w;
+  Size2 padding;
+};
+
+// Batch 1 and 3, channel counts that are not multiples of 16 (or of anything), odd and non-square
+// images, images smaller than one tile, padding 0, 1, 2 and asymmetric.
+std::vector<WCase> cases() {
+  return {
+      {"b1_c3_k5_7x5_pad1", {1, 3, 7, 5}, {5, 3, 3, 3}, 1},
+      {"b3_c17_k19_9x13_pad1", {3, 17, 9, 13}, {19, 17, 3, 3}, 1},
+      {"b3_c5_k7_11x6_pad0", {3, 5, 11, 6}, {7, 5, 3, 3}, 0},
+      {"b2_c4_k3_3x3_pad0_single_output", {2, 4, 3, 3}, {3, 4, 3, 3}, 0},
+      {"b3_c2_k4_2x3_pad1_smaller_than_a_tile", {3, 2, 2, 3}, {4, 2, 3, 3}, 1},
+      {"b1_c6_k2_1x1_pad1", {1, 6, 1, 1}, {2, 6, 3, 3}, 1},
+      {"b2_c9_k11_8x8_pad2", {2, 9, 8, 8}, {11, 9, 3, 3}, 2},
+      {"b3_c33_k18_10x7_pad_1x0", {3, 33, 10, 7}, {18, 33, 3, 3}, {1, 0}},
+      {"b1_c1_k1_5x9_pad1", {1, 1, 5, 9}, {1, 1, 3, 3}, 1},
+  };
+}
+
+// Error bound. Each output is a sum of 9*C products; the naive reference sums them in double. The
+// float kernel's error is a few float roundings of the largest intermediate values, which the
+// transforms scale up by at most the norms of B, G, A (for F(4x4): the 5s and 8s in B and A, the
+// filter transform's ~1/4 gains): so we bound it relative to S = sum |x| * |w| over the output's
+// taps (the same convolution of |x| and |w|), not to |y|, which cancels. Measured worst |err| / S
+// on these shapes (printed by the forward test): F(2x2) 1.4e-7 typically, 1.0e-6 on the padding-2
+// case's corner outputs (few taps, small S); F(4x4) 0.9e-6 to 1.5e-6. Tolerances 5e-6 and 1e-5
+// leave a 5-7x margin yet fail on any wrong transform entry or misplaced tile (errors of order S).
+double tolerance(int m) { return m == 2 ? 5e-6 : 1e-5; }
+
+struct Check {
+  double worst = 0.0;  // max |got - want| / scale
+  int bad = 0;
+};
+
+Check compare(const std::vector<float>& got, const std::vector<float>& want, const std::vector<float>& scale,
+              double tol, const std::string& what) {
+  Check c;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double s = std::max(1e-3, static_cast<double>(scale[i]));
+    const double e = std::fabs(static_cast<double>(got[i]) - want[i]) / s;
+    c.worst = std::max(c.worst, e);
+    if (!(e <= tol) && ++c.bad <= 5)
+      ADD_FAILURE() << what << " at flat index " << i << ": got " << got[i] << ", want " << want[i]
+                    << ", scale " << s;
+  }
+  EXPECT_EQ(c.bad, 0) << what;
+  return c;
+}
+
+std::vector<float> abs_of(const Tensor& t) {
+  std::vector<float> v = t.to_vector();
+  for (float& e : v) e = std::fabs(e);
+  return v;
+}
+
+}  // namespace
+
+TEST(WinogradKernels, ForwardMatchesNaiveOnOddShapes) {
+  ModeGuard guard;
+  set_num_threads(2);
+  Generator gen(21);
+  for (const WCase& c : cases()) {
+    const Conv2dGeometry g = Conv2dGeometry::make(c.x, c.w, 1, c.padding);
+    ASSERT_TRUE(winograd_supported(g)) << c.name;
+    Tensor x = random_tensor(c.x, gen), w = random_tensor(c.w, gen), b = random_tensor({c.w[0]}, gen);
+    std::vector<float> want(shape_numel(g.output_shape())), scale(want.size());
+    conv2d_forward_naive(want.data(), x.data(), w.data(), b.data(), g);
+    const std::vector<float> ax = abs_of(x), aw = abs_of(w);
+    conv2d_forward_naive(scale.data(), ax.data(), aw.data(), nullptr, g);
+    for (int m : {2, 4})
+      for (int64_t tb : {int64_t(16), int64_t(0)}) {  // several blocks with a partial last one; auto
+        std::vector<float> y(want.size(), std::nanf(""));
+        winograd_conv2d_forward(y.data(), x.data(), w.data(), b.data(), g, {.m = m, .block_tiles = tb});
+        const Check r = compare(y, want, scale, tolerance(m), c.name + " m=" + std::to_string(m));
+        std::cout << c.name << " m=" << m << " tb=" << tb << ": worst |err|/S " << r.worst << "\n";
+      }
+  }
+}
+
+TEST(WinogradKernels, BackwardDataMatchesNaiveAndAccumulates) {
+  ModeGuard guard;
+  set_num_threads(2);
+  Generator gen(22);
+  for (const WCase& c : cases()) {
+    const Conv2dGeometry g = Conv2dGeometry::make(c.x, c.w, 1, c.padding);
+    Tensor dy = random_tensor(g.output_shape(), gen), w = random_tensor(c.w, gen);
+    std::vector<float> want(shape_numel(g.input_shape())), scale(want.size());
+    conv2d_backward_data_naive(want.data(), dy.data(), w.data(), g);
+    const std::vector<float> ady = abs_of(dy), aw = abs_of(w);
+    conv2d_backward_data_naive(scale.data(), ady.data(), aw.data(), g);
+    for (int m : {2, 4}) {
+      std::vector<float> dx(want.size(), std::nanf(""));
+      winograd_conv2d_backward_data(dx.data(), dy.data(), w.data(), g, {.m = m, .block_tiles = 16}, false);
+      compare(dx, want, scale, tolerance(m), c.name + " dx m=" + std::to_string(m));
+      // Accumulating adds onto what is there: start from 1 and compare dx - 1.
+      std::vector<float> acc(want.size(), 1.0f);
+      winograd_conv2d_backward_data(acc.data(), dy.data(), w.data(), g, {.m = m}, true);
+      for (float& v : acc) v -= 1.0f;
+      // One more rounding (of v + 1) per entry: up to 2^-24 * (1 + |v|) more.
+      std::vector<float> scale1(scale);
+      for (float& s : scale1) s += 1.0f;
+      compare(acc, want, scale1, tolerance(m), c.name + " dx accumulate m=" + std::to_string(m));
+    }
+  }
+}
+
+TEST(WinogradKernels, RejectsGeometriesItDoesNotCover) {
+  EXPECT_FALSE(winograd_supported(Conv2dGeometry::make({1, 4, 8, 8}, {4, 4, 3, 3}, 2, 1)));  // stride
+  EXPECT_FALSE(winograd_supported(Conv2dGeometry::make({1, 4, 8, 8}, {4, 4, 3, 3}, 1, 2, 2)));  // dilation
+  EXPECT_FALSE(winograd_supported(Conv2dGeometry::make({1, 4, 8, 8}, {4, 2, 3, 3}, 1, 1, 1, 2)));  // groups
+  EXPECT_FALSE(winograd_supported(Conv2dGeometry::make({1, 4, 8, 8}, {4, 4, 1, 1})));  // 1x1
+  EXPECT_FALSE(winograd_supported(Conv2dGeometry::make({1, 4, 8, 8}, {4, 4, 3, 5}, 1, 1)));  // non-square
+  EXPECT_FALSE(winograd_supported(Conv2dGeometry::make({1, 4, 8, 8}, {4, 4, 3, 3}, 1, 3)));  // pad 3
+  const Conv2dGeometry g = Conv2dGeometry::make({1, 4, 8, 8}, {4, 4, 3, 3}, 2, 1);
+  std::vector<float> buf(1024);
+  EXPECT_THROW(winograd_conv2d_forward(buf.data(), buf.data(), buf.data(), nullptr, g, {}), Error);
+}
+
+TEST(WinogradDispatch, ChoosesWinogradForWideLayersAndIm2colElsewhere) {
+  ModeGuard guard;
+  set_conv2d_algorithm(Conv2dAlgorithm::Auto);
+  const auto plan = [](const Shape& x, const Shape& w, Size2 stride, Size2 pad) {
+    return choose_conv2d_algorithm(Conv2dGeometry::make(x, w, stride, pad));
+  };
+  // ResNet-50's and ResNet-20's 3x3 stride-1 layers: Winograd.
+  EXPECT_TRUE(plan({8, 64, 56, 56}, {64, 64, 3, 3}, 1, 1).winograd_forward);
+  EXPECT_TRUE(plan({8, 512, 7, 7}, {512, 512, 3, 3}, 1, 1).winograd_data);
+  EXPECT_TRUE(plan({128, 16, 28, 28}, {16, 16, 3, 3}, 1, 1).winograd_forward);
+  // The 1 -> 16 stem, stride 2, 1x1: im2col.
+  EXPECT_FALSE(plan({128, 1, 28, 28}, {16, 1, 3, 3}, 1, 1).winograd_forward);
+  EXPECT_FALSE(plan({8, 64, 56, 56}, {64, 64, 3, 3}, 2, 1).winograd_forward);
+  EXPECT_FALSE(plan({8, 64, 56, 56}, {256, 64, 1, 1}, 1, 0).winograd_forward);
+  // Forcing.
+  set_conv2d_algorithm(Conv2dAlgorithm::Im2col);
+  EXPECT_FALSE(plan({8, 64, 56, 56}, {64, 64, 3, 3}, 1, 1).winograd_forward);
+  EXPECT_FALSE(plan({8, 64, 56, 56}, {64, 64, 3, 3}, 1, 1).winograd_data);
+  set_conv2d_algorithm(Conv2dAlgorithm::Winograd);
+  EXPECT_TRUE(plan({128, 1, 28, 28}, {16, 1, 3, 3}, 1, 1).winograd_forward);
+  EXPECT_FALSE(plan({8, 64, 56, 56}, {64, 64, 3, 3}, 2, 1).winograd_forward);  // not applicable
+}
+
+TEST(WinogradDispatch, Conv2dKernelsRunThePathTheDispatcherChose) {
+  // conv2d_forward / conv2d_backward under Auto give exactly the Winograd kernel's bits on a
+  // Winograd shape, and exactly the im2col path's bits (forced) where it chose im2col; the two
+  // paths' results differ in the last bits, so this tells which one ran.
+  ModeGuard guard;
+  set_num_threads(2);
+  Generator gen(23);
+  const Conv2dGeometry g = Conv2dGeometry::make({3, 24, 12, 10}, {20, 24, 3, 3}, 1, 1);
+  Tensor x = random_tensor(g.input_shape(), gen), w = random_tensor(g.weight_shape(), gen);
+  Tensor b = random_tensor({g.K}, gen), dy = random_tensor(g.output_shape(), gen);
+  const Conv2dPlan plan = (set_conv2d_algorithm(Conv2dAlgorithm::Auto), choose_conv2d_algorithm(g));
+  ASSERT_TRUE(plan.winograd_forward && plan.winograd_data);
+  const size_t ny = static_cast<size_t>(shape_numel(g.output_shape()));
+  const size_t nx = static_cast<size_t>(shape_numel(g.input_shape()));
+  std::vector<float> y_auto(ny), y_wino(ny), y_im2col(ny), dx_auto(nx), dx_wino(nx), dx_im2col(nx);
+  conv2d_forward(y_auto.data(), x.data(), w.data(), b.data(), g);
+  conv2d_backward(dx_auto.data(), nullptr, nullptr, dy.data(), nullptr, w.data(), g, false);
+  winograd_conv2d_forward(y_wino.data(), x.data(), w.data(), b.data(), g, {.m = plan.tile});
+  winograd_conv2d_backward_data(dx_wino.data(), dy.data(), w.data(), g, {.m = plan.tile}, false);
+  set_conv2d_algorithm(Conv2dAlgorithm::Im2col);
+  conv2d_forward(y_im2col.data(), x.data(), w.data(), b.data(), g);
+  conv2d_backward(dx_im2col.data(), nullptr, nullptr, dy.data(), nullptr, w.data(), g, false);
+  EXPECT_EQ(y_auto, y_wino);
+  EXPECT_EQ(dx_auto, dx_wino);
+  EXPECT_NE(y_auto, y_im2col);
+  EXPECT_NE(dx_auto, dx_im2col);
+}
+
+TEST(WinogradKernels, DeterministicAndIndependentOfTheThreadCount) {
+  // The threads split channels, transform points and output channels, never a sum, so every
+  // value is computed the same way: bit-identical across runs and between 1 and 2 threads.
+  ModeGuard guard;
+  Generator gen(24);
+  const Conv2dGeometry g = Conv2dGeometry::make({5, 40, 15, 14}, {36, 40, 3, 3}, 1, 1);
+  Tensor x = random_tensor(g.input_shape(), gen), w = random_tensor(g.weight_shape(), gen);
+  Tensor b = random_tensor({g.K}, gen), dy = random_tensor(g.output_shape(), gen);
+  std::vector<std::vector<float>> ys, dxs;
+  for (int threads : {2, 2, 1}) {
+    set_num_threads(threads);
+    std::vector<float> y(shape_numel(g.output_shape())), dx(shape_numel(g.input_shape()));
+    winograd_conv2d_forward(y.data(), x.data(), w.data(), b.data(), g, {.m = 4, .block_tiles = 48});
+    winograd_conv2d_backward_data(dx.data(), dy.data(), w.data(), g, {.m = 4, .block_tiles = 48}, false);
+    ys.push_back(y);
+    dxs.push_back(dx);
+  }
+  EXPECT_EQ(ys[0], ys[1]);
+  EXPECT_EQ(dxs[0], dxs[1]);
+  EXPECT_EQ(ys[0], ys[2]);
+  EXPECT_EQ(dxs[0], dxs[2]);
+}
+
+TEST(WinogradModule, GradientCheckThroughConv2dOnWinogradShapes) {
+  ModeGuard guard;
+  set_conv2d_algorithm(Conv2dAlgorithm::Winograd);
+  seed_all(31);
+  Generator gen(32);
+  const std::vector<std::pair<Conv2dOptions, Shape>> configs = {
+      {{.in_channels = 3, .out_channels = 5, .kernel_size = 3, .padding = 1}, {2, 3, 6, 5}},
+      {{.in_channels = 2, .out_channels = 3, .kernel_size = 3, .padding = 0, .bias = false}, {3, 2, 7, 4}},
+  };
+  for (const auto& [opt, shape] : configs) {
+    Conv2d conv(opt);
+    ASSERT_TRUE(choose_conv2d_algorithm(Conv2dGeometry::make(shape, conv.weight.shape(), 1, opt.padding))
+                    .winograd_forward);
+    Tensor x = random_tensor(shape, gen);
+    EXPECT_GT(test::check_module_gradients(conv, x), 0);
+  }
+}
