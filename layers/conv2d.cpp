@@ -58,15 +58,33 @@ std::atomic<Conv2dAlgorithm>& algorithm_mode() {
 void set_conv2d_algorithm(Conv2dAlgorithm algorithm) { algorithm_mode().store(algorithm); }
 Conv2dAlgorithm conv2d_algorithm() { return algorithm_mode().load(); }
 
-// POLICY (placeholder, being measured)
+// The one place that decides Winograd against im2col. Winograd F(4x4, 3x3) for every 3x3,
+// stride-1, dilation-1, ungrouped layer with at least 16 input and 16 output channels whose
+// Winograd GEMMs do at most half the direct method's multiplies (8 * tiles <= N * OH * OW, with
+// the tiles rounded up to the kernel's 16-lane width); im2col + sgemm for everything else.
+// Measured with bench_conv (2 threads, busy machine, process CPU time, 2026-11-30; GFLOP/s of
+// the direct method's FLOPs, im2col forward -> Winograd F(4x4) forward at 128 tiles per block;
+// sgemm peak 88):
+//   r20 stem 1->16c 28x28  16 -> 9      (C = 1: the transforms cost more than the GEMMs save)
+//   r20 16c 28x28          46 -> 52     r20 32c 14x14   52 -> 78     r20 64c 7x7     57 -> 92
+//   r50 64c 56x56          51 -> 117    r50 128c 28x28  49 -> 162    r50 256c 14x14  59 -> 137
+//   r50 512c 7x7           61 -> 98
+// F(2x2, 3x3) was slower on every shape but r50 128c before the filter transform was vectorized
+// and is kept for tests and as the more accurate fallback (error ~8x smaller, see
+// tests/test_conv2d_winograd.cpp). The multiply-count condition keeps batch-1 inference on 7x7
+// layers (4 tiles padded to 16 lanes: 36 * 16 products per filter against 9 * 49) on im2col. The
+// input gradient is the same convolution on dy and takes the same path. The weight gradient
+// stays on im2col: no Winograd kernel for it yet.
 Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g) {
   Conv2dPlan plan;
   const Conv2dAlgorithm mode = conv2d_algorithm();
   if (mode == Conv2dAlgorithm::Im2col || !winograd_supported(g)) return plan;
-  const bool wide = g.C >= 8 && g.K >= 8;
-  plan.winograd_forward = mode == Conv2dAlgorithm::Winograd || wide;
-  plan.winograd_data = plan.winograd_forward;
-  plan.tile = 4;
+  constexpr int64_t kTile = 4;
+  const int64_t tiles = g.N * ((g.OH + kTile - 1) / kTile) * ((g.OW + kTile - 1) / kTile);
+  const bool saves_multiplies = 8 * ((tiles + 15) / 16 * 16) <= g.N * g.OH * g.OW;
+  const bool wins = g.C >= 16 && g.K >= 16 && saves_multiplies;
+  plan.winograd_forward = plan.winograd_data = mode == Conv2dAlgorithm::Winograd || wins;
+  plan.tile = kTile;
   return plan;
 }
 

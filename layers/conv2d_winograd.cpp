@@ -211,6 +211,13 @@ void output_chunk(float* out, const float* M, const float* bias, const Job& j, i
   }
 }
 
+// Two ways to share the work between threads, both computing every value the same way:
+//  - shared blocks: all threads work on one block at a time, splitting its input transform by
+//    (channel, 16 tiles), its GEMMs by transform point and its output transform by (output channel,
+//    16 tiles), with a barrier after each phase. Any number of blocks keeps every thread busy.
+//  - private blocks: each thread runs whole blocks on its own V and M (a static share of them),
+//    no barriers; taken when there are at least two blocks per thread, as on ResNet-20's layers,
+//    where the barriers cost as much as the small GEMMs.
 template <int m>
 void run(float* out, const float* in, const float* w, const float* bias, const Job& j, int64_t block_tiles,
          bool accumulate) {
@@ -219,37 +226,61 @@ void run(float* out, const float* in, const float* w, const float* bias, const J
   const int64_t tile_rows = (j.OH + m - 1) / m, tile_cols = (j.OW + m - 1) / m;
   const int64_t T = j.N * tile_rows * tile_cols;
   const int64_t Tb = std::min(round_up_lanes(std::max<int64_t>(block_tiles, 1)), round_up_lanes(T));
-  // One workspace request per call, carved: U, then one block's V and M (threads share them).
+  const int64_t blocks = (T + Tb - 1) / Tb;
+  const int threads = omp_get_max_threads();
+  const bool private_blocks = threads > 1 && blocks >= 2 * threads;
+  // One workspace request per call, carved: U, then V and M for one block (shared) or per thread.
   const int64_t u_floats = round_up_to_line(points * j.Kout * j.Cin);
   const int64_t v_floats = round_up_to_line(points * j.Cin * Tb);
   const int64_t m_floats = round_up_to_line(points * j.Kout * Tb);
-  float* U = thread_workspace().floats(u_floats + v_floats + m_floats);
-  float* V = U + u_floats;
-  float* M = V + v_floats;
+  const int64_t copies = private_blocks ? threads : 1;
+  float* U = thread_workspace().floats(u_floats + copies * (v_floats + m_floats));
+  // The three phases of block [t0, t0 + nb), one work item at a time.
+  const auto chunks_of = [](int64_t nb) { return round_up_lanes(nb) / kLanes; };
+  const auto input_item = [&](float* V, int64_t t0, int64_t nb, int64_t q) {
+    const int64_t chunks = chunks_of(nb), c = q / chunks, t = t0 + q % chunks * kLanes;
+    input_chunk<m>(V, in, j, c, t, t0, std::min(kLanes, t0 + nb - t), tile_rows, tile_cols, Tb);
+  };
+  const auto gemm_item = [&](const float* V, float* M, int64_t nb, int64_t xi) {
+    // Lanes past nb are zero in V; computing them keeps the GEMM width a multiple of 16.
+    sgemm(false, false, j.Kout, chunks_of(nb) * kLanes, j.Cin, 1.0f, U + xi * j.Kout * j.Cin, j.Cin,
+          V + xi * j.Cin * Tb, Tb, 0.0f, M + xi * j.Kout * Tb, Tb);
+  };
+  const auto output_item = [&](const float* M, int64_t t0, int64_t nb, int64_t q) {
+    const int64_t chunks = chunks_of(nb), k = q / chunks, t = t0 + q % chunks * kLanes;
+    output_chunk<m>(out, M, bias, j, k, t, t0, std::min(kLanes, t0 + nb - t), tile_rows, tile_cols, Tb,
+                    accumulate);
+  };
 #pragma omp parallel
   {
     const int64_t filters = j.Kout * j.Cin;
 #pragma omp for schedule(static)
     for (int64_t f0 = 0; f0 < filters; f0 += kLanes)
       weight_chunk<m>(U, w, j, f0, std::min(kLanes, filters - f0));
-    for (int64_t t0 = 0; t0 < T; t0 += Tb) {
-      const int64_t nb = std::min(Tb, T - t0), chunks = round_up_lanes(nb) / kLanes;
-      // Each omp for ends in a barrier: V is complete before the GEMMs, M before the output.
+    // (the barrier ending the loop above: U is complete before any GEMM)
+    if (private_blocks) {
+      float* V = U + u_floats + omp_get_thread_num() * (v_floats + m_floats);
+      float* M = V + v_floats;
 #pragma omp for schedule(static)
-      for (int64_t q = 0; q < j.Cin * chunks; ++q) {
-        const int64_t c = q / chunks, t = t0 + q % chunks * kLanes;
-        input_chunk<m>(V, in, j, c, t, t0, std::min(kLanes, t0 + nb - t), tile_rows, tile_cols, Tb);
+      for (int64_t blk = 0; blk < blocks; ++blk) {
+        const int64_t t0 = blk * Tb, nb = std::min(Tb, T - t0);
+        for (int64_t q = 0; q < j.Cin * chunks_of(nb); ++q) input_item(V, t0, nb, q);
+        for (int64_t xi = 0; xi < points; ++xi) gemm_item(V, M, nb, xi);
+        for (int64_t q = 0; q < j.Kout * chunks_of(nb); ++q) output_item(M, t0, nb, q);
       }
-      // Inside the parallel region each sgemm runs on its calling thread alone (threading.h).
+    } else {
+      float* V = U + u_floats;
+      float* M = V + v_floats;
+      for (int64_t t0 = 0; t0 < T; t0 += Tb) {
+        const int64_t nb = std::min(Tb, T - t0);
+        // Each omp for ends in a barrier: V is complete before the GEMMs, M before the output.
 #pragma omp for schedule(static)
-      for (int64_t xi = 0; xi < points; ++xi)
-        sgemm(false, false, j.Kout, chunks * kLanes, j.Cin, 1.0f, U + xi * j.Kout * j.Cin, j.Cin,
-              V + xi * j.Cin * Tb, Tb, 0.0f, M + xi * j.Kout * Tb, Tb);
+        for (int64_t q = 0; q < j.Cin * chunks_of(nb); ++q) input_item(V, t0, nb, q);
+        // Inside the parallel region each sgemm runs on its calling thread alone (threading.h).
 #pragma omp for schedule(static)
-      for (int64_t q = 0; q < j.Kout * chunks; ++q) {
-        const int64_t k = q / chunks, t = t0 + q % chunks * kLanes;
-        output_chunk<m>(out, M, bias, j, k, t, t0, std::min(kLanes, t0 + nb - t), tile_rows, tile_cols, Tb,
-                        accumulate);
+        for (int64_t xi = 0; xi < points; ++xi) gemm_item(V, M, nb, xi);
+#pragma omp for schedule(static)
+        for (int64_t q = 0; q < j.Kout * chunks_of(nb); ++q) output_item(M, t0, nb, q);
       }
     }
   }
@@ -267,13 +298,15 @@ void dispatch(float* out, const float* in, const float* w, const float* bias, co
 
 }  // namespace
 
-int64_t winograd_block_tiles(const Conv2dGeometry& g, int m) {
-  const int64_t a = m + 2;
-  // About 4 MiB for V and M together (1 Mi floats); at least 64 tiles so that each GEMM is wide
-  // enough for OpenBLAS's packing to pay off.
-  constexpr int64_t kBudgetFloats = int64_t(1) << 20;
-  const int64_t per_tile = a * a * (g.C + g.K);
-  return std::max<int64_t>(64, kBudgetFloats / per_tile / kLanes * kLanes);
+int64_t winograd_block_tiles(const Conv2dGeometry& /*g*/, int /*m*/) {
+  // 128 tiles: the best or within noise of it on every bench_conv shape (F(4x4), 2 threads, busy
+  // machine, process CPU time, 2026-11-30; GFLOP/s forward at Tb = 64 / 128 / 256 / 512):
+  //   r20 32c 14x14   71 / 78 / 76 / 71     r20 64c 7x7   90 / 92 / 72 / 79
+  //   r50 128c 28x28 158 / 162 / 154 / 183  r50 256c 14x14 126 / 137 / 142 / 136
+  // and a size-from-a-4-MiB-budget rule (64..896 tiles) was no better (r20 64c 7x7: 60, because
+  // it left fewer blocks than 2 per thread). Small ResNet-20 layers then get >= 2 blocks per thread
+  // and run on private blocks; for C = K = 512 V and M take 19 MB, no worse than im2col's columns.
+  return 128;
 }
 
 void winograd_conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g,

@@ -32,7 +32,7 @@ struct WinogradConfig {
   int64_t block_tiles = 0;  // Tb; 0 picks it from the cache budget (winograd_block_tiles)
 };
 
-// The tiles per block when config.block_tiles is 0: V and M of one block take about 4 MiB.
+// The tiles per block when config.block_tiles is 0 (measured; see its definition).
 int64_t winograd_block_tiles(const Conv2dGeometry& g, int m);
 
 // y = conv(x, w) + b (b may be null) for a winograd_supported geometry. accumulate: adds into y.

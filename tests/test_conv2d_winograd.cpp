@@ -163,8 +163,12 @@ TEST(WinogradDispatch, ChoosesWinogradForWideLayersAndIm2colElsewhere) {
   EXPECT_TRUE(plan({8, 64, 56, 56}, {64, 64, 3, 3}, 1, 1).winograd_forward);
   EXPECT_TRUE(plan({8, 512, 7, 7}, {512, 512, 3, 3}, 1, 1).winograd_data);
   EXPECT_TRUE(plan({128, 16, 28, 28}, {16, 16, 3, 3}, 1, 1).winograd_forward);
-  // The 1 -> 16 stem, stride 2, 1x1: im2col.
+  // The 1 -> 16 stem, fewer than 16 channels, batch-1 7x7 (Winograd would multiply more), stride
+  // 2, 1x1: im2col.
   EXPECT_FALSE(plan({128, 1, 28, 28}, {16, 1, 3, 3}, 1, 1).winograd_forward);
+  EXPECT_FALSE(plan({128, 8, 28, 28}, {16, 8, 3, 3}, 1, 1).winograd_forward);
+  EXPECT_FALSE(plan({1, 512, 7, 7}, {512, 512, 3, 3}, 1, 1).winograd_forward);
+  EXPECT_TRUE(plan({1, 64, 56, 56}, {64, 64, 3, 3}, 1, 1).winograd_forward);
   EXPECT_FALSE(plan({8, 64, 56, 56}, {64, 64, 3, 3}, 2, 1).winograd_forward);
   EXPECT_FALSE(plan({8, 64, 56, 56}, {256, 64, 1, 1}, 1, 0).winograd_forward);
   // Forcing.
