@@ -5,8 +5,8 @@
 //   ConvForward / ConvBackward    conv2d_forward / conv2d_backward (input + weight grads, no bias),
 //                                 on the path the dispatcher picks (Winograd for 3x3 stride-1 layers)
 //   ConvBackwardData / ...Weight  conv2d_backward's input gradient alone / weight gradient alone
-//   Im2col{Forward,Backward,BackwardData}/<shape>  the same with im2col + sgemm forced (3x3 only)
-//   Winograd{Forward,BackwardData}/<shape>/m<m>/tb<Tb>  the Winograd kernels with tile m and
+//   Im2col{Forward,Backward,BackwardData,BackwardWeight}/<shape>  the same with im2col + sgemm forced (3x3 only)
+//   Winograd{Forward,BackwardData,BackwardWeight}/<shape>/m<m>/tb<Tb>  the Winograd kernels with tile m and
 //                                 Tb tiles per block (0: winograd_block_tiles)
 //   SgemmForward / SgemmBackward  the same sequence of sgemm calls on preallocated buffers
 //   ChunkForward/<shape>/<n>      the forward with n images per GEMM: the data behind
@@ -89,6 +89,18 @@ Tensor random(const Shape& shape, uint64_t seed) {
 void report(benchmark::State& state, const Conv2dGeometry& g, double flops) {
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["imgs_per_gemm"] = static_cast<double>(std::min(g.images_per_gemm, g.N));
+}
+
+void winograd_backward_weight(benchmark::State& state, Conv2dGeometry g, inq::WinogradConfig config) {
+  Tensor x = random(g.input_shape(), 1), dy = random(g.output_shape(), 2);
+  Tensor dw = Tensor::empty(g.weight_shape());
+  for (auto _ : state) {
+    inq::winograd_conv2d_backward_weight(dw.data(), x.data(), dy.data(), g, config, false);
+    benchmark::DoNotOptimize(dw.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(g.forward_flops() * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 // Runs a benchmark under one conv2d algorithm mode (Auto: the dispatcher's choice; Im2col: the
@@ -263,13 +275,19 @@ int main(int argc, char** argv) {
       benchmark::RegisterBenchmark(("Im2colBackwardData/" + s.name).c_str(), conv_backward, g, A::Im2col, true,
                                    false)
           ->Apply(timing);
+      benchmark::RegisterBenchmark(("Im2colBackwardWeight/" + s.name).c_str(), conv_backward, g, A::Im2col, false,
+                                   true)
+          ->Apply(timing);
       for (int m : {2, 4})
-        for (int64_t tb : {0, 64, 128, 256, 512}) {
+        for (int64_t tb : {0, 64, 128, 256, 512, 1024}) {
           const std::string suffix = s.name + "/m" + std::to_string(m) + "/tb" + std::to_string(tb);
           const inq::WinogradConfig config{.m = m, .block_tiles = tb};
           benchmark::RegisterBenchmark(("WinogradForward/" + suffix).c_str(), winograd_forward, g, config)
               ->Apply(timing);
           benchmark::RegisterBenchmark(("WinogradBackwardData/" + suffix).c_str(), winograd_backward_data, g,
+                                       config)
+              ->Apply(timing);
+          benchmark::RegisterBenchmark(("WinogradBackwardWeight/" + suffix).c_str(), winograd_backward_weight, g,
                                        config)
               ->Apply(timing);
         }

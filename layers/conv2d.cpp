@@ -58,23 +58,27 @@ std::atomic<Conv2dAlgorithm>& algorithm_mode() {
 void set_conv2d_algorithm(Conv2dAlgorithm algorithm) { algorithm_mode().store(algorithm); }
 Conv2dAlgorithm conv2d_algorithm() { return algorithm_mode().load(); }
 
-// The one place that decides Winograd against im2col. Winograd F(4x4, 3x3) for every 3x3,
-// stride-1, dilation-1, ungrouped layer with at least 16 input and 16 output channels whose
-// Winograd GEMMs do at most half the direct method's multiplies (8 * tiles <= N * OH * OW, with
-// the tiles rounded up to the kernel's 16-lane width); im2col + sgemm for everything else.
-// Measured with bench_conv (2 threads, busy machine, process CPU time, 2026-11-30; GFLOP/s of
-// the direct method's FLOPs, im2col forward -> Winograd F(4x4) forward at 128 tiles per block;
-// sgemm peak 88):
-//   r20 stem 1->16c 28x28  16 -> 9      (C = 1: the transforms cost more than the GEMMs save)
-//   r20 16c 28x28          46 -> 52     r20 32c 14x14   52 -> 78     r20 64c 7x7     57 -> 92
-//   r50 64c 56x56          51 -> 117    r50 128c 28x28  49 -> 162    r50 256c 14x14  59 -> 137
-//   r50 512c 7x7           61 -> 98
-// F(2x2, 3x3) was slower on every shape but r50 128c before the filter transform was vectorized
-// and is kept for tests and as the more accurate fallback (error ~8x smaller, see
-// tests/test_conv2d_winograd.cpp). The multiply-count condition keeps batch-1 inference on 7x7
-// layers (4 tiles padded to 16 lanes: 36 * 16 products per filter against 9 * 49) on im2col. The
-// input gradient is the same convolution on dy and takes the same path. The weight gradient
-// stays on im2col: no Winograd kernel for it yet.
+// The one place that decides Winograd against im2col. Winograd F(4x4, 3x3) for the forward and
+// the input gradient of every 3x3, stride-1, dilation-1, ungrouped layer with at least 16 input
+// and 16 output channels whose Winograd GEMMs do at most half the direct method's multiplies
+// (8 * tiles <= N * OH * OW, tiles rounded up to the kernels' 16-lane width); for the weight
+// gradient the same with at least 32 channels each; im2col + sgemm for everything else.
+// Measured with bench_conv (2 threads, busy machine, process CPU time, 2026-11-30; GFLOP/s of the
+// direct method's FLOPs, im2col -> Winograd F(4x4); sgemm peak 86-88):
+//                          forward        input gradient  weight gradient
+//   r20 stem 1->16c 28x28  16 -> 9        14 -> 6         12 -> 5     (C = 1: transforms dominate)
+//   r20 16c 28x28          44 -> 64       38 -> 51        42 -> 35    (dw: im2col)
+//   r20 32c 14x14          45 -> 63       51 -> 64        51 -> 52
+//   r20 64c 7x7            47 -> 100      49 -> 93        60 -> 85
+//   r50 64c 56x56          49 -> 144      57 -> 121       53 -> 113
+//   r50 128c 28x28         56 -> 167      57 -> 168       64 -> 176
+//   r50 256c 14x14         64 -> 150      59 -> 131       73 -> 147
+//   r50 512c 7x7           63 -> 91       59 -> 79        83 -> 111
+// F(2x2, 3x3) was slower than F(4x4) on every ResNet-50 shape once the filter transform was
+// vectorized (e.g. 512c 7x7 forward 90 against 91, 256c 14x14 109 against 133) and is kept for
+// tests and as the more accurate fallback (error ~8x smaller, see tests/test_conv2d_winograd.cpp).
+// The multiply-count condition keeps batch-1 inference on 7x7 layers (4 tiles padded to 16 lanes:
+// 36 * 16 products per filter against 9 * 49) on im2col; it follows from the counts, not timed.
 Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g) {
   Conv2dPlan plan;
   const Conv2dAlgorithm mode = conv2d_algorithm();
@@ -82,8 +86,9 @@ Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g) {
   constexpr int64_t kTile = 4;
   const int64_t tiles = g.N * ((g.OH + kTile - 1) / kTile) * ((g.OW + kTile - 1) / kTile);
   const bool saves_multiplies = 8 * ((tiles + 15) / 16 * 16) <= g.N * g.OH * g.OW;
-  const bool wins = g.C >= 16 && g.K >= 16 && saves_multiplies;
-  plan.winograd_forward = plan.winograd_data = mode == Conv2dAlgorithm::Winograd || wins;
+  const bool forced = mode == Conv2dAlgorithm::Winograd;
+  plan.winograd_forward = plan.winograd_data = forced || (g.C >= 16 && g.K >= 16 && saves_multiplies);
+  plan.winograd_weight = forced || (g.C >= 32 && g.K >= 32 && saves_multiplies);
   plan.tile = kTile;
   return plan;
 }
@@ -297,6 +302,12 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
     if (const Conv2dPlan algo = choose_conv2d_algorithm(g); algo.winograd_data) {
       winograd_conv2d_backward_data(dx, dy, w, g, WinogradConfig{.m = algo.tile}, accumulate);
       dx = nullptr;  // done; the im2col path below computes dw alone
+    }
+  }
+  if (dw) {
+    if (const Conv2dPlan algo = choose_conv2d_algorithm(g); algo.winograd_weight) {
+      winograd_conv2d_backward_weight(dw, x, dy, g, WinogradConfig{.m = algo.tile}, accumulate);
+      dw = nullptr;
     }
   }
   if (!dx && !dw) return;

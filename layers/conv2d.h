@@ -43,11 +43,11 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
 enum class Conv2dAlgorithm { Auto, Im2col, Winograd };
 void set_conv2d_algorithm(Conv2dAlgorithm algorithm);
 Conv2dAlgorithm conv2d_algorithm();
-// What conv2d_forward and conv2d_backward run for g under the current mode. The weight gradient
-// always runs on im2col (see the policy's comment for why).
+// What conv2d_forward and conv2d_backward run for g under the current mode.
 struct Conv2dPlan {
   bool winograd_forward = false;  // forward
   bool winograd_data = false;     // backward input gradient
+  bool winograd_weight = false;   // backward weight gradient
   int tile = 4;                   // Winograd output tile side (WinogradConfig::m)
 };
 Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g);

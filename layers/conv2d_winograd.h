@@ -43,9 +43,18 @@ void winograd_conv2d_forward(float* y, const float* x, const float* w, const flo
 void winograd_conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv2dGeometry& g,
                                    const WinogradConfig& config, bool accumulate);
 
-// Naive references for the two kernels above (direct convolution accumulated in double, then
+// The weight gradient dw (K, C, 3, 3) from x and dy, added into dw when accumulate: per tile
+// dw_t = G^T [(A e A^T) .* (B^T d B)] G (the gradient of the forward's tile formula), one
+// (K x Tb) * (Tb x C) sgemm per transform point and block, summed over blocks in order.
+void winograd_conv2d_backward_weight(float* dw, const float* x, const float* dy, const Conv2dGeometry& g,
+                                     const WinogradConfig& config, bool accumulate);
+// Tiles per block of the weight gradient when config.block_tiles is 0 (the GEMMs' inner size).
+int64_t winograd_weight_block_tiles(const Conv2dGeometry& g, int m);
+
+// Naive references for the kernels above (direct convolution accumulated in double, then
 // rounded to float once), for tests: any geometry with groups 1.
 void conv2d_forward_naive(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g);
 void conv2d_backward_data_naive(float* dx, const float* dy, const float* w, const Conv2dGeometry& g);
+void conv2d_backward_weight_naive(float* dw, const float* x, const float* dy, const Conv2dGeometry& g);
 
 }  // namespace inq

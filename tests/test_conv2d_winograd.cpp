@@ -3,6 +3,7 @@
 // conv2d.cpp, determinism, thread counts and the gradient checker through the Conv2d layer.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <iostream>
@@ -72,8 +73,14 @@ struct Check {
 Check compare(const std::vector<float>& got, const std::vector<float>& want, const std::vector<float>& scale,
               double tol, const std::string& what) {
   Check c;
+  // An entry whose taps fall mostly in the padding has a small S (0 when all do: an exact zero),
+  // yet the transformed tile sums it comes from carry the magnitudes of the tile's other outputs
+  // and cancel only to float precision (measured: 4e-8 absolute on such a zero of a dw whose other
+  // entries are ~1). A tenth of the tensor's largest S bounds those magnitudes.
+  double largest = 0.0;
+  for (float v : scale) largest = std::max(largest, static_cast<double>(v));
   for (size_t i = 0; i < want.size(); ++i) {
-    const double s = std::max(1e-3, static_cast<double>(scale[i]));
+    const double s = std::max({0.1 * largest, 1e-30, static_cast<double>(scale[i])});
     const double e = std::fabs(static_cast<double>(got[i]) - want[i]) / s;
     c.worst = std::max(c.worst, e);
     if (!(e <= tol) && ++c.bad <= 5)
@@ -141,6 +148,37 @@ TEST(WinogradKernels, BackwardDataMatchesNaiveAndAccumulates) {
   }
 }
 
+TEST(WinogradKernels, BackwardWeightMatchesNaiveAndAccumulates) {
+  // Same bound as above, S = sum |dy| * |x| over each weight's taps: each dw entry sums
+  // N * OH * OW products, the GEMMs sum transformed ones in float. Measured worst |err| / S is
+  // printed; tolerances as for the forward.
+  ModeGuard guard;
+  set_num_threads(2);
+  Generator gen(25);
+  for (const WCase& c : cases()) {
+    const Conv2dGeometry g = Conv2dGeometry::make(c.x, c.w, 1, c.padding);
+    Tensor x = random_tensor(c.x, gen), dy = random_tensor(g.output_shape(), gen);
+    std::vector<float> want(shape_numel(g.weight_shape())), scale(want.size());
+    conv2d_backward_weight_naive(want.data(), x.data(), dy.data(), g);
+    const std::vector<float> ax = abs_of(x), ady = abs_of(dy);
+    conv2d_backward_weight_naive(scale.data(), ax.data(), ady.data(), g);
+    for (int m : {2, 4}) {
+      for (int64_t tb : {int64_t(16), int64_t(0)}) {
+        std::vector<float> dw(want.size(), std::nanf(""));
+        winograd_conv2d_backward_weight(dw.data(), x.data(), dy.data(), g, {.m = m, .block_tiles = tb}, false);
+        const Check r = compare(dw, want, scale, tolerance(m), c.name + " dw m=" + std::to_string(m));
+        std::cout << c.name << " dw m=" << m << " tb=" << tb << ": worst |err|/S " << r.worst << "\n";
+      }
+      std::vector<float> acc(want.size(), 1.0f);
+      winograd_conv2d_backward_weight(acc.data(), x.data(), dy.data(), g, {.m = m}, true);
+      for (float& v : acc) v -= 1.0f;
+      std::vector<float> scale1(scale);
+      for (float& s : scale1) s += 1.0f;
+      compare(acc, want, scale1, tolerance(m), c.name + " dw accumulate m=" + std::to_string(m));
+    }
+  }
+}
+
 TEST(WinogradKernels, RejectsGeometriesItDoesNotCover) {
   EXPECT_FALSE(winograd_supported(Conv2dGeometry::make({1, 4, 8, 8}, {4, 4, 3, 3}, 2, 1)));  // stride
   EXPECT_FALSE(winograd_supported(Conv2dGeometry::make({1, 4, 8, 8}, {4, 4, 3, 3}, 1, 2, 2)));  // dilation
@@ -187,48 +225,66 @@ TEST(WinogradDispatch, Conv2dKernelsRunThePathTheDispatcherChose) {
   ModeGuard guard;
   set_num_threads(2);
   Generator gen(23);
-  const Conv2dGeometry g = Conv2dGeometry::make({3, 24, 12, 10}, {20, 24, 3, 3}, 1, 1);
+  const Conv2dGeometry g = Conv2dGeometry::make({3, 40, 12, 10}, {36, 40, 3, 3}, 1, 1);
   Tensor x = random_tensor(g.input_shape(), gen), w = random_tensor(g.weight_shape(), gen);
   Tensor b = random_tensor({g.K}, gen), dy = random_tensor(g.output_shape(), gen);
   const Conv2dPlan plan = (set_conv2d_algorithm(Conv2dAlgorithm::Auto), choose_conv2d_algorithm(g));
-  ASSERT_TRUE(plan.winograd_forward && plan.winograd_data);
+  ASSERT_TRUE(plan.winograd_forward && plan.winograd_data && plan.winograd_weight);
   const size_t ny = static_cast<size_t>(shape_numel(g.output_shape()));
   const size_t nx = static_cast<size_t>(shape_numel(g.input_shape()));
+  const size_t nw = static_cast<size_t>(shape_numel(g.weight_shape()));
   std::vector<float> y_auto(ny), y_wino(ny), y_im2col(ny), dx_auto(nx), dx_wino(nx), dx_im2col(nx);
+  std::vector<float> dw_auto(nw), dw_wino(nw), dw_im2col(nw);
   conv2d_forward(y_auto.data(), x.data(), w.data(), b.data(), g);
-  conv2d_backward(dx_auto.data(), nullptr, nullptr, dy.data(), nullptr, w.data(), g, false);
+  conv2d_backward(dx_auto.data(), dw_auto.data(), nullptr, dy.data(), x.data(), w.data(), g, false);
   winograd_conv2d_forward(y_wino.data(), x.data(), w.data(), b.data(), g, {.m = plan.tile});
   winograd_conv2d_backward_data(dx_wino.data(), dy.data(), w.data(), g, {.m = plan.tile}, false);
+  winograd_conv2d_backward_weight(dw_wino.data(), x.data(), dy.data(), g, {.m = plan.tile}, false);
   set_conv2d_algorithm(Conv2dAlgorithm::Im2col);
   conv2d_forward(y_im2col.data(), x.data(), w.data(), b.data(), g);
-  conv2d_backward(dx_im2col.data(), nullptr, nullptr, dy.data(), nullptr, w.data(), g, false);
+  conv2d_backward(dx_im2col.data(), dw_im2col.data(), nullptr, dy.data(), x.data(), w.data(), g, false);
   EXPECT_EQ(y_auto, y_wino);
   EXPECT_EQ(dx_auto, dx_wino);
+  EXPECT_EQ(dw_auto, dw_wino);
   EXPECT_NE(y_auto, y_im2col);
   EXPECT_NE(dx_auto, dx_im2col);
+  EXPECT_NE(dw_auto, dw_im2col);
+  // Between 16 and 32 channels the weight gradient stays on im2col (its measured break-even).
+  set_conv2d_algorithm(Conv2dAlgorithm::Auto);
+  const Conv2dPlan narrow = choose_conv2d_algorithm(Conv2dGeometry::make({128, 16, 28, 28}, {16, 16, 3, 3}, 1, 1));
+  EXPECT_TRUE(narrow.winograd_forward && narrow.winograd_data);
+  EXPECT_FALSE(narrow.winograd_weight);
 }
 
 TEST(WinogradKernels, DeterministicAndIndependentOfTheThreadCount) {
-  // The threads split channels, transform points and output channels, never a sum, so every
-  // value is computed the same way: bit-identical across runs and between 1 and 2 threads.
+  // The threads split channels, transform points and output channels, never a sum (the weight
+  // gradient sums blocks in block order), so every value is computed the same way: bit-identical
+  // across runs and between 1 and 2 threads. 5 images of 15x14: 80 tiles; forward and input
+  // gradient at 16 per block (5 blocks: private blocks at 2 threads, shared at 1), the weight
+  // gradient at 48 per block (it sums two blocks).
   ModeGuard guard;
   Generator gen(24);
   const Conv2dGeometry g = Conv2dGeometry::make({5, 40, 15, 14}, {36, 40, 3, 3}, 1, 1);
   Tensor x = random_tensor(g.input_shape(), gen), w = random_tensor(g.weight_shape(), gen);
   Tensor b = random_tensor({g.K}, gen), dy = random_tensor(g.output_shape(), gen);
-  std::vector<std::vector<float>> ys, dxs;
+  std::vector<std::vector<float>> ys, dxs, dws;
   for (int threads : {2, 2, 1}) {
     set_num_threads(threads);
     std::vector<float> y(shape_numel(g.output_shape())), dx(shape_numel(g.input_shape()));
-    winograd_conv2d_forward(y.data(), x.data(), w.data(), b.data(), g, {.m = 4, .block_tiles = 48});
-    winograd_conv2d_backward_data(dx.data(), dy.data(), w.data(), g, {.m = 4, .block_tiles = 48}, false);
+    winograd_conv2d_forward(y.data(), x.data(), w.data(), b.data(), g, {.m = 4, .block_tiles = 16});
+    winograd_conv2d_backward_data(dx.data(), dy.data(), w.data(), g, {.m = 4, .block_tiles = 16}, false);
+    std::vector<float> dw(shape_numel(g.weight_shape()));
+    winograd_conv2d_backward_weight(dw.data(), x.data(), dy.data(), g, {.m = 4, .block_tiles = 48}, false);
     ys.push_back(y);
     dxs.push_back(dx);
+    dws.push_back(dw);
   }
   EXPECT_EQ(ys[0], ys[1]);
   EXPECT_EQ(dxs[0], dxs[1]);
+  EXPECT_EQ(dws[0], dws[1]);
   EXPECT_EQ(ys[0], ys[2]);
   EXPECT_EQ(dxs[0], dxs[2]);
+  EXPECT_EQ(dws[0], dws[2]);
 }
 
 TEST(WinogradModule, GradientCheckThroughConv2dOnWinogradShapes) {
