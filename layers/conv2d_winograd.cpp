@@ -163,13 +163,13 @@ void input_chunk(float* V, const float* x, const Job& j, int64_t c, int64_t t, i
         for (int q = 0; q < a; ++q) d[i * a + q][l] = row[q];
       }
     } else {
-      for (int i = 0; i < a; ++i) {
-        const int64_t ih = ih0 + i;
-        const bool row_in = ih >= 0 && ih < j.H;
-        for (int q = 0; q < a; ++q) {
-          const int64_t iw = iw0 + q;
-          d[i * a + q][l] = row_in && iw >= 0 && iw < j.W ? plane[ih * j.W + iw] : 0.0f;
-        }
+      // A tile over the padding or past the edge: zeros, then the rectangle inside the image.
+      const int64_t i0 = std::max<int64_t>(0, -ih0), i1 = std::min<int64_t>(a, j.H - ih0);
+      const int64_t q0 = std::max<int64_t>(0, -iw0), q1 = std::min<int64_t>(a, j.W - iw0);
+      for (int p = 0; p < a * a; ++p) d[p][l] = 0.0f;
+      for (int64_t i = i0; i < i1; ++i) {
+        const float* row = plane + (ih0 + i) * j.W + iw0;
+        for (int64_t q = q0; q < q1; ++q) d[i * a + q][l] = row[q];
       }
     }
   }
