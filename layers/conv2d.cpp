@@ -64,7 +64,7 @@ Conv2dAlgorithm conv2d_algorithm() { return algorithm_mode().load(); }
 // (8 * tiles <= N * OH * OW, tiles rounded up to the kernels' 16-lane width); for the weight
 // gradient the same with at least 32 channels each; im2col + sgemm for everything else.
 // Measured with bench_conv (2 threads, busy machine, process CPU time, 2026-11-30; GFLOP/s of the
-// direct method's FLOPs, im2col -> Winograd F(4x4); sgemm peak 86-88):
+// direct method's FLOPs, im2col -> Winograd F(4x4); sgemm peak about 86):
 //                          forward        input gradient  weight gradient
 //   r20 stem 1->16c 28x28  16 -> 9        14 -> 6         12 -> 5     (C = 1: transforms dominate)
 //   r20 16c 28x28          44 -> 64       38 -> 51        42 -> 35    (dw: im2col)
