@@ -1,7 +1,8 @@
 #pragma once
-// 2-D convolution (cross-correlation, as PyTorch's Conv2d) by im2col + sgemm.
+// 2-D convolution (cross-correlation, as PyTorch's Conv2d) by im2col + sgemm, or by Winograd
+// F(4x4, 3x3) (layers/conv2d_winograd.h) for the 3x3 stride-1 layers choose_conv2d_algorithm picks.
 //   x (N, C, H, W)   w (K, C/groups, R, S)   b (K)   y (N, K, OH, OW)
-// Three paths share one loop: the general one lowers a chunk of images with im2col and multiplies
+// Three im2col paths share one loop: the general one lowers a chunk of images with im2col and multiplies
 // per group; a 1x1 / stride-1 / unpadded convolution taken one image at a time multiplies the
 // image directly (no im2col); groups > 1 run one GEMM per group on the shared col matrix.
 // How many images go into one GEMM is decided in one place, choose_images_per_gemm (im2col.h).
