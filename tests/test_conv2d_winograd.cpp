@@ -256,6 +256,43 @@ TEST(WinogradDispatch, Conv2dKernelsRunThePathTheDispatcherChose) {
   EXPECT_FALSE(narrow.winograd_weight);
 }
 
+TEST(WinogradDispatch, ForcedWinogradFallsBackToIm2colWhereItDoesNotApply) {
+  // Stride, dilation, groups, 1x1, a non-square kernel and padding 3: Winograd forced, every pass
+  // must run exactly the im2col path (bit-identical to Im2col forced).
+  ModeGuard guard;
+  set_num_threads(2);
+  Generator gen(26);
+  struct Odd {
+    Shape x, w;
+    Size2 stride, padding, dilation;
+    int64_t groups;
+  };
+  for (const Odd& o : std::vector<Odd>{{{3, 5, 9, 8}, {6, 5, 3, 3}, 2, 1, 1, 1},
+                                       {{2, 4, 9, 10}, {3, 4, 3, 3}, 1, 2, 2, 1},
+                                       {{2, 4, 7, 6}, {6, 2, 3, 3}, 1, 1, 1, 2},
+                                       {{3, 5, 4, 6}, {7, 5, 1, 1}, 1, 0, 1, 1},
+                                       {{2, 3, 6, 7}, {4, 3, 3, 5}, 1, {1, 2}, 1, 1},
+                                       {{1, 2, 5, 5}, {3, 2, 3, 3}, 1, 3, 1, 1}}) {
+    const Conv2dGeometry g = Conv2dGeometry::make(o.x, o.w, o.stride, o.padding, o.dilation, o.groups);
+    ASSERT_FALSE(winograd_supported(g)) << g.str();
+    Tensor x = random_tensor(g.input_shape(), gen), w = random_tensor(g.weight_shape(), gen);
+    Tensor b = random_tensor({g.K}, gen), dy = random_tensor(g.output_shape(), gen);
+    std::vector<float> y[2], dx[2], dw[2];
+    const Conv2dAlgorithm modes[2] = {Conv2dAlgorithm::Winograd, Conv2dAlgorithm::Im2col};
+    for (int i = 0; i < 2; ++i) {
+      set_conv2d_algorithm(modes[i]);
+      y[i].resize(shape_numel(g.output_shape()));
+      dx[i].resize(shape_numel(g.input_shape()));
+      dw[i].resize(shape_numel(g.weight_shape()));
+      conv2d_forward(y[i].data(), x.data(), w.data(), b.data(), g);
+      conv2d_backward(dx[i].data(), dw[i].data(), nullptr, dy.data(), x.data(), w.data(), g, false);
+    }
+    EXPECT_EQ(y[0], y[1]) << g.str();
+    EXPECT_EQ(dx[0], dx[1]) << g.str();
+    EXPECT_EQ(dw[0], dw[1]) << g.str();
+  }
+}
+
 TEST(WinogradKernels, DeterministicAndIndependentOfTheThreadCount) {
   // The threads split channels, transform points and output channels, never a sum (the weight
   // gradient sums blocks in block order), so every value is computed the same way: bit-identical
