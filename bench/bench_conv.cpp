@@ -1,7 +1,9 @@
 // Convolution kernels (im2col + sgemm) against raw sgemm on exactly the GEMMs the convolution runs,
 // at the ResNet-20 (28x28, 1 channel input, batch 128) and ResNet-50 (224x224, batch 8) layer shapes.
 // Every benchmark reports GFLOP/s (the convolution's multiply-adds x 2, per second of wall time), so
-// "ConvForward/<shape>" over "SgemmForward/<shape>" is the fraction of GEMM speed the lowering keeps.
+// "ConvForward/<shape>" over "SgemmForward/<shape>" is the fraction of GEMM speed the lowering keeps
+// (Sgemm* are the im2col path's GEMMs: on shapes the dispatcher sends to Winograd the ratio
+// exceeds 1, since Winograd does fewer multiplies; compare Im2col* with Sgemm* there).
 //   ConvForward / ConvBackward    conv2d_forward / conv2d_backward (input + weight grads, no bias),
 //                                 on the path the dispatcher picks (Winograd for 3x3 stride-1 layers)
 //   ConvBackwardData / ...Weight  conv2d_backward's input gradient alone / weight gradient alone

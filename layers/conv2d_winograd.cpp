@@ -93,7 +93,8 @@ inline void two_sided(const v16* in, v16* out, Coef L) {
     }
 }
 
-// The convolution one call computes: forward (x -> y) or the input gradient (dy -> dx).
+// The convolution one call computes: forward (x -> y) or the input gradient (dy -> dx); the
+// weight gradient uses the forward's Job (x is its input, dy its output).
 struct Job {
   int64_t N, Cin, H, W;   // input of this convolution
   int64_t Kout, OH, OW;   // its output
