@@ -229,6 +229,11 @@ std::vector<uint8_t> decode_to_dense(const std::string& what, int64_t numel, int
             "Given {}, expected at most {} weights in a {} tensor, but its shape has {}", what, kMaxSparseWeights,
             layout_name(e.layout), numel);
   if (e.layout == CodeLayout::Dense && !e.huffman) return stored;  // the version 2 layout as it is
+  // Every Huffman code and every bitmap bit takes at least one bit, so a stream shorter than the
+  // weights is truncated: refused before the output is allocated from the shape.
+  INQ_CHECK(e.layout == CodeLayout::Gaps || numel <= static_cast<int64_t>(stored.size()) * 8,
+            "Given {}, expected at least one bit per weight ({}) in its {} stream, but it has only {} bits "
+            "(truncated)", what, numel, layout_name(e.layout), stored.size() * 8);
   BitReader r(stored.data(), stored.size(), what);
   BitWriter out;
   out.reserve_bits(numel * b);
@@ -276,10 +281,8 @@ std::vector<uint8_t> decode_to_dense(const std::string& what, int64_t numel, int
       break;
     }
     case CodeLayout::Bitmap: {
-      // The codes start after the bitmap: read them with a second cursor while walking the bitmap.
-      INQ_CHECK(numel <= static_cast<int64_t>(stored.size()) * 8,
-                "Given {}, expected a bitmap of {} bits, but the stream has only {} bits (truncated)", what, numel,
-                stored.size() * 8);
+      // The codes start after the bitmap (checked above to fit): read them with a second cursor
+      // while walking the bitmap.
       BitReader codes_in(stored.data(), stored.size(), what, numel);
       std::optional<HuffmanDecoder> code_huffman;
       if (e.huffman) code_huffman = HuffmanDecoder::read(codes_in, b, "code", e.nonzeros);

@@ -263,6 +263,8 @@ TEST(PackedSparse, MalformedStreamsAreRefused) {
   expect_refused(2, 2, dense_huffman, table({0, 0, 0, 0}, {{0, 2}}), "every length is 0");
   expect_refused(2, 2, dense_huffman, table({1, 0, 0, 0}, {{0, 1}, {1, 1}}), "got bit 1");
   expect_refused(5, 2, dense_huffman, table({1, 1, 0, 0}, {{0, 2}}), "truncated");
+  // A shape far beyond what the stream can hold is refused before anything is allocated for it.
+  expect_refused(int64_t{1} << 40, 2, dense_huffman, table({1, 1, 0, 0}, {{0, 2}}), "at least one bit per weight");
   // The valid forms of the same tables decode.
   EXPECT_EQ(decode_to_dense("t", 2, 2, dense_huffman, table({1, 0, 0, 0}, {{0, 2}})), std::vector<uint8_t>{0});
   EXPECT_EQ(decode_to_dense("t", 2, 2, dense_huffman, table({1, 1, 0, 0}, {{2, 2}})), std::vector<uint8_t>{0x04});
