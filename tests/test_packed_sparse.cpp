@@ -475,3 +475,27 @@ TEST(PackedSparse, SizesOfANinetyPercentSparseFcLayer) {
   EXPECT_LT(huffman.bytes.size(), gaps.bytes.size());
   EXPECT_TRUE(huffman.encoding.huffman);
 }
+
+// Caffe's LeNet-5 (430,500 weights; 431K with its biases) at the densities DNS reaches (Guo et al. 2016, table 1: 14%, 3%,
+// 0.7%, 4% of conv1, conv2, fc1, fc2 kept), non-zeros at random positions, 5-bit codes: the packed
+// layouts against float32, with and without Huffman. The target for DNS + 5-bit INQ is 53x.
+TEST(PackedSparse, LenetCaffeAtDnsDensitiesIsAboveTheTarget) {
+  std::mt19937 rng(53);
+  const std::vector<std::pair<int64_t, double>> layers = {{500, 0.14}, {25000, 0.03}, {400000, 0.007}, {5000, 0.04}};
+  int64_t weights = 0, dense = 0, plain = 0, entropy = 0;
+  for (const auto& [n, kept] : layers) {
+    const std::vector<uint16_t> codes = random_codes(n, 5, 1.0 - kept, rng);
+    weights += n;
+    dense += encode_codes(codes, 5, false, false).bytes.size();
+    plain += encode_codes(codes, 5, true, false).bytes.size();
+    entropy += encode_codes(codes, 5, true, true).bytes.size();
+  }
+  const double f32 = static_cast<double>(weights) * 4;
+  std::printf("lenet5-caffe at DNS densities, 5 bits: float32 %.0f bytes; dense %lld (%.1fx), sparse %lld (%.1fx), "
+              "sparse + Huffman %lld (%.1fx)\n",
+              f32, static_cast<long long>(dense), f32 / dense, static_cast<long long>(plain), f32 / plain,
+              static_cast<long long>(entropy), f32 / entropy);
+  EXPECT_EQ(weights, 430500);
+  EXPECT_GE(f32 / plain, 53.0);
+  EXPECT_LT(entropy, plain);
+}
