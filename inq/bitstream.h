@@ -60,17 +60,22 @@ class BitReader {
 
   uint32_t get(int width, const char* field) {
     need(width, field);
-    uint32_t v = 0;
-    int done = 0;
-    while (done < width) {
-      const int64_t byte = pos_ >> 3;
-      const int shift = static_cast<int>(pos_ & 7);
-      const int take = std::min(8 - shift, width - done);
-      v |= static_cast<uint32_t>((data_[byte] >> shift) & ((1u << take) - 1)) << done;
-      done += take;
-      pos_ += take;
-    }
+    const uint32_t v = peek(width);
+    pos_ += width;
     return v;
+  }
+  // The next `width` (<= 32) bits without consuming them; bits past the end read as 0 (a caller that
+  // then consumes them with skip is refused as truncated).
+  uint32_t peek(int width) const {
+    const int64_t byte = pos_ >> 3;
+    const int64_t size_bytes = size_bits_ >> 3;
+    uint64_t v = 0;
+    for (int k = 0; k < 5 && byte + k < size_bytes; ++k) v |= static_cast<uint64_t>(data_[byte + k]) << (8 * k);
+    return static_cast<uint32_t>((v >> (pos_ & 7)) & BitWriter::mask(width));
+  }
+  void skip(int width, const char* field) {
+    need(width, field);
+    pos_ += width;
   }
   uint32_t bit(const char* field) {
     need(1, field);

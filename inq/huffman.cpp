@@ -133,6 +133,23 @@ HuffmanDecoder HuffmanDecoder::read(BitReader& in, int alphabet_bits, const char
   for (int len = 1; len <= kHuffmanMaxLength; ++len)
     for (size_t s = 0; s < n; ++s)
       if (lengths[s] == len) d.sorted_.push_back(static_cast<uint32_t>(s));
+  // The lookup table: canonical codes are consecutive within a length, in sorted_ order. A code
+  // arrives MSB first, so the stream bits that peek returns hold it bit-reversed in their low bits,
+  // whatever follows above.
+  d.fast_.assign(size_t{1} << kFastBits, 0);
+  if (!d.single_) {
+    uint32_t code = 0;
+    size_t index = 0;
+    for (int len = 1; len <= kFastBits; ++len) {
+      for (int i = 0; i < d.count_[len]; ++i, ++index, ++code) {
+        uint32_t reversed = 0;
+        for (int b = 0; b < len; ++b) reversed |= ((code >> b) & 1u) << (len - 1 - b);
+        for (uint32_t high = 0; high < (1u << (kFastBits - len)); ++high)
+          d.fast_[reversed | (high << len)] = d.sorted_[index] << 5 | static_cast<uint32_t>(len);
+      }
+      code <<= 1;
+    }
+  }
   return d;
 }
 
@@ -141,6 +158,10 @@ uint32_t HuffmanDecoder::get(BitReader& in) const {
     INQ_CHECK(in.bit(field_) == 0, "Given {}, expected a code of its one-symbol {} Huffman table (bit 0) at bit {}, "
               "but got bit 1", in.what(), field_, in.position() - 1);
     return sorted_[0];
+  }
+  if (const uint32_t entry = fast_[in.peek(kFastBits)]; entry != 0) {
+    in.skip(static_cast<int>(entry & 31), field_);
+    return entry >> 5;
   }
   // Canonical decoding (as zlib's puff does): `first` is the first code of the current length and
   // `index` the canonical position of that code; a complete code always ends within the longest length.

@@ -47,6 +47,10 @@ class HuffmanDecoder {
   uint32_t get(BitReader& in) const;
 
  private:
+  // Codes of at most kFastBits bits are decoded by one lookup of the next kFastBits stream bits:
+  // entry = symbol << 5 | length, 0 where a longer code starts (decoded bit by bit instead).
+  static constexpr int kFastBits = 10;
+  std::vector<uint32_t> fast_;
   const char* field_ = "";
   int count_[kHuffmanMaxLength + 1] = {};  // codes of each length
   std::vector<uint32_t> sorted_;           // symbols by (length, symbol): the canonical order
