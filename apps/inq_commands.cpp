@@ -100,9 +100,11 @@ void register_pack_command(CLI::App& app) {
   auto options = std::make_shared<PackOptions>();
   cmd->add_flag("--entropy", options->entropy_coding,
                 "Also consider Huffman-coding each tensor's codes (and gaps), keeping whichever layout is smallest");
-  cmd->add_flag("!--dense", options->sparse,
+  auto dense = std::make_shared<bool>(false);
+  cmd->add_flag("--dense", *dense,
                 "Store every quantized tensor densely (b bits per weight), never as gaps or a bitmap");
-  cmd->callback([in, out, bits, arch, cmd, options] {
+  cmd->callback([in, out, bits, arch, cmd, options, dense] {
+    options->sparse = !*dense;
     const bool plain = cmd->count("--bits") > 0;
     INQ_CHECK(plain || arch->empty(),
               "Given --arch '{}' without --bits, expected --arch only with --bits (a checkpoint records its arch)", *arch);
