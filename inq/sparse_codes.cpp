@@ -301,7 +301,7 @@ std::vector<uint8_t> decode_to_dense(const std::string& what, int64_t numel, int
       }
       INQ_CHECK(nonzeros == e.nonzeros, "Given {}, expected {} set bits in its bitmap as its metadata says, but it "
                 "has {}", what, e.nonzeros, nonzeros);
-      r = codes_in;
+      r = codes_in;  // the codes end the stream: the end check below applies to their cursor
       break;
     }
   }

@@ -270,6 +270,32 @@ TEST(PackedSparse, MalformedStreamsAreRefused) {
   EXPECT_EQ(decode_to_dense("t", 2, 2, dense_huffman, table({1, 1, 0, 0}, {{2, 2}})), std::vector<uint8_t>{0x04});
 }
 
+// Any single flipped bit of any layout either decodes to a dense stream of the right size or is
+// refused with inq::Error (never a crash or another exception; CI also runs this under ASan + UBSan).
+// Most flips are refused: positions, fillers, counts, tables and padding are all checked.
+TEST(PackedSparse, EveryFlippedBitDecodesOrIsRefused) {
+  std::mt19937 rng(8);
+  const std::vector<uint16_t> codes = random_codes(300, 4, 0.8, rng);
+  for (const Candidate& c : every_candidate()) {
+    if (c.layout == CodeLayout::Gaps && c.gap_bits > 6) continue;  // wider gaps add nothing new here
+    const EncodedCodes e = encode_codes_as(codes, 4, c.layout, c.huffman, c.gap_bits);
+    int64_t refused = 0;
+    for (size_t bit = 0; bit < e.bytes.size() * 8; ++bit) {
+      std::vector<uint8_t> s = e.bytes;
+      s[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
+      try {
+        EXPECT_EQ(decode_to_dense("t", 300, 4, e.encoding, s).size(), 150u);
+      } catch (const Error&) {
+        ++refused;
+      }
+    }
+    // Fixed-width dense codes have no redundancy to catch a flip with (the checksum does that).
+    if (c.layout != CodeLayout::Dense || c.huffman) {
+      EXPECT_GT(refused, 0) << layout_name(c.layout) << " huffman " << c.huffman << " g " << c.gap_bits;
+    }
+  }
+}
+
 namespace {
 
 // A LeNet-5 with `sparsity` of each weight zeroed (a pruned model), the rest on its 5-bit codebook's
