@@ -86,7 +86,8 @@ void register_pack_command(CLI::App& app) {
   auto arch = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand(
       "pack", "Write a finished INQ checkpoint, or with --bits a plain weights file quantized elsewhere, as a packed "
-              "model: b-bit codes per quantized weight (docs/INQ_SPEC.md section 7)");
+              "model: b-bit codes per quantized weight, dense or sparse, whichever is smaller (docs/INQ_SPEC.md "
+              "section 7)");
   cmd->add_option("checkpoint", *in, "Finished INQ checkpoint (final.safetensors), or a plain weights file with --bits")
       ->required()
       ->check(CLI::ExistingFile);
@@ -96,17 +97,26 @@ void register_pack_command(CLI::App& app) {
                   "implies")
       ->check(CLI::Range(2, max_codebook_bits()));
   cmd->add_option("-a,--arch", *arch, "Plain weights file (with --bits): the architecture it belongs to");
-  cmd->callback([in, out, bits, arch, cmd] {
+  auto options = std::make_shared<PackOptions>();
+  cmd->add_flag("--entropy", options->entropy_coding,
+                "Also consider Huffman-coding each tensor's codes (and gaps), keeping whichever layout is smallest");
+  auto dense = std::make_shared<bool>(false);
+  cmd->add_flag("--dense", *dense,
+                "Store every quantized tensor densely (b bits per weight), never as gaps or a bitmap");
+  cmd->callback([in, out, bits, arch, cmd, options, dense] {
+    options->sparse = !*dense;
     const bool plain = cmd->count("--bits") > 0;
     INQ_CHECK(plain || arch->empty(),
               "Given --arch '{}' without --bits, expected --arch only with --bits (a checkpoint records its arch)", *arch);
     INQ_CHECK(!plain || !arch->empty(), "Given --bits {} for '{}', expected --arch too (a plain weights file does not "
               "record its architecture)", *bits, *in);
-    const PackSummary s = plain ? pack_plain_weights(*in, *bits, *arch, *out) : pack_checkpoint(*in, *out);
-    fmt::print("{}: {} quantized tensors ({} weights) in {} bytes of codes, {:.2f}x smaller than float32 ({} bytes)\n",
+    const PackSummary s =
+        plain ? pack_plain_weights(*in, *bits, *arch, *out, *options) : pack_checkpoint(*in, *out, *options);
+    fmt::print("{}: {} quantized tensors ({} weights) in {} bytes as stored, {:.2f}x smaller than float32 ({} bytes); "
+               "{} stored sparsely, {} Huffman-coded\n",
                *out, s.quantized_tensors, s.quantized_weights, s.code_bytes,
                static_cast<double>(s.code_float_bytes) / static_cast<double>(std::max<int64_t>(s.code_bytes, 1)),
-               s.code_float_bytes);
+               s.code_float_bytes, s.sparse_tensors, s.entropy_tensors);
     fmt::print("{}: whole file {} bytes vs {} bytes as a float weights file ({:.2f}x)\n", *out, s.file_bytes,
                s.float_file_bytes, static_cast<double>(s.float_file_bytes) / static_cast<double>(s.file_bytes));
   });

@@ -178,8 +178,11 @@ PackedInferenceSummary load_packed_for_inference(SafetensorsFile file, Module& m
               "mismatch for {})",
               path, name, shape_str(layer_shape), shape_str(layout.shape), name);
     const size_t i = position.at(name);
-    PackedTensor packed{.shape = layout.shape, .codebook = layout.codebook, .codes = std::move(file.tensors[i].second.u8)};
     consumed[i] = true;
+    // A sparse or entropy-coded tensor becomes the dense code layout here, one tensor at a time
+    // (dense_codes names the file itself).
+    const PackedTensor packed{.shape = layout.shape, .codebook = layout.codebook,
+                              .codes = dense_codes(path, name, layout, std::move(file.tensors[i].second.u8))};
     try {
       PackedMatrix m = PackedMatrix::from_packed(name, packed, rows, cols);
       summary.packed_layers += 1;
@@ -219,7 +222,8 @@ PackedInferenceSummary load_packed_for_inference(SafetensorsFile file, Module& m
       rest.tensors.emplace_back(name, std::move(t));
       continue;
     }
-    const PackedTensor p{.shape = q->second.shape, .codebook = q->second.codebook, .codes = std::move(t.u8)};
+    const PackedTensor p{.shape = q->second.shape, .codebook = q->second.codebook,
+                         .codes = dense_codes(path, name, q->second, std::move(t.u8))};
     try {
       rest.tensors.emplace_back(name, StoredTensor::from_tensor(unpack_tensor(name, p)));
     } catch (const Error& e) {

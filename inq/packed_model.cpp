@@ -32,7 +32,90 @@ Shape packed_shape(const nlohmann::json& j, const std::string& what) {
   return shape;
 }
 
+// The checksum's description of a quantized tensor: everything its entry says, so changing any field
+// (a gap width, a count, the entropy stage) is caught like a changed code.
+std::string quantized_description(const PackedLayout& l, const std::string& shape) {
+  std::string d = fmt::format("codes {} bits {} n1 {} n2 {}", shape, l.codebook.bits, l.codebook.n1, l.codebook.n2);
+  if (!l.has_encoding) return d;  // versions 1 and 2: exactly as they were written
+  const TensorEncoding& e = l.encoding;
+  d += fmt::format(" encoding {} entropy {}", layout_name(e.layout), e.huffman ? "huffman" : "none");
+  if (e.layout != CodeLayout::Dense) d += fmt::format(" nonzeros {}", e.nonzeros);
+  if (e.layout == CodeLayout::Gaps) d += fmt::format(" gap_bits {} entries {}", e.gap_bits, e.entries);
+  return d;
+}
+
+// A "quantized" entry as written. Types are checked (json_value); with `strict` also the exact key
+// set of the entry's version and layout, and every value's range. Throws inq::Error naming the file
+// and tensor.
+PackedLayout read_layout(const std::string& path, const std::string& name, const nlohmann::json& d, bool v3,
+                         bool strict) {
+  auto what = [&](const char* key) { return fmt::format("packed model '{}' tensor '{}' key '{}'", path, name, key); };
+  INQ_CHECK(d.is_object() && d.contains("shape") && d.contains("bits") && d.contains("n1") && d.contains("n2"),
+            "Given packed model '{}', expected tensor '{}' to be described by shape, bits, n1 and n2, but got {}", path,
+            name, d.dump());
+  PackedLayout l;
+  l.shape = packed_shape(d.at("shape"), what("shape"));
+  l.codebook = Codebook{.bits = json_value<int>(d.at("bits"), what("bits")),
+                        .n1 = json_value<int>(d.at("n1"), what("n1")),
+                        .n2 = json_value<int>(d.at("n2"), what("n2"))};
+  l.has_encoding = v3 || (!strict && d.contains("encoding"));
+  if (!l.has_encoding) {
+    INQ_CHECK(!strict || d.size() == 4,
+              "Given packed model '{}', expected tensor '{}' to be described by exactly shape, bits, n1 and n2, "
+              "but got {}", path, name, d.dump());
+    return l;
+  }
+  INQ_CHECK(d.contains("encoding") && d.contains("entropy"),
+            "Given packed model '{}', expected tensor '{}' to have 'encoding' and 'entropy' (format version {}), "
+            "but got {}", path, name, kPackedVersion, d.dump());
+  const std::string encoding = json_value<std::string>(d.at("encoding"), what("encoding"));
+  const std::optional<CodeLayout> layout = parse_layout_name(encoding);
+  INQ_CHECK(layout.has_value(), "Given packed model '{}', expected tensor '{}' to have encoding 'dense', 'gaps' or "
+            "'bitmap', but got '{}'", path, name, encoding);
+  const std::string entropy = json_value<std::string>(d.at("entropy"), what("entropy"));
+  INQ_CHECK(entropy == "none" || entropy == "huffman", "Given packed model '{}', expected tensor '{}' to have entropy "
+            "'none' or 'huffman', but got '{}'", path, name, entropy);
+  TensorEncoding& e = l.encoding;
+  e.layout = *layout;
+  e.huffman = entropy == "huffman";
+  size_t keys = 6;
+  auto count = [&](const char* key) {
+    INQ_CHECK(d.contains(key), "Given packed model '{}', expected tensor '{}' of encoding '{}' to have '{}', but got {}",
+              path, name, encoding, key, d.dump());
+    ++keys;
+    return json_value<int64_t>(d.at(key), what(key));
+  };
+  const int64_t numel = shape_numel(l.shape);
+  if (e.layout != CodeLayout::Dense) {
+    e.nonzeros = count("nonzeros");
+    INQ_CHECK(!strict || (e.nonzeros >= 0 && e.nonzeros <= numel),
+              "Given packed model '{}', expected tensor '{}' to have nonzeros in [0, {}] (its weights), but got {}",
+              path, name, numel, e.nonzeros);
+  }
+  if (e.layout == CodeLayout::Gaps) {
+    const int64_t g = count("gap_bits");
+    INQ_CHECK(!strict || (g >= kMinGapBits && g <= kMaxGapBits),
+              "Given packed model '{}', expected tensor '{}' to have gap_bits in [{}, {}], but got {}", path, name,
+              kMinGapBits, kMaxGapBits, g);
+    e.gap_bits = static_cast<int>(std::clamp<int64_t>(g, -1, 64));
+    e.entries = count("entries");
+    INQ_CHECK(!strict || (e.entries >= e.nonzeros && e.entries <= numel),
+              "Given packed model '{}', expected tensor '{}' to have entries in [nonzeros = {}, {}] (one per non-zero "
+              "plus the fillers, each at its own position), but got {}", path, name, e.nonzeros, numel, e.entries);
+  }
+  INQ_CHECK(!strict || d.size() == keys,
+            "Given packed model '{}', expected tensor '{}' of encoding '{}' to be described by exactly {} keys, but "
+            "got {}", path, name, encoding, keys, d.dump());
+  return l;
+}
+
 }  // namespace
+
+std::vector<uint8_t> dense_codes(const std::string& path, const std::string& name, const PackedLayout& layout,
+                                 std::vector<uint8_t> stored) {
+  return decode_to_dense(fmt::format("packed model '{}' tensor '{}'", path, name), shape_numel(layout.shape),
+                         layout.codebook.bits, layout.encoding, std::move(stored));
+}
 
 std::string packed_model_checksum(const StoredTensors& tensors, const std::string& arch,
                                   const std::map<std::string, PackedLayout>& quantized) {
@@ -57,8 +140,7 @@ std::string packed_model_checksum(const StoredTensors& tensors, const std::strin
     const auto& [name, t] = *entry;
     add_text(name);
     auto q = quantized.find(name);
-    add_text(q != quantized.end() ? fmt::format("codes {} bits {} n1 {} n2 {}", shape_text(q->second.shape),
-                                                q->second.codebook.bits, q->second.codebook.n1, q->second.codebook.n2)
+    add_text(q != quantized.end() ? quantized_description(q->second, shape_text(q->second.shape))
                                   : fmt::format("{} {}", stored_dtype_name(t.dtype), shape_text(t.shape)));
     switch (t.dtype) {
       case StoredDtype::F32: add(t.f32.data(), static_cast<size_t>(t.f32.numel()) * sizeof(float)); break;
@@ -83,20 +165,8 @@ std::string packed_model_checksum(const SafetensorsFile& packed) {
                             e.what()));
   }
   INQ_CHECK(described.is_object(), "Given packed model '{}', expected 'quantized' to be a JSON object", packed.source);
-  for (const auto& item : described.items()) {
-    auto what = [&](const char* key) {
-      return fmt::format("packed model '{}' tensor '{}' key '{}'", packed.source, item.key(), key);
-    };
-    const nlohmann::json& d = item.value();
-    INQ_CHECK(d.is_object() && d.contains("shape") && d.contains("bits") && d.contains("n1") && d.contains("n2"),
-              "Given packed model '{}', expected tensor '{}' to be described by shape, bits, n1 and n2",
-              packed.source, item.key());
-    PackedLayout& l = layouts[item.key()];
-    l.shape = packed_shape(item.value().at("shape"), what("shape"));
-    l.codebook = Codebook{.bits = json_value<int>(item.value().at("bits"), what("bits")),
-                          .n1 = json_value<int>(item.value().at("n1"), what("n1")),
-                          .n2 = json_value<int>(item.value().at("n2"), what("n2"))};
-  }
+  for (const auto& item : described.items())
+    layouts[item.key()] = read_layout(packed.source, item.key(), item.value(), /*v3=*/false, /*strict=*/false);
   return packed_model_checksum(packed.tensors, *arch, layouts);
 }
 
@@ -108,7 +178,6 @@ bool is_packed_model(const SafetensorsFile& file) {
 PackSummary pack_model(const SafetensorsFile& model, const std::map<std::string, Codebook>& codebooks,
                        const std::string& arch, const std::string& out, const PackOptions& options) {
   const std::string& source = model.source;
-  INQ_CHECK(!options.entropy_coding, "Given '{}', expected no entropy coding: not built yet (issue 14)", source);
   PackSummary summary;
   StoredTensors tensors;
   nlohmann::json described = nlohmann::json::object();
@@ -119,16 +188,29 @@ PackSummary pack_model(const SafetensorsFile& model, const std::map<std::string,
       tensors.emplace_back(name, stored);
       continue;
     }
-    PackedTensor packed = pack_tensor(name, stored.f32, cb->second);
-    described[name] = {{"shape", packed.shape}, {"bits", cb->second.bits}, {"n1", cb->second.n1},
-                       {"n2", cb->second.n2}};
-    layouts[name] = PackedLayout{packed.shape, cb->second};
+    const PackedTensor packed = pack_tensor(name, stored.f32, cb->second);
+    const int64_t numel = stored.f32.numel();
+    EncodedCodes encoded = encode_codes(dense_code_values(packed.codes, numel, cb->second.bits), cb->second.bits,
+                                        options.sparse, options.entropy_coding);
+    const TensorEncoding& e = encoded.encoding;
+    nlohmann::json entry = {{"shape", packed.shape}, {"bits", cb->second.bits}, {"n1", cb->second.n1},
+                            {"n2", cb->second.n2}, {"encoding", layout_name(e.layout)},
+                            {"entropy", e.huffman ? "huffman" : "none"}};
+    if (e.layout != CodeLayout::Dense) entry["nonzeros"] = e.nonzeros;
+    if (e.layout == CodeLayout::Gaps) {
+      entry["gap_bits"] = e.gap_bits;
+      entry["entries"] = e.entries;
+    }
+    described[name] = std::move(entry);
+    layouts[name] = PackedLayout{.shape = packed.shape, .codebook = cb->second, .encoding = e, .has_encoding = true};
     summary.quantized_tensors += 1;
-    summary.quantized_weights += stored.f32.numel();
-    summary.code_bytes += static_cast<int64_t>(packed.codes.size());
-    summary.code_float_bytes += stored.f32.numel() * static_cast<int64_t>(sizeof(float));
-    const Shape bytes_shape{static_cast<int64_t>(packed.codes.size())};
-    tensors.emplace_back(name, StoredTensor::from_uint8(bytes_shape, std::move(packed.codes)));
+    summary.quantized_weights += numel;
+    summary.sparse_tensors += e.layout != CodeLayout::Dense ? 1 : 0;
+    summary.entropy_tensors += e.huffman ? 1 : 0;
+    summary.code_bytes += static_cast<int64_t>(encoded.bytes.size());
+    summary.code_float_bytes += numel * static_cast<int64_t>(sizeof(float));
+    const Shape bytes_shape{static_cast<int64_t>(encoded.bytes.size())};
+    tensors.emplace_back(name, StoredTensor::from_uint8(bytes_shape, std::move(encoded.bytes)));
   }
   INQ_CHECK(summary.quantized_tensors == static_cast<int64_t>(codebooks.size()),
             "Given '{}', expected every quantized tensor among its model tensors", source);
@@ -166,9 +248,10 @@ CheckedPackedModel check_packed_model(const SafetensorsFile& packed) {
   };
   const std::string& version = get("format_version");
   const bool without_checksum = version == std::to_string(kPackedVersionWithoutChecksum);
-  INQ_CHECK(version == std::to_string(kPackedVersion) || without_checksum,
-            "Given packed model '{}', expected format version {} (or {}, without a checksum), but got '{}'", path,
-            kPackedVersion, kPackedVersionWithoutChecksum, version);
+  const bool v3 = version == std::to_string(kPackedVersion);
+  INQ_CHECK(v3 || version == std::to_string(kPackedVersionDense) || without_checksum,
+            "Given packed model '{}', expected format version {} (or {}, dense only, or {}, without a checksum), but "
+            "got '{}'", path, kPackedVersion, kPackedVersionDense, kPackedVersionWithoutChecksum, version);
   CheckedPackedModel out;
   out.arch = get("arch");
   nlohmann::json described;
@@ -182,17 +265,8 @@ CheckedPackedModel check_packed_model(const SafetensorsFile& packed) {
   // Shape and codebook of every packed tensor.
   for (const auto& item : described.items()) {
     const std::string& name = item.key();
-    const nlohmann::json& d = item.value();
-    auto what = [&](const char* key) { return fmt::format("packed model '{}' tensor '{}' key '{}'", path, name, key); };
-    INQ_CHECK(d.is_object() && d.size() == 4 && d.contains("shape") && d.contains("bits") && d.contains("n1") &&
-                  d.contains("n2"),
-              "Given packed model '{}', expected tensor '{}' to be described by exactly shape, bits, n1 and n2, "
-              "but got {}", path, name, d.dump());
     PackedLayout& p = out.quantized[name];
-    p.shape = packed_shape(d.at("shape"), what("shape"));
-    p.codebook = Codebook{.bits = json_value<int>(d.at("bits"), what("bits")),
-                          .n1 = json_value<int>(d.at("n1"), what("n1")),
-                          .n2 = json_value<int>(d.at("n2"), what("n2"))};
+    p = read_layout(path, name, item.value(), v3, /*strict=*/true);
     try {
       p.codebook.validate(name);
     } catch (const Error& e) {
@@ -206,8 +280,8 @@ CheckedPackedModel check_packed_model(const SafetensorsFile& packed) {
   // meaning, so one valid code changed into another, or n1 and n2 shifted together, is caught here.
   if (without_checksum) {
     INQ_CHECK(metadata_value(packed, "checksum") == nullptr,
-              "Given packed model '{}' of format version {}, expected no 'checksum' (version {} has one)", path,
-              version, kPackedVersion);
+              "Given packed model '{}' of format version {}, expected no 'checksum' (versions {} and {} have one)",
+              path, version, kPackedVersionDense, kPackedVersion);
     std::fprintf(stderr,
                  "warning: packed model '%s' is format version %d, without a checksum: its codes cannot be checked "
                  "for corruption; re-pack it from its checkpoint with inq pack\n",
@@ -244,7 +318,9 @@ UnpackedModel unpack_model(const SafetensorsFile& packed) {
       out.weights.tensors.emplace_back(name, t);
       continue;
     }
-    const PackedTensor p{.shape = it->second.shape, .codebook = it->second.codebook, .codes = t.u8};
+    // dense_codes names the file itself; unpack_tensor's messages get it added.
+    PackedTensor p{.shape = it->second.shape, .codebook = it->second.codebook,
+                   .codes = dense_codes(path, name, it->second, t.u8)};
     try {
       out.weights.tensors.emplace_back(name, StoredTensor::from_tensor(unpack_tensor(name, p)));
     } catch (const Error& e) {

@@ -230,9 +230,18 @@ TEST(InqQuantize, PackedModelUnpacksBitForBitAndEvaluatesTheSame) {
   EXPECT_NE(out.find("--output"), std::string::npos) << out;
   EXPECT_EQ(read_file(final_ckpt), ckpt_before);
 
+  // The tampering below edits code bytes where the dense layout puts them: pack with --dense, which
+  // must give the same model (and is never smaller than the default's choice).
+  const std::string dense = c.run.out + "/dense.packed.safetensors";
+  ASSERT_EQ(run_cli("pack --dense " + final_ckpt + " -o " + dense, &out), 0) << out;
+  EXPECT_NE(out.find("0 stored sparsely, 0 Huffman-coded"), std::string::npos) << out;
+  EXPECT_GE(fs::file_size(dense), fs::file_size(packed));
+  ASSERT_EQ(run_cli(eval + dense, &eval_packed), 0) << eval_packed;
+  EXPECT_EQ(acc_line(eval_packed), acc_line(eval_ckpt));
+
   // A code that means nothing (4 bits: sign + offset 7 > 2^(4-2)) is refused by every reader (with
   // the checksum recomputed, so the decoder itself sees the code).
-  SafetensorsFile file = read_safetensors(packed);
+  SafetensorsFile file = read_safetensors(dense);
   for (auto& [name, t] : file.tensors)
     if (name == "features.0.weight") t.u8[0] = 0xFF;
   file.metadata["checksum"] = packed_model_checksum(file);
@@ -255,7 +264,7 @@ TEST(InqQuantize, PackedModelUnpacksBitForBitAndEvaluatesTheSame) {
     EXPECT_EQ(run_cli(eval + path, &log), 1) << log;
     EXPECT_NE(log.find("checksum"), std::string::npos) << log;
   };
-  SafetensorsFile changed = read_safetensors(packed);
+  SafetensorsFile changed = read_safetensors(dense);
   for (auto& [name, t] : changed.tensors) {
     if (name != "features.0.weight") continue;
     const uint8_t low = t.u8[0] & 0x0F;
@@ -270,10 +279,17 @@ TEST(InqQuantize, PackedModelUnpacksBitForBitAndEvaluatesTheSame) {
   shifted.metadata["quantized"] = q.dump();
   expect_checksum_refused(shifted, "shifted_exponents.safetensors");
 
-  // Version 1 (no checksum): still loads, with a warning, and verify says there is none.
-  SafetensorsFile v1 = read_safetensors(packed);
+  // Version 1 (no checksum, dense, no encoding fields): still loads, with a warning, and verify says
+  // there is none.
+  SafetensorsFile v1 = read_safetensors(dense);
   v1.metadata.erase("checksum");
   v1.metadata["format_version"] = "1";
+  nlohmann::json entries = nlohmann::json::parse(v1.metadata.at("quantized"));
+  for (auto& item : entries.items()) {
+    item.value().erase("encoding");
+    item.value().erase("entropy");
+  }
+  v1.metadata["quantized"] = entries.dump();
   const std::string old = c.run.out + "/v1.packed.safetensors";
   write_safetensors(old, v1.tensors, v1.metadata);
   EXPECT_EQ(run_cli("verify " + old, &out), 0) << out;

@@ -2,7 +2,8 @@
 // the ResNet-20 5-bit INQ run committed under results/ and a LeNet-5 4-bit INQ run trained here are
 // packed, loaded as `inq eval` loads them (from the codes) and run over Fashion-MNIST test images
 // next to the float checkpoint: every image gets the same prediction, every logit is within 1e-5
-// (relative to the image's largest logit) of the float path, and Acc@1 is the same.
+// (relative to the image's largest logit) of the float path, and Acc@1 is the same. The ResNet-20 is
+// packed with --entropy (every tensor Huffman-coded, format version 3), the LeNet-5 by default.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -23,9 +24,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void expect_packed_evaluates_as_checkpoint(const TrainConfig& config, const std::string& checkpoint) {
+void expect_packed_evaluates_as_checkpoint(const TrainConfig& config, const std::string& checkpoint,
+                                           const PackOptions& pack_options = {}) {
   const std::string packed = test::temp_path("packed_eval_" + config.run.arch) + ".safetensors";
-  pack_checkpoint(checkpoint, packed);
+  const PackSummary summary = pack_checkpoint(checkpoint, packed, pack_options);
+  // With --entropy, the Huffman-coded layouts are what this run exercises (format version 3).
+  if (pack_options.entropy_coding) {
+    EXPECT_EQ(summary.entropy_tensors, summary.quantized_tensors);
+  }
   ChannelStats stats;
   auto test_set = load_dataset(config.data, /*train=*/false, &stats);
   const ModelOptions options = inference_options(model_options_for(config.data, *test_set));
@@ -84,8 +90,9 @@ TEST(PackedEval, ResNet20InqCheckpointFromResults) {
   TrainConfig c = test::small_lenet5_config(test::temp_path("packed_eval_r20"), 0);
   c.run.arch = "resnet20";
   c.data.test_limit = 300;
-  expect_packed_evaluates_as_checkpoint(c, std::string(INQ_SOURCE_DIR) +
-                                               "/results/reproduce-resnet20/inq5-magnitude-s1/final.safetensors");
+  expect_packed_evaluates_as_checkpoint(
+      c, std::string(INQ_SOURCE_DIR) + "/results/reproduce-resnet20/inq5-magnitude-s1/final.safetensors",
+      PackOptions{.entropy_coding = true});
 }
 
 TEST(PackedEval, LeNet5InqRunTrainedHere) {

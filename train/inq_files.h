@@ -10,9 +10,9 @@
 namespace inq {
 
 // Packs the model of a finished INQ checkpoint (every quantized weight frozen and in its codebook)
-// into `out`, atomically; the optimizer state does not ship. Throws inq::Error naming the file
-// otherwise.
-PackSummary pack_checkpoint(const std::string& checkpoint, const std::string& out);
+// into `out`, atomically, each quantized tensor in the smallest layout `options` allow; the optimizer
+// state does not ship. Throws inq::Error naming the file otherwise.
+PackSummary pack_checkpoint(const std::string& checkpoint, const std::string& out, const PackOptions& options = {});
 
 // Exit status of `inq verify` when some quantized weight is not in its codebook.
 inline constexpr int kVerifyFailed = 3;

@@ -14,7 +14,8 @@
 
 namespace inq {
 
-PackSummary pack_plain_weights(const std::string& weights, int bits, const std::string& arch, const std::string& out) {
+PackSummary pack_plain_weights(const std::string& weights, int bits, const std::string& arch, const std::string& out,
+                               const PackOptions& options) {
   check_output_is_not_input("-o/--output", out, {{"weights", weights}});
   const auto known = available_models();
   INQ_CHECK(std::find(known.begin(), known.end(), arch) != known.end(), "Given --arch '{}', expected one of: {}", arch,
@@ -46,7 +47,7 @@ PackSummary pack_plain_weights(const std::string& weights, int bits, const std::
             "Given weights file '{}', expected conv or linear weights (F32 tensors of rank >= 2 named *weight) to "
             "pack, but found none",
             weights);
-  return pack_model(file, codebooks, arch, out);
+  return pack_model(file, codebooks, arch, out, options);
 }
 
 }  // namespace inq

@@ -15,6 +15,7 @@ namespace inq {
 // and for a weight outside its codebook the tensor, the index and the value; also for a checkpoint
 // or packed model (a checkpoint carries its own bit-widths: pack it without --bits), an unknown arch,
 // or a file with no such weight.
-PackSummary pack_plain_weights(const std::string& weights, int bits, const std::string& arch, const std::string& out);
+PackSummary pack_plain_weights(const std::string& weights, int bits, const std::string& arch, const std::string& out,
+                               const PackOptions& options = {});
 
 }  // namespace inq

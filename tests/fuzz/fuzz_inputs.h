@@ -193,12 +193,26 @@ inline void checkpoint_input(std::span<const uint8_t> bytes) {
   }
   if (is_packed_model(file)) {
     // `inq pack`'s output, as `inq unpack`, `inq verify` and --weights read it. A packed tensor that
-    // decodes must encode back to the same codes (the code of each value is unique).
+    // decodes must encode back to the same stored bytes in its own layout (the code of each value is
+    // unique, and each fixed-width layout has one spelling: fillers only where a gap overflows). A
+    // Huffman table is any valid prefix code, so there the encoder's own table must decode to the
+    // same codes instead.
     const UnpackedModel unpacked = unpack_model(file);
+    const CheckedPackedModel checked = check_packed_model(file);
     for (const auto& [name, t] : unpacked.weights.tensors) {
       auto cb = unpacked.codebooks.find(name);
-      if (cb != unpacked.codebooks.end() && pack_tensor(name, t.f32, cb->second).codes != file.find(name)->u8)
-        throw FuzzFinding("a decoded packed tensor does not encode back to its codes");
+      if (cb == unpacked.codebooks.end()) continue;
+      const int bits = cb->second.bits;
+      const std::vector<uint8_t> dense = pack_tensor(name, t.f32, cb->second).codes;
+      const TensorEncoding& e = checked.quantized.at(name).encoding;
+      const EncodedCodes again = encode_codes_as(dense_code_values(dense, t.f32.numel(), bits), bits, e.layout,
+                                                 e.huffman, e.gap_bits);
+      if (!(again.encoding == e))
+        throw FuzzFinding("a decoded packed tensor re-encodes with other counts than its entry's");
+      if (!e.huffman && again.bytes != file.find(name)->u8)
+        throw FuzzFinding("a decoded packed tensor does not encode back to its stored bytes");
+      if (decode_to_dense(name, t.f32.numel(), bits, e, again.bytes) != dense)
+        throw FuzzFinding("a re-encoded packed tensor does not decode to its codes");
     }
     FuzzModel model;
     load_model_weights(file, model);

@@ -190,6 +190,8 @@ Bytes with_metadata(const Bytes& bytes, const std::string& key, const std::strin
   return serialize_safetensors(file.tensors, file.metadata);
 }
 
+void packed_v3_seeds(const fs::path& dir, const Check& check);
+
 void checkpoint_seeds(const fs::path& dir) {
   const Check check = [](std::span<const uint8_t> b) { fuzz::checkpoint_input(b); };
   seed_all(1);
@@ -236,7 +238,8 @@ void checkpoint_seeds(const fs::path& dir) {
   // nothing (the sign bit over a zero exponent offset).
   const fs::path tmp = fs::temp_directory_path() / ("inq_fuzz_pack_" + std::to_string(::getpid()));
   write_file_atomically(tmp.string() + ".in", final_checkpoint);
-  pack_checkpoint(tmp.string() + ".in", tmp.string() + ".out");
+  // Dense, so the seeds below that change a code byte change the code they say.
+  pack_checkpoint(tmp.string() + ".in", tmp.string() + ".out", PackOptions{.sparse = false});
   const Bytes packed = read_bytes(tmp.string() + ".out");
   fs::remove(tmp.string() + ".in");
   fs::remove(tmp.string() + ".out");
@@ -258,8 +261,15 @@ void checkpoint_seeds(const fs::path& dir) {
   SafetensorsFile version1 = parse_safetensors(packed);
   version1.metadata.erase("checksum");
   version1.metadata["format_version"] = std::to_string(kPackedVersionWithoutChecksum);
+  nlohmann::json entries = nlohmann::json::parse(version1.metadata.at("quantized"));
+  for (auto& item : entries.items()) {  // version 1 entries have no encoding fields
+    item.value().erase("encoding");
+    item.value().erase("entropy");
+  }
+  version1.metadata["quantized"] = entries.dump();
   write_seed(dir, "valid-packed-model-v1.safetensors", serialize_safetensors(version1.tensors, version1.metadata),
              check);
+  packed_v3_seeds(dir, check);
 
   write_seed(dir, "invalid-config-unknown-key.safetensors",
              with_metadata(sgd_checkpoint, "config", R"({"arch":"fuzz","bogus":1})"), check);
@@ -269,6 +279,81 @@ void checkpoint_seeds(const fs::path& dir) {
   wrong_frozen["tensors"]["fc.weight"]["frozen"] = 4;
   write_seed(dir, "invalid-inq-frozen-count.safetensors", with_metadata(step1, "inq_state", wrong_frozen.dump()),
              check);
+}
+
+// Format version 3's layouts of fc.weight (6 weights of 5 bits, one non-zero at the end, so a gap
+// of 5 zeros: one filler at 2-bit gaps), each written by the encoder and described as pack_model
+// describes it, with the checksum over the result; a version 2 file; and one seed per kind of
+// malformed stream or field.
+void packed_v3_seeds(const fs::path& dir, const Check& check) {
+  fuzz::FuzzModel model;
+  StoredTensors tensors;
+  for (const auto& t : model.state_dict()) tensors.emplace_back(t.name, StoredTensor::from_tensor(t.tensor));
+  for (auto& [name, t] : tensors)
+    if (name == "fc.weight") t = StoredTensor::from_tensor(Tensor::from_vector({2, 3}, {0, 0, 0, 0, 0, -0.125f}));
+  const Codebook cb{.bits = 5, .n1 = 0, .n2 = -7};
+  const fs::path tmp = fs::temp_directory_path() / ("inq_fuzz_sparse_" + std::to_string(::getpid()));
+  pack_model({.source = "seed", .metadata = {}, .tensors = tensors}, {{"fc.weight", cb}}, "fuzz", tmp.string());
+  const Bytes packed = read_bytes(tmp.string());
+  fs::remove(tmp);
+  write_seed(dir, "valid-packed-v3-gaps.safetensors", packed, check);
+
+  // The same tensor in a layout of our choosing, its entry described and checksummed as pack_model does.
+  const std::vector<uint16_t> codes = {0, 0, 0, 0, 0, 16 | 4};  // -2^-3: sign, offset n1 - k + 1 = 4
+  auto in_layout = [&](CodeLayout layout, bool huffman, int gap_bits,
+                       const std::function<void(nlohmann::json&, Bytes&)>& spoil) {
+    SafetensorsFile f = parse_safetensors(packed);
+    const EncodedCodes e = encode_codes_as(codes, 5, layout, huffman, gap_bits);
+    nlohmann::json q = nlohmann::json::parse(f.metadata.at("quantized"));
+    nlohmann::json& entry = q["fc.weight"];
+    for (const char* key : {"nonzeros", "gap_bits", "entries"}) entry.erase(key);
+    entry["encoding"] = layout_name(layout);
+    entry["entropy"] = huffman ? "huffman" : "none";
+    if (layout != CodeLayout::Dense) entry["nonzeros"] = e.encoding.nonzeros;
+    if (layout == CodeLayout::Gaps) {
+      entry["gap_bits"] = e.encoding.gap_bits;
+      entry["entries"] = e.encoding.entries;
+    }
+    Bytes stream = e.bytes;
+    if (spoil) spoil(entry, stream);
+    f.metadata["quantized"] = q.dump();
+    for (auto& [name, t] : f.tensors)
+      if (name == "fc.weight") t = StoredTensor::from_uint8({static_cast<int64_t>(stream.size())}, std::move(stream));
+    f.metadata["checksum"] = packed_model_checksum(f);
+    return serialize_safetensors(f.tensors, f.metadata);
+  };
+  write_seed(dir, "valid-packed-v3-gaps-huffman.safetensors", in_layout(CodeLayout::Gaps, true, 2, {}), check);
+  write_seed(dir, "valid-packed-v3-bitmap.safetensors", in_layout(CodeLayout::Bitmap, false, 0, {}), check);
+  write_seed(dir, "valid-packed-v3-bitmap-huffman.safetensors", in_layout(CodeLayout::Bitmap, true, 0, {}), check);
+  write_seed(dir, "valid-packed-v3-dense-huffman.safetensors", in_layout(CodeLayout::Dense, true, 0, {}), check);
+  write_seed(dir, "valid-packed-v3-dense.safetensors", in_layout(CodeLayout::Dense, false, 0, {}), check);
+
+  // Malformed: a filler whose gap is not all ones (2-bit gaps: entry 0 is the filler, gap 3 -> 2).
+  write_seed(dir, "invalid-packed-v3-filler.safetensors",
+             in_layout(CodeLayout::Gaps, false, 2, [](nlohmann::json&, Bytes& s) { s[0] &= 0xFE; }), check);
+  write_seed(dir, "invalid-packed-v3-trailing-byte.safetensors",
+             in_layout(CodeLayout::Gaps, false, 2, [](nlohmann::json&, Bytes& s) { s.push_back(0); }), check);
+  write_seed(dir, "invalid-packed-v3-gap-bits.safetensors",
+             in_layout(CodeLayout::Gaps, false, 2, [](nlohmann::json& e, Bytes&) { e["gap_bits"] = 17; }), check);
+  write_seed(dir, "invalid-packed-v3-position.safetensors",
+             in_layout(CodeLayout::Gaps, false, 2, [](nlohmann::json& e, Bytes&) { e["shape"] = {5}; }), check);
+  // A Huffman code table with a length of 1 for a third symbol (symbol 1: bit 5): over-subscribed.
+  write_seed(dir, "invalid-packed-v3-huffman-table.safetensors",
+             in_layout(CodeLayout::Dense, true, 0, [](nlohmann::json&, Bytes& s) { s[0] |= 0x20; }), check);
+  write_seed(dir, "invalid-packed-v3-encoding.safetensors",
+             with_metadata(in_layout(CodeLayout::Bitmap, false, 0, {}), "quantized",
+                           R"({"fc.weight":{"shape":[2,3],"bits":5,"n1":0,"n2":-7,"encoding":"runs","entropy":"none"}})"),
+             check);
+
+  // Version 2: the dense entry without its encoding fields.
+  SafetensorsFile v2 = parse_safetensors(in_layout(CodeLayout::Dense, false, 0, {}));
+  nlohmann::json q = nlohmann::json::parse(v2.metadata.at("quantized"));
+  q["fc.weight"].erase("encoding");
+  q["fc.weight"].erase("entropy");
+  v2.metadata["quantized"] = q.dump();
+  v2.metadata["format_version"] = std::to_string(kPackedVersionDense);
+  v2.metadata["checksum"] = packed_model_checksum(v2);
+  write_seed(dir, "valid-packed-model-v2.safetensors", serialize_safetensors(v2.tensors, v2.metadata), check);
 }
 
 // CIFAR-10: one whole record (3073 bytes, under the 4 KiB seed limit), and the two ways a file is
