@@ -221,3 +221,32 @@ TEST(PruneCli, EveryBadFlagIsNamed) {
   }
   EXPECT_FALSE(fs::exists(temp_path("bad_flags") + "/last.safetensors"));
 }
+
+// `inq reproduce --prune` on a tiny slice: every row is there, every quantized row was packed and
+// measured, and the pruned rows are as sparse as their targets say (magnitude exactly).
+TEST(ReproducePrune, WritesEveryRowWithSizesMeasuredOnPackedFiles) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  const std::string out = temp_path("reproduce");
+  std::string log;
+  ASSERT_EQ(run_cli("reproduce --prune --arch lenet5 --train-limit 256 --test-limit 100 --fp32-epochs 1 "
+                    "--prune-epochs 1 --epochs-per-step 1 --sparsities 0.8 --prune-bits 3 --threads 1 -j 1 "
+                    "--no-plots --out " + out, &log), 0) << log;
+  const nlohmann::json rows = nlohmann::json::parse(read_file(out + "/prune_results.json")).at("rows");
+  std::vector<std::string> methods;
+  for (const auto& r : rows) methods.push_back(r.at("method").get<std::string>() + std::to_string(r.at("bits").get<int>()));
+  EXPECT_EQ(methods, (std::vector<std::string>{"fp3232", "inq5", "magnitude32", "dns32", "magnitude+inq5", "dns+inq5",
+                                               "dns+inq3"}));
+  for (const auto& r : rows) {
+    const bool quantized = r.at("bits").get<int>() != 32;
+    EXPECT_EQ(r.at("ratio").is_null(), !quantized) << r.dump();
+    if (quantized) {
+      EXPECT_GT(r.at("ratio").get<double>(), 1.0) << r.dump();
+      // The command itself refuses a packed file that evaluates differently from its checkpoint.
+      EXPECT_NEAR(r.at("acc1_packed").get<double>(), r.at("acc1").get<double>(), 0.02) << r.dump();
+    }
+  }
+  EXPECT_NEAR(rows[2].at("sparsity").get<double>(), 0.8, 1e-3);  // magnitude: floor(0.8 n) per tensor
+  EXPECT_GT(rows[3].at("sparsity").get<double>(), 0.5);           // DNS moves from its first mask
+  EXPECT_NE(read_file(out + "/prune_results.md").find("| dns+inq | 0.8 |"), std::string::npos);
+  fs::remove_all(out);
+}

@@ -12,7 +12,7 @@
 
 namespace inq {
 
-PackSummary pack_checkpoint(const std::string& checkpoint, const std::string& out) {
+PackSummary pack_checkpoint(const std::string& checkpoint, const std::string& out, const PackOptions& options) {
   check_output_is_not_input("-o/--output", out, {{"checkpoint", checkpoint}});
   const SafetensorsFile file = read_safetensors(checkpoint);
   const CheckpointContents contents = read_checkpoint_info(file);
@@ -20,7 +20,7 @@ PackSummary pack_checkpoint(const std::string& checkpoint, const std::string& ou
   INQ_CHECK(quantized.float_entries == 0,
             "Given '{}', expected a finished INQ run (every quantized weight frozen), but {} weights are still "
             "trained in float; pack its final.safetensors", checkpoint, quantized.float_entries);
-  return pack_model(checkpoint_model_tensors(file), quantized.codebooks, contents.arch, out);
+  return pack_model(checkpoint_model_tensors(file), quantized.codebooks, contents.arch, out, options);
 }
 
 int verify_checkpoint(const std::string& path, std::FILE* out) {

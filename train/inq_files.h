@@ -12,7 +12,7 @@ namespace inq {
 // Packs the model of a finished INQ checkpoint (every quantized weight frozen and in its codebook)
 // into `out`, atomically; the optimizer state does not ship. Throws inq::Error naming the file
 // otherwise.
-PackSummary pack_checkpoint(const std::string& checkpoint, const std::string& out);
+PackSummary pack_checkpoint(const std::string& checkpoint, const std::string& out, const PackOptions& options = {});
 
 // Exit status of `inq verify` when some quantized weight is not in its codebook.
 inline constexpr int kVerifyFailed = 3;
