@@ -49,9 +49,9 @@ void register_quantize_command(CLI::App& app) {
       cfg = resume_config(*cmd, cfg);
       // The configuration comes from the checkpoint: one of plain training has nothing to quantize.
       INQ_CHECK(cfg.inq.enabled(),
-                "Given --resume '{}', expected a checkpoint of an INQ run, but it is plain training; start INQ from it "
-                "with --weights {}",
-                resume, resume);
+                "Given --resume '{}', expected a checkpoint of an INQ run, but it is {}; start INQ from it with "
+                "--weights {}",
+                resume, cfg.prune.enabled() ? "a pruning run" : "plain training", resume);
     } else {
       INQ_CHECK(cmd->count("--arch") > 0, "Given quantize without --arch, expected the model architecture");
       INQ_CHECK(!cfg.run.weights.empty(),

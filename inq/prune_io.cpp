@@ -2,6 +2,7 @@
 // everything else as one JSON object read strictly (framework/json_value.h), every problem listed.
 #include <fmt/format.h>
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -186,7 +187,16 @@ PruneState load_prune_state(const NamedTensorList& tensors, const std::string& m
       if (!dns && d != dense.end())
         problems.push_back(fmt::format("'{}{}' is given, but magnitude pruning keeps no dense weights", p.name,
                                        kDnsWeightSuffix));
-      if (dns) r.dense = d->second.clone();
+      if (dns) {
+        r.dense = d->second.clone();
+        const float* dv = r.dense.data();
+        for (int64_t i = 0; i < r.dense.numel(); ++i)
+          if (!std::isfinite(dv[i])) {
+            problems.push_back(fmt::format("'{}{}' entry {} is {}, expected finite dense weights", p.name,
+                                           kDnsWeightSuffix, i, dv[i]));
+            break;
+          }
+      }
       // The parameter must hold w * mask: pruned entries exactly 0, the others DNS's dense values.
       const float* w = p.tensor.data();
       const float* m = r.mask.data();

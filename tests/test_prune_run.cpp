@@ -186,6 +186,9 @@ TEST(PruneCli, PrunesWritesItsReportAndVerifyCatchesAPrunedWeightThatIsNotZero) 
   write_safetensors(bad, file.tensors, file.metadata);
   EXPECT_EQ(run_cli("verify " + bad, &out), 3) << out;
   EXPECT_NE(out.find("classifier.0.weight[" + std::to_string(at) + "] is pruned but not 0"), std::string::npos) << out;
+  // A pruning checkpoint is not an INQ run to continue: quantize starts from it with --weights.
+  EXPECT_NE(run_cli("quantize --resume " + run + "/last.safetensors", &out), 0);
+  EXPECT_NE(out.find("but it is a pruning run; start INQ from it with --weights"), std::string::npos) << out;
   // Resuming the finished run with a pruning flag changed is refused, naming the flag.
   EXPECT_NE(run_cli("prune --resume " + run + "/last.safetensors --sparsity 0.6", &out), 0);
   EXPECT_NE(out.find("--sparsity"), std::string::npos) << out;
