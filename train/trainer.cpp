@@ -93,7 +93,7 @@ Trainer::Trainer(TrainConfig config, std::vector<std::unique_ptr<TrainerHook>> h
     try {
       const SafetensorsFile initial = read_safetensors(config_.run.weights);
       load_model_weights(initial, *model_, optional_weight_names(*model_));
-      pruned_masks = prune_masks_from(optimizer_state_tensors(initial), config_.run.weights);
+      if (config_.inq.enabled()) pruned_masks = prune_masks_from(optimizer_state_tensors(initial), config_.run.weights);
     } catch (const Error& e) {
       throw with_file_context(e, "--weights", config_.run.weights);
     }
