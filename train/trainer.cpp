@@ -85,10 +85,10 @@ Trainer::Trainer(TrainConfig config, std::vector<std::unique_ptr<TrainerHook>> h
   model_ = create_model(config_.run.arch, model_options_for(config_.data, *train_set_));
   for (const Dataset* set : {train_set_.get(), test_set_.get()})
     check_dataset_input_size(config_.run.arch, config_.data, *set);
-  // A resumed run takes its weights from the checkpoint (loaded below), not from --weights.
   // Pruning masks of the initial weights, when they are a pruning run's checkpoint: INQ starts
   // from them (pruned weights frozen at 0, portions of the survivors).
   std::map<std::string, Tensor> pruned_masks;
+  // A resumed run takes its weights from the checkpoint (loaded below), not from --weights.
   if (!config_.run.weights.empty() && config_.run.resume.empty()) {
     try {
       const SafetensorsFile initial = read_safetensors(config_.run.weights);
