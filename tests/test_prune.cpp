@@ -10,6 +10,7 @@
 
 #include "error_testing.h"
 #include "framework/random.h"
+#include "inq/inq_state.h"
 #include "inq/prune_sgd.h"
 #include "tensor_testing.h"
 
@@ -337,4 +338,56 @@ TEST(PruneSgd, PrunedMasksAreFoundInACheckpointsOptimizerRecords) {
   Tensor bad = from({2}, {1, 0.5f});
   const std::string e = error_of([&] { prune_masks_from({{"l.w.prune_mask", bad}}, "x.safetensors"); });
   EXPECT_NE(e.find("'x.safetensors'"), std::string::npos) << e;
+}
+
+// INQ started from a pruned tensor (docs/INQ_SPEC.md section 6): pruned weights frozen at +0.0 from
+// step 1, portions counted over the survivors, the pruning masks saved and checked with the state.
+TEST(InqFromPruned, PortionsCountSurvivorsAndPrunedWeightsStayFrozenAtZero) {
+  Tensor w = from({10}, {0, 0.5f, -0.25f, -0.0f, 1, 0.125f, 0, -0.75f, 0.3f, 0.2f});
+  Tensor pruned = from({10}, {0, 1, 1, 0, 1, 1, 0, 1, 1, 1});
+  const InqOptions options{.bits = 5, .portions = {0.5, 1}};
+  const std::vector<NamedParameter> params = {{"fc.weight", w, ParamRole::Weight}};
+  InqState state = make_inq_state(options);
+  state.pruned["fc.weight"] = pruned;
+  apply_inq_step(state, params, options, 1);
+  const InqParamState& r = state.params.at("fc.weight");
+  EXPECT_EQ(r.pruned, 3);
+  EXPECT_EQ(r.frozen, 3 + 3);  // 3 pruned + floor(0.5 * 7 survivors)
+  // Frozen: the pruned 0, 3, 6 and the three largest survivors |1|, |-0.75|, |0.5|.
+  EXPECT_EQ(r.mask.to_vector(), (std::vector<float>{0, 0, 1, 0, 0, 1, 0, 0, 1, 1}));
+  EXPECT_TRUE(bit_equal(w.data()[3], 0.0f));  // the pruned -0.0 is the codebook's +0.0 now
+
+  // Saved and loaded: the pruning masks come back and are checked against the INQ masks.
+  const std::string meta = inq_state_metadata(state, options);
+  const InqState loaded = load_inq_state(inq_state_tensors(state), meta, options, params);
+  EXPECT_EQ(loaded.params.at("fc.weight").pruned, 3);
+  EXPECT_TRUE(bit_equal(loaded.pruned.at("fc.weight"), pruned));
+  NamedTensorList released = inq_state_tensors(state);
+  for (auto& [name, t] : released)
+    if (name == "fc.weight.inq_mask") {  // a pruned weight swapped with a trainable one: same count
+      t.data()[0] = 1.0f;
+      t.data()[2] = 0.0f;
+    }
+  const std::string e = error_of([&] { load_inq_state(released, meta, options, params); });
+  EXPECT_NE(e.find("marks 1 pruned weights as still float"), std::string::npos) << e;
+
+  apply_inq_step(state, params, options, 2);
+  EXPECT_EQ(state.params.at("fc.weight").frozen, 10);
+  EXPECT_EQ(w.data()[0], 0.0f);
+  EXPECT_EQ(w.data()[6], 0.0f);
+}
+
+TEST(InqFromPruned, APrunedWeightThatIsNotZeroOrAnExcludedPrunedTensorIsRefused) {
+  Tensor w = from({4}, {0.5f, 0.25f, 1, 2}), v = from({2}, {1, 2});
+  const InqOptions options{.bits = 5, .portions = {1}};
+  InqState state = make_inq_state(options);
+  state.pruned["fc.weight"] = from({4}, {1, 0, 1, 1});
+  const std::string e = error_of([&] { apply_inq_step(state, {{"fc.weight", w, ParamRole::Weight}}, options, 1); });
+  EXPECT_NE(e.find("'fc.weight'"), std::string::npos) << e;
+  EXPECT_NE(e.find("entry 1 is 0.25"), std::string::npos) << e;
+  EXPECT_TRUE(state.params.empty());  // nothing changed
+  InqState other = make_inq_state(options);
+  other.pruned["excluded.weight"] = from({2}, {1, 0});
+  const std::string e2 = error_of([&] { apply_inq_step(other, {{"fc.weight", w, ParamRole::Weight}}, options, 1); });
+  EXPECT_NE(e2.find("'excluded.weight'"), std::string::npos) << e2;
 }
