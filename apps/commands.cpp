@@ -36,6 +36,10 @@ void register_train_command(CLI::App& app) {
                 "Given --resume '{}', expected the checkpoint of plain training to continue with train, but it is of "
                 "an INQ run (continue it with inq quantize --resume)",
                 config->run.resume);
+      INQ_CHECK(!config->prune.enabled(),
+                "Given --resume '{}', expected the checkpoint of plain training to continue with train, but it is of "
+                "a pruning run (continue it with inq prune --resume)",
+                config->run.resume);
     } else {
       apply_recipe_defaults(*cmd, *config);
       resolve_dataset(*cmd, config->data, "--eval-batch-size");

@@ -9,6 +9,8 @@ namespace inq {
 void register_train_command(CLI::App& app);
 void register_eval_command(CLI::App& app);
 void register_quantize_command(CLI::App& app);
+// `inq prune`: DNS or magnitude pruning with re-training (apps/prune_command.cpp).
+void register_prune_command(CLI::App& app);
 void register_reproduce_command(CLI::App& app);
 // `verify` sets *exit_status (0 valid, 3 invalid weights).
 void register_verify_command(CLI::App& app, int* exit_status);

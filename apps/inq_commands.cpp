@@ -49,9 +49,9 @@ void register_quantize_command(CLI::App& app) {
       cfg = resume_config(*cmd, cfg);
       // The configuration comes from the checkpoint: one of plain training has nothing to quantize.
       INQ_CHECK(cfg.inq.enabled(),
-                "Given --resume '{}', expected a checkpoint of an INQ run, but it is plain training; start INQ from it "
-                "with --weights {}",
-                resume, resume);
+                "Given --resume '{}', expected a checkpoint of an INQ run, but it is {}; start INQ from it with "
+                "--weights {}",
+                resume, cfg.prune.enabled() ? "a pruning run" : "plain training", resume);
     } else {
       INQ_CHECK(cmd->count("--arch") > 0, "Given quantize without --arch, expected the model architecture");
       INQ_CHECK(!cfg.run.weights.empty(),
@@ -164,8 +164,31 @@ void register_reproduce_command(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "Compute threads (0 = all cores)")->check(CLI::Range(0, 1024));
   cmd->add_option("-j,--workers", o->workers, "Background data-loading threads")->check(CLI::Range(0, 64));
   cmd->add_flag("!--no-plots", o->plots, "Do not draw the PNG figures");
+  cmd->add_flag("--prune", o->prune,
+                "The pruning experiment instead (docs/INQ_SPEC.md section 6): FP32, magnitude pruning, DNS, 5-bit INQ, "
+                "pruning + 5-bit INQ, DNS + INQ at --prune-bits; sizes measured on packed files");
+  cmd->add_option("--sparsities", o->sparsities, "--prune: sparsity targets, one point of each curve per value")
+      ->delimiter(',')
+      ->check(CLI::Range(0.0, 0.999999));
+  cmd->add_option("--prune-bits", o->prune_bits, "--prune: the bit-widths of DNS + INQ besides 5")
+      ->delimiter(',')
+      ->check(CLI::Range(2, 10));
+  cmd->add_option("--prune-epochs", o->prune_epochs, "--prune: re-training epochs after pruning (default: the FP32 "
+                                                     "epochs)")
+      ->check(CLI::NonNegativeNumber);
   cmd->callback([o, quick, cmd] {
-    if (*quick) {
+    for (const char* flag : {"--sparsities", "--prune-bits", "--prune-epochs"})
+      INQ_CHECK(o->prune || cmd->count(flag) == 0, "Given {} without --prune, expected it only with --prune", flag);
+    if (*quick && o->prune) {
+      // Caffe's LeNet on a fifth of the training set: every row of the experiment in minutes.
+      if (cmd->count("--arch") == 0) o->arch = "lenet5-caffe";
+      if (cmd->count("--fp32-epochs") == 0) o->fp32_epochs = 2;
+      if (cmd->count("--prune-epochs") == 0) o->prune_epochs = 1;
+      if (cmd->count("--epochs-per-step") == 0) o->epochs_per_step = 1;
+      if (cmd->count("--train-limit") == 0) o->train_limit = 12000;
+      if (cmd->count("--test-limit") == 0) o->test_limit = 2000;
+      if (cmd->count("--out") == 0) o->out = "runs/reproduce-prune-quick";
+    } else if (*quick) {
       if (cmd->count("--arch") == 0) o->arch = "lenet5";
       if (cmd->count("--epochs-per-step") == 0) o->epochs_per_step = 1;
       if (cmd->count("--bits") == 0) o->bits = {5, 3};

@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
   inq::register_train_command(app);
   inq::register_eval_command(app);
   inq::register_quantize_command(app);
+  inq::register_prune_command(app);
   inq::register_reproduce_command(app);
   inq::register_run_command(app);
   inq::register_bench_model_command(app);

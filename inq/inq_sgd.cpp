@@ -36,6 +36,11 @@ void InqSgd::begin_step(int k) {
   reset_state();
 }
 
+void InqSgd::set_pruned(std::map<std::string, Tensor> masks) {
+  INQ_CHECK(steps_begun() == 0, "Given pruning masks at INQ step {}, expected them before step 1", steps_begun());
+  state_inq_.pruned = std::move(masks);
+}
+
 const InqParamState* InqSgd::inq_record(const std::string& name) const {
   const auto it = state_inq_.params.find(name);
   return it == state_inq_.params.end() ? nullptr : &it->second;

@@ -24,6 +24,11 @@ class InqSgd : public Sgd {
   // ParamRole::Weight parameters not excluded by name. Validates both option sets.
   InqSgd(std::vector<ParamGroup> groups, const SgdOptions& sgd, const InqOptions& inq);
 
+  // Starts INQ from a pruned model (docs/INQ_SPEC.md section 6): `masks` (1 kept, 0 pruned) by
+  // parameter name, e.g. a pruning checkpoint's "<param>.prune_mask" records. Only before step 1;
+  // the checks (every pruned weight 0, every mask of a quantized tensor) happen at step 1.
+  void set_pruned(std::map<std::string, Tensor> masks);
+
   // Applies quantization step k (1-based; k must be steps_begun() + 1 <= num_steps()); see
   // apply_inq_step. Step 1 fixes the codebooks from the weights as they are now (the pre-trained ones).
   // Then forgets every momentum buffer (the spec's reset per step). Throws without changing anything
@@ -47,7 +52,8 @@ class InqSgd : public Sgd {
   // weight was changed behind the optimizer's back. Throws before step 1 (there are no codebooks yet).
   std::vector<OffendingWeight> verify() const;
 
-  // Momentum buffers ("<param>.momentum_buffer") and INQ masks ("<param>.inq_mask"), sorted by name.
+  // Momentum buffers ("<param>.momentum_buffer"), INQ masks ("<param>.inq_mask") and pruning masks
+  // ("<param>.prune_mask", a pruned start only), sorted by name.
   NamedTensorList state_tensors() const override;
   // The INQ metadata JSON (codebooks, steps, options, generator state); see inq_state.h.
   std::string inq_metadata() const;

@@ -101,6 +101,26 @@ std::vector<int64_t> frozen_offenders(const Tensor& w, const InqParamState& reco
   return bad;
 }
 
+// Step 1 of a pruned model: every pruned weight (mask 0) is frozen at +0.0 from the start.
+void start_from_pruning_mask(InqParamState& fresh, const Tensor& pruned, const NamedParameter& p) {
+  INQ_CHECK(pruned.defined() && pruned.shape() == p.tensor.shape(), "Given tensor '{}' with shape {}, expected its "
+            "pruning mask to have that shape, but it has {}", p.name, shape_str(p.tensor.shape()),
+            pruned.defined() ? shape_str(pruned.shape()) : "none");
+  const float* w = p.tensor.data();
+  const float* m = pruned.data();
+  float* f = fresh.mask.data();
+  for (int64_t i = 0; i < p.tensor.numel(); ++i) {
+    INQ_CHECK(m[i] == 0 || m[i] == 1, "Given the pruning mask of '{}', expected 0 and 1 only, but entry {} is {}",
+              p.name, i, m[i]);
+    if (m[i] != 0) continue;
+    INQ_CHECK(w[i] == 0, "Given tensor '{}' and its pruning mask, expected every pruned weight to be 0, but entry {} "
+              "is {}", p.name, i, w[i]);
+    f[i] = 0.0f;
+    ++fresh.pruned;
+  }
+  fresh.frozen = fresh.pruned;
+}
+
 }  // namespace
 
 void apply_inq_step(InqState& state, const std::vector<NamedParameter>& quantized, const InqOptions& options,
@@ -113,6 +133,10 @@ void apply_inq_step(InqState& state, const std::vector<NamedParameter>& quantize
       "Given INQ step {}, expected step {} of {} (steps are applied once each, in order), but got {} instead",
       k, state.steps_begun + 1, steps, k);
   const auto params = sorted_by_name(quantized);
+  for (const auto& [name, mask] : state.pruned)
+    INQ_CHECK(std::any_of(params.begin(), params.end(), [&](const NamedParameter* p) { return p->name == name; }),
+              "Given a pruning mask for '{}', expected it to name a tensor INQ quantizes (an excluded or unknown "
+              "tensor would let its pruned weights train again)", name);
   INQ_CHECK(k > 1 || state.params.empty(),
             "Given INQ step 1, expected a state without records, but it has {}", state.params.size());
   if (k > 1) {
@@ -137,6 +161,8 @@ void apply_inq_step(InqState& state, const std::vector<NamedParameter>& quantize
     if (k == 1) {
       plan.fresh.codebook = make_codebook(p->tensor, options.bits, p->name);
       plan.fresh.mask = Tensor::full(p->tensor.shape(), 1.0f);
+      if (const auto pruned = state.pruned.find(p->name); pruned != state.pruned.end())
+        start_from_pruning_mask(plan.fresh, pruned->second, *p);
       record = &plan.fresh;
     } else {
       record = &state.params.at(p->name);
@@ -158,7 +184,9 @@ void apply_inq_step(InqState& state, const std::vector<NamedParameter>& quantize
           p->name, k, record->frozen, record->codebook.n1, record->codebook.n2, bad.size(),
           bad.empty() ? 0 : bad[0], bad.empty() ? 0.0f : p->tensor.data()[bad[0]]);
     }
-    const int64_t target = frozen_target(portions[static_cast<size_t>(k - 1)], p->tensor.numel());
+    // The portion is of the surviving weights; the pruned ones are frozen (at 0) throughout.
+    const int64_t target =
+        record->pruned + frozen_target(portions[static_cast<size_t>(k - 1)], p->tensor.numel() - record->pruned);
     plan.count = target - record->frozen;
     INQ_CHECK(plan.count >= 0, "Given tensor '{}' with {} frozen weights, expected at most {} before step {}",
               p->name, record->frozen, target, k);
@@ -173,6 +201,12 @@ void apply_inq_step(InqState& state, const std::vector<NamedParameter>& quantize
     const std::vector<int64_t> chosen =
         choose_partition(p.tensor, record.mask, plan.count, options.strategy, state.generator, p.name);
     Tensor w = p.tensor;
+    if (k == 1 && record.pruned > 0) {  // a pruned -0.0 becomes the codebook's +0.0
+      float* v = w.data();
+      const float* m = record.mask.data();
+      for (int64_t i = 0; i < w.numel(); ++i)
+        if (m[i] == 0) v[i] = 0.0f;
+    }
     record.saturated += quantize_entries_(w, chosen, record.codebook, p.name);
     float* m = record.mask.data();
     for (const int64_t i : chosen) m[i] = 0.0f;

@@ -44,7 +44,8 @@ struct InqParamState {
   Codebook codebook;      // fixed when INQ starts (step 1), from the tensor's max |w| then
   Tensor mask;            // (shape of the parameter) the paper's T: 1 = still float and re-trained,
                           // 0 = quantized and frozen. Exactly 0.0f or 1.0f.
-  int64_t frozen = 0;     // number of zeros in mask: frozen_target(sigma_step, numel)
+  int64_t frozen = 0;     // number of zeros in mask: pruned + frozen_target(sigma_step, numel - pruned)
+  int64_t pruned = 0;     // weights pruned before INQ (InqState::pruned): frozen at 0 from step 1 on
   int step = 0;           // the last quantization step applied (1..K)
   int64_t saturated = 0;  // entries the quantizer saturated to +-2^n1, summed over the steps
 };
@@ -54,6 +55,10 @@ struct InqState {
   int steps_begun = 0;                          // quantization steps applied so far (0..K)
   std::map<std::string, InqParamState> params;  // keyed by dotted name; empty before step 1
   Generator generator;                          // the random strategy's; seeded from InqOptions::seed
+  // The pruning masks of a pruned starting model (inq/prune.h: 1 kept, 0 pruned), by name; empty
+  // when nothing was pruned. Set before step 1 and kept unchanged: step 1 freezes every pruned
+  // weight at 0 and the portions count the surviving weights only (docs/INQ_SPEC.md section 6).
+  std::map<std::string, Tensor> pruned;
 };
 
 // A fresh state (no step applied) with the generator seeded from options.seed.
@@ -71,8 +76,11 @@ std::vector<NamedParameter> select_quantized(const std::vector<NamedParameter>& 
 // Applies quantization step k (1-based: sigma_k = portions[k-1]) to the tensors of `quantized`:
 // - k must be state.steps_begun + 1 and at most K;
 // - step 1 builds every codebook from the tensor's current max |w| (NaN or Inf throws, naming it);
-// - each tensor freezes frozen_target(sigma_k, numel) - frozen more weights, chosen among its
-//   still-float weights by options.strategy (tensors are visited in name order, which fixes the
+// - with pruning masks (state.pruned), step 1 first freezes every pruned weight at 0 (each must be
+//   0 already, and every pruned tensor must be quantized);
+// - each tensor freezes pruned + frozen_target(sigma_k, numel - pruned) - frozen more weights (so
+//   sigma_k is a portion of the surviving weights), chosen among its still-float weights by
+//   options.strategy (tensors are visited in name order, which fixes the
 //   random generator's sequence), quantizes them in place and zeroes their mask entries.
 // Everything is checked before anything changes: the names must match the state's records (after
 // step 1), still-float weights must be finite and frozen weights must still be codebook values (a
@@ -120,17 +128,21 @@ void check_quantized(const NamedTensorList& tensors, const std::map<std::string,
 std::map<std::string, Codebook> codebooks_of(const InqState& state);
 
 // ---- serialization (inq_state_io.cpp) ----
-// Tensors: "<param>.inq_mask" (the mask, 1 = float, 0 = frozen) for each record. Metadata: one JSON
+// Tensors: "<param>.inq_mask" (the mask, 1 = float, 0 = frozen) for each record, and
+// "<param>.prune_mask" for each pruning mask of InqState::pruned. Metadata: one JSON
 // object (a string for a safetensors __metadata__ value):
 //   {"format": "inq-state", "version": 1, "bits", "portions", "strategy", "seed", "exclude",
 //    "steps_begun", "generator": "<Generator::state()>",
-//    "tensors": {"<param>": {"numel", "bits", "n1", "n2", "step", "frozen", "saturated"}, ...}}
+//    "tensors": {"<param>": {"numel", "bits", "n1", "n2", "step", "frozen", "saturated"}, ...},
+//    "pruned": {"<param>": <pruned count>, ...}}      (only when InqState::pruned is not empty)
 
 inline constexpr const char* kInqMaskSuffix = ".inq_mask";
 inline constexpr const char* kInqStateFormat = "inq-state";
 inline constexpr int kInqStateVersion = 1;
 
-// True for names ending in kInqMaskSuffix.
+inline constexpr const char* kInqPruneMaskSuffix = ".prune_mask";  // the same name as inq/prune.h's
+
+// True for names ending in kInqMaskSuffix or kInqPruneMaskSuffix.
 bool is_inq_state_tensor(const std::string& name);
 // Copies of the masks, "<param>.inq_mask", in name order.
 NamedTensorList inq_state_tensors(const InqState& state);
@@ -140,8 +152,9 @@ std::string inq_state_metadata(const InqState& state, const InqOptions& options)
 // well formed (no duplicate or unknown keys, right types), its options must equal `options` (bits,
 // resolved portions, strategy, seed, exclude), its tensors must be exactly the names of `quantized`
 // (none before step 1) with matching numel, consistent codebooks, step == steps_begun and frozen ==
-// frozen_target(sigma_step, numel); each mask must exist once, have the parameter's shape, hold only
-// 0 and 1 and have `frozen` zeros; no other tensor may be given. Every problem is listed in one
+// pruned + frozen_target(sigma_step, numel - pruned); each mask must exist once, have the parameter's
+// shape, hold only 0 and 1 and have `frozen` zeros, and be 0 wherever its pruning mask is; pruning
+// masks must name quantized parameters and hold their "pruned" count; no other tensor may be given. Every problem is listed in one
 // inq::Error.
 InqState load_inq_state(const NamedTensorList& tensors, const std::string& metadata,
                         const InqOptions& options, const std::vector<NamedParameter>& quantized);

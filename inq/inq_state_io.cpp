@@ -12,15 +12,22 @@ namespace inq {
 
 using json = nlohmann::json;
 
-bool is_inq_state_tensor(const std::string& name) {
-  const std::string_view suffix = kInqMaskSuffix;
+namespace {
+bool ends_with(const std::string& name, std::string_view suffix) {
   return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+}  // namespace
+
+bool is_inq_state_tensor(const std::string& name) {
+  return ends_with(name, kInqMaskSuffix) || ends_with(name, kInqPruneMaskSuffix);
 }
 
 NamedTensorList inq_state_tensors(const InqState& state) {
   NamedTensorList out;
   for (const auto& [name, record] : state.params)
     out.emplace_back(name + kInqMaskSuffix, record.mask.clone());
+  for (const auto& [name, mask] : state.pruned) out.emplace_back(name + kInqPruneMaskSuffix, mask.clone());
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   return out;
 }
 
@@ -40,7 +47,20 @@ std::string inq_state_metadata(const InqState& state, const InqOptions& options)
                   {"steps_begun", state.steps_begun},
                   {"generator", state.generator.state()},
                   {"tensors", tensors}};
-  return j.dump();
+  json out = j;
+  if (!state.pruned.empty()) {
+    json pruned = json::object();
+    for (const auto& [name, r] : state.params) pruned[name] = r.pruned;
+    // Before step 1 there are no records yet: the counts come from the masks themselves.
+    for (const auto& [name, mask] : state.pruned)
+      if (!pruned.contains(name)) {
+        int64_t zeros = 0;
+        for (int64_t i = 0; i < mask.numel(); ++i) zeros += mask.data()[i] == 0 ? 1 : 0;
+        pruned[name] = zeros;
+      }
+    out["pruned"] = pruned;
+  }
+  return out.dump();
 }
 namespace {
 
@@ -49,6 +69,8 @@ struct Load {
   const InqOptions& options;
   std::vector<double> portions;  // options.resolved_portions()
   std::vector<std::string> problems;
+  std::map<std::string, int64_t> pruned = {};       // "pruned" counts of the metadata, by tensor
+  std::map<std::string, Tensor> prune_masks = {};   // "<param>.prune_mask" tensors, by tensor
 
   int steps() const { return static_cast<int>(portions.size()); }
   template <class... Args>
@@ -107,8 +129,13 @@ void read_generator(JsonObjectReader& top, InqState& state, Load& load) {
 std::map<std::string, Tensor> masks_by_parameter(const NamedTensorList& tensors, Load& load) {
   std::map<std::string, Tensor> masks;
   for (const auto& [name, t] : tensors) {
+    if (ends_with(name, kInqPruneMaskSuffix)) {
+      const std::string param = name.substr(0, name.size() - std::string_view(kInqPruneMaskSuffix).size());
+      if (!load.prune_masks.emplace(param, t).second) load.problem("'{}' appears more than once", name);
+      continue;
+    }
     if (!is_inq_state_tensor(name)) {
-      load.problem("'{}' is not '<parameter>{}'", name, kInqMaskSuffix);
+      load.problem("'{}' is not '<parameter>{}' or '<parameter>{}'", name, kInqMaskSuffix, kInqPruneMaskSuffix);
       continue;
     }
     const std::string param = name.substr(0, name.size() - std::string_view(kInqMaskSuffix).size());
@@ -152,11 +179,13 @@ Codebook check_tensor_entry(const TensorEntry& t, const NamedParameter& p, int64
   } catch (const Error& e) {
     load.problem("{}: {}", where, e.what());
   }
-  if (t.step >= 1 && t.step <= load.steps()) {
-    const int64_t target = frozen_target(load.portions[static_cast<size_t>(t.step - 1)], n);
+  const auto pruned_it = load.pruned.find(p.name);
+  const int64_t pruned = pruned_it == load.pruned.end() ? 0 : pruned_it->second;
+  if (t.step >= 1 && t.step <= load.steps() && pruned >= 0 && pruned <= n) {
+    const int64_t target = pruned + frozen_target(load.portions[static_cast<size_t>(t.step - 1)], n - pruned);
     if (t.frozen != target)
-      load.problem("{}: frozen is {}, but step {} of portions {} freezes {} of {} weights", where, t.frozen,
-                   t.step, text(load.portions), target, n);
+      load.problem("{}: frozen is {}, but step {} of portions {} freezes {} of {} weights ({} of them pruned)", where,
+                   t.frozen, t.step, text(load.portions), target, n, pruned);
   }
   if (t.saturated < 0 || t.saturated > t.frozen)
     load.problem("{}: saturated is {}, expected 0..frozen ({})", where, t.saturated, t.frozen);
@@ -198,9 +227,24 @@ std::optional<InqParamState> load_record(JsonObjectReader& entry, const NamedPar
   }
   check_mask(mask->second, p, t->frozen, load);
   if (load.problems.size() != before) return std::nullopt;
+  // Every pruned weight is frozen (mask 0) from step 1 on.
+  int64_t pruned = 0;
+  if (const auto pm = load.prune_masks.find(p.name); pm != load.prune_masks.end() && pm->second.defined() &&
+                                                     pm->second.shape() == mask->second.shape()) {
+    const float* pmask = pm->second.data();
+    const float* m = mask->second.data();
+    int64_t released = 0;
+    for (int64_t i = 0; i < pm->second.numel(); ++i) {
+      pruned += pmask[i] == 0 ? 1 : 0;
+      released += (pmask[i] == 0 && m[i] != 0) ? 1 : 0;
+    }
+    if (released > 0)
+      load.problem("'{}{}' marks {} pruned weights as still float", p.name, kInqMaskSuffix, released);
+  }
+  if (load.problems.size() != before) return std::nullopt;
   InqParamState record{
-      .codebook = cb, .mask = mask->second.clone(), .frozen = t->frozen, .step = static_cast<int>(t->step),
-      .saturated = t->saturated};
+      .codebook = cb, .mask = mask->second.clone(), .frozen = t->frozen, .pruned = pruned,
+      .step = static_cast<int>(t->step), .saturated = t->saturated};
   // -0.0 counts as frozen above (it equals 0); store the canonical value.
   float* m = record.mask.data();
   for (int64_t i = 0; i < record.mask.numel(); ++i) m[i] = m[i] == 0 ? 0.0f : 1.0f;
@@ -246,6 +290,39 @@ void check_masks_claimed(const std::map<std::string, Tensor>& masks, bool starte
   }
 }
 
+// The pruning masks: one per "pruned" count and no other, each of a quantized parameter's shape,
+// 0 and 1 only, with that many zeros. Accepted ones go into state.pruned.
+void check_pruning_masks(const std::vector<NamedParameter>& quantized, Load& load, InqState& state) {
+  for (const auto& count : load.pruned)
+    if (!load.prune_masks.count(count.first))
+      load.problem("metadata: pruned names '{}', but '{}{}' is missing", count.first, count.first, kInqPruneMaskSuffix);
+  for (const auto& [name, mask] : load.prune_masks) {
+    const auto p = std::find_if(quantized.begin(), quantized.end(), [&](const auto& q) { return q.name == name; });
+    const auto count = load.pruned.find(name);
+    if (p == quantized.end() || count == load.pruned.end()) {
+      load.problem("'{}{}' names no quantized parameter with a pruned count in the metadata", name,
+                   kInqPruneMaskSuffix);
+      continue;
+    }
+    if (!mask.defined() || mask.shape() != p->tensor.shape()) {
+      load.problem("'{}{}' has shape {} but the parameter has shape {}", name, kInqPruneMaskSuffix,
+                   mask.defined() ? shape_str(mask.shape()) : "undefined", shape_str(p->tensor.shape()));
+      continue;
+    }
+    int64_t zeros = 0, others = 0;
+    for (int64_t i = 0; i < mask.numel(); ++i) {
+      zeros += mask.data()[i] == 0 ? 1 : 0;
+      others += (mask.data()[i] != 0 && mask.data()[i] != 1) ? 1 : 0;
+    }
+    if (others > 0 || zeros != count->second) {
+      load.problem("'{}{}' has {} pruned entries and {} values other than 0 and 1, but the metadata says {} pruned",
+                   name, kInqPruneMaskSuffix, zeros, others, count->second);
+      continue;
+    }
+    state.pruned[name] = mask.clone();
+  }
+}
+
 }  // namespace
 
 InqState load_inq_state(const NamedTensorList& tensors, const std::string& metadata,
@@ -259,8 +336,17 @@ InqState load_inq_state(const NamedTensorList& tensors, const std::string& metad
   const auto steps_begun = read_steps_begun(top, load);
   read_generator(top, state, load);
   auto entries = top.object("tensors");
+  // Only an INQ run that started from a pruned model has "pruned": {"<param>": count, ...}.
+  if (auto pruned = top.optional_object("pruned")) {
+    for (const auto& item : pruned->value().items())
+      if (const auto n = pruned->required<int64_t>(item.key())) {
+        if (*n < 0) load.problem("metadata: pruned count of '{}' is {}, expected >= 0", item.key(), *n);
+        load.pruned[item.key()] = *n;
+      }
+  }
   top.reject_unknown();
   const std::map<std::string, Tensor> masks = masks_by_parameter(tensors, load);
+  check_pruning_masks(quantized, load, state);
   if (entries && steps_begun) load_records(*entries, *steps_begun, quantized, masks, load, state);
   check_masks_claimed(masks, steps_begun && *steps_begun > 0, quantized, load);
 

@@ -13,6 +13,7 @@ using Factory = std::function<std::shared_ptr<Module>(const ModelOptions&)>;
 const std::map<std::string, Factory>& factories() {
   static const std::map<std::string, Factory> table = {
       {"alexnet", alexnet},     {"googlenet", googlenet}, {"lenet5", lenet5},
+      {"lenet5-caffe", lenet5_caffe},
       {"resnet18", resnet18},   {"resnet20", resnet20},   {"resnet34", resnet34},
       {"resnet50", resnet50},   {"vgg16", vgg16},
   };
@@ -31,7 +32,7 @@ std::shared_ptr<Module> create_model(const std::string& arch, const ModelOptions
 }
 
 InputSizeRule input_size_rule(const std::string& arch) {
-  if (arch == "lenet5") return {.size = 28, .exact = true};
+  if (arch == "lenet5" || arch == "lenet5-caffe") return {.size = 28, .exact = true};
   if (arch == "alexnet") return {.size = 63};
   if (arch == "vgg16") return {.size = 32};
   if (arch == "googlenet") return {.size = 15};

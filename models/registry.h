@@ -45,6 +45,8 @@ NamePredicate optional_weight_names(const Module& model);
 
 // LeNet-5 for 28x28 inputs (ReLU and max-pool variant).
 std::shared_ptr<Module> lenet5(const ModelOptions& options = {});
+// Caffe's LeNet (20 and 50 5x5 convolutions, fc 500): the LeNet-5 of Deep Compression and DNS.
+std::shared_ptr<Module> lenet5_caffe(const ModelOptions& options = {});
 // CIFAR-style ResNet-20 (He et al. 2016, section 4.2) with projection shortcuts.
 std::shared_ptr<Module> resnet20(const ModelOptions& options = {});
 

@@ -107,7 +107,7 @@ void check_architecture(const Expected& e) {
 
 TEST(ModelZoo, RegistryListsEveryModel) {
   const auto names = available_models();
-  for (const char* arch : {"alexnet", "vgg16", "googlenet", "resnet18", "resnet34", "resnet50", "lenet5", "resnet20"})
+  for (const char* arch : {"alexnet", "vgg16", "googlenet", "resnet18", "resnet34", "resnet50", "lenet5", "lenet5-caffe", "resnet20"})
     EXPECT_NE(std::find(names.begin(), names.end(), arch), names.end()) << arch;
   try {
     create_model("resnet101");
@@ -115,6 +115,27 @@ TEST(ModelZoo, RegistryListsEveryModel) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("expected one of: alexnet, googlenet"), std::string::npos) << e.what();
   }
+}
+
+// Caffe's LeNet, the LeNet-5 of Deep Compression and DNS: 431,080 parameters (431K in both papers).
+TEST(ModelZoo, LeNet5Caffe) {
+  auto m = create_model("lenet5-caffe");
+  int64_t total = 0;
+  std::map<std::string, Shape> shapes;
+  for (const auto& p : m->named_parameters()) {
+    total += p.tensor.numel();
+    shapes[p.name] = p.tensor.shape();
+  }
+  EXPECT_EQ(total, 431080);
+  EXPECT_EQ(shapes.size(), 8u);
+  EXPECT_EQ(shapes.at("features.0.weight"), (Shape{20, 1, 5, 5}));
+  EXPECT_EQ(shapes.at("features.2.weight"), (Shape{50, 20, 5, 5}));
+  EXPECT_EQ(shapes.at("classifier.0.weight"), (Shape{500, 800}));
+  EXPECT_EQ(shapes.at("classifier.2.weight"), (Shape{10, 500}));
+  EXPECT_EQ(shapes.at("classifier.2.bias"), (Shape{10}));
+  EXPECT_EQ(eval_forward(*m, {3, 1, 28, 28}).shape(), (Shape{3, 10}));
+  EXPECT_EQ(input_size_rule("lenet5-caffe").size, 28);
+  EXPECT_TRUE(input_size_rule("lenet5-caffe").exact);
 }
 
 TEST(ModelZoo, AlexNet) {

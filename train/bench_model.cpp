@@ -27,9 +27,9 @@ BenchModelResult bench_model(const BenchModelOptions& o) {
   INQ_CHECK(o.batch >= 1, "Given --batch {}, expected at least 1", o.batch);
   INQ_CHECK(o.rounds >= 1, "Given --rounds {}, expected at least 1", o.rounds);
   INQ_CHECK(o.warmup >= 0, "Given --warmup {}, expected 0 or more", o.warmup);
-  const bool small = o.arch == "lenet5" || o.arch == "resnet20";
-  const int64_t channels = o.arch == "lenet5" ? 1 : 3;
-  const int64_t size = o.image_size > 0 ? o.image_size : o.arch == "lenet5" ? 28 : o.arch == "resnet20" ? 32 : 224;
+  const bool small = o.arch == "lenet5" || o.arch == "lenet5-caffe" || o.arch == "resnet20";
+  const int64_t channels = (o.arch == "lenet5" || o.arch == "lenet5-caffe") ? 1 : 3;
+  const int64_t size = o.image_size > 0 ? o.image_size : (o.arch == "lenet5" || o.arch == "lenet5-caffe") ? 28 : o.arch == "resnet20" ? 32 : 224;
   const int64_t classes = o.num_classes > 0 ? o.num_classes : small ? 10 : 1000;
   check_input_size(o.arch, size, size, fmt::format("--image-size {}", size));
 

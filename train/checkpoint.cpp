@@ -37,6 +37,7 @@ void save_checkpoint(const std::string& path, const Module& model, const Optimiz
       {"training_state", contents.training_state.dump()},
   };
   if (!contents.inq_state.empty()) metadata["inq_state"] = contents.inq_state;
+  if (!contents.prune_state.empty()) metadata["prune_state"] = contents.prune_state;
   write_safetensors(path, tensors, metadata);
 }
 
@@ -72,6 +73,7 @@ CheckpointContents read_checkpoint_info(const SafetensorsFile& file) {
                                   message));
   }
   if (auto it = m.find("inq_state"); it != m.end()) c.inq_state = it->second;
+  if (auto it = m.find("prune_state"); it != m.end()) c.prune_state = it->second;
   INQ_CHECK(c.training_state.is_object(), "Given checkpoint '{}', expected training_state to be a JSON object",
             file.source);
   return c;
@@ -173,6 +175,28 @@ QuantizedTensors read_quantized_tensors(const SafetensorsFile& file, const Check
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("Given '{}', expected inq_state metadata with per-tensor bits, n1 and n2: {}", path,
                             e.what()));
+  }
+  return out;
+}
+
+PrunedPositions read_pruned_positions(const SafetensorsFile& file) {
+  PrunedPositions out;
+  const std::string suffix = kInqPruneMaskSuffix;
+  for (const auto& [key, mask] : file.tensors) {
+    if (!starts_with(key, kOptimizerPrefix) || key.size() <= kOptimizerPrefix.size() + suffix.size() ||
+        key.compare(key.size() - suffix.size(), suffix.size(), suffix) != 0)
+      continue;
+    const std::string name = key.substr(kOptimizerPrefix.size(), key.size() - kOptimizerPrefix.size() - suffix.size());
+    const StoredTensor* w = file.find(kModelPrefix + name);
+    INQ_CHECK(w != nullptr && w->dtype == StoredDtype::F32 && mask.dtype == StoredDtype::F32 && w->shape == mask.shape,
+              "Given '{}', expected the pruning mask '{}' to be F32 with the shape of an F32 weight 'model.{}', but "
+              "it is not", file.source, key, name);
+    ++out.tensors;
+    for (int64_t i = 0; i < mask.f32.numel(); ++i) {
+      if (mask.f32.data()[i] != 0.0f) continue;
+      ++out.pruned;
+      if (w->f32.data()[i] != 0.0f) out.nonzero.emplace_back(name, i);
+    }
   }
   return out;
 }

@@ -7,6 +7,8 @@
 //            "config" (the resolved TrainConfig as JSON),
 //            "inq_state" (INQ runs: codebooks, steps, partition generator; the masks are the
 //            optimizer's "<param>.inq_mask" tensors)
+//            "prune_state" (pruning runs: method, thresholds, DNS's generator; the masks are the
+//            optimizer's "<param>.prune_mask" tensors, DNS's dense weights "<param>.dns_weight")
 // A plain weights file (no "format" key, unprefixed names, e.g. converted torchvision weights)
 // can be loaded into a model by the same entry point.
 #include <map>
@@ -29,6 +31,7 @@ struct CheckpointContents {
   TrainConfig config;
   nlohmann::json training_state;  // epoch, iteration, best_acc1, generator, ...
   std::string inq_state;          // InqSgd::inq_metadata(), empty when the run is not INQ
+  std::string prune_state;        // PruneSgd::prune_metadata(), empty when the run does not prune
 };
 
 void save_checkpoint(const std::string& path, const Module& model, const Optimizer* optimizer,
@@ -68,6 +71,15 @@ struct QuantizedTensors {
 };
 // Throws inq::Error naming the file when the metadata or a tensor it names is missing or malformed.
 QuantizedTensors read_quantized_tensors(const SafetensorsFile& file, const CheckpointContents& contents);
+
+// What `inq verify` checks in a pruned checkpoint (a pruning run's, or an INQ run's that started
+// from one): every "model.<name>" weight is exactly 0 wherever "optimizer.<name>.prune_mask" is 0.
+struct PrunedPositions {
+  int64_t tensors = 0, pruned = 0;   // masks found, and their pruned entries
+  std::vector<std::pair<std::string, int64_t>> nonzero;  // (tensor, flat index) of pruned non-zeros
+};
+// Throws inq::Error naming the file when a mask has no weight of its shape.
+PrunedPositions read_pruned_positions(const SafetensorsFile& file);
 
 // Loads model weights from a checkpoint, a packed model (inq/packed_model.h) or a plain weights
 // file, strictly (every missing, unexpected or mis-shaped name is reported in one error), except for

@@ -16,8 +16,8 @@ InferenceSession::InferenceSession(const std::string& arch, const std::string& w
   const auto known = available_models();
   INQ_CHECK(std::find(known.begin(), known.end(), arch) != known.end(),
             "Given the architecture '{}', expected one of: {}", arch, fmt::join(known, ", "));
-  const bool small = arch == "lenet5" || arch == "resnet20";
-  in_channels_ = options.in_channels > 0 ? options.in_channels : arch == "lenet5" ? 1 : 3;
+  const bool small = arch == "lenet5" || arch == "lenet5-caffe" || arch == "resnet20";
+  in_channels_ = options.in_channels > 0 ? options.in_channels : (arch == "lenet5" || arch == "lenet5-caffe") ? 1 : 3;
   num_classes_ = options.num_classes > 0 ? options.num_classes : small ? 10 : 1000;
   set_threads(options.threads);
   InferenceModel loaded = load_inference_model(

@@ -40,7 +40,21 @@ int verify_checkpoint(const std::string& path, std::FILE* out) {
       if (model.codebooks.count(name)) quantized.tensors.emplace_back(name, t.f32);
     quantized.codebooks = std::move(model.codebooks);
   } else {
-    quantized = read_quantized_tensors(file, read_checkpoint_info(file));
+    const CheckpointContents contents = read_checkpoint_info(file);
+    // Pruned positions first: a pruning run's checkpoint has nothing else to verify.
+    const PrunedPositions pruned = read_pruned_positions(file);
+    const bool pruned_ok = pruned.nonzero.empty();
+    if (pruned.tensors > 0 && pruned_ok)
+      fmt::print(out, "{}: pruned positions OK: all {} pruned weights of {} tensors are 0\n", path, pruned.pruned,
+                 pruned.tensors);
+    if (!pruned_ok) {
+      fmt::print(out, "{}: FAILED: {} pruned weights are not 0\n", path, pruned.nonzero.size());
+      for (size_t i = 0; i < std::min<size_t>(pruned.nonzero.size(), 20); ++i)
+        fmt::print(out, "  {}[{}] is pruned but not 0\n", pruned.nonzero[i].first, pruned.nonzero[i].second);
+    }
+    if (contents.inq_state.empty() && !contents.prune_state.empty()) return pruned_ok ? 0 : kVerifyFailed;
+    quantized = read_quantized_tensors(file, contents);
+    if (!pruned_ok) return kVerifyFailed;
   }
   int64_t weights = 0;
   for (const auto& [name, t] : quantized.tensors) weights += t.numel();

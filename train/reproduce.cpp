@@ -32,11 +32,13 @@ bool finished(const TrainConfig& config) {
   // resumed from its last checkpoint, which only redoes that.
   if (r.contains("inq"))
     return r["inq"]["finished"].get<bool>() && r["inq"].value("bn_batches", int64_t{-1}) == config.inq.bn_batches;
+  // A pruning run writes results.json before its first epoch: it is done once final.safetensors is.
+  if (r.contains("prune") && !file_exists(config.run.out + "/final.safetensors")) return false;
   return r["epochs_done"].get<int64_t>() == r["epochs"].get<int64_t>();
 }
 
-// Runs the configured training or INQ run to the end, resuming it if a previous invocation was
-// interrupted, and returns its results.json.
+}  // namespace
+
 json run_or_continue(TrainConfig config) {
   if (!finished(config)) {
     const std::string last = config.run.out + "/last.safetensors";
@@ -53,6 +55,8 @@ json run_or_continue(TrainConfig config) {
   }
   return json::parse(read_file(config.run.out + "/results.json"));
 }
+
+namespace {
 
 std::string fp32_model_path(const std::string& dir) { return dir + "/last.safetensors"; }
 
@@ -138,6 +142,7 @@ std::string one_shot_summary(int bits, uint64_t seed, double acc1_quantized, dou
 }
 
 std::string run_reproduce(const ReproduceOptions& o) {
+  if (o.prune) return run_reproduce_prune(o);
   INQ_CHECK(!o.seeds.empty() && !o.bits.empty(), "Given reproduce, expected at least one seed and one bit-width");
   INQ_CHECK(o.fp32_weights.empty() || o.seeds.size() == 1,
             "Given --fp32-weights, expected a single --seeds value (one baseline), but got {}", o.seeds.size());

@@ -11,8 +11,11 @@
 // Writes results.json (rows, one per table row), results.md (the paper's layout),
 // histogram.json (one layer's weights before and after INQ) and, with matplotlib, PNG figures.
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "train/train_config.h"
 
 namespace inq {
 
@@ -30,6 +33,12 @@ struct ReproduceOptions {
   int64_t train_limit = 0, test_limit = 0;
   int threads = 0, workers = 2;
   bool plots = true;                    // run tools/plot_results.py when python3 + matplotlib exist
+  // The pruning experiment instead (train/reproduce_prune.cpp): FP32, magnitude pruning, DNS,
+  // 5-bit INQ, and pruning + INQ at each of `sparsities` (DNS + INQ also at `prune_bits`).
+  bool prune = false;
+  std::vector<double> sparsities = {0.9};
+  std::vector<int> prune_bits = {4, 3};
+  int64_t prune_epochs = 0;             // re-training epochs after pruning; 0: the FP32 epochs
 };
 
 // The line printed for a one-shot row: its accuracy and, when BatchNorm statistics were
@@ -37,5 +46,12 @@ struct ReproduceOptions {
 std::string one_shot_summary(int bits, uint64_t seed, double acc1_quantized, double acc1, int64_t bn_batches_used);
 // Runs (or continues) every experiment and writes the summaries; returns the path of results.md.
 std::string run_reproduce(const ReproduceOptions& options);
+// The pruning experiment (options.prune): writes prune_results.json, prune_results.md and, with
+// matplotlib, prune_accuracy_vs_compression.png under the output folder; returns the .md path.
+std::string run_reproduce_prune(const ReproduceOptions& options);
+
+// Runs the configured training, INQ or pruning run to the end, resuming it if an earlier
+// invocation was interrupted (or reading it back when it finished), and returns its results.json.
+nlohmann::json run_or_continue(TrainConfig config);
 
 }  // namespace inq

@@ -16,6 +16,8 @@ void RunConfig::validate() const {
 
 TrainRecipe recipe_for(const std::string& arch) {
   if (arch == "lenet5") return {.epochs = 5, .batch_size = 64, .lr = 0.05, .augment = false};
+  // Caffe's LeNet: lenet5's recipe, with more epochs for its 431K weights (docs/RESULTS.md).
+  if (arch == "lenet5-caffe") return {.epochs = 10, .batch_size = 64, .lr = 0.05, .augment = false};
   return {.epochs = 15, .batch_size = 128, .lr = 0.1, .augment = true};
 }
 
@@ -26,6 +28,8 @@ nlohmann::json to_json(const TrainConfig& c) {
   write_config_fields(c.optim, j);
   write_config_fields(c.schedule, j);
   write_config_fields(c.inq, j);
+  // Only a pruning run has pruning keys, so every other run's config.json stays as it was.
+  if (c.prune.enabled()) write_config_fields(c.prune, j);
   return j;
 }
 
@@ -38,6 +42,7 @@ TrainConfig train_config_from_json(const nlohmann::json& j) {
   read_config_fields(c.optim, j, used);
   read_config_fields(c.schedule, j, used);
   read_config_fields(c.inq, j, used);
+  read_config_fields(c.prune, j, used);
   std::vector<std::string> unknown;
   for (const auto& item : j.items())
     if (!used.count(item.key())) unknown.push_back(item.key());
@@ -53,6 +58,11 @@ void validate_train_config(const TrainConfig& c) {
   c.optim.validate();
   c.schedule.validate();
   c.inq.validate();
+  c.prune.validate();
+  // (D) A run prunes or quantizes, not both at once: INQ starts from a pruned checkpoint instead.
+  INQ_CHECK(!(c.inq.enabled() && c.prune.enabled()), "Given a configuration with inq_bits = {} and prune_method "
+            "'{}', expected one of them: prune first (inq prune), then quantize the pruned checkpoint", c.inq.bits,
+            c.prune.method);
 }
 
 }  // namespace inq

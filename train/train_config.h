@@ -6,6 +6,8 @@
 //   optim     optim/optim_config.h   SGD
 //   schedule  optim/optim_config.h   learning-rate schedule
 //   inq       inq/inq_config.h       the INQ schedule (inq.bits > 0 makes the run an INQ run)
+//   prune     inq/prune_config.h     pruning (a method makes the run a pruning run; its keys are
+//                                    written only then)
 // It is written to the run folder as config.json and stored in every checkpoint, as one flat JSON
 // object holding every section's keys (the layout checkpoints have always had).
 #include <cstdint>
@@ -14,6 +16,7 @@
 
 #include "data/data_config.h"
 #include "inq/inq_config.h"
+#include "inq/prune_config.h"
 #include "optim/optim_config.h"
 
 namespace inq {
@@ -45,11 +48,13 @@ struct TrainConfig {
   OptimizerConfig optim;
   ScheduleConfig schedule;
   InqConfig inq;
+  PruneConfig prune;
 };
 
 // The recipe an architecture trains with when the user does not say otherwise: epochs, batch
 // size, learning rate and augmentation. lenet5 (the quick demo): 5 epochs, batch 64, lr 0.05, no
-// augmentation (measured: 90.1% after 5 epochs; with crop+flip it under-fits, 88.2%). resnet20:
+// augmentation (measured: 90.1% after 5 epochs; with crop+flip it under-fits, 88.2%). lenet5-caffe:
+// the same for 10 epochs. resnet20:
 // docs/REPRODUCTION.md section 1 (15 epochs, batch 128, lr 0.1 cosine, crop+flip).
 struct TrainRecipe {
   int64_t epochs;

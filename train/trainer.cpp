@@ -14,10 +14,12 @@
 #include "framework/random.h"
 #include "framework/threading.h"
 #include "inq/inq_sgd.h"
+#include "inq/prune.h"
 #include "layers/loss.h"
 #include "models/registry.h"
 #include "models/training_loss.h"
 #include "train/inq_phases.h"
+#include "train/prune_phases.h"
 #include "train/run_setup.h"
 
 namespace inq {
@@ -83,10 +85,15 @@ Trainer::Trainer(TrainConfig config, std::vector<std::unique_ptr<TrainerHook>> h
   model_ = create_model(config_.run.arch, model_options_for(config_.data, *train_set_));
   for (const Dataset* set : {train_set_.get(), test_set_.get()})
     check_dataset_input_size(config_.run.arch, config_.data, *set);
+  // Pruning masks of the initial weights, when they are a pruning run's checkpoint: INQ starts
+  // from them (pruned weights frozen at 0, portions of the survivors).
+  std::map<std::string, Tensor> pruned_masks;
   // A resumed run takes its weights from the checkpoint (loaded below), not from --weights.
   if (!config_.run.weights.empty() && config_.run.resume.empty()) {
     try {
-      load_model_weights(read_safetensors(config_.run.weights), *model_, optional_weight_names(*model_));
+      const SafetensorsFile initial = read_safetensors(config_.run.weights);
+      load_model_weights(initial, *model_, optional_weight_names(*model_));
+      if (config_.inq.enabled()) pruned_masks = prune_masks_from(optimizer_state_tensors(initial), config_.run.weights);
     } catch (const Error& e) {
       throw with_file_context(e, "--weights", config_.run.weights);
     }
@@ -124,8 +131,16 @@ Trainer::Trainer(TrainConfig config, std::vector<std::unique_ptr<TrainerHook>> h
               "Given an INQ run, expected pre-trained --weights to quantize");
     auto optimizer = std::make_unique<InqSgd>(std::move(groups), sgd, config_.inq.options(config_.run.seed));
     InqSgd& inq = *optimizer;
+    if (!pruned_masks.empty()) inq.set_pruned(std::move(pruned_masks));
     optimizer_ = std::move(optimizer);
     add_hook(std::make_unique<InqPhases>(*this, inq));
+  } else if (config_.prune.enabled()) {
+    INQ_CHECK(!config_.run.weights.empty() || !config_.run.resume.empty(),
+              "Given a pruning run, expected pre-trained --weights to prune");
+    auto optimizer = std::make_unique<PruneSgd>(std::move(groups), sgd, config_.prune.options(config_.run.seed));
+    PruneSgd& prune = *optimizer;
+    optimizer_ = std::move(optimizer);
+    add_hook(std::make_unique<PrunePhases>(*this, prune));
   } else {
     optimizer_ = std::make_unique<Sgd>(std::move(groups), sgd);
   }
@@ -152,7 +167,8 @@ Trainer::Trainer(TrainConfig config, std::vector<std::unique_ptr<TrainerHook>> h
 // The files a run writes into its folder; "<name>.tmp.<pid>.<n>" are their temporary files
 // (framework/atomic_file.h).
 static const char* const kRunFiles[] = {"config.json",      "summary.csv",      "results.json",  "last.safetensors",
-                                        "best.safetensors", "final.safetensors", "inq_report.txt"};
+                                        "best.safetensors", "final.safetensors", "inq_report.txt",
+                                        "prune_report.txt"};
 
 void Trainer::claim_run_folder() {
   const std::string& out = config_.run.out;
@@ -224,8 +240,12 @@ void Trainer::resume_from(const std::string& path) {
   INQ_CHECK(c.inq_state.empty() != inq_run,
             "Given --resume '{}', expected a checkpoint of the same kind of run, but it is {} and this run is {}",
             path, c.inq_state.empty() ? "plain training" : "INQ", inq_run ? "INQ" : "plain training");
-  // INQ's optimizer state travels with its masks and codebooks: InqPhases restores it.
-  if (!inq_run) load_optimizer_state(file, *optimizer_);
+  const bool prune_run = config_.prune.enabled();
+  INQ_CHECK(c.prune_state.empty() != prune_run,
+            "Given --resume '{}', expected a checkpoint of the same kind of run, but it {} and this run {}", path,
+            c.prune_state.empty() ? "does not prune" : "prunes", prune_run ? "prunes" : "does not");
+  // INQ's and pruning's optimizer state travel with their masks and metadata: their hooks restore it.
+  if (!inq_run && !prune_run) load_optimizer_state(file, *optimizer_);
   for (auto& hook : hooks_) hook->on_resume(*this, file, c);
   // The progress record holds one INQ row per step begun (checked against the restored state).
   const auto* inq = dynamic_cast<const InqSgd*>(optimizer_.get());
