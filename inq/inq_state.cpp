@@ -133,10 +133,12 @@ void apply_inq_step(InqState& state, const std::vector<NamedParameter>& quantize
       "Given INQ step {}, expected step {} of {} (steps are applied once each, in order), but got {} instead",
       k, state.steps_begun + 1, steps, k);
   const auto params = sorted_by_name(quantized);
-  for (const auto& [name, mask] : state.pruned)
+  for (const auto& entry : state.pruned) {
+    const std::string& name = entry.first;  // a plain reference: lambdas cannot capture bindings before C++20
     INQ_CHECK(std::any_of(params.begin(), params.end(), [&](const NamedParameter* p) { return p->name == name; }),
               "Given a pruning mask for '{}', expected it to name a tensor INQ quantizes (an excluded or unknown "
               "tensor would let its pruned weights train again)", name);
+  }
   INQ_CHECK(k > 1 || state.params.empty(),
             "Given INQ step 1, expected a state without records, but it has {}", state.params.size());
   if (k > 1) {

@@ -296,7 +296,8 @@ void check_pruning_masks(const std::vector<NamedParameter>& quantized, Load& loa
   for (const auto& count : load.pruned)
     if (!load.prune_masks.count(count.first))
       load.problem("metadata: pruned names '{}', but '{}{}' is missing", count.first, count.first, kInqPruneMaskSuffix);
-  for (const auto& [name, mask] : load.prune_masks) {
+  for (const auto& [binding_name, mask] : load.prune_masks) {
+    const std::string& name = binding_name;  // lambdas cannot capture structured bindings before C++20
     const auto p = std::find_if(quantized.begin(), quantized.end(), [&](const auto& q) { return q.name == name; });
     const auto count = load.pruned.find(name);
     if (p == quantized.end() || count == load.pruned.end()) {
