@@ -351,8 +351,9 @@ TEST(PackedSparse, PrunedLenetEvaluatesFromItsPackedFile) {
     EXPECT_EQ(read_safetensors(packed).metadata.at("format_version"), "3");
 
     const UnpackedModel unpacked = unpack_model(read_safetensors(packed));
+    const SafetensorsFile plain_file = read_safetensors(plain);  // outlives the pointers into it
     for (const auto& [name, t] : unpacked.weights.tensors) {
-      const StoredTensor* original = read_safetensors(plain).find(name);
+      const StoredTensor* original = plain_file.find(name);
       ASSERT_NE(original, nullptr) << name;
       ASSERT_EQ(std::memcmp(original->f32.data(), t.f32.data(), static_cast<size_t>(t.numel()) * sizeof(float)), 0)
           << name;
