@@ -246,13 +246,15 @@ std::string run_reproduce(const ReproduceOptions& o) {
   if (!histogram.is_null()) write_file_atomic(out + "/histogram.json", histogram.dump() + "\n");
   const std::string md_path = out + "/results.md";
   write_file_atomic(md_path, results_markdown(rows, o.arch));
-  if (o.plots) {
-    // Debian's interpreter, which has python3-matplotlib, whatever python3 is first on PATH.
-    const std::string cmd = fmt::format("/usr/bin/python3 '{}/tools/plot_results.py' '{}'", INQ_SOURCE_ROOT, out);
-    if (std::system(cmd.c_str()) != 0)
-      fmt::print(stderr, "=> reproduce: figures skipped ({} failed; it needs python3-matplotlib)\n", cmd);
-  }
+  if (o.plots) run_plot_script("plot_results.py", out, "figures");
   return md_path;
+}
+
+void run_plot_script(const std::string& script, const std::string& out, const std::string& what) {
+  // Debian's interpreter, which has python3-matplotlib, whatever python3 is first on PATH.
+  const std::string cmd = fmt::format("/usr/bin/python3 '{}/tools/{}' '{}'", INQ_SOURCE_ROOT, script, out);
+  if (std::system(cmd.c_str()) != 0)
+    fmt::print(stderr, "=> reproduce: {} skipped ({} failed; it needs python3-matplotlib)\n", what, cmd);
 }
 
 }  // namespace inq

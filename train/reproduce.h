@@ -50,6 +50,10 @@ std::string run_reproduce(const ReproduceOptions& options);
 // matplotlib, prune_accuracy_vs_compression.png under the output folder; returns the .md path.
 std::string run_reproduce_prune(const ReproduceOptions& options);
 
+// Runs tools/<script> on the folder `out` with Debian's python3; when it fails (no matplotlib), says
+// on stderr that the `what` ("figures", "figure") were skipped. Both experiments draw this way.
+void run_plot_script(const std::string& script, const std::string& out, const std::string& what);
+
 // Runs the configured training, INQ or pruning run to the end, resuming it if an earlier
 // invocation was interrupted (or reading it back when it finished), and returns its results.json.
 nlohmann::json run_or_continue(TrainConfig config);

@@ -187,11 +187,7 @@ std::string run_reproduce_prune(const ReproduceOptions& o) {
   write_file_atomic(out + "/prune_results.json", results.dump(2) + "\n");
   const std::string md_path = out + "/prune_results.md";
   write_file_atomic(md_path, markdown(x.rows, o.arch));
-  if (o.plots) {
-    const std::string cmd = fmt::format("/usr/bin/python3 '{}/tools/plot_prune.py' '{}'", INQ_SOURCE_ROOT, out);
-    if (std::system(cmd.c_str()) != 0)
-      fmt::print(stderr, "=> reproduce: figure skipped ({} failed; it needs python3-matplotlib)\n", cmd);
-  }
+  if (o.plots) run_plot_script("plot_prune.py", out, "figure");
   return md_path;
 }
 
