@@ -44,6 +44,9 @@ void register_prune_command(CLI::App& app) {
                   "dns: no mask update from this training iteration on (0: updates until the end)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--exclude", p.exclude, "Weight names (globs) to leave unpruned (biases never are)");
+  cmd->add_option("--layer-sparsity", p.layer_sparsity,
+                  "NAME=FRACTION (NAME a glob; repeatable): this layer's target instead of --sparsity (layer scope), "
+                  "e.g. 'classifier.0.weight=0.98'");
   add_data_flags(cmd, c.data, /*training=*/true);
   add_optimizer_flags(cmd, c.optim, "Re-training learning rate (default 0.01)");
   add_schedule_flags(cmd, c.schedule, "the re-training");
@@ -65,6 +68,15 @@ void register_prune_command(CLI::App& app) {
       INQ_CHECK(dns || !rate, "Given --rate with --method magnitude, expected --rate only with --method dns");
       INQ_CHECK(!(sparsity && rate), "Given both --sparsity and --rate, expected one: --sparsity chooses the rates");
       INQ_CHECK(!dns || sparsity || rate, "Given --method dns without --sparsity or --rate, expected one of them");
+      INQ_CHECK(cmd->count("--layer-sparsity") == 0 || (sparsity && cfg.prune.scope == "layer"),
+                "Given --layer-sparsity, expected it with --sparsity (the other layers' target) and --scope layer");
+      for (const auto& entry : cfg.prune.layer_sparsity) {
+        try {
+          parse_layer_sparsity(entry);
+        } catch (const Error& e) {
+          throw Error(fmt::format("Given --layer-sparsity '{}': {}", entry, e.what()));
+        }
+      }
       for (const char* flag : {"--dns-gamma", "--dns-power", "--dns-stop-iteration"})
         INQ_CHECK(dns || cmd->count(flag) == 0, "Given {} with --method magnitude, expected it only with --method dns",
                   flag);

@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "framework/error.h"
+#include "inq/inq_state.h"
 #include "inq/partition.h"
 
 namespace inq {
@@ -42,6 +43,35 @@ void PruneOptions::validate() const {
   for (const auto& pattern : exclude)
     INQ_CHECK(!pattern.empty(), "Given pruning exclude patterns [{}], expected non-empty patterns",
               fmt::join(exclude, ", "));
+  for (const auto& entry : layer_sparsity) parse_layer_sparsity(entry);
+  INQ_CHECK(layer_sparsity.empty() || (has_sparsity && scope == SparsityScope::Layer),
+            "Given per-layer sparsity targets [{}], expected them with a sparsity (the other layers' target) and the "
+            "layer scope", fmt::join(layer_sparsity, ", "));
+}
+
+std::pair<std::string, double> parse_layer_sparsity(const std::string& entry) {
+  const size_t eq = entry.rfind('=');
+  INQ_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < entry.size(),
+            "Given per-layer sparsity '{}', expected NAME=FRACTION (NAME may be a glob)", entry);
+  const std::string value = entry.substr(eq + 1);
+  double fraction = 0;
+  size_t used = 0;
+  try {
+    fraction = std::stod(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  INQ_CHECK(used == value.size() && std::isfinite(fraction) && fraction >= 0 && fraction < 1,
+            "Given per-layer sparsity '{}', expected a fraction in [0, 1) after '='", entry);
+  return {entry.substr(0, eq), fraction};
+}
+
+double PruneOptions::target_for(const std::string& name) const {
+  for (const auto& entry : layer_sparsity) {
+    const auto [pattern, fraction] = parse_layer_sparsity(entry);
+    if (glob_match(pattern, name)) return fraction;
+  }
+  return sparsity;
 }
 
 PruneState make_prune_state(const PruneOptions& options) {
@@ -140,7 +170,9 @@ void magnitude_masks(PruneState& state, const std::vector<const NamedParameter*>
     for (int64_t i = 0; i < params[j]->tensor.numel(); ++i) groups.back().emplace_back(std::fabs(w[i]), j, i);
     total += params[j]->tensor.numel();
     if (options.scope == SparsityScope::Layer)
-      counts.push_back(options.sparsity > 0 ? frozen_target(options.sparsity, params[j]->tensor.numel()) : 0);
+      counts.push_back(options.target_for(params[j]->name) > 0
+                           ? frozen_target(options.target_for(params[j]->name), params[j]->tensor.numel())
+                           : 0);
   }
   if (options.scope == SparsityScope::Global) counts.push_back(options.sparsity > 0 ? frozen_target(options.sparsity, total) : 0);
   for (const NamedParameter* p : params) state.params[p->name].mask = Tensor::full(p->tensor.shape(), 1.0f);
@@ -171,7 +203,8 @@ void dns_start(PruneState& state, const std::vector<const NamedParameter*>& para
     if (options.sparsity >= 0 && options.scope == SparsityScope::Layer) {
       // The threshold is set from the k-th smallest |w| directly (the rate is its record), so the
       // first mask prunes at least k weights whatever the rounding of (t - mu) / sigma.
-      const int64_t k = options.sparsity > 0 ? frozen_target(options.sparsity, n) : 0;
+      const double target = options.target_for(p->name);
+      const int64_t k = target > 0 ? frozen_target(target, n) : 0;
       r.threshold = k == 0 ? 0.0 : threshold_pruning_up_to(kth_smallest_abs(p->tensor, k));
       r.rate = rates.at(p->name);
     } else {
@@ -202,7 +235,8 @@ std::map<std::string, double> dns_rates(const std::vector<NamedParameter>& param
     for (const NamedParameter* p : sorted) {
       check_finite(*p);
       const auto [mu, sigma] = abs_mean_std(p->tensor);
-      const int64_t k = options.sparsity > 0 ? frozen_target(options.sparsity, p->tensor.numel()) : 0;
+      const double target = options.target_for(p->name);
+      const int64_t k = target > 0 ? frozen_target(target, p->tensor.numel()) : 0;
       const double t = k == 0 ? 0.0 : threshold_pruning_up_to(kth_smallest_abs(p->tensor, k));
       out[p->name] = sigma > 0 ? (t - mu) / sigma : 0.0;
     }
@@ -238,6 +272,17 @@ void start_pruning(PruneState& state, const std::vector<NamedParameter>& params,
   INQ_CHECK(!state.started, "Given a pruning state that has started already, expected a fresh one");
   const auto sorted = by_name(params);
   for (const NamedParameter* p : sorted) check_finite(*p);
+  for (const auto& entry : options.layer_sparsity) {
+    const std::string pattern = parse_layer_sparsity(entry).first;
+    std::vector<std::string> names;
+    bool matched = false;
+    for (const NamedParameter* p : sorted) {
+      names.push_back(p->name);
+      matched = matched || glob_match(pattern, p->name);
+    }
+    INQ_CHECK(matched, "Given per-layer sparsity '{}', expected '{}' to match a pruned tensor: {}", entry, pattern,
+              fmt::join(names, ", "));
+  }
   PruneState next = state;
   if (options.method == PruneMethod::Magnitude)
     magnitude_masks(next, sorted, options);

@@ -43,10 +43,20 @@ struct PruneOptions {
   int64_t stop_iteration = 0;  // DNS: no mask update at iterations >= this; 0 = never stops
   uint64_t seed = 0;           // seeds the generator of DNS's update draws
   std::vector<std::string> exclude = {};  // glob patterns of weights left unpruned (as INQ's)
+  // Layer scope: per-tensor targets "glob=fraction" overriding `sparsity` for the tensors whose name
+  // matches (the first matching entry wins), e.g. {"classifier.0.*=0.98", "features.*=0.8"}: the DNS
+  // paper prunes LeNet's large fully-connected layer far more than its convolutions.
+  std::vector<std::string> layer_sparsity = {};
 
-  // Magnitude needs a sparsity; every value finite and in range. Throws inq::Error naming the field.
+  // Magnitude needs a sparsity; every value finite and in range; layer targets well formed and only
+  // with a sparsity and the layer scope. Throws inq::Error naming the field.
   void validate() const;
+  // The target of the tensor `name`: the first matching layer_sparsity entry, else `sparsity`.
+  double target_for(const std::string& name) const;
 };
+
+// One "glob=fraction" entry of PruneOptions::layer_sparsity; throws naming the entry.
+std::pair<std::string, double> parse_layer_sparsity(const std::string& entry);
 
 // One pruned tensor's record.
 struct PruneParamState {

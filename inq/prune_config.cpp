@@ -14,7 +14,8 @@ PruneOptions PruneConfig::options(uint64_t seed) const {
                       .power = power,
                       .stop_iteration = stop_iteration,
                       .seed = seed,
-                      .exclude = exclude};
+                      .exclude = exclude,
+                      .layer_sparsity = layer_sparsity};
 }
 
 void PruneConfig::validate() const {

@@ -19,6 +19,7 @@ struct PruneConfig {
   double gamma = 1e-4, power = 1;  // DNS's update probability (1 + gamma * iter)^(-power)
   int64_t stop_iteration = 0;      // DNS: no mask update from this iteration on; 0 = never stops
   std::vector<std::string> exclude;  // weight names (globs) left unpruned
+  std::vector<std::string> layer_sparsity;  // "glob=fraction" per-layer targets (layer scope)
 
   bool enabled() const { return !method.empty(); }
   // The PruneSgd options of this section; `seed` seeds DNS's draws.
@@ -29,6 +30,7 @@ struct PruneConfig {
     v("prune_method", s.method), v("prune_sparsity", s.sparsity), v("prune_scope", s.scope);
     v("dns_rate", s.rate), v("dns_gamma", s.gamma), v("dns_power", s.power);
     v("dns_stop_iteration", s.stop_iteration), v("prune_exclude", s.exclude);
+    v("prune_layer_sparsity", s.layer_sparsity);
   }
   // Empty, or a method and options PruneOptions::validate accepts. Throws naming the key.
   void validate() const;

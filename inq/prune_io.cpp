@@ -51,6 +51,7 @@ std::string prune_state_metadata(const PruneState& state, const PruneOptions& op
                   {"stop_iteration", options.stop_iteration},
                   {"seed", options.seed},
                   {"exclude", options.exclude},
+                  {"layer_sparsity", options.layer_sparsity},
                   {"started", state.started},
                   {"generator", state.generator.state()},
                   {"tensors", tensors}};
@@ -120,6 +121,10 @@ PruneState load_prune_state(const NamedTensorList& tensors, const std::string& m
   expect_same(problems, "stop_iteration", top.required<int64_t>("stop_iteration"), options.stop_iteration);
   expect_same(problems, "seed", top.required<uint64_t>("seed"), options.seed);
   expect_same(problems, "exclude", top.required<std::vector<std::string>>("exclude"), options.exclude);
+  // Optional: states written before per-layer targets existed have none.
+  expect_same(problems, "layer_sparsity",
+              std::optional(top.optional<std::vector<std::string>>("layer_sparsity").value_or(std::vector<std::string>{})),
+              options.layer_sparsity);
   const auto started = top.required<bool>("started");
   PruneState state = make_prune_state(options);
   if (const auto generator = top.required<std::string>("generator")) {

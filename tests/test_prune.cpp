@@ -191,6 +191,58 @@ TEST(Prune, MagnitudeGlobalTakesTheSmallestOfTheWholeNetwork) {
   EXPECT_EQ(big.to_vector(), (std::vector<float>{1, 2, 3, 0}));
 }
 
+// Per-layer targets (--layer-sparsity): the first matching glob wins, the others keep --sparsity,
+// for both methods; the DNS first mask and magnitude's exact counts follow each layer's own target.
+TEST(Prune, PerLayerTargetsOverrideTheSparsityOfMatchingTensors) {
+  Tensor fc = normal({50, 40}, 0.1, 1), conv = normal({300}, 2.0, 2), other = normal({100}, 1.0, 3);
+  const std::vector<NamedParameter> params = {{"classifier.0.weight", fc, ParamRole::Weight},
+                                              {"features.0.weight", conv, ParamRole::Weight},
+                                              {"head.weight", other, ParamRole::Weight}};
+  PruneOptions o{.method = PruneMethod::Magnitude, .sparsity = 0.5,
+                 .layer_sparsity = {"classifier.*=0.9", "classifier.0.weight=0.1", "features.*=0.25"}};
+  EXPECT_EQ(o.target_for("classifier.0.weight"), 0.9);  // first match, not the more specific second
+  EXPECT_EQ(o.target_for("head.weight"), 0.5);
+  PruneState m = make_prune_state(o);
+  start_pruning(m, params, o);
+  EXPECT_EQ(m.params.at("classifier.0.weight").pruned, 1800);
+  EXPECT_EQ(m.params.at("features.0.weight").pruned, 75);
+  EXPECT_EQ(m.params.at("head.weight").pruned, 50);
+
+  Tensor fc2 = normal({50, 40}, 0.1, 1), conv2 = normal({300}, 2.0, 2), other2 = normal({100}, 1.0, 3);
+  const std::vector<NamedParameter> params2 = {{"classifier.0.weight", fc2, ParamRole::Weight},
+                                               {"features.0.weight", conv2, ParamRole::Weight},
+                                               {"head.weight", other2, ParamRole::Weight}};
+  o.method = PruneMethod::Dns;
+  const auto rates = dns_rates(params2, o);
+  PruneState d = make_prune_state(o);
+  start_pruning(d, params2, o);
+  EXPECT_EQ(d.params.at("classifier.0.weight").pruned, 1800);  // normal draws have no ties
+  EXPECT_EQ(d.params.at("features.0.weight").pruned, 75);
+  EXPECT_EQ(d.params.at("head.weight").pruned, 50);
+  for (const auto& [name, r] : d.params) EXPECT_EQ(r.rate, rates.at(name)) << name;
+}
+
+TEST(Prune, PerLayerTargetsAreCheckedAndMustMatchATensor) {
+  const auto invalid = [](std::vector<std::string> entries, double sparsity = 0.5,
+                          SparsityScope scope = SparsityScope::Layer) {
+    return error_of([&] {
+      PruneOptions{.sparsity = sparsity, .scope = scope, .layer_sparsity = entries}.validate();
+    });
+  };
+  for (const std::string bad : {"fc=1", "fc=-0.1", "fc=", "=0.5", "fc", "fc=0.5x", "fc=nan"})
+    EXPECT_NE(invalid({bad}).find("'" + bad + "'"), std::string::npos) << bad;
+  EXPECT_NE(invalid({"fc=0.5"}, -1).find("with a sparsity"), std::string::npos);
+  EXPECT_NE(invalid({"fc=0.5"}, 0.5, SparsityScope::Global).find("layer scope"), std::string::npos);
+  EXPECT_EQ(invalid({"fc=0", "conv=0.999"}), "");
+  Tensor w = normal({10}, 1.0, 1);
+  PruneOptions o{.sparsity = 0.5, .layer_sparsity = {"nothing.*=0.9"}};
+  PruneState s = make_prune_state(o);
+  const std::string e = error_of([&] { start_pruning(s, {{"fc.weight", w, ParamRole::Weight}}, o); });
+  EXPECT_NE(e.find("'nothing.*=0.9'"), std::string::npos) << e;
+  EXPECT_NE(e.find("fc.weight"), std::string::npos) << e;
+  EXPECT_FALSE(s.started);
+}
+
 TEST(Prune, OptionsAreCheckedAndNonFiniteWeightsRefused) {
   EXPECT_NE(error_of([] { PruneOptions{.method = PruneMethod::Magnitude}.validate(); }).find("sparsity"),
             std::string::npos);

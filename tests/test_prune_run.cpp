@@ -68,9 +68,11 @@ TEST(PruneRun, InterruptedDnsRunResumesBitForBit) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
   set_num_threads(1);  // ctest runs two tests at once on 2 cores
   TrainConfig straight = prune_config(temp_path("dns_straight"), "dns", 0.6);
+  straight.prune.layer_sparsity = {"classifier.*=0.9"};  // saved in the state and config, checked on resume
   Trainer t1(straight);
   t1.fit();
   TrainConfig first = prune_config(temp_path("dns_interrupted"), "dns", 0.6);
+  first.prune.layer_sparsity = straight.prune.layer_sparsity;
   {
     Trainer t2(first);
     t2.fit(/*stop_after_epoch=*/1);
@@ -215,6 +217,10 @@ TEST(PruneCli, EveryBadFlagIsNamed) {
       {"prune --arch lenet5" + w + " --method surgery --sparsity 0.5" + run, "--method"},
       {"prune --arch lenet5" + w + " --method dns --sparsity 0.5 --scope net" + run, "--scope"},
       {"prune --arch lenet5" + w + " --method dns --sparsity 0.5 --exclude nothing.matches" + run, "nothing.matches"},
+      {"prune --arch lenet5" + w + " --method dns --rate 1 --layer-sparsity fc.weight=0.9" + run, "--layer-sparsity"},
+      {"prune --arch lenet5" + w + " --method dns --sparsity 0.5 --layer-sparsity fc.weight=2" + run,
+       "--layer-sparsity 'fc.weight=2'"},
+      {"prune --arch lenet5" + w + " --method dns --sparsity 0.5 --layer-sparsity no.such=0.9" + run, "no.such"},
       {"prune --arch lenet5 --weights /no/such/file.safetensors --method dns --rate 0" + run, "--weights"},
   };
   for (const auto& c : cases) {
@@ -237,7 +243,8 @@ TEST(ReproducePrune, WritesEveryRowWithSizesMeasuredOnPackedFiles) {
   const nlohmann::json rows = nlohmann::json::parse(read_file(out + "/prune_results.json")).at("rows");
   std::vector<std::string> methods;
   for (const auto& r : rows) methods.push_back(r.at("method").get<std::string>() + std::to_string(r.at("bits").get<int>()));
-  EXPECT_EQ(methods, (std::vector<std::string>{"fp3232", "inq5", "magnitude32", "dns32", "magnitude+inq5", "dns+inq5",
+  // The DNS curve first (it is the headline), then its baselines, then the other bit-widths.
+  EXPECT_EQ(methods, (std::vector<std::string>{"fp3232", "dns32", "dns+inq5", "inq5", "magnitude32", "magnitude+inq5",
                                                "dns+inq3"}));
   for (const auto& r : rows) {
     const bool quantized = r.at("bits").get<int>() != 32;
@@ -248,8 +255,8 @@ TEST(ReproducePrune, WritesEveryRowWithSizesMeasuredOnPackedFiles) {
       EXPECT_NEAR(r.at("acc1_packed").get<double>(), r.at("acc1").get<double>(), 0.02) << r.dump();
     }
   }
-  EXPECT_NEAR(rows[2].at("sparsity").get<double>(), 0.8, 1e-3);  // magnitude: floor(0.8 n) per tensor
-  EXPECT_GT(rows[3].at("sparsity").get<double>(), 0.5);           // DNS moves from its first mask
+  EXPECT_NEAR(rows[4].at("sparsity").get<double>(), 0.8, 1e-3);  // magnitude: floor(0.8 n) per tensor
+  EXPECT_GT(rows[1].at("sparsity").get<double>(), 0.5);           // DNS moves from its first mask
   EXPECT_NE(read_file(out + "/prune_results.md").find("| dns+inq | 0.8 |"), std::string::npos);
   fs::remove_all(out);
 }

@@ -1,11 +1,12 @@
 // `inq reproduce --prune`: pruning and INQ side by side on one architecture (docs/INQ_SPEC.md
-// section 6). Rows: FP32; magnitude pruning and DNS at each sparsity target (float weights);
-// 5-bit INQ; magnitude pruning + 5-bit INQ and DNS + 5-bit INQ at each target; DNS + INQ at the
-// other bit-widths. Every quantized row is verified (pruned positions included), packed, evaluated
+// section 6). Rows: FP32; DNS at each sparsity target (float weights); DNS + 5-bit INQ at each
+// target; 5-bit INQ; magnitude pruning and magnitude pruning + 5-bit INQ at each target; DNS + INQ
+// at the other bit-widths. Every quantized row is verified (pruned positions included), packed, evaluated
 // from the packed file and from its checkpoint (the two must agree exactly), and its compression
 // ratio is measured on the packed file: the float32 bytes of the quantized tensors over the bytes
 // the file stores them in. Each run has its own folder, so an interrupted command continues.
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "data/datasets.h"
@@ -50,6 +51,9 @@ struct Experiment {
             {"ratio", nullptr}, {"file_bytes", nullptr}, {"entropy_bytes", nullptr}, {"entropy_ratio", nullptr},
             {"file_ratio", nullptr}, {"entropy_file_ratio", nullptr}};
   }
+
+  // prune_results.json and .md with the rows so far (atomic writes).
+  void write_summary() const;
 
   // A pruning run from the FP32 weights; returns its folder.
   std::string prune(const std::string& method, double sparsity) {
@@ -131,6 +135,12 @@ std::string markdown(const json& rows, const std::string& arch) {
   return md;
 }
 
+void Experiment::write_summary() const {
+  const json results = {{"protocol", "docs/INQ_SPEC.md section 6"}, {"arch", o.arch}, {"rows", rows}};
+  write_file_atomic(out + "/prune_results.json", results.dump(2) + "\n");
+  write_file_atomic(out + "/prune_results.md", markdown(rows, o.arch));
+}
+
 }  // namespace
 
 std::string run_reproduce_prune(const ReproduceOptions& o) {
@@ -172,21 +182,33 @@ std::string run_reproduce_prune(const ReproduceOptions& o) {
   }
   x.fp32_acc1 = x.evaluate_file(x.fp32);
   x.rows.push_back(x.row("fp32", 0, 0, 32, x.fp32_acc1));
-  x.quantize("fp32", x.fp32, 0, 0, 5);
+  // The DNS + 5-bit INQ curve first, then its baselines, then the other bit-widths: on a slow machine
+  // the headline curve is complete earliest, and the summary is rewritten after every run, so an
+  // interrupted command leaves every finished row in the table.
+  std::map<double, std::pair<std::string, double>> dns, magnitude;  // target -> (folder, sparsity)
   for (double s : o.sparsities) {
-    const std::string magnitude = x.prune("magnitude", s);
-    const double magnitude_sparsity = x.rows.back()["sparsity"].get<double>();
-    const std::string dns = x.prune("dns", s);
-    const double dns_sparsity = x.rows.back()["sparsity"].get<double>();
-    x.quantize("magnitude", magnitude + "/final.safetensors", s, magnitude_sparsity, 5);
-    x.quantize("dns", dns + "/final.safetensors", s, dns_sparsity, 5);
-    for (int b : o.prune_bits) x.quantize("dns", dns + "/final.safetensors", s, dns_sparsity, b);
+    const std::string folder = x.prune("dns", s);
+    dns[s] = {folder + "/final.safetensors", x.rows.back()["sparsity"].get<double>()};
+    x.write_summary();
   }
-
-  const json results = {{"protocol", "docs/INQ_SPEC.md section 6"}, {"arch", o.arch}, {"rows", x.rows}};
-  write_file_atomic(out + "/prune_results.json", results.dump(2) + "\n");
+  for (double s : o.sparsities) {
+    x.quantize("dns", dns[s].first, s, dns[s].second, 5);
+    x.write_summary();
+  }
+  x.quantize("fp32", x.fp32, 0, 0, 5);
+  x.write_summary();
+  for (double s : o.sparsities) {
+    const std::string folder = x.prune("magnitude", s);
+    magnitude[s] = {folder + "/final.safetensors", x.rows.back()["sparsity"].get<double>()};
+    x.quantize("magnitude", magnitude[s].first, s, magnitude[s].second, 5);
+    x.write_summary();
+  }
+  for (int b : o.prune_bits)
+    for (double s : o.sparsities) {
+      x.quantize("dns", dns[s].first, s, dns[s].second, b);
+      x.write_summary();
+    }
   const std::string md_path = out + "/prune_results.md";
-  write_file_atomic(md_path, markdown(x.rows, o.arch));
   if (o.plots) run_plot_script("plot_prune.py", out, "figure");
   return md_path;
 }
