@@ -18,6 +18,19 @@ struct LocalResponseNormOptions {
   double k = 1.0;      // > 0 keeps the denominator positive
 };
 
+// The kernels, outputs first, on (n, c, inner) with inner the trailing dims flattened.
+struct LrnShape {
+  int64_t n = 0, c = 0, inner = 0;
+};
+// y (n, c, inner) and scale (n, c, inner) = k + alpha/size * window sum of x^2 (backward needs it).
+void local_response_norm_forward(float* y, float* scale, const float* x, const LrnShape& shape,
+                                 const LocalResponseNormOptions& options);
+// dx (n, c, inner) from dy, x, y and scale: dx = dy * scale^-beta - 2 alpha beta / size * x *
+// (window sum of dy * y / scale) (the window transposed: input channel j is read by outputs
+// [j - after, j + before]). scratch: n * c * inner floats.
+void local_response_norm_backward(float* dx, float* scratch, const float* dy, const float* x, const float* y,
+                                  const float* scale, const LrnShape& shape, const LocalResponseNormOptions& options);
+
 // Exact backward (through the window sums).
 Tensor local_response_norm(const Tensor& x, const LocalResponseNormOptions& options);
 

@@ -79,19 +79,8 @@ struct MaxPool2dBackward : Node {
   std::vector<int32_t> argmax;  // (N, C, OH, OW): offset within the input plane, -1 for an empty window
 
   std::vector<Tensor> backward(const Tensor& grad_output) override {
-    Tensor dx = Tensor::zeros({g.n, g.c, g.h, g.w});
-    const float* pg = grad_output.data();
-    float* pd = dx.data();
-    const int64_t planes = g.n * g.c, in_plane = g.h * g.w, out_plane = g.oh * g.ow;
-    // A plane per iteration: overlapping windows add into the same input plane from one thread only.
-#pragma omp parallel for schedule(static) if (planes * out_plane > 16384)
-    for (int64_t p = 0; p < planes; ++p) {
-      const int32_t* idx = argmax.data() + p * out_plane;
-      const float* gs = pg + p * out_plane;
-      float* ds = pd + p * in_plane;
-      for (int64_t o = 0; o < out_plane; ++o)
-        if (idx[o] >= 0) ds[idx[o]] += gs[o];
-    }
+    Tensor dx = Tensor::empty({g.n, g.c, g.h, g.w});
+    max_pool2d_backward(dx.data(), grad_output.data(), argmax.data(), g);
     return {dx};
   }
   void release() override { argmax = {}; }
@@ -116,26 +105,8 @@ struct AvgPool2dBackward : Node {
   bool count_include_pad = true;
 
   std::vector<Tensor> backward(const Tensor& grad_output) override {
-    Tensor dx = Tensor::zeros({g.n, g.c, g.h, g.w});
-    const float* pg = grad_output.data();
-    float* pd = dx.data();
-    const int64_t planes = g.n * g.c;
-#pragma omp parallel for schedule(static) if (planes * g.oh * g.ow > 16384)
-    for (int64_t p = 0; p < planes; ++p) {
-      const float* gs = pg + p * g.oh * g.ow;
-      float* ds = pd + p * g.h * g.w;
-      for (int64_t oh = 0; oh < g.oh; ++oh) {
-        const AvgWindow wh = avg_window(oh, g, g.h);
-        for (int64_t ow = 0; ow < g.ow; ++ow) {
-          const AvgWindow ww = avg_window(ow, g, g.w);
-          const int64_t divisor =
-              count_include_pad ? wh.padded * ww.padded : (wh.end - wh.start) * (ww.end - ww.start);
-          const float share = gs[oh * g.ow + ow] / static_cast<float>(divisor);
-          for (int64_t ih = wh.start; ih < wh.end; ++ih)
-            for (int64_t iw = ww.start; iw < ww.end; ++iw) ds[ih * g.w + iw] += share;
-        }
-      }
-    }
+    Tensor dx = Tensor::empty({g.n, g.c, g.h, g.w});
+    avg_pool2d_backward(dx.data(), grad_output.data(), g, count_include_pad);
     return {dx};
   }
   std::string name() const override { return "AvgPool2dBackward"; }
@@ -145,33 +116,71 @@ int64_t adaptive_start(int64_t i, int64_t in, int64_t out) { return (i * in) / o
 int64_t adaptive_end(int64_t i, int64_t in, int64_t out) { return ((i + 1) * in + out - 1) / out; }
 
 struct AdaptiveAvgPool2dBackward : Node {
-  int64_t n = 0, c = 0, h = 0, w = 0, oh = 0, ow = 0;
+  AdaptivePool2dShape s;
 
   std::vector<Tensor> backward(const Tensor& grad_output) override {
-    Tensor dx = Tensor::zeros({n, c, h, w});
-    const float* pg = grad_output.data();
-    float* pd = dx.data();
-    const int64_t planes = n * c;
-#pragma omp parallel for schedule(static) if (planes * h * w > 16384)
-    for (int64_t p = 0; p < planes; ++p) {
-      const float* gs = pg + p * oh * ow;
-      float* ds = pd + p * h * w;
-      for (int64_t i = 0; i < oh; ++i) {
-        const int64_t h0 = adaptive_start(i, h, oh), h1 = adaptive_end(i, h, oh);
-        for (int64_t j = 0; j < ow; ++j) {
-          const int64_t w0 = adaptive_start(j, w, ow), w1 = adaptive_end(j, w, ow);
-          const float share = gs[i * ow + j] / static_cast<float>((h1 - h0) * (w1 - w0));
-          for (int64_t y = h0; y < h1; ++y)
-            for (int64_t x = w0; x < w1; ++x) ds[y * w + x] += share;
-        }
-      }
-    }
+    Tensor dx = Tensor::empty({s.n, s.c, s.h, s.w});
+    adaptive_avg_pool2d_backward(dx.data(), grad_output.data(), s);
     return {dx};
   }
   std::string name() const override { return "AdaptiveAvgPool2dBackward"; }
 };
 
 }  // namespace
+
+void max_pool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dGeometry& g) {
+  const int64_t planes = g.n * g.c, in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  // A plane per iteration: overlapping windows add into the same input plane from one thread only.
+#pragma omp parallel for schedule(static) if (planes * out_plane > 16384)
+  for (int64_t p = 0; p < planes; ++p) {
+    const int32_t* idx = argmax + p * out_plane;
+    const float* gs = dy + p * out_plane;
+    float* ds = dx + p * in_plane;
+    std::fill(ds, ds + in_plane, 0.0f);
+    for (int64_t o = 0; o < out_plane; ++o)
+      if (idx[o] >= 0) ds[idx[o]] += gs[o];
+  }
+}
+
+void avg_pool2d_backward(float* dx, const float* dy, const Pool2dGeometry& g, bool count_include_pad) {
+  const int64_t planes = g.n * g.c;
+#pragma omp parallel for schedule(static) if (planes * g.oh * g.ow > 16384)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* gs = dy + p * g.oh * g.ow;
+    float* ds = dx + p * g.h * g.w;
+    std::fill(ds, ds + g.h * g.w, 0.0f);
+    for (int64_t oh = 0; oh < g.oh; ++oh) {
+      const AvgWindow wh = avg_window(oh, g, g.h);
+      for (int64_t ow = 0; ow < g.ow; ++ow) {
+        const AvgWindow ww = avg_window(ow, g, g.w);
+        const int64_t divisor =
+            count_include_pad ? wh.padded * ww.padded : (wh.end - wh.start) * (ww.end - ww.start);
+        const float share = gs[oh * g.ow + ow] / static_cast<float>(divisor);
+        for (int64_t ih = wh.start; ih < wh.end; ++ih)
+          for (int64_t iw = ww.start; iw < ww.end; ++iw) ds[ih * g.w + iw] += share;
+      }
+    }
+  }
+}
+
+void adaptive_avg_pool2d_backward(float* dx, const float* dy, const AdaptivePool2dShape& s) {
+  const int64_t planes = s.n * s.c;
+#pragma omp parallel for schedule(static) if (planes * s.h * s.w > 16384)
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* gs = dy + p * s.oh * s.ow;
+    float* ds = dx + p * s.h * s.w;
+    std::fill(ds, ds + s.h * s.w, 0.0f);
+    for (int64_t i = 0; i < s.oh; ++i) {
+      const int64_t h0 = adaptive_start(i, s.h, s.oh), h1 = adaptive_end(i, s.h, s.oh);
+      for (int64_t j = 0; j < s.ow; ++j) {
+        const int64_t w0 = adaptive_start(j, s.w, s.ow), w1 = adaptive_end(j, s.w, s.ow);
+        const float share = gs[i * s.ow + j] / static_cast<float>((h1 - h0) * (w1 - w0));
+        for (int64_t y = h0; y < h1; ++y)
+          for (int64_t x = w0; x < w1; ++x) ds[y * s.w + x] += share;
+      }
+    }
+  }
+}
 
 int64_t pool_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation,
                          bool ceil_mode) {
@@ -360,12 +369,7 @@ Tensor adaptive_avg_pool2d(const Tensor& x, int64_t output_h, int64_t output_w) 
 
   if (needs_grad({&x})) {
     auto node = std::make_shared<AdaptiveAvgPool2dBackward>();
-    node->n = n;
-    node->c = c;
-    node->h = h;
-    node->w = w;
-    node->oh = output_h;
-    node->ow = output_w;
+    node->s = {.n = n, .c = c, .h = h, .w = w, .oh = output_h, .ow = output_w};
     record(y, node, {&x});
   }
   return y;

@@ -53,12 +53,25 @@ Pool2dGeometry avg_pool2d_geometry(const Shape& x_shape, const AvgPool2dOptions&
 void max_pool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dGeometry& g);
 void max_pool2d_forward_naive(float* y, int32_t* argmax, const float* x, const Pool2dGeometry& g);
 
+// Backward kernels, gradients first: dx (N, C, H, W) is overwritten from dy (N, C, OH, OW).
+// Max: each output gradient goes to its window's saved argmax (adds where windows overlap).
+void max_pool2d_backward(float* dx, const float* dy, const int32_t* argmax, const Pool2dGeometry& g);
+// Average: each output gradient is shared equally by its window's input elements (the forward divisor).
+void avg_pool2d_backward(float* dx, const float* dy, const Pool2dGeometry& g, bool count_include_pad);
+
 // Max over each window; NaN propagates. Backward routes each output gradient to the position of
 // its window's maximum (the first one on ties, saved at forward).
 Tensor max_pool2d(const Tensor& x, const MaxPool2dOptions& options);
 Tensor avg_pool2d(const Tensor& x, const AvgPool2dOptions& options);
 // Averages over bins start = floor(i*H/OH), end = ceil((i+1)*H/OH) (same along W); bins may overlap.
 Tensor adaptive_avg_pool2d(const Tensor& x, int64_t output_h, int64_t output_w);
+
+// Adaptive pooling's shapes: x (n, c, h, w) -> y (n, c, oh, ow).
+struct AdaptivePool2dShape {
+  int64_t n = 0, c = 0, h = 0, w = 0, oh = 0, ow = 0;
+};
+// dx (n, c, h, w) overwritten: each bin's gradient shared equally by its inputs (bins may overlap).
+void adaptive_avg_pool2d_backward(float* dx, const float* dy, const AdaptivePool2dShape& s);
 
 class MaxPool2d : public Module {
  public:
