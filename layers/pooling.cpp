@@ -5,6 +5,10 @@
 #include <limits>
 #include <vector>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "framework/autograd.h"
 #include "framework/error.h"
 
@@ -73,6 +77,81 @@ KernelSpan kernel_span(int64_t out, int64_t in, const Pool2dGeometry& g) {
   }
   return s;
 }
+
+#if defined(__AVX512F__)
+// One tap of max pooling for output columns [ow, ow_hi), 16 at a time, stride 1 or 2: the tap's
+// inputs xr[ow * stride + off] are one load (stride 1) or two loads de-interleaved by a permute
+// (stride 2), every load masked to the inputs the columns use. Same rule as the scalar loop (strict
+// '>' or a NaN takes), so ties and NaNs resolve identically. Returns where the scalar loop goes on.
+int64_t max_tap_avx512(float* best, int32_t* best_at, const float* xr, int64_t row, int64_t off, int64_t stride,
+                       int64_t ow, int64_t ow_hi) {
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i even = _mm512_slli_epi32(lane, 1);  // 0, 2, ..., 30: the even elements of two vectors
+  for (; ow < ow_hi; ow += 16) {
+    const int64_t n = std::min<int64_t>(16, ow_hi - ow);
+    const __mmask16 columns = static_cast<__mmask16>((1u << n) - 1);
+    const int64_t base = ow * stride + off;  // >= 0: ow_lo keeps every tap inside the row
+    __m512 v;
+    if (stride == 1) {
+      v = _mm512_maskz_loadu_ps(columns, xr + base);
+    } else {
+      const int64_t used = 2 * n - 1;  // inputs base .. base + 2 (n - 1)
+      const auto first = static_cast<__mmask16>(used >= 16 ? 0xFFFF : (1u << used) - 1);
+      const auto second = static_cast<__mmask16>(used > 16 ? (1u << (used - 16)) - 1 : 0);
+      v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(first, xr + base), even,
+                                 _mm512_maskz_loadu_ps(second, xr + base + 16));
+    }
+    const __m512 b = _mm512_maskz_loadu_ps(columns, best + ow);
+    const __mmask16 take = static_cast<__mmask16>(
+        (_mm512_cmp_ps_mask(v, b, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q)) & columns);
+    _mm512_mask_storeu_ps(best + ow, take, v);
+    const __m512i at = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(row + base)),
+                                        stride == 1 ? lane : even);
+    _mm512_mask_storeu_epi32(best_at + ow, take, at);
+  }
+  return ow_hi;
+}
+// 2x2 windows at stride 2 that all lie inside the input (LeNet, VGG): 16 outputs at a time, the
+// four taps of each window de-interleaved from two input rows and compared in row-major order with
+// the scalar rule, so ties and NaNs resolve as everywhere else. No running-max arrays.
+void max_pool_2x2_avx512(float* y, int32_t* argmax, const float* x, const Pool2dGeometry& g) {
+  const int64_t planes = g.n * g.c, in_plane = g.h * g.w, out_plane = g.oh * g.ow;
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i even = _mm512_slli_epi32(lane, 1), odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+#pragma omp parallel for schedule(static) if (planes * out_plane > 16384)
+  for (int64_t p = 0; p < planes; ++p) {
+    for (int64_t oh = 0; oh < g.oh; ++oh) {
+      const int64_t top = 2 * oh * g.w;
+      const float* r0 = x + p * in_plane + top;
+      const float* r1 = r0 + g.w;
+      for (int64_t ow = 0; ow < g.ow; ow += 16) {
+        const int64_t n = std::min<int64_t>(16, g.ow - ow);
+        const auto columns = static_cast<__mmask16>((1u << n) - 1);
+        const auto first = static_cast<__mmask16>(n >= 8 ? 0xFFFF : (1u << (2 * n)) - 1);
+        const auto second = static_cast<__mmask16>(n > 8 ? (1u << (2 * n - 16)) - 1 : 0);
+        const __m512 a0 = _mm512_maskz_loadu_ps(first, r0 + 2 * ow), a1 = _mm512_maskz_loadu_ps(second, r0 + 2 * ow + 16);
+        const __m512 b0 = _mm512_maskz_loadu_ps(first, r1 + 2 * ow), b1 = _mm512_maskz_loadu_ps(second, r1 + 2 * ow + 16);
+        const __m512 taps[4] = {_mm512_permutex2var_ps(a0, even, a1), _mm512_permutex2var_ps(a0, odd, a1),
+                                _mm512_permutex2var_ps(b0, even, b1), _mm512_permutex2var_ps(b0, odd, b1)};
+        const __m512i left = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(top + 2 * ow)), even);
+        const __m512i at_of[4] = {left, _mm512_add_epi32(left, _mm512_set1_epi32(1)),
+                                  _mm512_add_epi32(left, _mm512_set1_epi32(static_cast<int32_t>(g.w))),
+                                  _mm512_add_epi32(left, _mm512_set1_epi32(static_cast<int32_t>(g.w + 1)))};
+        __m512 best = taps[0];
+        __m512i at = at_of[0];
+        for (int t = 1; t < 4; ++t) {
+          const __mmask16 take = _mm512_cmp_ps_mask(taps[t], best, _CMP_GT_OQ) |
+                                 _mm512_cmp_ps_mask(taps[t], taps[t], _CMP_UNORD_Q);
+          best = _mm512_mask_mov_ps(best, take, taps[t]);
+          at = _mm512_mask_mov_epi32(at, take, at_of[t]);
+        }
+        _mm512_mask_storeu_ps(y + p * out_plane + oh * g.ow + ow, columns, best);
+        if (argmax) _mm512_mask_storeu_epi32(argmax + p * out_plane + oh * g.ow + ow, columns, at);
+      }
+    }
+  }
+}
+#endif
 
 struct MaxPool2dBackward : Node {
   Pool2dGeometry g;
@@ -217,6 +296,10 @@ void max_pool2d_forward_naive(float* y, int32_t* argmax, const float* x, const P
 }
 
 void max_pool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dGeometry& g) {
+#if defined(__AVX512F__)
+  if (g.kernel == 2 && g.stride == 2 && g.padding == 0 && g.dilation == 1 && 2 * g.oh <= g.h && 2 * g.ow <= g.w)
+    return max_pool_2x2_avx512(y, argmax, x, g);
+#endif
   const int64_t planes = g.n * g.c, in_plane = g.h * g.w, out_plane = g.oh * g.ow;
   const KernelSpan rows = kernel_span(g.oh, g.h, g), cols = kernel_span(g.ow, g.w, g);
   // For each kernel column kw, the output columns [lo, hi) whose tap kw lands inside the input:
@@ -259,7 +342,11 @@ void max_pool2d_forward(float* y, int32_t* argmax, const float* x, const Pool2dG
           const float* xr = xs + row;
           for (int64_t kw = 0; kw < g.kernel; ++kw) {
             const int64_t off = kw * g.dilation - g.padding;
-            for (int64_t ow = ow_lo[kw]; ow < ow_hi[kw]; ++ow) {
+            int64_t ow = ow_lo[kw];
+#if defined(__AVX512F__)
+            if (g.stride <= 2) ow = max_tap_avx512(bp, ap, xr, row, off, g.stride, ow, ow_hi[kw]);
+#endif
+            for (; ow < ow_hi[kw]; ++ow) {
               const int64_t iw = ow * g.stride + off;
               const float v = xr[iw];
               // Strict '>' keeps the first maximum on ties; a NaN wins so that it propagates.

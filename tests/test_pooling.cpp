@@ -100,6 +100,17 @@ TEST(MaxPool2d, FastKernelMatchesNaiveReference) {
       {{1, 2, 9, 7}, {.kernel_size = 3, .stride = 1, .padding = 1, .dilation = 2}},
       {{1, 1, 6, 11}, {.kernel_size = 4, .stride = 3, .padding = 2, .dilation = 2, .ceil_mode = true}},
       {{1, 1, 1, 1}, {.kernel_size = 1}},
+      // Rows wide enough for the 16-column vector path and its masked tails (stride 1 and 2).
+      {{2, 3, 28, 28}, {.kernel_size = 2}},
+      {{1, 2, 10, 10}, {.kernel_size = 2}},
+      {{1, 2, 9, 69}, {.kernel_size = 2, .ceil_mode = true}},  // a last partial window: the general path
+      {{1, 1, 4, 66}, {.kernel_size = 2}},
+      {{1, 2, 9, 55}, {.kernel_size = 3, .stride = 2}},
+      {{1, 2, 8, 57}, {.kernel_size = 3, .stride = 2, .padding = 1, .ceil_mode = true}},
+      {{1, 2, 7, 33}, {.kernel_size = 3, .stride = 1, .padding = 1}},
+      {{1, 1, 5, 34}, {.kernel_size = 3, .stride = 2, .ceil_mode = true}},
+      {{1, 1, 4, 47}, {.kernel_size = 2, .stride = 1}},
+      {{1, 1, 3, 40}, {.kernel_size = 5, .stride = 2, .padding = 2}},
   };
   for (const Case& c : cases) {
     Tensor x = Tensor::empty(c.shape);
