@@ -7,7 +7,8 @@
 //   ConvForward / ConvBackward    conv2d_forward / conv2d_backward (input + weight grads, no bias),
 //                                 on the path the dispatcher picks (Winograd for 3x3 stride-1 layers)
 //   ConvBackwardData / ...Weight  conv2d_backward's input gradient alone / weight gradient alone
-//   Im2col{Forward,Backward,BackwardData,BackwardWeight}/<shape>  the same with im2col + sgemm forced (3x3 only)
+//   Im2col{Forward,Backward,BackwardData,BackwardWeight}/<shape>  the same with im2col + sgemm forced (on the
+//                                 shapes where the dispatcher may pick Winograd or the direct kernels)
 //   Winograd{Forward,BackwardData,BackwardWeight}/<shape>/m<m>/tb<Tb>  the Winograd kernels with tile m and
 //                                 Tb tiles per block (0: winograd_block_tiles)
 //   SgemmForward / SgemmBackward  the same sequence of sgemm calls on preallocated buffers
@@ -39,6 +40,7 @@
 #include "framework/tensor.h"
 #include "framework/threading.h"
 #include "layers/conv2d.h"
+#include "layers/conv2d_direct.h"
 #include "layers/conv2d_winograd.h"
 
 namespace {
@@ -55,6 +57,9 @@ struct ConvShape {
 
 std::vector<ConvShape> shapes() {
   return {
+      // LeNet-5 on 28x28 single-channel images, batch 128 (the direct kernels' narrow layers).
+      {"lenet5_5x5_1to6c_28x28", {128, 1, 28, 28}, {6, 1, 5, 5}, 1, 2},
+      {"lenet5_5x5_6to16c_14x14", {128, 6, 14, 14}, {16, 6, 5, 5}, 1, 0},
       // ResNet-20 for a 28x28 single-channel input, batch 128.
       {"r20_stem_1to16c_28x28", {128, 1, 28, 28}, {16, 1, 3, 3}, 1, 1},
       {"r20_3x3_16c_28x28", {128, 16, 28, 28}, {16, 16, 3, 3}, 1, 1},
@@ -268,8 +273,9 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(("ConvBackwardWeight/" + s.name).c_str(), conv_backward, g, A::Auto, false,
                                  true)
         ->Apply(timing);
-    if (inq::winograd_supported(g)) {
-      // The same with im2col + sgemm forced: the path every 3x3 layer took before Winograd.
+    if (inq::winograd_supported(g) || inq::direct_conv2d_supported(g)) {
+      // The same with im2col + sgemm forced: the path every such layer took before Winograd and
+      // the direct kernels.
       benchmark::RegisterBenchmark(("Im2colForward/" + s.name).c_str(), conv_forward, g, A::Im2col)
           ->Apply(timing);
       benchmark::RegisterBenchmark(("Im2colBackward/" + s.name).c_str(), conv_backward, g, A::Im2col, true, true)
@@ -282,6 +288,7 @@ int main(int argc, char** argv) {
           ->Apply(timing);
       for (int m : {2, 4})
         for (int64_t tb : {0, 64, 128, 256, 512, 1024}) {
+          if (!inq::winograd_supported(g)) break;
           const std::string suffix = s.name + "/m" + std::to_string(m) + "/tb" + std::to_string(tb);
           const inq::WinogradConfig config{.m = m, .block_tiles = tb};
           benchmark::RegisterBenchmark(("WinogradForward/" + suffix).c_str(), winograd_forward, g, config)

@@ -36,12 +36,13 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
                      const Conv2dGeometry& g, bool accumulate = true);
 
 // ---- algorithm choice ----
-// 3x3 stride-1 convolutions may run as Winograd F(4x4, 3x3) (layers/conv2d_winograd.h) instead of
-// im2col + sgemm; choose_conv2d_algorithm (conv2d.cpp) decides per shape. Auto follows it; Im2col
-// and Winograd force a path for every later call (tests, A/B benchmarks; Winograd still falls back
-// to im2col where it does not apply). The environment variable INQ_CONV_ALGO=auto|im2col|winograd
+// 3x3 stride-1 convolutions may run as Winograd F(4x4, 3x3) (layers/conv2d_winograd.h), and narrow
+// stride-1 ones as direct convolutions (layers/conv2d_direct.h), instead of im2col + sgemm;
+// choose_conv2d_algorithm (conv2d.cpp) decides per shape. Auto follows it; Im2col, Winograd and
+// Direct force a path for every later call (tests, A/B benchmarks; a forced path still falls back
+// to im2col where it does not apply). The environment variable INQ_CONV_ALGO=auto|im2col|winograd|direct
 // sets the initial mode.
-enum class Conv2dAlgorithm { Auto, Im2col, Winograd };
+enum class Conv2dAlgorithm { Auto, Im2col, Winograd, Direct };
 void set_conv2d_algorithm(Conv2dAlgorithm algorithm);
 Conv2dAlgorithm conv2d_algorithm();
 // What conv2d_forward and conv2d_backward run for g under the current mode.
@@ -49,6 +50,7 @@ struct Conv2dPlan {
   bool winograd_forward = false;  // forward
   bool winograd_data = false;     // backward input gradient
   bool winograd_weight = false;   // backward weight gradient
+  bool direct_forward = false, direct_data = false, direct_weight = false;  // the same three, direct
   int tile = 4;                   // Winograd output tile side (WinogradConfig::m)
 };
 Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g);

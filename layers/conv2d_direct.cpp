@@ -1,0 +1,321 @@
+#include "layers/conv2d_direct.h"
+
+#include <algorithm>
+#include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "framework/error.h"
+
+namespace inq {
+
+namespace {
+
+constexpr int kBlockK = 8;         // output channels per forward block (8 x 2 vectors of accumulators)
+constexpr int kWeightBlockK = 4;   // output channels per weight-gradient task (S x 4 accumulators)
+constexpr int64_t kMaxKernelWidth = 16;  // S: one precomputed load mask per kernel column
+
+// Enough multiply-adds to be worth waking the second thread.
+constexpr double kMinParallelMacs = 1 << 18;
+
+double macs(const Conv2dGeometry& g) {
+  return static_cast<double>(g.N) * g.K * g.OH * g.OW * g.C * g.R * g.S;
+}
+
+// (ceil(K / 8), C, R, S, 8): the 8 channels of a block side by side for each tap; channels past K 0.
+std::vector<float> block_weights(const float* w, const Conv2dGeometry& g) {
+  const int64_t taps = g.C * g.R * g.S, blocks = (g.K + kBlockK - 1) / kBlockK;
+  std::vector<float> out(static_cast<size_t>(blocks * taps * kBlockK), 0.0f);
+  for (int64_t k = 0; k < g.K; ++k)
+    for (int64_t t = 0; t < taps; ++t) out[static_cast<size_t>(((k / kBlockK) * taps + t) * kBlockK + k % kBlockK)] = w[k * taps + t];
+  return out;
+}
+
+#if defined(__AVX512F__)
+
+// Lanes [lo, hi) of 16 set (empty when hi <= lo).
+__mmask16 lanes(int64_t lo, int64_t hi) {
+  lo = std::clamp<int64_t>(lo, 0, 16);
+  hi = std::clamp<int64_t>(hi, 0, 16);
+  if (hi <= lo) return 0;
+  return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
+}
+
+// One output row oh of image n's block of channels [k0, k0 + kn), output columns [ow0, ow0 + 16V).
+template <int V>
+void forward_chunk(float* yn, const float* xn, const float* wb, const float* b, int64_t k0, int64_t kn, int64_t oh,
+                   int64_t ow0, const Conv2dGeometry& g, bool accumulate) {
+  const int64_t P = g.OH * g.OW;
+  __mmask16 out[V];
+  __mmask16 in[V][kMaxKernelWidth];  // per vector and kernel column: the lanes that read the input
+#pragma GCC unroll 16
+  for (int v = 0; v < V; ++v) {
+    out[v] = lanes(0, g.OW - (ow0 + 16 * v));
+    for (int64_t s = 0; s < g.S; ++s) {
+      const int64_t col = ow0 + 16 * v + s - g.padding.w;  // input column of lane 0
+      in[v][s] = out[v] & lanes(-col, g.W - col);
+    }
+  }
+  __m512 acc[kBlockK][V];
+#pragma GCC unroll 16
+  for (int kk = 0; kk < kBlockK; ++kk)
+#pragma GCC unroll 16
+    for (int v = 0; v < V; ++v) {
+      const bool real = kk < kn;
+      __m512 start = _mm512_set1_ps(real && b ? b[k0 + kk] : 0.0f);
+      if (real && accumulate)
+        start = _mm512_add_ps(start, _mm512_maskz_loadu_ps(out[v], yn + (k0 + kk) * P + oh * g.OW + ow0 + 16 * v));
+      acc[kk][v] = start;
+    }
+  for (int64_t c = 0; c < g.C; ++c) {
+    for (int64_t r = 0; r < g.R; ++r) {
+      const int64_t ih = oh + r - g.padding.h;
+      if (ih < 0 || ih >= g.H) continue;  // a padding row: adds 0
+      const float* xr = xn + (c * g.H + ih) * g.W;
+      const float* wr = wb + (c * g.R + r) * g.S * kBlockK;
+      for (int64_t s = 0; s < g.S; ++s) {
+        __m512 xv[V];
+#pragma GCC unroll 16
+        for (int v = 0; v < V; ++v)
+          xv[v] = _mm512_maskz_loadu_ps(in[v][s], xr + (ow0 + 16 * v + s - g.padding.w));
+        const float* ws = wr + s * kBlockK;
+#pragma GCC unroll 16
+        for (int kk = 0; kk < kBlockK; ++kk) {
+          const __m512 wv = _mm512_set1_ps(ws[kk]);
+#pragma GCC unroll 16
+          for (int v = 0; v < V; ++v) acc[kk][v] = _mm512_fmadd_ps(wv, xv[v], acc[kk][v]);
+        }
+      }
+    }
+  }
+  // Constant loop bounds (kn tested inside): with a variable bound GCC keeps acc in memory and
+  // stores every accumulator after every tap (measured: 3x slower).
+#pragma GCC unroll 16
+  for (int kk = 0; kk < kBlockK; ++kk)
+    if (kk < kn)
+#pragma GCC unroll 16
+      for (int v = 0; v < V; ++v)
+        _mm512_mask_storeu_ps(yn + (k0 + kk) * P + oh * g.OW + ow0 + 16 * v, out[v], acc[kk][v]);
+}
+
+void forward_row(float* yn, const float* xn, const float* wb, const float* b, int64_t k0, int64_t kn, int64_t oh,
+                 const Conv2dGeometry& g, bool accumulate) {
+  int64_t ow0 = 0;
+  for (; ow0 + 16 < g.OW; ow0 += 32) forward_chunk<2>(yn, xn, wb, b, k0, kn, oh, ow0, g, accumulate);
+  if (ow0 < g.OW) forward_chunk<1>(yn, xn, wb, b, k0, kn, oh, ow0, g, accumulate);
+}
+
+// The sums of dw[k0 .. k0 + kn)[c][r][0 .. S) over images [n0, n1), added onto `state` (S x 4
+// vectors of 16 lane partial sums, carried from one chunk of images to the next). S_ = 0: any
+// width. The constant-bound loops are unrolled by pragma so that acc stays in registers (without
+// it GCC indexed acc in memory and stored every accumulator after each multiply-add: 2-3x slower).
+template <int S_>
+void weight_task(float* state, const float* x, const float* dy, int64_t c, int64_t r, int64_t k0, int64_t kn,
+                 int64_t n0, int64_t n1, const Conv2dGeometry& g) {
+  constexpr int kSlots = S_ > 0 ? S_ : static_cast<int>(kMaxKernelWidth);
+  const int64_t S = S_ > 0 ? S_ : g.S;
+  __m512 acc[kSlots][kWeightBlockK] = {};
+#pragma GCC unroll 16
+  for (int64_t s = 0; s < S; ++s)
+#pragma GCC unroll 16
+    for (int kk = 0; kk < kWeightBlockK; ++kk) acc[s][kk] = _mm512_loadu_ps(state + (s * kWeightBlockK + kk) * 16);
+  for (int64_t n = n0; n < n1; ++n) {
+    for (int64_t oh = 0; oh < g.OH; ++oh) {
+      const int64_t ih = oh + r - g.padding.h;
+      if (ih < 0 || ih >= g.H) continue;
+      const float* xr = x + ((n * g.C + c) * g.H + ih) * g.W;
+      for (int64_t ow0 = 0; ow0 < g.OW; ow0 += 16) {
+        const __mmask16 out = lanes(0, g.OW - ow0);
+        __m512 d[kWeightBlockK];
+#pragma GCC unroll 16
+        for (int kk = 0; kk < kWeightBlockK; ++kk)
+          d[kk] = kk < kn ? _mm512_maskz_loadu_ps(out, dy + ((n * g.K + k0 + kk) * g.OH + oh) * g.OW + ow0)
+                          : _mm512_setzero_ps();
+#pragma GCC unroll 16
+        for (int64_t s = 0; s < S; ++s) {
+          const int64_t col = ow0 + s - g.padding.w;
+          const __m512 xv = _mm512_maskz_loadu_ps(out & lanes(-col, g.W - col), xr + col);
+#pragma GCC unroll 16
+          for (int kk = 0; kk < kWeightBlockK; ++kk) acc[s][kk] = _mm512_fmadd_ps(d[kk], xv, acc[s][kk]);
+        }
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int64_t s = 0; s < S; ++s)
+#pragma GCC unroll 16
+    for (int kk = 0; kk < kWeightBlockK; ++kk) _mm512_storeu_ps(state + (s * kWeightBlockK + kk) * 16, acc[s][kk]);
+}
+
+// dw from every task's lane partial sums: lanes added in order (a fixed summation order).
+void weight_finish(float* dw, const float* state, int64_t c, int64_t r, int64_t k0, int64_t kn,
+                   const Conv2dGeometry& g, bool accumulate) {
+  for (int64_t kk = 0; kk < kn; ++kk)
+    for (int64_t s = 0; s < g.S; ++s) {
+      const float* lane = state + (s * kWeightBlockK + kk) * 16;
+      float v = 0.0f;
+      for (int l = 0; l < 16; ++l) v += lane[l];
+      float& out = dw[(((k0 + kk) * g.C + c) * g.R + r) * g.S + s];
+      out = accumulate ? out + v : v;
+    }
+}
+
+#else  // scalar forms of the same loops
+
+void forward_row(float* yn, const float* xn, const float* wb, const float* b, int64_t k0, int64_t kn, int64_t oh,
+                 const Conv2dGeometry& g, bool accumulate) {
+  const int64_t P = g.OH * g.OW;
+  for (int64_t kk = 0; kk < kn; ++kk)
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      float sum = (b ? b[k0 + kk] : 0.0f) + (accumulate ? yn[(k0 + kk) * P + oh * g.OW + ow] : 0.0f);
+      for (int64_t c = 0; c < g.C; ++c)
+        for (int64_t r = 0; r < g.R; ++r) {
+          const int64_t ih = oh + r - g.padding.h;
+          if (ih < 0 || ih >= g.H) continue;
+          for (int64_t s = 0; s < g.S; ++s) {
+            const int64_t iw = ow + s - g.padding.w;
+            if (iw >= 0 && iw < g.W) sum += wb[((c * g.R + r) * g.S + s) * kBlockK + kk] * xn[(c * g.H + ih) * g.W + iw];
+          }
+        }
+      yn[(k0 + kk) * P + oh * g.OW + ow] = sum;
+    }
+}
+
+void weight_task(float* dw, const float* x, const float* dy, int64_t c, int64_t r, int64_t k0, int64_t kn,
+                 const Conv2dGeometry& g, bool accumulate) {
+  for (int64_t kk = 0; kk < kn; ++kk)
+    for (int64_t s = 0; s < g.S; ++s) {
+      float sum = 0.0f;
+      for (int64_t n = 0; n < g.N; ++n)
+        for (int64_t oh = 0; oh < g.OH; ++oh) {
+          const int64_t ih = oh + r - g.padding.h;
+          if (ih < 0 || ih >= g.H) continue;
+          for (int64_t ow = 0; ow < g.OW; ++ow) {
+            const int64_t iw = ow + s - g.padding.w;
+            if (iw >= 0 && iw < g.W)
+              sum += dy[((n * g.K + k0 + kk) * g.OH + oh) * g.OW + ow] * x[((n * g.C + c) * g.H + ih) * g.W + iw];
+          }
+        }
+      float& out = dw[(((k0 + kk) * g.C + c) * g.R + r) * g.S + s];
+      out = accumulate ? out + sum : sum;
+    }
+}
+
+#endif
+
+void check_supported(const Conv2dGeometry& g, const char* what) {
+  INQ_CHECK(direct_conv2d_supported(g), "Given {} for {}, expected stride 1, dilation 1, groups 1, kernel width "
+            "at most {} and padding at most kernel size - 1", what, g.str(), kMaxKernelWidth);
+}
+
+}  // namespace
+
+bool direct_conv2d_supported(const Conv2dGeometry& g) {
+  return g.groups == 1 && g.stride == Size2(1) && g.dilation == Size2(1) && g.S <= kMaxKernelWidth &&
+         g.padding.h <= g.R - 1 && g.padding.w <= g.S - 1;
+}
+
+bool direct_conv2d_vectorized() {
+#if defined(__AVX512F__)
+  return true;
+#else
+  return false;
+#endif
+}
+
+void direct_conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g,
+                           bool accumulate) {
+  check_supported(g, "a direct convolution");
+  const std::vector<float> blocked = block_weights(w, g);
+  const int64_t blocks = (g.K + kBlockK - 1) / kBlockK, taps = g.C * g.R * g.S;
+  const int64_t tasks = g.N * blocks * g.OH;
+  // One task per (image, block of channels, output row): each writes its own outputs.
+#pragma omp parallel for schedule(static) if (macs(g) >= kMinParallelMacs)
+  for (int64_t t = 0; t < tasks; ++t) {
+    const int64_t oh = t % g.OH, kb = (t / g.OH) % blocks, n = t / (g.OH * blocks);
+    const int64_t k0 = kb * kBlockK, kn = std::min<int64_t>(kBlockK, g.K - k0);
+    forward_row(y + n * g.K * g.OH * g.OW, x + n * g.C * g.H * g.W, blocked.data() + kb * taps * kBlockK, b, k0, kn,
+                oh, g, accumulate);
+  }
+}
+
+void direct_conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv2dGeometry& g,
+                                 bool accumulate) {
+  check_supported(g, "a direct convolution's input gradient");
+  // dx = conv(dy, w') with w'[c][k][r][s] = w[k][c][R-1-r][S-1-s] and padding R-1-pad: a "full"
+  // convolution, which the forward kernel computes.
+  std::vector<float> flipped(static_cast<size_t>(g.K * g.C * g.R * g.S));
+  for (int64_t k = 0; k < g.K; ++k)
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t r = 0; r < g.R; ++r)
+        for (int64_t s = 0; s < g.S; ++s)
+          flipped[static_cast<size_t>(((c * g.K + k) * g.R + r) * g.S + s)] =
+              w[((k * g.C + c) * g.R + (g.R - 1 - r)) * g.S + (g.S - 1 - s)];
+  Conv2dGeometry t = g;
+  t.C = g.K;
+  t.H = g.OH;
+  t.W = g.OW;
+  t.K = g.C;
+  t.OH = g.H;
+  t.OW = g.W;
+  t.padding = Size2(g.R - 1 - g.padding.h, g.S - 1 - g.padding.w);
+  direct_conv2d_forward(dx, dy, flipped.data(), nullptr, t, accumulate);
+}
+
+void direct_conv2d_backward_weight(float* dw, const float* x, const float* dy, const Conv2dGeometry& g,
+                                   bool accumulate) {
+  check_supported(g, "a direct convolution's weight gradient");
+  const int64_t blocks = (g.K + kWeightBlockK - 1) / kWeightBlockK, tasks = g.C * g.R * blocks;
+  // One task per (input channel, kernel row, block of output channels): each owns its dw entries
+  // and sums images, rows and columns in one fixed order, whatever the thread count.
+  auto task_of = [&](int64_t t, int64_t& c, int64_t& r, int64_t& k0, int64_t& kn) {
+    const int64_t kb = t % blocks;
+    r = (t / blocks) % g.R;
+    c = t / (blocks * g.R);
+    k0 = kb * kWeightBlockK;
+    kn = std::min<int64_t>(kWeightBlockK, g.K - k0);
+  };
+#if defined(__AVX512F__)
+  // Images in chunks whose dy and x stay in the core's L2 cache while every task reads them (each
+  // task reads all of its channels' dy: one pass over the whole batch per task missed the cache
+  // and made the loads the bottleneck); the tasks' partial sums wait in `state` between chunks.
+  const int64_t per_image = (g.K * g.OH * g.OW + g.C * g.H * g.W) * static_cast<int64_t>(sizeof(float));
+  const int64_t chunk = std::clamp<int64_t>((int64_t{256} << 10) / std::max<int64_t>(per_image, 1), 1, g.N);
+  const int64_t slots = g.S * kWeightBlockK;
+  std::vector<float> state(static_cast<size_t>(tasks * slots * 16), 0.0f);  // 16 lanes per slot
+#pragma omp parallel if (macs(g) >= kMinParallelMacs)
+  {
+    for (int64_t n0 = 0; n0 < g.N; n0 += chunk) {
+      const int64_t n1 = std::min(g.N, n0 + chunk);
+#pragma omp for schedule(static)
+      for (int64_t t = 0; t < tasks; ++t) {
+        int64_t c, r, k0, kn;
+        task_of(t, c, r, k0, kn);
+        float* st = state.data() + t * slots * 16;
+        switch (g.S) {
+          case 3: weight_task<3>(st, x, dy, c, r, k0, kn, n0, n1, g); break;
+          case 5: weight_task<5>(st, x, dy, c, r, k0, kn, n0, n1, g); break;
+          default: weight_task<0>(st, x, dy, c, r, k0, kn, n0, n1, g); break;
+        }
+      }
+    }
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < tasks; ++t) {
+      int64_t c, r, k0, kn;
+      task_of(t, c, r, k0, kn);
+      weight_finish(dw, state.data() + t * slots * 16, c, r, k0, kn, g, accumulate);
+    }
+  }
+#else
+#pragma omp parallel for schedule(static) if (macs(g) >= kMinParallelMacs)
+  for (int64_t t = 0; t < tasks; ++t) {
+    int64_t c, r, k0, kn;
+    task_of(t, c, r, k0, kn);
+    weight_task(dw, x, dy, c, r, k0, kn, g, accumulate);
+  }
+#endif
+}
+
+}  // namespace inq
