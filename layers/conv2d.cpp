@@ -59,6 +59,8 @@ std::atomic<Conv2dAlgorithm>& algorithm_mode() {
 
 void set_conv2d_algorithm(Conv2dAlgorithm algorithm) { algorithm_mode().store(algorithm); }
 
+Conv2dAlgorithm conv2d_algorithm() { return algorithm_mode().load(); }
+
 // Direct convolution (layers/conv2d_direct.h) for narrow layers: at most 8 input channels, where
 // im2col's R*S copies of the input and GEMMs with an inner size of C*R*S <= 8*R*S cost more than
 // the arithmetic; the input gradient only from 4 input channels on (it is a convolution with C
@@ -74,10 +76,10 @@ void set_conv2d_algorithm(Conv2dAlgorithm algorithm) { algorithm_mode().store(al
 namespace {
 bool direct_pays(const Conv2dGeometry& g) { return direct_conv2d_vectorized() && g.C <= 8; }
 }  // namespace
-Conv2dAlgorithm conv2d_algorithm() { return algorithm_mode().load(); }
 
-// The one place that decides Winograd against im2col. Winograd F(4x4, 3x3) for the forward and
-// the input gradient of every 3x3, stride-1, dilation-1, ungrouped layer with at least 16 input
+// The one place that decides between the direct kernels (direct_pays above), Winograd and im2col.
+// Winograd F(4x4, 3x3) for the forward and the input gradient of every other 3x3, stride-1,
+// dilation-1, ungrouped layer with at least 16 input
 // and 16 output channels whose Winograd GEMMs do at most half the direct method's multiplies
 // (8 * tiles <= N * OH * OW, tiles rounded up to the kernels' 16-lane width); for the weight
 // gradient the same with at least 32 channels each; im2col + sgemm for everything else.
