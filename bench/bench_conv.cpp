@@ -79,8 +79,10 @@ std::vector<ConvShape> shapes() {
 // "N C H W K R S stride pad", the machine-readable form bench/pytorch_conv.py parses.
 std::string fmt_shape(const ConvShape& s) {
   std::string out;
-  for (int64_t v : {s.x[0], s.x[1], s.x[2], s.x[3], s.w[0], s.w[2], s.w[3], s.stride, s.padding})
-    out += (out.empty() ? "" : " ") + std::to_string(v);
+  for (int64_t v : {s.x[0], s.x[1], s.x[2], s.x[3], s.w[0], s.w[2], s.w[3], s.stride, s.padding}) {
+    if (!out.empty()) out += ' ';  // appended separately: ("" or " ") + string made GCC 12 warn -Wrestrict
+    out += std::to_string(v);
+  }
   return out;
 }
 
