@@ -8,14 +8,18 @@
 #endif
 
 #include "framework/error.h"
+#include "layers/conv2d_winograd.h"  // the naive references: the fallback without AVX-512
 
 namespace inq {
 
 namespace {
 
+constexpr int64_t kMaxKernelWidth = 16;  // S: one precomputed load mask per kernel column
+
+#if defined(__AVX512F__)
+
 constexpr int kBlockK = 8;         // output channels per forward block (8 x 2 vectors of accumulators)
 constexpr int kWeightBlockK = 4;   // output channels per weight-gradient task (S x 4 accumulators)
-constexpr int64_t kMaxKernelWidth = 16;  // S: one precomputed load mask per kernel column
 
 // Enough multiply-adds to be worth waking the second thread.
 constexpr double kMinParallelMacs = 1 << 18;
@@ -32,8 +36,6 @@ std::vector<float> block_weights(const float* w, const Conv2dGeometry& g) {
     for (int64_t t = 0; t < taps; ++t) out[static_cast<size_t>(((k / kBlockK) * taps + t) * kBlockK + k % kBlockK)] = w[k * taps + t];
   return out;
 }
-
-#if defined(__AVX512F__)
 
 // Lanes [lo, hi) of 16 set (empty when hi <= lo).
 __mmask16 lanes(int64_t lo, int64_t hi) {
@@ -162,45 +164,17 @@ void weight_finish(float* dw, const float* state, int64_t c, int64_t r, int64_t 
     }
 }
 
-#else  // scalar forms of the same loops
+#else
 
-void forward_row(float* yn, const float* xn, const float* wb, const float* b, int64_t k0, int64_t kn, int64_t oh,
-                 const Conv2dGeometry& g, bool accumulate) {
-  const int64_t P = g.OH * g.OW;
-  for (int64_t kk = 0; kk < kn; ++kk)
-    for (int64_t ow = 0; ow < g.OW; ++ow) {
-      float sum = (b ? b[k0 + kk] : 0.0f) + (accumulate ? yn[(k0 + kk) * P + oh * g.OW + ow] : 0.0f);
-      for (int64_t c = 0; c < g.C; ++c)
-        for (int64_t r = 0; r < g.R; ++r) {
-          const int64_t ih = oh + r - g.padding.h;
-          if (ih < 0 || ih >= g.H) continue;
-          for (int64_t s = 0; s < g.S; ++s) {
-            const int64_t iw = ow + s - g.padding.w;
-            if (iw >= 0 && iw < g.W) sum += wb[((c * g.R + r) * g.S + s) * kBlockK + kk] * xn[(c * g.H + ih) * g.W + iw];
-          }
-        }
-      yn[(k0 + kk) * P + oh * g.OW + ow] = sum;
-    }
-}
-
-void weight_task(float* dw, const float* x, const float* dy, int64_t c, int64_t r, int64_t k0, int64_t kn,
-                 const Conv2dGeometry& g, bool accumulate) {
-  for (int64_t kk = 0; kk < kn; ++kk)
-    for (int64_t s = 0; s < g.S; ++s) {
-      float sum = 0.0f;
-      for (int64_t n = 0; n < g.N; ++n)
-        for (int64_t oh = 0; oh < g.OH; ++oh) {
-          const int64_t ih = oh + r - g.padding.h;
-          if (ih < 0 || ih >= g.H) continue;
-          for (int64_t ow = 0; ow < g.OW; ++ow) {
-            const int64_t iw = ow + s - g.padding.w;
-            if (iw >= 0 && iw < g.W)
-              sum += dy[((n * g.K + k0 + kk) * g.OH + oh) * g.OW + ow] * x[((n * g.C + c) * g.H + ih) * g.W + iw];
-          }
-        }
-      float& out = dw[(((k0 + kk) * g.C + c) * g.R + r) * g.S + s];
-      out = accumulate ? out + sum : sum;
-    }
+// Without AVX-512 the dispatcher never picks these kernels, but a forced mode (INQ_CONV_ALGO=direct)
+// still calls them: they then run the naive references (layers/conv2d_winograd.h), computed into a
+// scratch buffer first when the result is to be added.
+template <class Compute>
+void write_or_add(float* out, int64_t n, bool accumulate, Compute compute) {
+  if (!accumulate) return compute(out);
+  std::vector<float> scratch(static_cast<size_t>(n));
+  compute(scratch.data());
+  for (int64_t i = 0; i < n; ++i) out[i] += scratch[static_cast<size_t>(i)];
 }
 
 #endif
@@ -228,6 +202,7 @@ bool direct_conv2d_vectorized() {
 void direct_conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g,
                            bool accumulate) {
   check_supported(g, "a direct convolution");
+#if defined(__AVX512F__)
   const std::vector<float> blocked = block_weights(w, g);
   const int64_t blocks = (g.K + kBlockK - 1) / kBlockK, taps = g.C * g.R * g.S;
   const int64_t tasks = g.N * blocks * g.OH;
@@ -239,6 +214,9 @@ void direct_conv2d_forward(float* y, const float* x, const float* w, const float
     forward_row(y + n * g.K * g.OH * g.OW, x + n * g.C * g.H * g.W, blocked.data() + kb * taps * kBlockK, b, k0, kn,
                 oh, g, accumulate);
   }
+#else
+  write_or_add(y, g.N * g.K * g.OH * g.OW, accumulate, [&](float* out) { conv2d_forward_naive(out, x, w, b, g); });
+#endif
 }
 
 void direct_conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv2dGeometry& g,
@@ -267,6 +245,7 @@ void direct_conv2d_backward_data(float* dx, const float* dy, const float* w, con
 void direct_conv2d_backward_weight(float* dw, const float* x, const float* dy, const Conv2dGeometry& g,
                                    bool accumulate) {
   check_supported(g, "a direct convolution's weight gradient");
+#if defined(__AVX512F__)
   const int64_t blocks = (g.K + kWeightBlockK - 1) / kWeightBlockK, tasks = g.C * g.R * blocks;
   // One task per (input channel, kernel row, block of output channels): each owns its dw entries
   // and sums images, rows and columns in one fixed order, whatever the thread count.
@@ -277,7 +256,6 @@ void direct_conv2d_backward_weight(float* dw, const float* x, const float* dy, c
     k0 = kb * kWeightBlockK;
     kn = std::min<int64_t>(kWeightBlockK, g.K - k0);
   };
-#if defined(__AVX512F__)
   // Images in chunks whose dy and x stay in the core's L2 cache while every task reads them (each
   // task reads all of its channels' dy: one pass over the whole batch per task missed the cache
   // and made the loads the bottleneck); the tasks' partial sums wait in `state` between chunks.
@@ -309,12 +287,8 @@ void direct_conv2d_backward_weight(float* dw, const float* x, const float* dy, c
     }
   }
 #else
-#pragma omp parallel for schedule(static) if (macs(g) >= kMinParallelMacs)
-  for (int64_t t = 0; t < tasks; ++t) {
-    int64_t c, r, k0, kn;
-    task_of(t, c, r, k0, kn);
-    weight_task(dw, x, dy, c, r, k0, kn, g, accumulate);
-  }
+  write_or_add(dw, g.K * g.C * g.R * g.S, accumulate,
+               [&](float* out) { conv2d_backward_weight_naive(out, x, dy, g); });
 #endif
 }
 

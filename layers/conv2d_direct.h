@@ -20,8 +20,8 @@ namespace inq {
 // Stride 1, dilation 1, groups 1, padding at most R-1 / S-1 (the input gradient's padding must not
 // be negative). The kernels run on any such geometry; choose_conv2d_algorithm decides when they pay.
 bool direct_conv2d_supported(const Conv2dGeometry& g);
-// True when this build has the AVX-512 kernels (otherwise the functions below run a scalar form
-// of the same loops, correct but slow, and the dispatcher never picks them).
+// True when this build has the AVX-512 kernels (otherwise the functions below run the naive
+// references of layers/conv2d_winograd.h, correct but slow, and the dispatcher never picks them).
 bool direct_conv2d_vectorized();
 
 // y = conv(x, w) + b (b may be null); accumulate: added into y.

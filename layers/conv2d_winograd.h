@@ -52,7 +52,8 @@ void winograd_conv2d_backward_weight(float* dw, const float* x, const float* dy,
 int64_t winograd_weight_block_tiles(const Conv2dGeometry& g, int m);
 
 // Naive references for the kernels above (direct convolution accumulated in double, then
-// rounded to float once), for tests: any geometry with groups 1.
+// rounded to float once), for tests and as the direct kernels' fallback in builds without AVX-512
+// (layers/conv2d_direct.h): any geometry with groups 1.
 void conv2d_forward_naive(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g);
 void conv2d_backward_data_naive(float* dx, const float* dy, const float* w, const Conv2dGeometry& g);
 void conv2d_backward_weight_naive(float* dw, const float* x, const float* dy, const Conv2dGeometry& g);
