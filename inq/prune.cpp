@@ -169,10 +169,10 @@ void magnitude_masks(PruneState& state, const std::vector<const NamedParameter*>
     const float* w = params[j]->tensor.data();
     for (int64_t i = 0; i < params[j]->tensor.numel(); ++i) groups.back().emplace_back(std::fabs(w[i]), j, i);
     total += params[j]->tensor.numel();
-    if (options.scope == SparsityScope::Layer)
-      counts.push_back(options.target_for(params[j]->name) > 0
-                           ? frozen_target(options.target_for(params[j]->name), params[j]->tensor.numel())
-                           : 0);
+    if (options.scope == SparsityScope::Layer) {
+      const double target = options.target_for(params[j]->name);
+      counts.push_back(target > 0 ? frozen_target(target, params[j]->tensor.numel()) : 0);
+    }
   }
   if (options.scope == SparsityScope::Global) counts.push_back(options.sparsity > 0 ? frozen_target(options.sparsity, total) : 0);
   for (const NamedParameter* p : params) state.params[p->name].mask = Tensor::full(p->tensor.shape(), 1.0f);

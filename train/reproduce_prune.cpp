@@ -52,7 +52,12 @@ struct Experiment {
             {"file_ratio", nullptr}, {"entropy_file_ratio", nullptr}};
   }
 
-  // prune_results.json and .md with the rows so far (atomic writes).
+  // Appends a row and rewrites prune_results.json and .md with the rows so far (atomic writes),
+  // so an interrupted command leaves every finished row in the table.
+  void add_row(json r) {
+    rows.push_back(std::move(r));
+    write_summary();
+  }
   void write_summary() const;
 
   // A pruning run from the FP32 weights; returns its folder.
@@ -65,7 +70,7 @@ struct Experiment {
     c.prune.sparsity = sparsity;
     c.run.out = fmt::format("{}/{}-s{}", out, method, sparsity);
     const json r = run_or_continue(c);
-    rows.push_back(row(method, sparsity, r["prune"]["sparsity"].get<double>(), 32, r["acc1"].get<double>()));
+    add_row(row(method, sparsity, r["prune"]["sparsity"].get<double>(), 32, r["acc1"].get<double>()));
     return c.run.out;
   }
 
@@ -105,7 +110,7 @@ struct Experiment {
     INQ_CHECK(from_packed == from_checkpoint, "Given '{}' and its packed form '{}', expected the same accuracy, but "
               "got {} and {}", final_weights, packed, from_checkpoint, from_packed);
     x["acc1_packed"] = from_packed;
-    rows.push_back(x);
+    add_row(x);
   }
 };
 
@@ -181,33 +186,22 @@ std::string run_reproduce_prune(const ReproduceOptions& o) {
     x.fp32 = f.run.out + "/last.safetensors";
   }
   x.fp32_acc1 = x.evaluate_file(x.fp32);
-  x.rows.push_back(x.row("fp32", 0, 0, 32, x.fp32_acc1));
+  x.add_row(x.row("fp32", 0, 0, 32, x.fp32_acc1));
   // The DNS + 5-bit INQ curve first, then its baselines, then the other bit-widths: on a slow machine
-  // the headline curve is complete earliest, and the summary is rewritten after every run, so an
-  // interrupted command leaves every finished row in the table.
-  std::map<double, std::pair<std::string, double>> dns, magnitude;  // target -> (folder, sparsity)
+  // the headline curve is complete earliest (every row is in the table as soon as its run ends).
+  std::map<double, std::pair<std::string, double>> dns;  // target -> (final weights, sparsity reached)
   for (double s : o.sparsities) {
     const std::string folder = x.prune("dns", s);
     dns[s] = {folder + "/final.safetensors", x.rows.back()["sparsity"].get<double>()};
-    x.write_summary();
   }
-  for (double s : o.sparsities) {
-    x.quantize("dns", dns[s].first, s, dns[s].second, 5);
-    x.write_summary();
-  }
+  for (double s : o.sparsities) x.quantize("dns", dns[s].first, s, dns[s].second, 5);
   x.quantize("fp32", x.fp32, 0, 0, 5);
-  x.write_summary();
   for (double s : o.sparsities) {
     const std::string folder = x.prune("magnitude", s);
-    magnitude[s] = {folder + "/final.safetensors", x.rows.back()["sparsity"].get<double>()};
-    x.quantize("magnitude", magnitude[s].first, s, magnitude[s].second, 5);
-    x.write_summary();
+    x.quantize("magnitude", folder + "/final.safetensors", s, x.rows.back()["sparsity"].get<double>(), 5);
   }
   for (int b : o.prune_bits)
-    for (double s : o.sparsities) {
-      x.quantize("dns", dns[s].first, s, dns[s].second, b);
-      x.write_summary();
-    }
+    for (double s : o.sparsities) x.quantize("dns", dns[s].first, s, dns[s].second, b);
   const std::string md_path = out + "/prune_results.md";
   if (o.plots) run_plot_script("plot_prune.py", out, "figure");
   return md_path;
