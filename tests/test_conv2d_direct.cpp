@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <vector>
 
 #include "framework/error.h"
@@ -64,6 +65,21 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
                                                                       << " vs " << want[i];
 }
 
+// Runs a kernel into a buffer full of garbage (it must overwrite it) and compares with the naive
+// result, then once more with accumulate (the sum must double).
+void expect_writes_then_accumulates(std::vector<float> want, std::vector<float> scale, const std::string& what,
+                                    const std::function<void(float*, bool)>& run) {
+  std::vector<float> got(want.size(), 123.0f);
+  run(got.data(), /*accumulate=*/false);
+  expect_close(got, want, scale, what);
+  run(got.data(), /*accumulate=*/true);
+  for (size_t i = 0; i < want.size(); ++i) {
+    want[i] *= 2;
+    scale[i] *= 2;
+  }
+  expect_close(got, want, scale, what + " accumulate");
+}
+
 }  // namespace
 
 TEST(DirectConv, ForwardMatchesNaiveAndAccumulates) {
@@ -72,19 +88,12 @@ TEST(DirectConv, ForwardMatchesNaiveAndAccumulates) {
     const auto x = random_values(g.N * g.C * g.H * g.W, 1), w = random_values(g.K * g.C * g.R * g.S, 2),
                b = random_values(g.K, 3);
     const int64_t out = g.N * g.K * g.OH * g.OW;
-    std::vector<float> want(out), scale(out), got(out, 123.0f);
+    std::vector<float> want(out), scale(out);
     conv2d_forward_naive(want.data(), x.data(), w.data(), b.data(), g);
     conv2d_forward_naive(scale.data(), absolute(x).data(), absolute(w).data(), absolute(b).data(), g);
-    direct_conv2d_forward(got.data(), x.data(), w.data(), b.data(), g);
-    expect_close(got, want, scale, "forward " + g.str());
-    // accumulate: y += conv + b
-    std::vector<float> twice = got;
-    direct_conv2d_forward(twice.data(), x.data(), w.data(), b.data(), g, /*accumulate=*/true);
-    for (int64_t i = 0; i < out; ++i) {
-      want[i] *= 2;
-      scale[i] *= 2;
-    }
-    expect_close(twice, want, scale, "forward accumulate " + g.str());
+    expect_writes_then_accumulates(want, scale, "forward " + g.str(), [&](float* y, bool accumulate) {
+      direct_conv2d_forward(y, x.data(), w.data(), b.data(), g, accumulate);  // accumulate: y += conv + b
+    });
     // No bias.
     std::vector<float> plain(out), plain_want(out);
     direct_conv2d_forward(plain.data(), x.data(), w.data(), nullptr, g);
@@ -98,17 +107,12 @@ TEST(DirectConv, BackwardDataMatchesNaiveAndAccumulates) {
     const Conv2dGeometry g = geometry(s);
     const auto dy = random_values(g.N * g.K * g.OH * g.OW, 4), w = random_values(g.K * g.C * g.R * g.S, 5);
     const int64_t in = g.N * g.C * g.H * g.W;
-    std::vector<float> want(in), scale(in), got(in, -7.0f);
+    std::vector<float> want(in), scale(in);
     conv2d_backward_data_naive(want.data(), dy.data(), w.data(), g);
     conv2d_backward_data_naive(scale.data(), absolute(dy).data(), absolute(w).data(), g);
-    direct_conv2d_backward_data(got.data(), dy.data(), w.data(), g, /*accumulate=*/false);
-    expect_close(got, want, scale, "input gradient " + g.str());
-    direct_conv2d_backward_data(got.data(), dy.data(), w.data(), g, /*accumulate=*/true);
-    for (int64_t i = 0; i < in; ++i) {
-      want[i] *= 2;
-      scale[i] *= 2;
-    }
-    expect_close(got, want, scale, "input gradient accumulate " + g.str());
+    expect_writes_then_accumulates(want, scale, "input gradient " + g.str(), [&](float* dx, bool accumulate) {
+      direct_conv2d_backward_data(dx, dy.data(), w.data(), g, accumulate);
+    });
   }
 }
 
@@ -117,17 +121,12 @@ TEST(DirectConv, BackwardWeightMatchesNaiveAndAccumulates) {
     const Conv2dGeometry g = geometry(s);
     const auto x = random_values(g.N * g.C * g.H * g.W, 6), dy = random_values(g.N * g.K * g.OH * g.OW, 7);
     const int64_t n = g.K * g.C * g.R * g.S;
-    std::vector<float> want(n), scale(n), got(n, 9.0f);
+    std::vector<float> want(n), scale(n);
     conv2d_backward_weight_naive(want.data(), x.data(), dy.data(), g);
     conv2d_backward_weight_naive(scale.data(), absolute(x).data(), absolute(dy).data(), g);
-    direct_conv2d_backward_weight(got.data(), x.data(), dy.data(), g, /*accumulate=*/false);
-    expect_close(got, want, scale, "weight gradient " + g.str());
-    direct_conv2d_backward_weight(got.data(), x.data(), dy.data(), g, /*accumulate=*/true);
-    for (int64_t i = 0; i < n; ++i) {
-      want[i] *= 2;
-      scale[i] *= 2;
-    }
-    expect_close(got, want, scale, "weight gradient accumulate " + g.str());
+    expect_writes_then_accumulates(want, scale, "weight gradient " + g.str(), [&](float* dw, bool accumulate) {
+      direct_conv2d_backward_weight(dw, x.data(), dy.data(), g, accumulate);
+    });
   }
 }
 
