@@ -79,6 +79,17 @@ KernelSpan kernel_span(int64_t out, int64_t in, const Pool2dGeometry& g) {
 }
 
 #if defined(__AVX512F__)
+// Lanes [0, n) of 16 set, n clamped to [0, 16].
+__mmask16 first_lanes(int64_t n) {
+  return static_cast<__mmask16>((1u << std::clamp<int64_t>(n, 0, 16)) - 1);
+}
+
+// The lanes where v replaces the running maximum: the scalar rule (strict '>' keeps the first
+// maximum on ties; a NaN takes, so that it propagates).
+__mmask16 takes(__m512 v, __m512 best) {
+  return _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+}
+
 // One tap of max pooling for output columns [ow, ow_hi), 16 at a time, stride 1 or 2: the tap's
 // inputs xr[ow * stride + off] are one load (stride 1) or two loads de-interleaved by a permute
 // (stride 2), every load masked to the inputs the columns use. Same rule as the scalar loop (strict
@@ -88,22 +99,18 @@ int64_t max_tap_avx512(float* best, int32_t* best_at, const float* xr, int64_t r
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512i even = _mm512_slli_epi32(lane, 1);  // 0, 2, ..., 30: the even elements of two vectors
   for (; ow < ow_hi; ow += 16) {
-    const int64_t n = std::min<int64_t>(16, ow_hi - ow);
-    const __mmask16 columns = static_cast<__mmask16>((1u << n) - 1);
+    const __mmask16 columns = first_lanes(ow_hi - ow);
     const int64_t base = ow * stride + off;  // >= 0: ow_lo keeps every tap inside the row
     __m512 v;
     if (stride == 1) {
       v = _mm512_maskz_loadu_ps(columns, xr + base);
     } else {
-      const int64_t used = 2 * n - 1;  // inputs base .. base + 2 (n - 1)
-      const auto first = static_cast<__mmask16>(used >= 16 ? 0xFFFF : (1u << used) - 1);
-      const auto second = static_cast<__mmask16>(used > 16 ? (1u << (used - 16)) - 1 : 0);
-      v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(first, xr + base), even,
-                                 _mm512_maskz_loadu_ps(second, xr + base + 16));
+      const int64_t used = 2 * std::min<int64_t>(16, ow_hi - ow) - 1;  // inputs base .. base + 2 (n - 1)
+      v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(first_lanes(used), xr + base), even,
+                                 _mm512_maskz_loadu_ps(first_lanes(used - 16), xr + base + 16));
     }
     const __m512 b = _mm512_maskz_loadu_ps(columns, best + ow);
-    const __mmask16 take = static_cast<__mmask16>(
-        (_mm512_cmp_ps_mask(v, b, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q)) & columns);
+    const __mmask16 take = takes(v, b) & columns;
     _mm512_mask_storeu_ps(best + ow, take, v);
     const __m512i at = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(row + base)),
                                         stride == 1 ? lane : even);
@@ -126,9 +133,7 @@ void max_pool_2x2_avx512(float* y, int32_t* argmax, const float* x, const Pool2d
       const float* r1 = r0 + g.w;
       for (int64_t ow = 0; ow < g.ow; ow += 16) {
         const int64_t n = std::min<int64_t>(16, g.ow - ow);
-        const auto columns = static_cast<__mmask16>((1u << n) - 1);
-        const auto first = static_cast<__mmask16>(n >= 8 ? 0xFFFF : (1u << (2 * n)) - 1);
-        const auto second = static_cast<__mmask16>(n > 8 ? (1u << (2 * n - 16)) - 1 : 0);
+        const __mmask16 columns = first_lanes(n), first = first_lanes(2 * n), second = first_lanes(2 * n - 16);
         const __m512 a0 = _mm512_maskz_loadu_ps(first, r0 + 2 * ow), a1 = _mm512_maskz_loadu_ps(second, r0 + 2 * ow + 16);
         const __m512 b0 = _mm512_maskz_loadu_ps(first, r1 + 2 * ow), b1 = _mm512_maskz_loadu_ps(second, r1 + 2 * ow + 16);
         const __m512 taps[4] = {_mm512_permutex2var_ps(a0, even, a1), _mm512_permutex2var_ps(a0, odd, a1),
@@ -140,8 +145,7 @@ void max_pool_2x2_avx512(float* y, int32_t* argmax, const float* x, const Pool2d
         __m512 best = taps[0];
         __m512i at = at_of[0];
         for (int t = 1; t < 4; ++t) {
-          const __mmask16 take = _mm512_cmp_ps_mask(taps[t], best, _CMP_GT_OQ) |
-                                 _mm512_cmp_ps_mask(taps[t], taps[t], _CMP_UNORD_Q);
+          const __mmask16 take = takes(taps[t], best);
           best = _mm512_mask_mov_ps(best, take, taps[t]);
           at = _mm512_mask_mov_epi32(at, take, at_of[t]);
         }
