@@ -4,12 +4,50 @@
 
 namespace inq {
 
+namespace {
+
+blasint b(int64_t v) { return static_cast<blasint>(v); }
+
+// y (len, stride incy) = beta * y first when beta is 0: OpenBLAS scales y by beta before adding,
+// and 0 * garbage (NaN or Inf in a fresh buffer) would otherwise survive.
+void clear_if_overwritten(float beta, float* y, int64_t len, int64_t incy) {
+  if (beta != 0.0f) return;
+  for (int64_t i = 0; i < len; ++i) y[i * incy] = 0.0f;
+}
+
+}  // namespace
+
+// A GEMM with one row or one column of output is a matrix-vector product. OpenBLAS 0.3.21's sgemm
+// packs op(B) into panels whatever M is, so a batch-1 fully-connected layer (M = 1) copied its
+// whole weight matrix every call (AlexNet's fc6: 151 MB) before reading it once more; sgemv
+// streams the weights once, which is all a batch-1 layer can do.
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
            int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              static_cast<blasint>(M), static_cast<blasint>(N), static_cast<blasint>(K), alpha, A,
-              static_cast<blasint>(lda), B, static_cast<blasint>(ldb), beta, C, static_cast<blasint>(ldc));
+  if (M == 1 && K > 0) {
+    // C (1, N) = alpha * a (1, K) * op(B) + beta * C: y = op(B)^T a. Row k of A^T is A[k * lda].
+    const int64_t inc_a = trans_a ? lda : 1;
+    clear_if_overwritten(beta, C, N, 1);
+    if (trans_b) {  // B stored (N, K): y = B a
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, b(N), b(K), alpha, B, b(ldb), A, b(inc_a), beta, C, 1);
+    } else {  // B stored (K, N): y = B^T a
+      cblas_sgemv(CblasRowMajor, CblasTrans, b(K), b(N), alpha, B, b(ldb), A, b(inc_a), beta, C, 1);
+    }
+    return;
+  }
+  if (N == 1 && K > 0) {
+    // C (M, 1), stride ldc, = alpha * op(A) * b (K, 1) + beta * C. Row k of B is B[k * ldb].
+    const int64_t inc_b = trans_b ? 1 : ldb;
+    clear_if_overwritten(beta, C, M, ldc);
+    if (trans_a) {  // A stored (K, M): y = A^T b
+      cblas_sgemv(CblasRowMajor, CblasTrans, b(K), b(M), alpha, A, b(lda), B, b(inc_b), beta, C, b(ldc));
+    } else {  // A stored (M, K)
+      cblas_sgemv(CblasRowMajor, CblasNoTrans, b(M), b(K), alpha, A, b(lda), B, b(inc_b), beta, C, b(ldc));
+    }
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, b(M), b(N),
+              b(K), alpha, A, b(lda), B, b(ldb), beta, C, b(ldc));
 }
 
 void sgemm_naive(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <tuple>
 
 #include "framework/gemm.h"
 #include "framework/error.h"
@@ -22,6 +23,35 @@ TEST(Gemm, MatchesNaiveForAllTransposesAndBeta) {
       sgemm(ta, tb, M, N, K, 0.5f, A.data(), ta ? M : K, B.data(), tb ? K : N, 2.0f, C1.data(), N);
       sgemm_naive(ta, tb, M, N, K, 0.5f, A.data(), ta ? M : K, B.data(), tb ? K : N, 2.0f, C2.data(), N);
       for (int64_t i = 0; i < M * N; ++i) EXPECT_NEAR(C1.data()[i], C2.data()[i], 1e-4) << ta << tb << i;
+    }
+  }
+}
+
+// One row or one column of output goes through sgemv (framework/gemm.cpp): every transpose, row
+// strides wider than the matrices, and beta = 0 over a C full of NaN (must be overwritten).
+TEST(Gemm, MatrixVectorShapesMatchNaiveWithStridesAndBeta) {
+  Generator gen(11);
+  const int64_t pad = 3;
+  for (const auto& [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 37, 29}, {23, 1, 31}, {1, 1, 19}}) {
+    for (int ta = 0; ta < 2; ++ta) {
+      for (int tb = 0; tb < 2; ++tb) {
+        for (const float beta : {0.0f, 1.5f}) {
+          const int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+          Tensor A = test::random_tensor({ta ? K : M, lda}, gen);
+          Tensor B = test::random_tensor({tb ? N : K, ldb}, gen);
+          Tensor C1 = test::random_tensor({M, ldc}, gen);
+          if (beta == 0.0f) C1.fill_(std::nanf(""));
+          Tensor C2 = test::random_tensor({M, ldc}, gen);
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < N; ++j) C2.data()[i * ldc + j] = beta == 0.0f ? 0.0f : C1.data()[i * ldc + j];
+          sgemm(ta, tb, M, N, K, 0.75f, A.data(), lda, B.data(), ldb, beta, C1.data(), ldc);
+          sgemm_naive(ta, tb, M, N, K, 0.75f, A.data(), lda, B.data(), ldb, beta, C2.data(), ldc);
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < N; ++j)
+              EXPECT_NEAR(C1.data()[i * ldc + j], C2.data()[i * ldc + j], 1e-4)
+                  << "M=" << M << " N=" << N << " ta=" << ta << " tb=" << tb << " beta=" << beta << " at " << i << "," << j;
+        }
+      }
     }
   }
 }
