@@ -14,6 +14,7 @@
 
 #include "framework/autograd.h"
 #include "framework/random.h"
+#include "layers/inference_prep.h"
 #include "layers/loss.h"
 #include "models/registry.h"
 #include "optim/sgd.h"
@@ -76,7 +77,7 @@ class EvalForward {
   EvalForward(const std::string& arch, const WorkloadShape& s) {
     seed_all(0);
     model_ = create_model(arch, model_options(s));
-    model_->eval();
+    prepare_for_inference(*model_);  // as the inference commands load a model (eval mode)
     x_ = random_batch(s, nullptr);
   }
   float run() {

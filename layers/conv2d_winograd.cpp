@@ -220,8 +220,8 @@ void output_chunk(float* out, const float* M, const float* bias, const Job& j, i
 //    no barriers; taken when there are at least two blocks per thread, as on ResNet-20's layers,
 //    where the barriers cost as much as the small GEMMs.
 template <int m>
-void run(float* out, const float* in, const float* w, const float* bias, const Job& j, int64_t block_tiles,
-         bool accumulate) {
+void run(float* out, const float* in, const float* w, const float* filters, const float* bias, const Job& j,
+         int64_t block_tiles, bool accumulate) {
   constexpr int a = m + 2;
   constexpr int64_t points = a * a;
   const int64_t tile_rows = (j.OH + m - 1) / m, tile_cols = (j.OW + m - 1) / m;
@@ -230,12 +230,14 @@ void run(float* out, const float* in, const float* w, const float* bias, const J
   const int64_t blocks = (T + Tb - 1) / Tb;
   const int threads = omp_get_max_threads();
   const bool private_blocks = threads > 1 && blocks >= 2 * threads;
-  // One workspace request per call, carved: U, then V and M for one block (shared) or per thread.
-  const int64_t u_floats = round_up_to_line(points * j.Kout * j.Cin);
+  // One workspace request per call, carved: U (unless given), then V and M for one block (shared)
+  // or per thread.
+  const int64_t u_floats = filters ? 0 : round_up_to_line(points * j.Kout * j.Cin);
   const int64_t v_floats = round_up_to_line(points * j.Cin * Tb);
   const int64_t m_floats = round_up_to_line(points * j.Kout * Tb);
   const int64_t copies = private_blocks ? threads : 1;
-  float* U = thread_workspace().floats(u_floats + copies * (v_floats + m_floats));
+  float* work = thread_workspace().floats(u_floats + copies * (v_floats + m_floats));
+  const float* U = filters ? filters : work;
   // The three phases of block [t0, t0 + nb), one work item at a time.
   const auto chunks_of = [](int64_t nb) { return round_up_lanes(nb) / kLanes; };
   const auto input_item = [&](float* V, int64_t t0, int64_t nb, int64_t q) {
@@ -254,13 +256,14 @@ void run(float* out, const float* in, const float* w, const float* bias, const J
   };
 #pragma omp parallel
   {
-    const int64_t filters = j.Kout * j.Cin;
+    if (!filters) {
+      const int64_t count = j.Kout * j.Cin;
 #pragma omp for schedule(static)
-    for (int64_t f0 = 0; f0 < filters; f0 += kLanes)
-      weight_chunk<m>(U, w, j, f0, std::min(kLanes, filters - f0));
-    // (the barrier ending the loop above: U is complete before any GEMM)
+      for (int64_t f0 = 0; f0 < count; f0 += kLanes) weight_chunk<m>(work, w, j, f0, std::min(kLanes, count - f0));
+      // (the barrier ending the loop above: U is complete before any GEMM)
+    }
     if (private_blocks) {
-      float* V = U + u_floats + omp_get_thread_num() * (v_floats + m_floats);
+      float* V = work + u_floats + omp_get_thread_num() * (v_floats + m_floats);
       float* M = V + v_floats;
 #pragma omp for schedule(static)
       for (int64_t blk = 0; blk < blocks; ++blk) {
@@ -270,7 +273,7 @@ void run(float* out, const float* in, const float* w, const float* bias, const J
         for (int64_t q = 0; q < j.Kout * chunks_of(nb); ++q) output_item(M, t0, nb, q);
       }
     } else {
-      float* V = U + u_floats;
+      float* V = work + u_floats;
       float* M = V + v_floats;
       for (int64_t t0 = 0; t0 < T; t0 += Tb) {
         const int64_t nb = std::min(Tb, T - t0);
@@ -388,9 +391,9 @@ void dispatch(float* out, const float* in, const float* w, const float* bias, co
               const WinogradConfig& config, int64_t block_tiles, bool accumulate) {
   INQ_CHECK(config.m == 2 || config.m == 4, "Given a Winograd tile of {}x{}, expected 2 or 4", config.m, config.m);
   if (config.m == 2) {
-    run<2>(out, in, w, bias, j, block_tiles, accumulate);
+    run<2>(out, in, w, config.filters, bias, j, block_tiles, accumulate);
   } else {
-    run<4>(out, in, w, bias, j, block_tiles, accumulate);
+    run<4>(out, in, w, config.filters, bias, j, block_tiles, accumulate);
   }
 }
 
@@ -416,10 +419,30 @@ void winograd_conv2d_forward(float* y, const float* x, const float* w, const flo
   dispatch(y, x, w, b, j, config, tb, accumulate);
 }
 
+int64_t winograd_filter_floats(const Conv2dGeometry& g, int m) { return (m + 2) * (m + 2) * g.K * g.C; }
+
+void winograd_transform_filters(float* U, const float* w, const Conv2dGeometry& g, int m) {
+  INQ_CHECK(winograd_supported(g), "Given the convolution {}, expected 3x3, stride 1, dilation 1, groups 1 and "
+            "padding <= 2 for Winograd", g.str());
+  INQ_CHECK(m == 2 || m == 4, "Given a Winograd tile of {}x{}, expected 2 or 4", m, m);
+  const Job j{g.N, g.C, g.H, g.W, g.K, g.OH, g.OW, g.padding.h, g.padding.w, false};
+  const int64_t count = g.K * g.C;
+#pragma omp parallel for schedule(static)
+  for (int64_t f0 = 0; f0 < count; f0 += kLanes) {
+    if (m == 2) {
+      weight_chunk<2>(U, w, j, f0, std::min(kLanes, count - f0));
+    } else {
+      weight_chunk<4>(U, w, j, f0, std::min(kLanes, count - f0));
+    }
+  }
+}
+
 void winograd_conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv2dGeometry& g,
                                    const WinogradConfig& config, bool accumulate) {
   INQ_CHECK(winograd_supported(g), "Given the convolution {}, expected 3x3, stride 1, dilation 1, groups 1 and "
             "padding <= 2 for Winograd", g.str());
+  INQ_CHECK(config.filters == nullptr, "Given transformed filters for a Winograd input gradient, expected none "
+            "(they are the forward's; the input gradient transforms the flipped, transposed weight)");
   // dx = conv(dy, w') with padding 2 - pad: output size OH + 2*(2 - pad) - 2 = H.
   const Job j{g.N, g.K, g.OH, g.OW, g.C, g.H, g.W, 2 - g.padding.h, 2 - g.padding.w, true};
   const int64_t tb = config.block_tiles > 0 ? config.block_tiles : winograd_block_tiles(g, config.m);

@@ -30,6 +30,11 @@ bool winograd_supported(const Conv2dGeometry& g);
 struct WinogradConfig {
   int m = 4;                // output tile side: 2 (F(2x2,3x3)) or 4 (F(4x4,3x3))
   int64_t block_tiles = 0;  // Tb; 0 picks it from the cache budget (winograd_block_tiles)
+  // Forward only: U computed beforehand by winograd_transform_filters for this m, or null (the
+  // forward transforms w itself, every call). A layer whose weight no longer changes (inference,
+  // layers/inference_prep.h) keeps U and skips that transform, which at batch 1 costs as much as
+  // a fifth of the layer (U is 4x the weight's size, written once per call).
+  const float* filters = nullptr;
 };
 
 // The tiles per block when config.block_tiles is 0 (measured; see its definition).
@@ -38,6 +43,11 @@ int64_t winograd_block_tiles(const Conv2dGeometry& g, int m);
 // y = conv(x, w) + b (b may be null) for a winograd_supported geometry. accumulate: adds into y.
 void winograd_conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g,
                              const WinogradConfig& config, bool accumulate = false);
+// U (a*a, K, C), a = m + 2: the transformed filters of w (K, C, 3, 3) exactly as the forward
+// computes them; winograd_filter_floats(g, m) floats. Only g's K, C and kernel matter.
+int64_t winograd_filter_floats(const Conv2dGeometry& g, int m);
+void winograd_transform_filters(float* U, const float* w, const Conv2dGeometry& g, int m);
+
 // The input gradient dx (N, C, H, W) of the forward above from dy (N, K, OH, OW); added into dx
 // when accumulate, else written over it.
 void winograd_conv2d_backward_data(float* dx, const float* dy, const float* w, const Conv2dGeometry& g,

@@ -13,11 +13,13 @@
 #include "framework/error.h"
 #include "framework/random.h"
 #include "framework/threading.h"
+#include "error_testing.h"
 #include "gradcheck.h"
 #include "layers/conv2d.h"
 #include "layers/conv2d_winograd.h"
 
 using namespace inq;
+using inq::test::expect_error;
 using inq::test::random_tensor;
 
 namespace {
@@ -119,6 +121,40 @@ TEST(WinogradKernels, ForwardMatchesNaiveOnOddShapes) {
         std::cout << c.name << " m=" << m << " tb=" << tb << ": worst |err|/S " << r.worst << "\n";
       }
   }
+}
+
+// Filters transformed once (winograd_transform_filters, what a frozen inference layer keeps) give
+// exactly the output of the forward that transforms them itself, on every odd shape, both tiles,
+// private and shared blocks, 1 and 2 threads; the input gradient refuses them.
+TEST(WinogradKernels, PretransformedFiltersGiveBitIdenticalOutputs) {
+  ModeGuard guard;
+  Generator gen(23);
+  for (const WCase& c : cases()) {
+    const Conv2dGeometry g = Conv2dGeometry::make(c.x, c.w, 1, c.padding);
+    Tensor x = random_tensor(c.x, gen), w = random_tensor(c.w, gen), b = random_tensor({c.w[0]}, gen);
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      for (int m : {2, 4}) {
+        std::vector<float> U(static_cast<size_t>(winograd_filter_floats(g, m)), std::nanf(""));
+        winograd_transform_filters(U.data(), w.data(), g, m);
+        for (int64_t tb : {int64_t(16), int64_t(0)}) {
+          const size_t n = static_cast<size_t>(shape_numel(g.output_shape()));
+          std::vector<float> want(n), got(n, std::nanf(""));
+          winograd_conv2d_forward(want.data(), x.data(), w.data(), b.data(), g, {.m = m, .block_tiles = tb});
+          winograd_conv2d_forward(got.data(), x.data(), nullptr, b.data(), g,
+                                  {.m = m, .block_tiles = tb, .filters = U.data()});
+          EXPECT_EQ(0, std::memcmp(got.data(), want.data(), n * sizeof(float)))
+              << c.name << " m=" << m << " tb=" << tb << " threads=" << threads;
+        }
+      }
+    }
+  }
+  const Conv2dGeometry g = Conv2dGeometry::make({1, 4, 6, 6}, {4, 4, 3, 3}, 1, 1);
+  std::vector<float> U(static_cast<size_t>(winograd_filter_floats(g, 4))), buf(4 * 36);
+  expect_error([&] { winograd_conv2d_backward_data(buf.data(), buf.data(), buf.data(), g, {.filters = U.data()}, false); },
+               {"transformed filters", "input gradient"});
+  const Conv2dGeometry strided = Conv2dGeometry::make({1, 4, 6, 6}, {4, 4, 3, 3}, 2, 1);
+  expect_error([&] { winograd_transform_filters(U.data(), buf.data(), strided, 4); }, {"stride 1"});
 }
 
 TEST(WinogradKernels, BackwardDataMatchesNaiveAndAccumulates) {

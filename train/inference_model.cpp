@@ -2,6 +2,7 @@
 
 #include "framework/safetensors.h"
 #include "inq/packed_model.h"
+#include "layers/inference_prep.h"
 #include "layers/init.h"
 
 namespace inq {
@@ -13,7 +14,7 @@ InferenceModel load_inference_model(const std::string& arch, const ModelOptions&
   if (!is_packed_model(file)) {
     out.model = create_model(arch, options);
     load_model_weights(file, *out.model, optional_weight_names(*out.model), checks);
-    out.model->eval();
+    prepare_for_inference(*out.model);  // also sets eval mode
     return out;
   }
   {
@@ -29,7 +30,7 @@ InferenceModel load_inference_model(const std::string& arch, const ModelOptions&
   NamedTensorList loaded;
   for (const auto& t : out.model->state_dict()) loaded.emplace_back(t.name, t.tensor);
   check_loaded_weights_finite(loaded, weights, checks.allow_non_finite);
-  out.model->eval();
+  prepare_for_inference(*out.model);  // the convolutions left in float (excluded from INQ); eval mode
   return out;
 }
 

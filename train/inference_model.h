@@ -4,7 +4,9 @@
 // file for inference. A packed model (inq/packed_model.h) runs from its b-bit codes
 // (inq/packed_inference.h): the model is built without filling its float weights, and the quantized
 // Conv2d / Linear weights are never decoded into a float tensor. Any other file (a plain weights file,
-// a checkpoint) loads as load_model_weights loads it.
+// a checkpoint) loads as load_model_weights loads it. Either way the float convolutions are then
+// frozen (layers/inference_prep.h): the model is for inference only, its conv weights are no longer
+// parameters, and Winograd layers keep their transformed filters.
 #include <memory>
 #include <string>
 

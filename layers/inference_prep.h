@@ -1,0 +1,45 @@
+#pragma once
+// Preparing a float model whose weights will not change again for inference (`inq eval`, `inq run`,
+// `inq bench-model`, InferenceSession, all through train/inference_model.h; bench/bench_model's eval
+// mode). Every Conv2d with a float weight gets a FrozenConv2dKernel in place of it (as a packed
+// model's layers get packed kernels, inq/packed_inference.h): it runs what conv2d would, but keeps
+// the Winograd-transformed filters of a layer the dispatcher sends to Winograd once it has computed
+// them, so later calls skip the filter transform. Outputs are bit-identical to the unprepared
+// model's (the same kernels on the same U). The layer's weight leaves its parameters (the model can
+// no longer be trained or saved), and the transformed filters take 4x the weight's memory for the
+// layers that use them (only those: they are made on the first call that needs them).
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include "framework/tensor.h"
+#include "layers/conv2d.h"
+#include "layers/module.h"
+
+namespace inq {
+
+class FrozenConv2dKernel : public Conv2dWeightKernel {
+ public:
+  explicit FrozenConv2dKernel(Tensor weight) : weight_(weight.detach()) {}
+  Tensor forward(const Tensor& x, const Tensor& bias, const Conv2dOptions& options) const override;
+  const Tensor& weight() const { return weight_; }
+  // The transformed filters kept so far (one per Winograd tile size used), for tests.
+  int64_t cached_filter_sets() const;
+
+ private:
+  const float* filters(const Conv2dGeometry& g, int m) const;
+
+  Tensor weight_;
+  mutable std::mutex mutex_;
+  mutable std::map<int, Tensor> filters_;  // tile size m -> U (a*a, K, C)
+};
+
+struct InferencePrepSummary {
+  int64_t frozen_convs = 0;  // Conv2d layers given a FrozenConv2dKernel
+};
+
+// Freezes every Conv2d of `model` that still has a float weight (packed layers are left alone) and
+// puts the model in eval mode.
+InferencePrepSummary prepare_for_inference(Module& model);
+
+}  // namespace inq
