@@ -9,6 +9,7 @@
 #include "framework/im2col.h"
 #include "framework/workspace.h"
 #include "inq/packed_model.h"
+#include "layers/conv2d_winograd.h"
 
 namespace inq {
 
@@ -60,6 +61,31 @@ constexpr int64_t kBandFloats = int64_t{1} << 21;
 // Floats per decoded panel of weight rows: 4 MiB, inside the last-level cache while sgemm reads it.
 // (1 MiB panels made ResNet-18 slower: more, narrower sgemm calls.)
 constexpr int64_t kPanelFloats = int64_t{1} << 20;
+// Floats per decoded panel of a Winograd layer's filters: 256 KiB, still in L2 when the filter
+// transform reads them right after decoding.
+constexpr int64_t kWinogradPanelFloats = int64_t{1} << 16;
+
+// A layer the dispatcher sends to Winograd (as it would the float layer, layers/conv2d.cpp): the
+// filters are decoded a panel of output channels at a time and each panel is transformed into U at
+// once (layers/conv2d_winograd.h), so the float weight never exists whole; U (4x the weight's
+// floats) lives for this call only. The output is bit-identical to the float layer's on the
+// decoded weights: the same transform of the same values, then the same kernel.
+Tensor winograd_forward(const PackedMatrix& weight, const Tensor& x, const float* bias, const Conv2dGeometry& g,
+                        int m) {
+  Tensor U = Tensor::empty({winograd_filter_floats(g, m)});
+  const int64_t inner = g.col_rows();  // C * 3 * 3
+  const int64_t panel_rows = std::clamp<int64_t>(kWinogradPanelFloats / inner, 1, g.K);
+  float* panel = thread_workspace().floats(round_up_to_line(panel_rows * inner));
+  for (int64_t r0 = 0; r0 < g.K; r0 += panel_rows) {
+    const int64_t r1 = std::min(g.K, r0 + panel_rows);
+    weight.decode_rows(r0, r1, panel, inner);
+    winograd_transform_filter_range(U.data(), panel, g, m, r0 * g.C, r1 * g.C);
+  }
+  // (the workspace is the kernel's from here on; the panel is no longer needed)
+  Tensor y = Tensor::empty(g.output_shape());
+  winograd_conv2d_forward(y.data(), x.data(), nullptr, bias, g, WinogradConfig{.m = m, .filters = U.data()});
+  return y;
+}
 
 }  // namespace
 
@@ -70,6 +96,8 @@ Tensor PackedConv2dKernel::forward(const Tensor& x, const Tensor& bias, const Co
   INQ_CHECK(!bias.defined() || bias.shape() == Shape{g.K},
             "Given a packed Conv2d of {} output channels, expected a bias of shape [{}], but got {}", g.K, g.K,
             shape_str(bias.shape()));
+  if (const Conv2dPlan plan = choose_conv2d_algorithm(g); plan.winograd_forward)
+    return winograd_forward(weight_, x, bias.defined() ? bias.data() : nullptr, g, plan.tile);
   const int64_t P = g.output_pixels(), image = g.C * g.H * g.W;
   const int64_t Kg = g.outputs_per_group(), inner = g.group_col_rows();
   const bool direct = g.is_pointwise();

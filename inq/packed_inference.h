@@ -37,6 +37,8 @@ class PackedLinearKernel : public LinearWeightKernel {
 // convolution at batch 1 uses the image as it is; small images of a batch are lowered several at a
 // time, side by side, for a wider GEMM) and multiplied by panels of weight rows decoded into a buffer
 // of at most 4 MiB, so no float copy of the whole weight, nor of a whole large lowered image, exists.
+// A layer the float path would run as Winograd F(4x4, 3x3) (choose_conv2d_algorithm) runs as Winograd
+// too: its filters are decoded 256 KiB at a time and transformed straight away, every call.
 class PackedConv2dKernel : public Conv2dWeightKernel {
  public:
   PackedConv2dKernel(PackedMatrix weight, Shape weight_shape)

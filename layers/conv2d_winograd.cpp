@@ -104,9 +104,10 @@ struct Job {
 
 // U[xi][f] for the filters f = k * Cin + c in [f0, f0 + count), count <= 16, one per lane: G w G^T
 // in float (G's entries 1/4, 1/6, 1/12, 1/24 round to within 2^-24 relative; the products are not
-// the precision-limiting step, the input and output transforms are). U is (a*a, Kout*Cin).
+// the precision-limiting step, the input and output transforms are). U is (a*a, Kout*Cin). w holds
+// the filters from f_base on (forward only; 0 for a whole weight).
 template <int m>
-void weight_chunk(float* U, const float* w, const Job& j, int64_t f0, int64_t count) {
+void weight_chunk(float* U, const float* w, const Job& j, int64_t f0, int64_t count, int64_t f_base = 0) {
   using T = Transform<m>;
   constexpr int a = T::a;
   alignas(64) float f[9][kLanes] = {};
@@ -117,7 +118,7 @@ void weight_chunk(float* U, const float* w, const Job& j, int64_t f0, int64_t co
       const float* src = w + (c * j.Kout + k) * 9;
       for (int i = 0; i < 9; ++i) f[i][l] = src[8 - i];
     } else {
-      const float* src = w + (k * j.Cin + c) * 9;
+      const float* src = w + (k * j.Cin + c - f_base) * 9;
       for (int i = 0; i < 9; ++i) f[i][l] = src[i];
     }
   }
@@ -422,17 +423,24 @@ void winograd_conv2d_forward(float* y, const float* x, const float* w, const flo
 int64_t winograd_filter_floats(const Conv2dGeometry& g, int m) { return (m + 2) * (m + 2) * g.K * g.C; }
 
 void winograd_transform_filters(float* U, const float* w, const Conv2dGeometry& g, int m) {
+  winograd_transform_filter_range(U, w, g, m, 0, g.K * g.C);
+}
+
+void winograd_transform_filter_range(float* U, const float* w_part, const Conv2dGeometry& g, int m, int64_t f_begin,
+                                     int64_t f_end) {
   INQ_CHECK(winograd_supported(g), "Given the convolution {}, expected 3x3, stride 1, dilation 1, groups 1 and "
             "padding <= 2 for Winograd", g.str());
   INQ_CHECK(m == 2 || m == 4, "Given a Winograd tile of {}x{}, expected 2 or 4", m, m);
+  INQ_CHECK(0 <= f_begin && f_begin <= f_end && f_end <= g.K * g.C,
+            "Given the filter range [{}, {}), expected one inside [0, {}) (K * C filters)", f_begin, f_end, g.K * g.C);
   const Job j{g.N, g.C, g.H, g.W, g.K, g.OH, g.OW, g.padding.h, g.padding.w, false};
-  const int64_t count = g.K * g.C;
-#pragma omp parallel for schedule(static)
-  for (int64_t f0 = 0; f0 < count; f0 += kLanes) {
+  // Serial for small ranges: a panel decoded between two of them is cheaper than waking the team.
+#pragma omp parallel for schedule(static) if (f_end - f_begin >= 4096)
+  for (int64_t f0 = f_begin; f0 < f_end; f0 += kLanes) {
     if (m == 2) {
-      weight_chunk<2>(U, w, j, f0, std::min(kLanes, count - f0));
+      weight_chunk<2>(U, w_part, j, f0, std::min(kLanes, f_end - f0), f_begin);
     } else {
-      weight_chunk<4>(U, w, j, f0, std::min(kLanes, count - f0));
+      weight_chunk<4>(U, w_part, j, f0, std::min(kLanes, f_end - f0), f_begin);
     }
   }
 }

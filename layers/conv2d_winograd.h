@@ -47,6 +47,11 @@ void winograd_conv2d_forward(float* y, const float* x, const float* w, const flo
 // computes them; winograd_filter_floats(g, m) floats. Only g's K, C and kernel matter.
 int64_t winograd_filter_floats(const Conv2dGeometry& g, int m);
 void winograd_transform_filters(float* U, const float* w, const Conv2dGeometry& g, int m);
+// The same for the filters f = k * C + c in [f_begin, f_end) only, read from w_part, which holds
+// exactly those filters (9 floats each, in order): a weight decoded a panel of output channels at a
+// time (inq/packed_inference.cpp) is transformed panel by panel, never whole as floats.
+void winograd_transform_filter_range(float* U, const float* w_part, const Conv2dGeometry& g, int m, int64_t f_begin,
+                                     int64_t f_end);
 
 // The input gradient dx (N, C, H, W) of the forward above from dy (N, K, OH, OW); added into dx
 // when accumulate, else written over it.

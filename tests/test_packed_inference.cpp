@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "app_testing.h"
@@ -248,6 +249,43 @@ TEST(PackedLayers, Conv2dMatchesTheFloatLayer) {
         expect_close_products(got.to_vector(), want.to_vector(), scale, 1e-5,
                               fmt::format("bits {} N {} K {}", bits, N, o.out_channels));
       }
+    }
+  }
+}
+
+// Layers the dispatcher sends to Winograd (3x3, stride 1, C and K >= 16, enough tiles) run as Winograd
+// from the codes, bit-identical to the float layer on the decoded weights: channel counts that are
+// not multiples of 16 (16-filter chunks across two output channels), several decode panels with a
+// partial last one (128 x 64 x 9 weights: panels of 113 output channels), every bit-width band.
+TEST(PackedLayers, Conv2dOnWinogradShapesIsBitIdenticalToTheFloatLayer) {
+  std::mt19937 rng(19);
+  struct Case {
+    Conv2dOptions o;
+    Shape x;
+  };
+  const std::vector<Case> cases = {
+      {{.in_channels = 16, .out_channels = 24, .kernel_size = 3, .padding = 1}, {2, 16, 13, 11}},
+      {{.in_channels = 33, .out_channels = 17, .kernel_size = 3, .padding = 0, .bias = false}, {1, 33, 20, 18}},
+      {{.in_channels = 64, .out_channels = 128, .kernel_size = 3, .padding = 1}, {1, 64, 14, 14}},
+  };
+  for (int bits : {2, 5, 7}) {
+    for (const Case& c : cases) {
+      Conv2d layer(c.o);
+      const Codebook cb = make_codebook(layer.weight, bits, "weight");
+      layer.weight.copy_from(random_levels(layer.weight.shape(), cb, rng));
+      const Tensor w = layer.weight.clone();
+      Conv2d packed_layer(c.o);
+      if (c.o.bias) packed_layer.bias.copy_from(layer.bias);
+      const int64_t K = w.size(0), cols = w.numel() / K;
+      packed_layer.replace_weight(std::make_shared<PackedConv2dKernel>(
+          PackedMatrix::from_packed("weight", pack_tensor("weight", w, cb), K, cols), w.shape()));
+      const Conv2dGeometry g = Conv2dGeometry::make(c.x, w.shape(), 1, c.o.padding);
+      ASSERT_TRUE(choose_conv2d_algorithm(g).winograd_forward) << g.str();
+      const Tensor x = random_tensor(c.x, rng);
+      NoGradGuard no_grad;
+      const std::vector<float> want = layer.forward(x).to_vector(), got = packed_layer.forward(x).to_vector();
+      ASSERT_EQ(got.size(), want.size());
+      EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float))) << "bits " << bits << " " << g.str();
     }
   }
 }
