@@ -317,10 +317,22 @@ def report(args, rows, results, conv, log):
             lines.append(f"| {w.label} | {threads} | {per['inq'][0]} | {per['torch'][0]} | {fmt(ours)} | "
                          f"{fmt(theirs)} | {'**' + fmt(q, 2) + '**' if q is not None else 'failed'} | "
                          f"{per['inq'][2]} | {per['torch'][2]} |")
-    lines += ["", "## Convolutions (bench_conv shapes)", "",
-              f"GFLOP/s per shape (median over {args.conv_rounds} round(s) of the median of 3 repetitions) "
-              "and as a share of the sgemm peak at the same thread count (the best of one 512^3, 1024^3 and 2048^3 OpenBLAS sgemm); "
-              "backward = input and weight gradients.", ""]
+    if args.conv_rounds == 0:
+        lines += ["", "Convolutions: not measured (--conv-rounds 0)."]
+    else:
+        lines += conv_section(args, conv)
+    if log:
+        lines += ["", "## Failures", ""] + [f"- {entry}" for entry in log]
+    lines += ["", f"Command: `{' '.join(sys.argv)}`, {elapsed()} (mm:ss) in all."]
+    return "\n".join(lines) + "\n"
+
+
+def conv_section(args, conv):
+    """The per-shape convolution table: GFLOP/s and share of the sgemm peak, ours and PyTorch's."""
+    lines = ["", "## Convolutions (bench_conv shapes)", "",
+             f"GFLOP/s per shape (median over {args.conv_rounds} round(s) of the median of 3 repetitions) "
+             "and as a share of the sgemm peak at the same thread count (the best of one 512^3, 1024^3 and 2048^3 OpenBLAS sgemm); "
+             "backward = input and weight gradients.", ""]
     for threads in args.threads:
         peak = conv.get(threads, (None, {}))[0]
         lines.append(f"sgemm peak, {threads} thread(s): **{fmt(peak)} GFLOP/s**")
@@ -336,10 +348,7 @@ def report(args, rows, results, conv, log):
                     share = f" ({100 * g / peak:.0f}%)" if g is not None and peak else ""
                     row += f" {fmt(g)}{share} |"
             lines.append(row)
-    if log:
-        lines += ["", "## Failures", ""] + [f"- {entry}" for entry in log]
-    lines += ["", f"Command: `{' '.join(sys.argv)}`, {elapsed()} (mm:ss) in all."]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main():
