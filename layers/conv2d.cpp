@@ -99,7 +99,13 @@ bool direct_pays(const Conv2dGeometry& g) { return direct_conv2d_vectorized() &&
 // tests and as the more accurate fallback (error ~8x smaller, see tests/test_conv2d_winograd.cpp).
 // The multiply-count condition keeps batch-1 inference on 7x7 layers (4 tiles padded to 16 lanes:
 // 36 * 16 products per filter against 9 * 49) on im2col; it follows from the counts, not timed.
-Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g) {
+// With filters transformed once and kept (filters_kept: a frozen inference layer), such a layer
+// runs F(2x2, 3x3) instead when that does at most 0.6 of the direct multiplies (16 tiles of 2x2 on
+// a 7x7 image: 16 * 16 products against 9 * 49). Measured on ResNet-18's 512c 7x7 layer at batch 1
+// (quiet machine, 2026-12-01, ms per call, kept filters): 2 threads F(2x2) 1.30 against im2col
+// 3.05; 1 thread 3.56 against 3.46. Transforming the filters on every call instead (16.8 MB of
+// them) took 4.4 and 8.0 ms, hence only with kept filters.
+Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept) {
   Conv2dPlan plan;
   const Conv2dAlgorithm mode = conv2d_algorithm();
   if (mode == Conv2dAlgorithm::Im2col) return plan;
@@ -110,13 +116,21 @@ Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g) {
     return plan;
   }
   if (mode == Conv2dAlgorithm::Direct || !winograd_supported(g)) return plan;
-  constexpr int64_t kTile = 4;
-  const int64_t tiles = g.N * ((g.OH + kTile - 1) / kTile) * ((g.OW + kTile - 1) / kTile);
-  const bool saves_multiplies = 8 * ((tiles + 15) / 16 * 16) <= g.N * g.OH * g.OW;
+  // Products per (output channel, input channel): 9 per output pixel directly, (m + 2)^2 per tile of
+  // m x m output pixels with F(m x m, 3 x 3), tiles rounded up to the kernels' 16 lanes.
+  const auto winograd_products = [&](int64_t m) {
+    const int64_t tiles = g.N * ((g.OH + m - 1) / m) * ((g.OW + m - 1) / m);
+    return (m + 2) * (m + 2) * ((tiles + 15) / 16 * 16);
+  };
+  const int64_t direct_products = 9 * g.N * g.OH * g.OW;
+  const bool f4_pays = 2 * winograd_products(4) <= direct_products;  // at most half
+  const bool f2_pays = filters_kept && 5 * winograd_products(2) <= 3 * direct_products;  // at most 0.6
+  const bool saves_multiplies = f4_pays || f2_pays;
   const bool forced = mode == Conv2dAlgorithm::Winograd;
-  plan.winograd_forward = plan.winograd_data = forced || (g.C >= 16 && g.K >= 16 && saves_multiplies);
-  plan.winograd_weight = forced || (g.C >= 32 && g.K >= 32 && saves_multiplies);
-  plan.tile = kTile;
+  plan.winograd_forward = forced || (g.C >= 16 && g.K >= 16 && saves_multiplies);
+  plan.winograd_data = forced || (g.C >= 16 && g.K >= 16 && f4_pays);
+  plan.winograd_weight = forced || (g.C >= 32 && g.K >= 32 && f4_pays);
+  plan.tile = (forced || f4_pays) ? 4 : 2;
   return plan;
 }
 

@@ -53,7 +53,9 @@ struct Conv2dPlan {
   bool direct_forward = false, direct_data = false, direct_weight = false;  // the same three, direct
   int tile = 4;                   // Winograd output tile side (WinogradConfig::m)
 };
-Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g);
+// filters_kept: the caller keeps the Winograd-transformed filters between calls (an inference layer,
+// layers/inference_prep.h), which makes F(2x2) worth it on small images (see conv2d.cpp).
+Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept = false);
 
 // Functional convolution with autograd (gradients for x, weight and bias, where they require it).
 // Stride, padding, dilation and groups come from `opts`; kernel size and channel counts come from

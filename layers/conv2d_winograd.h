@@ -35,6 +35,10 @@ struct WinogradConfig {
   // layers/inference_prep.h) keeps U and skips that transform, which at batch 1 costs as much as
   // a fifth of the layer (U is 4x the weight's size, written once per call).
   const float* filters = nullptr;
+  // Forward only, instead of filters: U repacked by winograd_pack_filter_panels; the transform-point
+  // GEMMs then run on this file's own AVX-512 kernel instead of OpenBLAS, which at batch 1 spent as
+  // long packing U as multiplying it. Needs winograd_filter_panels_supported().
+  const float* filter_panels = nullptr;
 };
 
 // The tiles per block when config.block_tiles is 0 (measured; see its definition).
@@ -47,6 +51,12 @@ void winograd_conv2d_forward(float* y, const float* x, const float* w, const flo
 // computes them; winograd_filter_floats(g, m) floats. Only g's K, C and kernel matter.
 int64_t winograd_filter_floats(const Conv2dGeometry& g, int m);
 void winograd_transform_filters(float* U, const float* w, const Conv2dGeometry& g, int m);
+// U repacked for WinogradConfig::filter_panels: per transform point, panels of 14 output channels,
+// channel-major inside a panel, rows past K zero; winograd_filter_panel_floats(g, m) floats.
+bool winograd_filter_panels_supported();  // this build has the AVX-512 kernel
+int64_t winograd_filter_panel_floats(const Conv2dGeometry& g, int m);
+void winograd_pack_filter_panels(float* Up, const float* U, const Conv2dGeometry& g, int m);
+
 // The same for the filters f = k * C + c in [f_begin, f_end) only, read from w_part, which holds
 // exactly those filters (9 floats each, in order): a weight decoded a panel of output channels at a
 // time (inq/packed_inference.cpp) is transformed panel by panel, never whole as floats.

@@ -5,12 +5,15 @@
 // model's layers get packed kernels, inq/packed_inference.h): it runs what conv2d would, but keeps
 // the Winograd-transformed filters of a layer the dispatcher sends to Winograd once it has computed
 // them, so later calls skip the filter transform. Outputs are bit-identical to the unprepared
-// model's (the same kernels on the same U). The layer's weight leaves its parameters (the model can
+// model's (the same kernels on the same U), except on small images where only kept filters make
+// Winograd pay (F(2x2) on ResNet's 7x7 layers at batch 1, choose_conv2d_algorithm's filters_kept):
+// there the output differs from im2col's by rounding. The layer's weight leaves its parameters (the model can
 // no longer be trained or saved), and the transformed filters take 4x the weight's memory for the
 // layers that use them (only those: they are made on the first call that needs them).
 #include <map>
 #include <memory>
 #include <mutex>
+#include <utility>
 
 #include "framework/tensor.h"
 #include "layers/conv2d.h"
@@ -23,15 +26,15 @@ class FrozenConv2dKernel : public Conv2dWeightKernel {
   explicit FrozenConv2dKernel(Tensor weight) : weight_(weight.detach()) {}
   Tensor forward(const Tensor& x, const Tensor& bias, const Conv2dOptions& options) const override;
   const Tensor& weight() const { return weight_; }
-  // The transformed filters kept so far (one per Winograd tile size used), for tests.
+  // The transformed filters kept so far (one per Winograd tile size and layout used), for tests.
   int64_t cached_filter_sets() const;
 
  private:
-  const float* filters(const Conv2dGeometry& g, int m) const;
+  const float* filters(const Conv2dGeometry& g, int m, bool panels) const;
 
   Tensor weight_;
   mutable std::mutex mutex_;
-  mutable std::map<int, Tensor> filters_;  // tile size m -> U (a*a, K, C)
+  mutable std::map<std::pair<int, bool>, Tensor> filters_;  // (tile size m, as panels) -> U
 };
 
 struct InferencePrepSummary {

@@ -157,6 +157,45 @@ TEST(WinogradKernels, PretransformedFiltersGiveBitIdenticalOutputs) {
   expect_error([&] { winograd_transform_filters(U.data(), buf.data(), strided, 4); }, {"stride 1"});
 }
 
+// Filter panels (winograd_pack_filter_panels + this file's GEMM kernel instead of OpenBLAS) against
+// the naive convolution on every odd shape (output channels that leave a partial panel of 14: 1, 2,
+// 3, 4, 5, 7, 11, 18, 19), both tiles, 16-tile blocks and the automatic ones (one and two vectors of
+// tile columns), and bit-identical at 1 and 2 threads.
+TEST(WinogradKernels, FilterPanelsMatchNaiveAndDoNotDependOnThreads) {
+  if (!winograd_filter_panels_supported()) GTEST_SKIP() << "no AVX-512 in this build";
+  ModeGuard guard;
+  Generator gen(29);
+  for (const WCase& c : cases()) {
+    const Conv2dGeometry g = Conv2dGeometry::make(c.x, c.w, 1, c.padding);
+    Tensor x = random_tensor(c.x, gen), w = random_tensor(c.w, gen), b = random_tensor({c.w[0]}, gen);
+    std::vector<float> want(shape_numel(g.output_shape())), scale(want.size());
+    conv2d_forward_naive(want.data(), x.data(), w.data(), b.data(), g);
+    const std::vector<float> ax = abs_of(x), aw = abs_of(w);
+    conv2d_forward_naive(scale.data(), ax.data(), aw.data(), nullptr, g);
+    for (int m : {2, 4}) {
+      std::vector<float> U(static_cast<size_t>(winograd_filter_floats(g, m)));
+      winograd_transform_filters(U.data(), w.data(), g, m);
+      std::vector<float> panels(static_cast<size_t>(winograd_filter_panel_floats(g, m)), std::nanf(""));
+      winograd_pack_filter_panels(panels.data(), U.data(), g, m);
+      for (int64_t tb : {int64_t(16), int64_t(0)}) {
+        std::vector<float> first;
+        for (int threads : {1, 2}) {
+          set_num_threads(threads);
+          std::vector<float> y(want.size(), std::nanf(""));
+          winograd_conv2d_forward(y.data(), x.data(), nullptr, b.data(), g,
+                                  {.m = m, .block_tiles = tb, .filter_panels = panels.data()});
+          compare(y, want, scale, tolerance(m), c.name + " panels m=" + std::to_string(m));
+          if (first.empty()) {
+            first = y;
+          } else {
+            EXPECT_EQ(0, std::memcmp(first.data(), y.data(), y.size() * sizeof(float))) << c.name << " m=" << m;
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(WinogradKernels, BackwardDataMatchesNaiveAndAccumulates) {
   ModeGuard guard;
   set_num_threads(2);
@@ -242,6 +281,16 @@ TEST(WinogradDispatch, ChoosesWinogradForWideLayersAndIm2colElsewhere) {
   EXPECT_FALSE(plan({128, 1, 28, 28}, {16, 1, 3, 3}, 1, 1).winograd_forward);
   EXPECT_FALSE(plan({128, 8, 28, 28}, {16, 8, 3, 3}, 1, 1).winograd_forward);
   EXPECT_FALSE(plan({1, 512, 7, 7}, {512, 512, 3, 3}, 1, 1).winograd_forward);
+  // ... unless the caller keeps the transformed filters: then F(2x2) (16 * 16 products against 9 * 49),
+  // forward only; still not on a 4x4 image (4 tiles padded to 16 lanes: 256 products against 144).
+  const auto kept = [](const Shape& x, const Shape& w) {
+    return choose_conv2d_algorithm(Conv2dGeometry::make(x, w, 1, 1), /*filters_kept=*/true);
+  };
+  EXPECT_TRUE(kept({1, 512, 7, 7}, {512, 512, 3, 3}).winograd_forward);
+  EXPECT_EQ(kept({1, 512, 7, 7}, {512, 512, 3, 3}).tile, 2);
+  EXPECT_FALSE(kept({1, 512, 7, 7}, {512, 512, 3, 3}).winograd_data);
+  EXPECT_FALSE(kept({1, 512, 4, 4}, {512, 512, 3, 3}).winograd_forward);
+  EXPECT_EQ(kept({8, 512, 7, 7}, {512, 512, 3, 3}).tile, 4);  // F(4x4) wherever it pays
   EXPECT_TRUE(plan({1, 64, 56, 56}, {64, 64, 3, 3}, 1, 1).winograd_forward);
   EXPECT_FALSE(plan({8, 64, 56, 56}, {64, 64, 3, 3}, 2, 1).winograd_forward);
   EXPECT_FALSE(plan({8, 64, 56, 56}, {256, 64, 1, 1}, 1, 0).winograd_forward);

@@ -1,15 +1,20 @@
-// prepare_for_inference (layers/inference_prep.h): frozen Conv2d layers compute exactly what the
-// unprepared layers compute, keep Winograd filters only for the calls that use them, leave the
-// parameters, and a whole model gives bit-identical logits.
+// prepare_for_inference (layers/inference_prep.h): frozen Conv2d layers compute what the unprepared
+// layers compute (exactly, where both run the same kernels on the same filters; within rounding
+// where the frozen layer runs F(2x2) or its filter panels), keep Winograd filters only for the calls
+// that use them, leave the parameters, and a whole model gives the unprepared model's logits.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "framework/autograd.h"
 #include "framework/random.h"
 #include "framework/threading.h"
 #include "gradcheck.h"
 #include "layers/conv2d.h"
+#include "layers/conv2d_winograd.h"
 #include "layers/inference_prep.h"
 #include "models/registry.h"
 
@@ -50,8 +55,8 @@ TEST(InferencePrep, FrozenConvMatchesTheLayerOnWinogradAndIm2colInputs) {
     EXPECT_EQ(kernel->cached_filter_sets(), 0);  // made on first use only
     NoGradGuard no_grad;
     Generator gen(5);
-    // 2 x 13 x 11: Winograd by the dispatcher's rule; 1 x 3 x 5: im2col (too few tiles).
-    const Tensor wide = random_tensor({2, 16, 13, 11}, gen), small = random_tensor({1, 16, 3, 5}, gen);
+    // 4 x 24 x 22 (144 tiles): Winograd with plain filters, as the plain layer; 1 x 3 x 5: im2col.
+    const Tensor wide = random_tensor({4, 16, 24, 22}, gen), small = random_tensor({1, 16, 3, 5}, gen);
     ASSERT_TRUE(choose_conv2d_algorithm(Conv2dGeometry::make(wide.shape(), {24, 16, 3, 3}, 1, 1)).winograd_forward);
     ASSERT_FALSE(choose_conv2d_algorithm(Conv2dGeometry::make(small.shape(), {24, 16, 3, 3}, 1, 1)).winograd_forward);
     EXPECT_TRUE(same_bits(frozen->forward(small), plain->forward(small))) << "bias " << bias;
@@ -64,20 +69,64 @@ TEST(InferencePrep, FrozenConvMatchesTheLayerOnWinogradAndIm2colInputs) {
   }
 }
 
-TEST(InferencePrep, PreparedResNet20GivesBitIdenticalLogitsAtOneAndTwoThreads) {
+// A batch-1 7x7 layer, im2col for the plain layer, runs F(2x2) once its filters are kept: checked
+// against the naive double-precision convolution (F(2x2)'s error is a few float roundings of the
+// products' scale) and against the plain layer.
+TEST(InferencePrep, SmallImagesRunWinogradTwoByTwoWithKeptFilters) {
+  seed_all(4);
+  auto plain = std::make_shared<Conv2d>(Conv2dOptions{.in_channels = 32, .out_channels = 40, .kernel_size = 3,
+                                                      .padding = 1});
+  seed_all(4);
+  auto frozen = std::make_shared<Conv2d>(Conv2dOptions{.in_channels = 32, .out_channels = 40, .kernel_size = 3,
+                                                       .padding = 1});
+  const Tensor w = frozen->weight.clone(), b = frozen->bias.clone();
+  prepare_for_inference(*frozen);
+  Generator gen(6);
+  const Tensor x = random_tensor({1, 32, 7, 7}, gen);
+  const Conv2dGeometry g = Conv2dGeometry::make(x.shape(), w.shape(), 1, 1);
+  ASSERT_FALSE(choose_conv2d_algorithm(g).winograd_forward);
+  ASSERT_EQ(choose_conv2d_algorithm(g, true).tile, 2);
+  NoGradGuard no_grad;
+  const Tensor got = frozen->forward(x), im2col = plain->forward(x);
+  std::vector<float> want(static_cast<size_t>(got.numel())), scale(want.size());
+  conv2d_forward_naive(want.data(), x.data(), w.data(), b.data(), g);
+  Tensor ax = x.clone(), aw = w.clone(), ab = b.clone();
+  for (Tensor* t : {&ax, &aw, &ab})
+    for (int64_t i = 0; i < t->numel(); ++i) t->data()[i] = std::fabs(t->data()[i]);
+  conv2d_forward_naive(scale.data(), ax.data(), aw.data(), ab.data(), g);
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_NEAR(got.data()[i], want[i], 1e-5 * scale[i]) << i;
+    EXPECT_NEAR(got.data()[i], im2col.data()[i], 2e-5 * scale[i]) << i;
+  }
+  const auto* kernel = dynamic_cast<const FrozenConv2dKernel*>(frozen->weight_kernel());
+  ASSERT_NE(kernel, nullptr);
+  EXPECT_EQ(kernel->cached_filter_sets(), 1);
+}
+
+// Batch 1 (F(2x2) on the 7x7 layers, filter panels below 128 tiles) and batch 3, at 1 and 2 threads:
+// the prepared model's logits within 1e-5 of the largest logit of the unprepared model's, and the
+// same bits on a second call (the kept filters are reused, not rebuilt differently).
+TEST(InferencePrep, PreparedResNet20MatchesTheModel) {
   const int threads = get_num_threads();
-  for (int t : {1, 2}) {
-    set_num_threads(t);
-    seed_all(7);
-    auto plain = create_model("resnet20", {.num_classes = 10, .in_channels = 1});
-    plain->eval();
-    seed_all(7);
-    auto frozen = create_model("resnet20", {.num_classes = 10, .in_channels = 1});
-    EXPECT_EQ(prepare_for_inference(*frozen).frozen_convs, 21);  // 19 + 2 projection shortcuts
-    Generator gen(9);
-    const Tensor x = random_tensor({3, 1, 28, 28}, gen);
-    NoGradGuard no_grad;
-    EXPECT_TRUE(same_bits(frozen->forward(x), plain->forward(x))) << t << " threads";
+  for (int64_t batch : {1, 3}) {
+    for (int t : {1, 2}) {
+      set_num_threads(t);
+      seed_all(7);
+      auto plain = create_model("resnet20", {.num_classes = 10, .in_channels = 1});
+      plain->eval();
+      seed_all(7);
+      auto frozen = create_model("resnet20", {.num_classes = 10, .in_channels = 1});
+      EXPECT_EQ(prepare_for_inference(*frozen).frozen_convs, 21);  // 19 + 2 projection shortcuts
+      Generator gen(9);
+      const Tensor x = random_tensor({batch, 1, 28, 28}, gen);
+      NoGradGuard no_grad;
+      const Tensor got = frozen->forward(x), want = plain->forward(x);
+      float largest = 0.0f;
+      for (int64_t i = 0; i < want.numel(); ++i) largest = std::max(largest, std::fabs(want.data()[i]));
+      for (int64_t i = 0; i < want.numel(); ++i)
+        EXPECT_NEAR(got.data()[i], want.data()[i], 1e-5f * largest) << "batch " << batch << " logit " << i;
+      EXPECT_TRUE(same_bits(frozen->forward(x), got)) << "batch " << batch << ", a second call";
+    }
   }
   set_num_threads(threads);
 }
