@@ -36,4 +36,9 @@ Workspace& thread_workspace() {
   return workspace;
 }
 
+Workspace& thread_operand_workspace() {
+  thread_local Workspace workspace;
+  return workspace;
+}
+
 }  // namespace inq

@@ -28,6 +28,11 @@ class Workspace {
 
 // The calling thread's workspace.
 Workspace& thread_workspace();
+// A second one, for an operand that a layer prepares and then hands to a kernel that carves
+// thread_workspace() itself (a packed Winograd layer's filters, decoded and transformed for one
+// call): one growable buffer instead of a tensor per layer shape, which the caching allocator would
+// keep, one per shape, for the life of the process. Same contract otherwise.
+Workspace& thread_operand_workspace();
 
 // Rounds a float count up to a whole number of 64-byte lines, so pieces carved one after another
 // from a workspace stay 64-byte aligned.

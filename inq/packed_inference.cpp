@@ -68,22 +68,23 @@ constexpr int64_t kWinogradPanelFloats = int64_t{1} << 16;
 // A layer the dispatcher sends to Winograd (as it would the float layer, layers/conv2d.cpp): the
 // filters are decoded a panel of output channels at a time and each panel is transformed into U at
 // once (layers/conv2d_winograd.h), so the float weight never exists whole; U (4x the weight's
-// floats) lives for this call only. The output is bit-identical to the float layer's on the
-// decoded weights: the same transform of the same values, then the same kernel.
+// floats) lives in the thread's operand workspace for this call only, so the process holds one U,
+// the largest layer's (VGG-16's 512 x 512: 38 MB). The output is bit-identical to the float
+// layer's on the decoded weights: the same transform of the same values, then the same kernel.
 Tensor winograd_forward(const PackedMatrix& weight, const Tensor& x, const float* bias, const Conv2dGeometry& g,
                         int m) {
-  Tensor U = Tensor::empty({winograd_filter_floats(g, m)});
+  float* U = thread_operand_workspace().floats(winograd_filter_floats(g, m));
   const int64_t inner = g.col_rows();  // C * 3 * 3
   const int64_t panel_rows = std::clamp<int64_t>(kWinogradPanelFloats / inner, 1, g.K);
   float* panel = thread_workspace().floats(round_up_to_line(panel_rows * inner));
   for (int64_t r0 = 0; r0 < g.K; r0 += panel_rows) {
     const int64_t r1 = std::min(g.K, r0 + panel_rows);
     weight.decode_rows(r0, r1, panel, inner);
-    winograd_transform_filter_range(U.data(), panel, g, m, r0 * g.C, r1 * g.C);
+    winograd_transform_filter_range(U, panel, g, m, r0 * g.C, r1 * g.C);
   }
   // (the workspace is the kernel's from here on; the panel is no longer needed)
   Tensor y = Tensor::empty(g.output_shape());
-  winograd_conv2d_forward(y.data(), x.data(), nullptr, bias, g, WinogradConfig{.m = m, .filters = U.data()});
+  winograd_conv2d_forward(y.data(), x.data(), nullptr, bias, g, WinogradConfig{.m = m, .filters = U});
   return y;
 }
 
