@@ -19,6 +19,7 @@ inline void setup(char** argv) {
   set_num_threads(threads ? std::atoi(threads) : 0);
   benchmark::AddCustomContext("inq_threads", std::to_string(get_num_threads()));
   benchmark::AddCustomContext("blas_config", blas_config());
+  benchmark::AddCustomContext("blas_core", blas_core());
 }
 
 // Google Benchmark's own main, after setup and registration.

@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
   (void)sink;
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  std::printf("# openmp spin policy %s, blas %s\n", policy, inq::blas_config());
+  std::printf("# openmp spin policy %s, blas %s, kernels %s\n", policy, inq::blas_config(), inq::blas_core());
   std::printf(
       "result framework=inq mode=%s arch=%s batch=%lld threads=%d steps=%d seconds=%.3f images_per_s=%.2f "
       "peak_rss_kb=%ld\n",

@@ -10,6 +10,7 @@
 extern "C" {
 void openblas_set_num_threads(int num_threads);
 char* openblas_get_config(void);
+char* openblas_get_corename(void);
 }
 
 namespace inq {
@@ -39,5 +40,7 @@ const char* use_short_openmp_spin(char** argv) {
 }
 
 const char* blas_config() { return openblas_get_config(); }
+
+const char* blas_core() { return openblas_get_corename(); }
 
 }  // namespace inq

@@ -17,7 +17,9 @@ int get_num_threads();
 // (OMP_WAIT_POLICY or GOMP_SPINCOUNT), this sets a short spin and re-executes the program once;
 // call it first thing in main. Returns the policy in effect, for reports.
 const char* use_short_openmp_spin(char** argv);
-// OpenBLAS's build configuration string (for benchmark reports).
+// OpenBLAS's build configuration string, and the kernel set it runs (a DYNAMIC_ARCH build picks it
+// from the processor, or from OPENBLAS_CORETYPE), for benchmark reports.
 const char* blas_config();
+const char* blas_core();
 
 }  // namespace inq
