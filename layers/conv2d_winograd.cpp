@@ -546,8 +546,9 @@ void winograd_conv2d_backward_data(float* dx, const float* dy, const float* w, c
                                    const WinogradConfig& config, bool accumulate) {
   INQ_CHECK(winograd_supported(g), "Given the convolution {}, expected 3x3, stride 1, dilation 1, groups 1 and "
             "padding <= 2 for Winograd", g.str());
-  INQ_CHECK(config.filters == nullptr && config.filter_panels == nullptr, "Given transformed filters for a Winograd input gradient, expected none "
-            "(they are the forward's; the input gradient transforms the flipped, transposed weight)");
+  INQ_CHECK(config.filters == nullptr && config.filter_panels == nullptr,
+            "Given transformed filters for a Winograd input gradient, expected none (they are the "
+            "forward's; the input gradient transforms the flipped, transposed weight)");
   // dx = conv(dy, w') with padding 2 - pad: output size OH + 2*(2 - pad) - 2 = H.
   const Job j{g.N, g.K, g.OH, g.OW, g.C, g.H, g.W, 2 - g.padding.h, 2 - g.padding.w, true};
   const int64_t tb = config.block_tiles > 0 ? config.block_tiles : winograd_block_tiles(g, config.m);

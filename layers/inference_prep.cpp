@@ -9,10 +9,10 @@
 namespace inq {
 
 namespace {
-// Filter panels and their GEMM kernel (layers/conv2d_winograd.h) for blocks of fewer
-// than 128 tiles (batch-1 layers from 28x28 down), OpenBLAS on plain U above (measured on ResNet-18 at batch 1, 2 threads, quiet machine,
-// 2026-12-01, ms per call, OpenBLAS -> panels: 56x56 64c (196 tiles) 1.04 -> 1.32; 28x28 128c
-// 0.83 -> 0.53; 14x14 256c 0.79 -> 0.55; 7x7 512c with F(2x2) 1.30 -> 0.89).
+// Filter panels and their GEMM kernel (layers/conv2d_winograd.h) for blocks of fewer than 128
+// tiles (batch-1 layers from 28x28 down), OpenBLAS on plain U above. Measured on ResNet-18 at batch
+// 1, 2 threads, quiet machine, 2026-12-01, ms per call, OpenBLAS -> panels: 56x56 64c (196 tiles)
+// 1.04 -> 1.32; 28x28 128c 0.83 -> 0.53; 14x14 256c 0.79 -> 0.55; 7x7 512c with F(2x2) 1.30 -> 0.89.
 bool use_filter_panels(const Conv2dGeometry& g, int m) {
   const int64_t tiles = g.N * ((g.OH + m - 1) / m) * ((g.OW + m - 1) / m);
   return winograd_filter_panels_supported() && tiles < 128;
@@ -43,8 +43,8 @@ const float* FrozenConv2dKernel::filters(const Conv2dGeometry& g, int m, bool pa
 
 Tensor FrozenConv2dKernel::forward(const Tensor& x, const Tensor& bias, const Conv2dOptions& options) const {
   INQ_CHECK(x.defined(), "Given an undefined input to a frozen Conv2d, expected a tensor");
-  const Conv2dGeometry g =
-      Conv2dGeometry::make(x.shape(), weight_.shape(), options.stride, options.padding, options.dilation, options.groups);
+  const Conv2dGeometry g = Conv2dGeometry::make(x.shape(), weight_.shape(), options.stride, options.padding,
+                                                options.dilation, options.groups);
   const Conv2dPlan plan = choose_conv2d_algorithm(g, /*filters_kept=*/true);
   if (!plan.winograd_forward) return conv2d(x.detach(), weight_, bias.defined() ? bias.detach() : bias, options);
   INQ_CHECK(!bias.defined() || bias.shape() == Shape{g.K},

@@ -4,12 +4,15 @@
 // mode). Every Conv2d with a float weight gets a FrozenConv2dKernel in place of it (as a packed
 // model's layers get packed kernels, inq/packed_inference.h): it runs what conv2d would, but keeps
 // the Winograd-transformed filters of a layer the dispatcher sends to Winograd once it has computed
-// them, so later calls skip the filter transform. Outputs are bit-identical to the unprepared
-// model's (the same kernels on the same U), except on small images where only kept filters make
-// Winograd pay (F(2x2) on ResNet's 7x7 layers at batch 1, choose_conv2d_algorithm's filters_kept):
-// there the output differs from im2col's by rounding. The layer's weight leaves its parameters (the model can
-// no longer be trained or saved), and the transformed filters take 4x the weight's memory for the
-// layers that use them (only those: they are made on the first call that needs them).
+// them, so later calls skip the filter transform. Kept filters also change what pays:
+//  - small images run Winograd too (F(2x2) on ResNet's 7x7 layers at batch 1: choose_conv2d_algorithm
+//    with filters_kept), where the plain layer runs im2col;
+//  - blocks of fewer than 128 tiles multiply on filter panels with their own AVX-512 kernel
+//    (layers/conv2d_winograd.h) instead of OpenBLAS, which repacked the filters on every call.
+// Elsewhere the output is bit-identical to the unprepared layer's (the same kernels on the same U);
+// in those two cases it differs by rounding (tested against the naive convolution). The layer's
+// weight leaves its parameters (the model can no longer be trained or saved), and the kept filters
+// take 4x the weight's memory (16/9 with F(2x2)) for the layers that use them, made on first use.
 #include <map>
 #include <memory>
 #include <mutex>

@@ -151,7 +151,8 @@ TEST(WinogradKernels, PretransformedFiltersGiveBitIdenticalOutputs) {
   }
   const Conv2dGeometry g = Conv2dGeometry::make({1, 4, 6, 6}, {4, 4, 3, 3}, 1, 1);
   std::vector<float> U(static_cast<size_t>(winograd_filter_floats(g, 4))), buf(4 * 36);
-  expect_error([&] { winograd_conv2d_backward_data(buf.data(), buf.data(), buf.data(), g, {.filters = U.data()}, false); },
+  expect_error(
+      [&] { winograd_conv2d_backward_data(buf.data(), buf.data(), buf.data(), g, {.filters = U.data()}, false); },
                {"transformed filters", "input gradient"});
   const Conv2dGeometry strided = Conv2dGeometry::make({1, 4, 6, 6}, {4, 4, 3, 3}, 2, 1);
   expect_error([&] { winograd_transform_filters(U.data(), buf.data(), strided, 4); }, {"stride 1"});

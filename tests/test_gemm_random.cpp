@@ -49,7 +49,8 @@ TEST(Gemm, MatrixVectorShapesMatchNaiveWithStridesAndBeta) {
           for (int64_t i = 0; i < M; ++i)
             for (int64_t j = 0; j < N; ++j)
               EXPECT_NEAR(C1.data()[i * ldc + j], C2.data()[i * ldc + j], 1e-4)
-                  << "M=" << M << " N=" << N << " ta=" << ta << " tb=" << tb << " beta=" << beta << " at " << i << "," << j;
+                  << "M=" << M << " N=" << N << " ta=" << ta << " tb=" << tb << " beta=" << beta << " at " << i
+                  << "," << j;
         }
       }
     }

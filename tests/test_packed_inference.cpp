@@ -285,7 +285,8 @@ TEST(PackedLayers, Conv2dOnWinogradShapesIsBitIdenticalToTheFloatLayer) {
       NoGradGuard no_grad;
       const std::vector<float> want = layer.forward(x).to_vector(), got = packed_layer.forward(x).to_vector();
       ASSERT_EQ(got.size(), want.size());
-      EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float))) << "bits " << bits << " " << g.str();
+      EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)))
+          << "bits " << bits << " " << g.str();
     }
   }
 }
