@@ -1,7 +1,6 @@
 #include "inq/packed_inference.h"
 
 #include <algorithm>
-#include <functional>
 #include <map>
 
 #include "framework/error.h"
@@ -173,16 +172,6 @@ Tensor PackedConv2dKernel::forward(const Tensor& x, const Tensor& bias, const Co
   return y;
 }
 
-namespace {
-
-// Calls visit(prefix, module) for every module of the tree, prefix being its dotted name plus ".".
-void for_each_module(Module& m, const std::string& prefix, const std::function<void(const std::string&, Module&)>& visit) {
-  visit(prefix, m);
-  for (const auto& [name, child] : m.children()) for_each_module(*child, prefix + name + ".", visit);
-}
-
-}  // namespace
-
 PackedInferenceSummary load_packed_for_inference(SafetensorsFile file, Module& model, const NamePredicate& optional,
                                                  const std::string& arch) {
   const std::string path = file.source;
@@ -223,7 +212,7 @@ PackedInferenceSummary load_packed_for_inference(SafetensorsFile file, Module& m
     }
   };
 
-  for_each_module(model, "", [&](const std::string& prefix, Module& m) {
+  for_each_module(model, [&](const std::string& prefix, Module& m) {
     const std::string name = prefix + "weight";
     if (checked.quantized.count(name) == 0) return;
     if (auto* linear = dynamic_cast<Linear*>(&m)) {

@@ -462,16 +462,11 @@ void BatchNorm2d::set_cumulative_average(bool on) {
   cumulative_average_ = on;
 }
 
-namespace {
-void collect_batchnorm(Module& module, std::vector<BatchNorm2d*>* out) {
-  if (auto* bn = dynamic_cast<BatchNorm2d*>(&module)) out->push_back(bn);
-  for (const auto& [name, child] : module.children()) collect_batchnorm(*child, out);
-}
-}  // namespace
-
 std::vector<BatchNorm2d*> batchnorm_layers(Module& model) {
   std::vector<BatchNorm2d*> layers;
-  collect_batchnorm(model, &layers);
+  for_each_module(model, [&](const std::string& /*prefix*/, Module& m) {
+    if (auto* bn = dynamic_cast<BatchNorm2d*>(&m)) layers.push_back(bn);
+  });
   return layers;
 }
 

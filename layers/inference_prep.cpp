@@ -1,7 +1,5 @@
 #include "layers/inference_prep.h"
 
-#include <functional>
-
 #include "framework/autograd.h"
 #include "framework/error.h"
 #include "layers/conv2d_winograd.h"
@@ -58,16 +56,9 @@ Tensor FrozenConv2dKernel::forward(const Tensor& x, const Tensor& bias, const Co
   return y;
 }
 
-namespace {
-void for_each_module(Module& m, const std::function<void(Module&)>& visit) {
-  visit(m);
-  for (const auto& [name, child] : m.children()) for_each_module(*child, visit);
-}
-}  // namespace
-
 InferencePrepSummary prepare_for_inference(Module& model) {
   InferencePrepSummary summary;
-  for_each_module(model, [&](Module& m) {
+  for_each_module(model, [&](const std::string& /*prefix*/, Module& m) {
     auto* conv = dynamic_cast<Conv2d*>(&m);
     if (conv == nullptr || conv->weight_kernel() != nullptr) return;
     conv->replace_weight(std::make_shared<FrozenConv2dKernel>(conv->weight));

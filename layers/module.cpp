@@ -107,4 +107,16 @@ Tensor Sequential::forward(const Tensor& input) {
   return x;
 }
 
+namespace {
+void visit_modules(Module& m, const std::string& prefix,
+                   const std::function<void(const std::string&, Module&)>& visit) {
+  visit(prefix, m);
+  for (const auto& [name, child] : m.children()) visit_modules(*child, prefix + name + ".", visit);
+}
+}  // namespace
+
+void for_each_module(Module& model, const std::function<void(const std::string& prefix, Module& module)>& visit) {
+  visit_modules(model, "", visit);
+}
+
 }  // namespace inq

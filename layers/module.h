@@ -3,6 +3,7 @@
 // (trained tensors), buffers (state that is saved but not trained, e.g. BatchNorm running stats)
 // and child modules, each under a local name; the tree gives every tensor a dotted name such as
 // "layer1.0.conv1.weight" that matches torchvision, so converted weights load by name.
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -76,6 +77,11 @@ class Module {
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   bool training_ = true;
 };
+
+// Calls visit(prefix, module) for `model` and every module below it, parents first, in registration
+// order; prefix is the module's dotted name plus "." ("" for the root), as named_parameters() names
+// its tensors.
+void for_each_module(Module& model, const std::function<void(const std::string& prefix, Module& module)>& visit);
 
 // Runs its children in order; children are named "0", "1", ... as in torch.nn.Sequential.
 class Sequential : public Module {
