@@ -229,6 +229,31 @@ void im2col(float* col, const float* images, int64_t count, const Conv2dGeometry
   }
 }
 
+void im2col_rows(float* col, const float* image, const Conv2dGeometry& g, int64_t oh0, int64_t oh1) {
+  const int64_t band = (oh1 - oh0) * g.OW;
+  const int64_t rows = g.C * g.R * g.S;
+#pragma omp parallel for schedule(static) if (rows * band >= (int64_t{1} << 18))
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t c = row / (g.R * g.S), r = (row / g.S) % g.R, s = row % g.S;
+    const float* plane = image + c * g.H * g.W;
+    float* dst = col + row * band;
+    for (int64_t oh = oh0; oh < oh1; ++oh) {
+      const int64_t ih = oh * g.stride.h - g.padding.h + r * g.dilation.h;
+      float* out = dst + (oh - oh0) * g.OW;
+      if (ih < 0 || ih >= g.H) {
+        std::fill(out, out + g.OW, 0.0f);
+        continue;
+      }
+      const float* in = plane + ih * g.W;
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        const int64_t iw = ow * g.stride.w - g.padding.w + s * g.dilation.w;
+        out[ow] = (iw >= 0 && iw < g.W) ? in[iw] : 0.0f;
+      }
+    }
+  }
+}
+
+
 void col2im(float* images, const float* col, int64_t count, const Conv2dGeometry& g) {
   const int64_t pixels = g.output_pixels(), ld = count * pixels, rows = g.R * g.S;
   const int64_t tasks = count * g.C;

@@ -79,6 +79,10 @@ inline constexpr double kParallelImagesMaxFlops = 32e6;
 // Lowers images [0, count) of `images` (count, C, H, W) into col (C*R*S, count*OH*OW): out of
 // range taps become 0. Parallel over (image, channel) with OpenMP; call it outside parallel regions.
 void im2col(float* col, const float* images, int64_t count, const Conv2dGeometry& g);
+// Lowers output rows [oh0, oh1) of one image (C, H, W) into col (C*R*S, (oh1-oh0)*OW), as im2col
+// does for whole images: a band of rows keeps the buffer small for large images (VGG-16's first
+// layers: 576 x 50176 floats, 115 MB, for a whole 224 x 224 image). Parallel over col rows.
+void im2col_rows(float* col, const float* image, const Conv2dGeometry& g, int64_t oh0, int64_t oh1);
 // The adjoint of im2col: ADDS every col entry into the image pixel it was read from.
 // `images` is (count, C, H, W), col is (C*R*S, count*OH*OW). Same parallelism (race-free: each
 // task owns one channel plane of one image), deterministic summation order.

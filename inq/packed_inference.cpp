@@ -27,34 +27,6 @@ Tensor PackedLinearKernel::forward(const Tensor& x, const Tensor& bias) const {
 
 namespace {
 
-// Lowers output rows [oh0, oh1) of one image (C, H, W) into col (C*R*S, (oh1-oh0)*OW): row (c, r, s),
-// column (oh - oh0, ow) holds the input pixel that tap (r, s) of output pixel (oh, ow) reads, or 0
-// outside the image. framework/im2col.h lowers whole images; a band of rows keeps the buffer small
-// for large images (VGG-16's first layers: 576 x 50176 floats, 115 MB, for a whole 224 x 224 image).
-void im2col_rows(float* col, const float* image, const Conv2dGeometry& g, int64_t oh0, int64_t oh1) {
-  const int64_t band = (oh1 - oh0) * g.OW;
-  const int64_t rows = g.C * g.R * g.S;
-#pragma omp parallel for schedule(static) if (rows * band >= (int64_t{1} << 18))
-  for (int64_t row = 0; row < rows; ++row) {
-    const int64_t c = row / (g.R * g.S), r = (row / g.S) % g.R, s = row % g.S;
-    const float* plane = image + c * g.H * g.W;
-    float* dst = col + row * band;
-    for (int64_t oh = oh0; oh < oh1; ++oh) {
-      const int64_t ih = oh * g.stride.h - g.padding.h + r * g.dilation.h;
-      float* out = dst + (oh - oh0) * g.OW;
-      if (ih < 0 || ih >= g.H) {
-        std::fill(out, out + g.OW, 0.0f);
-        continue;
-      }
-      const float* in = plane + ih * g.W;
-      for (int64_t ow = 0; ow < g.OW; ++ow) {
-        const int64_t iw = ow * g.stride.w - g.padding.w + s * g.dilation.w;
-        out[ow] = (iw >= 0 && iw < g.W) ? in[iw] : 0.0f;
-      }
-    }
-  }
-}
-
 // Floats of lowered columns per band: 8 MiB, a few output rows of the largest layers.
 constexpr int64_t kBandFloats = int64_t{1} << 21;
 // Floats per decoded panel of weight rows: 4 MiB, inside the last-level cache while sgemm reads it.

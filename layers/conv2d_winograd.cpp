@@ -11,6 +11,7 @@
 
 #include "framework/error.h"
 #include "framework/gemm.h"
+#include "framework/panel_gemm.h"
 #include "framework/workspace.h"
 
 namespace inq {
@@ -29,65 +30,9 @@ constexpr int64_t kLanes = 16;
 
 int64_t round_up_lanes(int64_t v) { return (v + kLanes - 1) / kLanes * kLanes; }
 
-// ---- the transform-point GEMMs on filter panels (inference with kept filters) ----
-// M[xi] (K x cols) = U[xi] (K x C) * V[xi] (C x cols) without OpenBLAS: at batch 1 a block has only
-// 16..128 tile columns, so sgemm spent as long packing U[xi] (every call) as multiplying it. Kept
-// filters are stored once in panels of kPanelRows output channels, channel-major inside a panel
-// (Up[xi][panel][c][r] = U[xi][panel * kPanelRows + r][c], rows past K zero), and the kernel
-// multiplies one panel into 16 or 32 tile columns at a time: per input channel one or two vector
-// loads of V, kPanelRows broadcasts of Up and 14 or 28 FMAs into accumulators that stay in
-// registers. Each output is one sum over c in order, so results do not depend on the thread count.
-constexpr int64_t kPanelRows = 14;
-
-int64_t panel_count(int64_t K) { return (K + kPanelRows - 1) / kPanelRows; }
-
-#if defined(__AVX512F__)
-template <int NV>
-void panel_tile_kernel(const float* up, const float* V, int64_t ldv, int64_t C, float* M, int64_t ldm, int64_t rows) {
-  __m512 acc[kPanelRows][NV];
-#pragma GCC unroll 14
-  for (int r = 0; r < kPanelRows; ++r)
-#pragma GCC unroll 2
-    for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_ps();
-  for (int64_t c = 0; c < C; ++c) {
-    __m512 v[NV];
-#pragma GCC unroll 2
-    for (int j = 0; j < NV; ++j) v[j] = _mm512_loadu_ps(V + c * ldv + j * kLanes);
-    const float* u = up + c * kPanelRows;
-#pragma GCC unroll 14
-    for (int r = 0; r < kPanelRows; ++r) {
-      const __m512 b = _mm512_set1_ps(u[r]);
-#pragma GCC unroll 2
-      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_fmadd_ps(b, v[j], acc[r][j]);
-    }
-  }
-#pragma GCC unroll 14
-  for (int r = 0; r < kPanelRows; ++r) {
-    if (r >= rows) break;
-#pragma GCC unroll 2
-    for (int j = 0; j < NV; ++j) _mm512_storeu_ps(M + r * ldm + j * kLanes, acc[r][j]);
-  }
-}
-#endif
-
-// M (K x cols, row stride ldm) = U (K x C, as panels Up) * V (C x cols, row stride ldv); cols a
-// multiple of 16.
-void panel_gemm(const float* Up, const float* V, int64_t ldv, int64_t K, int64_t C, int64_t cols, float* M,
-                int64_t ldm) {
-#if defined(__AVX512F__)
-  for (int64_t p = 0; p < panel_count(K); ++p) {
-    const float* up = Up + p * C * kPanelRows;
-    const int64_t rows = std::min(kPanelRows, K - p * kPanelRows);
-    float* out = M + p * kPanelRows * ldm;
-    int64_t t = 0;
-    for (; t + 2 * kLanes <= cols; t += 2 * kLanes) panel_tile_kernel<2>(up, V + t, ldv, C, out + t, ldm, rows);
-    if (t < cols) panel_tile_kernel<1>(up, V + t, ldv, C, out + t, ldm, rows);
-  }
-#else
-  (void)Up, (void)V, (void)ldv, (void)K, (void)C, (void)cols, (void)M, (void)ldm;
-  throw Error("Winograd filter panels need AVX-512 (winograd_filter_panels_supported)");
-#endif
-}
+// The transform-point GEMMs on kept filters (WinogradConfig::filter_panels) run on
+// framework/panel_gemm.h's kernel: at batch 1 a block has only 16..128 tile columns, so sgemm spent
+// as long packing U[xi] (every call) as multiplying it.
 
 // Lavin & Gray's transforms. BT = B^T (a x a) maps an input tile d to B^T d B, G (a x 3) maps a
 // filter g to G g G^T, AT = A^T (m x a) maps a transformed product back to the output tile A^T M A.
@@ -309,11 +254,11 @@ void run(float* out, const float* in, const float* w, const float* filters, cons
     const int64_t chunks = chunks_of(nb), c = q / chunks, t = t0 + q % chunks * kLanes;
     input_chunk<m>(V, in, j, c, t, t0, std::min(kLanes, t0 + nb - t), tile_rows, tile_cols, Tb);
   };
-  const int64_t panel_floats = panel_count(j.Kout) * kPanelRows * j.Cin;
+  const int64_t panel_floats = inq::panel_floats(j.Kout, j.Cin);
   const auto gemm_item = [&](const float* V, float* M, int64_t nb, int64_t xi) {
     if (panels) {
-      panel_gemm(panels + xi * panel_floats, V + xi * j.Cin * Tb, Tb, j.Kout, j.Cin, chunks_of(nb) * kLanes,
-                 M + xi * j.Kout * Tb, Tb);
+      panel_gemm_serial(panels + xi * panel_floats, j.Kout, j.Cin, V + xi * j.Cin * Tb, Tb, chunks_of(nb) * kLanes,
+                        M + xi * j.Kout * Tb, Tb, nullptr);
       return;
     }
     // Lanes past nb are zero in V; computing them keeps the GEMM width a multiple of 16.
@@ -496,31 +441,13 @@ void winograd_transform_filters(float* U, const float* w, const Conv2dGeometry& 
   winograd_transform_filter_range(U, w, g, m, 0, g.K * g.C);
 }
 
-bool winograd_filter_panels_supported() {
-#if defined(__AVX512F__)
-  return true;
-#else
-  return false;
-#endif
-}
+bool winograd_filter_panels_supported() { return panel_gemm_supported(); }
 
-int64_t winograd_filter_panel_floats(const Conv2dGeometry& g, int m) {
-  return (m + 2) * (m + 2) * panel_count(g.K) * kPanelRows * g.C;
-}
+int64_t winograd_filter_panel_floats(const Conv2dGeometry& g, int m) { return (m + 2) * (m + 2) * panel_floats(g.K, g.C); }
 
 void winograd_pack_filter_panels(float* Up, const float* U, const Conv2dGeometry& g, int m) {
-  const int64_t points = (m + 2) * (m + 2), K = g.K, C = g.C, panels = panel_count(K);
-#pragma omp parallel for schedule(static) if (points * K * C >= (int64_t{1} << 16))
-  for (int64_t q = 0; q < points * panels; ++q) {
-    const int64_t xi = q / panels, p = q % panels;
-    const float* u = U + xi * K * C;
-    float* dst = Up + q * C * kPanelRows;
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t r = 0; r < kPanelRows; ++r) {
-        const int64_t k = p * kPanelRows + r;
-        dst[c * kPanelRows + r] = k < K ? u[k * C + c] : 0.0f;
-      }
-  }
+  for (int64_t xi = 0; xi < (m + 2) * (m + 2); ++xi)
+    pack_panels(Up + xi * panel_floats(g.K, g.C), U + xi * g.K * g.C, g.C, g.K, g.C);
 }
 
 void winograd_transform_filter_range(float* U, const float* w_part, const Conv2dGeometry& g, int m, int64_t f_begin,

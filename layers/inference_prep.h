@@ -9,10 +9,13 @@
 //    with filters_kept), where the plain layer runs im2col;
 //  - blocks of fewer than 128 tiles multiply on filter panels with their own AVX-512 kernel
 //    (layers/conv2d_winograd.h) instead of OpenBLAS, which repacked the filters on every call.
-// Elsewhere the output is bit-identical to the unprepared layer's (the same kernels on the same U);
-// in those two cases it differs by rounding (tested against the naive convolution). The layer's
-// weight leaves its parameters (the model can no longer be trained or saved), and the kept filters
-// take 4x the weight's memory (16/9 with F(2x2)) for the layers that use them, made on first use.
+//  - every other call with one group multiplies on the weight laid out once as panels, with
+//    framework/panel_gemm.h's AVX-512 kernel (layers/conv2d_panels.h), instead of sgemm.
+// Where the frozen layer runs the plain layer's kernels on the same U (Winograd blocks of 128 tiles
+// and more) the output is bit-identical; elsewhere it differs by rounding (tested against the naive
+// convolution). The layer's weight leaves its parameters (the model can no longer be trained or
+// saved); the panels take the weight's memory (rows padded to 14), and the kept filters 4x the
+// weight's (16/9 with F(2x2)) for the layers that use them, made on first use.
 #include <map>
 #include <memory>
 #include <mutex>
@@ -26,16 +29,21 @@ namespace inq {
 
 class FrozenConv2dKernel : public Conv2dWeightKernel {
  public:
-  explicit FrozenConv2dKernel(Tensor weight) : weight_(weight.detach()) {}
+  // Keeps the weight as panels (framework/panel_gemm.h) where the panel kernel runs this layer's
+  // non-Winograd calls (an AVX-512 build, groups 1), else as it is.
+  FrozenConv2dKernel(const Tensor& weight, int64_t groups);
   Tensor forward(const Tensor& x, const Tensor& bias, const Conv2dOptions& options) const override;
-  const Tensor& weight() const { return weight_; }
   // The transformed filters kept so far (one per Winograd tile size and layout used), for tests.
   int64_t cached_filter_sets() const;
+  bool holds_panels() const { return panels_.defined(); }
 
  private:
   const float* filters(const Conv2dGeometry& g, int m, bool panels) const;
+  Tensor plain_weight() const;  // (K, C/groups, R, S), rebuilt from the panels when they are kept
 
-  Tensor weight_;
+  Shape shape_;   // the weight's
+  Tensor weight_;  // the weight, when not kept as panels
+  Tensor panels_;  // panel_floats(K, C*R*S) floats, or undefined
   mutable std::mutex mutex_;
   mutable std::map<std::pair<int, bool>, Tensor> filters_;  // (tile size m, as panels) -> U
 };

@@ -1,6 +1,6 @@
 // prepare_for_inference (layers/inference_prep.h): frozen Conv2d layers compute what the unprepared
 // layers compute (exactly, where both run the same kernels on the same filters; within rounding
-// where the frozen layer runs F(2x2) or its filter panels), keep Winograd filters only for the calls
+// where the frozen layer runs F(2x2), filter panels or the panel GEMM), keep Winograd filters only for the calls
 // that use them, leave the parameters, and a whole model gives the unprepared model's logits.
 #include <gtest/gtest.h>
 
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "framework/autograd.h"
+#include "framework/panel_gemm.h"
 #include "framework/random.h"
 #include "framework/threading.h"
 #include "gradcheck.h"
@@ -55,12 +56,19 @@ TEST(InferencePrep, FrozenConvMatchesTheLayerOnWinogradAndIm2colInputs) {
     EXPECT_EQ(kernel->cached_filter_sets(), 0);  // made on first use only
     NoGradGuard no_grad;
     Generator gen(5);
-    // 4 x 24 x 22 (144 tiles): Winograd with plain filters, as the plain layer; 1 x 3 x 5: im2col.
+    // 4 x 24 x 22 (144 tiles): Winograd with plain filters, as the plain layer (the same bits); 1 x 3
+    // x 5: im2col, multiplied by the panel kernel where the plain layer calls sgemm (within rounding).
     const Tensor wide = random_tensor({4, 16, 24, 22}, gen), small = random_tensor({1, 16, 3, 5}, gen);
     ASSERT_TRUE(choose_conv2d_algorithm(Conv2dGeometry::make(wide.shape(), {24, 16, 3, 3}, 1, 1)).winograd_forward);
     ASSERT_FALSE(choose_conv2d_algorithm(Conv2dGeometry::make(small.shape(), {24, 16, 3, 3}, 1, 1)).winograd_forward);
-    EXPECT_TRUE(same_bits(frozen->forward(small), plain->forward(small))) << "bias " << bias;
+    {
+      const Tensor got = frozen->forward(small), want = plain->forward(small);
+      ASSERT_EQ(got.shape(), want.shape());
+      for (int64_t i = 0; i < want.numel(); ++i)
+        EXPECT_NEAR(got.data()[i], want.data()[i], 1e-5f * (1.0f + std::fabs(want.data()[i]))) << "bias " << bias;
+    }
     EXPECT_EQ(kernel->cached_filter_sets(), 0);
+    EXPECT_EQ(kernel->holds_panels(), panel_gemm_supported());
     for (int repeat = 0; repeat < 2; ++repeat) {  // the second call reuses the kept filters
       EXPECT_TRUE(same_bits(frozen->forward(wide), plain->forward(wide))) << "bias " << bias;
       EXPECT_EQ(kernel->cached_filter_sets(), 1);

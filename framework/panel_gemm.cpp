@@ -1,0 +1,166 @@
+#include "framework/panel_gemm.h"
+
+#include <algorithm>
+
+#include <omp.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "framework/error.h"
+#include "framework/workspace.h"
+
+namespace inq {
+
+namespace {
+
+constexpr int64_t kLanes = 16;
+
+#if defined(__AVX512F__)
+// One panel (rows <= kPanelRows of them stored) times NV * 16 columns of B; with `tail` the last
+// vector of columns is loaded and stored through `mask`. The accumulators are NV * 14 registers
+// (28 of the 32 for NV = 2), which is why the panel has 14 rows.
+template <int NV, bool kMasked>
+void panel_tile(const float* ap, const float* B, int64_t ldb, int64_t K, float* C, int64_t ldc, int64_t rows,
+                const float* bias, __mmask16 mask) {
+  __m512 acc[kPanelRows][NV];
+#pragma GCC unroll 14
+  for (int r = 0; r < kPanelRows; ++r)
+#pragma GCC unroll 2
+    for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    __m512 v[NV];
+#pragma GCC unroll 2
+    for (int j = 0; j < NV; ++j)
+      v[j] = (kMasked && j == NV - 1) ? _mm512_maskz_loadu_ps(mask, B + k * ldb + j * kLanes)
+                                      : _mm512_loadu_ps(B + k * ldb + j * kLanes);
+    const float* a = ap + k * kPanelRows;
+#pragma GCC unroll 14
+    for (int r = 0; r < kPanelRows; ++r) {
+      const __m512 w = _mm512_set1_ps(a[r]);
+#pragma GCC unroll 2
+      for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_fmadd_ps(w, v[j], acc[r][j]);
+    }
+  }
+#pragma GCC unroll 14
+  for (int r = 0; r < kPanelRows; ++r) {
+    if (r >= rows) break;
+    const __m512 add = _mm512_set1_ps(bias ? bias[r] : 0.0f);
+#pragma GCC unroll 2
+    for (int j = 0; j < NV; ++j) {
+      // Adding 0.0f leaves every sum as it is (including -0.0 + 0.0 -> 0.0, as the reference does).
+      const __m512 out = bias ? _mm512_add_ps(acc[r][j], add) : acc[r][j];
+      if (kMasked && j == NV - 1) {
+        _mm512_mask_storeu_ps(C + r * ldc + j * kLanes, mask, out);
+      } else {
+        _mm512_storeu_ps(C + r * ldc + j * kLanes, out);
+      }
+    }
+  }
+}
+
+// One panel times columns [0, N) of B.
+void panel_times_columns(const float* ap, int64_t rows, int64_t K, const float* B, int64_t ldb, int64_t N, float* C,
+                         int64_t ldc, const float* bias) {
+  int64_t t = 0;
+  for (; t + 2 * kLanes <= N; t += 2 * kLanes) panel_tile<2, false>(ap, B + t, ldb, K, C + t, ldc, rows, bias, 0);
+  if (t + kLanes <= N) {
+    panel_tile<1, false>(ap, B + t, ldb, K, C + t, ldc, rows, bias, 0);
+    t += kLanes;
+  }
+  if (t < N) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (N - t)) - 1u);
+    panel_tile<1, true>(ap, B + t, ldb, K, C + t, ldc, rows, bias, mask);
+  }
+}
+#endif
+
+void require_kernel() {
+  INQ_CHECK(panel_gemm_supported(), "Given a panel GEMM, expected a build with AVX-512 (panel_gemm_supported)");
+}
+
+// Columns per block: K x block floats of B fill at most half of a 1 MiB L2 (this machine's per-core
+// L2), a multiple of 32, at least 32.
+int64_t column_block(int64_t K, int64_t N) {
+  const int64_t budget = (int64_t{1} << 17) / std::max<int64_t>(K, 1);
+  return std::min(N, std::max<int64_t>(2 * kLanes, budget / (2 * kLanes) * (2 * kLanes)));
+}
+
+// Below this many multiply-adds one thread beats waking the team.
+constexpr int64_t kMinParallelMacs = int64_t{1} << 19;
+
+}  // namespace
+
+bool panel_gemm_supported() {
+#if defined(__AVX512F__)
+  return true;
+#else
+  return false;
+#endif
+}
+
+void pack_panels(float* Ap, const float* A, int64_t lda, int64_t M, int64_t K) {
+#pragma omp parallel for schedule(static) if (M * K >= (int64_t{1} << 18))
+  for (int64_t p = 0; p < panel_count(M); ++p) {
+    float* dst = Ap + p * K * kPanelRows;
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t r = 0; r < kPanelRows; ++r) {
+        const int64_t i = p * kPanelRows + r;
+        dst[k * kPanelRows + r] = i < M ? A[i * lda + k] : 0.0f;
+      }
+  }
+}
+
+void panel_gemm_serial(const float* Ap, int64_t M, int64_t K, const float* B, int64_t ldb, int64_t N, float* C,
+                       int64_t ldc, const float* bias) {
+  require_kernel();
+#if defined(__AVX512F__)
+  for (int64_t p = 0; p < panel_count(M); ++p)
+    panel_times_columns(Ap + p * K * kPanelRows, std::min(kPanelRows, M - p * kPanelRows), K, B, ldb, N,
+                        C + p * kPanelRows * ldc, ldc, bias ? bias + p * kPanelRows : nullptr);
+#else
+  (void)Ap, (void)M, (void)K, (void)B, (void)ldb, (void)N, (void)C, (void)ldc, (void)bias;
+#endif
+}
+
+void panel_gemm(const PanelSource& panel, int64_t M, int64_t K, const float* B, int64_t ldb, int64_t N, float* C,
+                int64_t ldc, const float* bias) {
+  require_kernel();
+  if (M <= 0 || N <= 0) return;
+#if defined(__AVX512F__)
+  const int64_t panels = panel_count(M), block = column_block(K, N);
+  const int64_t blocks = (N + block - 1) / block;
+  // Items in block-major order, split statically: a thread's items share one or two blocks of B.
+#pragma omp parallel if (M * N * K >= kMinParallelMacs)
+  {
+    thread_local Workspace scratch_space;  // the decoding buffer of a PanelSource, one per thread
+    float* scratch = scratch_space.floats(kPanelRows * std::max<int64_t>(K, 1));
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < blocks * panels; ++item) {
+      const int64_t blk = item / panels, p = item % panels, c0 = blk * block;
+      const float* ap = panel(p, scratch);
+      panel_times_columns(ap, std::min(kPanelRows, M - p * kPanelRows), K, B + c0, ldb, std::min(block, N - c0),
+                          C + p * kPanelRows * ldc + c0, ldc, bias ? bias + p * kPanelRows : nullptr);
+    }
+  }
+#else
+  (void)panel, (void)K, (void)B, (void)ldb, (void)C, (void)ldc, (void)bias;
+#endif
+}
+
+void panel_gemm(const float* Ap, int64_t M, int64_t K, const float* B, int64_t ldb, int64_t N, float* C,
+                int64_t ldc, const float* bias) {
+  panel_gemm([&](int64_t p, float*) { return Ap + p * K * kPanelRows; }, M, K, B, ldb, N, C, ldc, bias);
+}
+
+void panel_gemm_reference(const float* A, int64_t lda, int64_t M, int64_t K, const float* B, int64_t ldb, int64_t N,
+                          float* C, int64_t ldc, const float* bias) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double s = 0.0;
+      for (int64_t k = 0; k < K; ++k) s += static_cast<double>(A[i * lda + k]) * B[k * ldb + j];
+      C[i * ldc + j] = static_cast<float>(s + (bias ? bias[i] : 0.0));
+    }
+}
+
+}  // namespace inq

@@ -1,0 +1,81 @@
+#include "layers/conv2d_panels.h"
+
+#include <algorithm>
+
+#include "framework/error.h"
+#include "framework/workspace.h"
+
+namespace inq {
+
+// Measured with a standalone timing of panel_gemm against sgemm on the GEMMs of ResNet-50's batch-1
+// convolutions (M x K weight times K x N columns; quiet machine, 2026-12-01, OpenBLAS 0.3.21 with
+// the machine's Haswell kernels; GFLOP/s sgemm -> panel_gemm):
+//                                   1 thread       2 threads
+//   1x1 64 -> 256,    N 3136        103 -> 200     168 -> 312
+//   1x1 512 -> 128,   N 784         106 -> 208     160 -> 428
+//   1x1 1024 -> 256,  N 196         105 -> 193     159 -> 410
+//   1x1 512 -> 2048,  N 49           92 -> 146     109 -> 303
+//   3x3 im2col 512,   N 49 (K 4608)  82 -> 140     107 -> 255
+//   7x7 stem, N 12544 (K 147)        94 -> 187     180 -> 365
+
+namespace {
+
+// Columns of lowered images per GEMM (8 MiB): several small images side by side (7x7 and 14x14
+// layers at batch 8: whole 16-column vectors instead of a masked tail per image), or a band of
+// rows of one large image.
+constexpr int64_t kPanelColFloats = int64_t{1} << 21;
+
+}  // namespace
+
+bool conv2d_panels_supported(const Conv2dGeometry& g) { return panel_gemm_supported() && g.groups == 1; }
+
+void conv2d_forward_panels(float* y, const float* x, const PanelSource& panel, const float* b,
+                           const Conv2dGeometry& g) {
+  INQ_CHECK(conv2d_panels_supported(g), "Given the convolution {}, expected groups 1 and an AVX-512 build for "
+            "the panel kernel", g.str());
+  const int64_t P = g.output_pixels(), image = g.C * g.H * g.W, inner = g.col_rows();
+  // The image is its own col matrix: one GEMM per image, nothing copied (large images; a small one
+  // joins its neighbours below instead, where whole vectors pay for the copy).
+  if (g.is_pointwise() && (g.N == 1 || P >= 256)) {
+    for (int64_t n = 0; n < g.N; ++n) panel_gemm(panel, g.K, inner, x + n * image, P, P, y + n * g.K * P, P, b);
+    return;
+  }
+  const int64_t image_cols = inner * P;
+  if (image_cols <= kPanelColFloats) {
+    // Chunks of whole images: col (inner, n*P), output staged (K, n*P) when n > 1.
+    const int64_t per_gemm = std::clamp<int64_t>(kPanelColFloats / std::max<int64_t>(image_cols, 1), 1, g.N);
+    const int64_t staged_floats = per_gemm > 1 ? round_up_to_line(g.K * per_gemm * P) : 0;
+    float* col = thread_workspace().floats(round_up_to_line(inner * per_gemm * P) + staged_floats);
+    float* staged = col + round_up_to_line(inner * per_gemm * P);
+    for (int64_t n0 = 0; n0 < g.N; n0 += per_gemm) {
+      const int64_t n = std::min(per_gemm, g.N - n0), ld = n * P;
+      im2col(col, x + n0 * image, n, g);
+      if (n == 1) {
+        panel_gemm(panel, g.K, inner, col, ld, ld, y + n0 * g.K * P, P, b);
+        continue;
+      }
+      panel_gemm(panel, g.K, inner, col, ld, ld, staged, ld, b);
+      // y (n, K, P) = staged (K, n*P).
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t k = 0; k < g.K; ++k)
+          std::copy(staged + k * ld + i * P, staged + k * ld + (i + 1) * P, y + ((n0 + i) * g.K + k) * P);
+    }
+    return;
+  }
+  // Bands of output rows of one image, each multiplied straight into its rows of y (row stride P).
+  const int64_t band_rows = std::clamp<int64_t>(kPanelColFloats / std::max<int64_t>(inner * g.OW, 1), 1, g.OH);
+  float* col = thread_workspace().floats(round_up_to_line(inner * band_rows * g.OW));
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t oh0 = 0; oh0 < g.OH; oh0 += band_rows) {
+      const int64_t oh1 = std::min(g.OH, oh0 + band_rows), cols = (oh1 - oh0) * g.OW;
+      im2col_rows(col, x + n * image, g, oh0, oh1);
+      panel_gemm(panel, g.K, inner, col, cols, cols, y + n * g.K * P + oh0 * g.OW, P, b);
+    }
+}
+
+void conv2d_forward_panels(float* y, const float* x, const float* panels, const float* b, const Conv2dGeometry& g) {
+  const int64_t inner = g.col_rows();
+  conv2d_forward_panels(y, x, [&](int64_t p, float*) { return panels + p * inner * kPanelRows; }, b, g);
+}
+
+}  // namespace inq

@@ -1,0 +1,91 @@
+// layers/conv2d_panels.h against the naive convolution (double sums) on every lowering path: a 1x1
+// layer multiplying the image itself (batch 1 and large images) or small images side by side,
+// im2col chunks of several images, bands of output rows of a large image; with stride, padding,
+// dilation, non-square kernels and images, channel counts that are not multiples of the 14-row
+// panel, batch 1 and several, with and without bias; the same bits at 1 and 2 threads.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "framework/error.h"
+#include "framework/random.h"
+#include "framework/threading.h"
+#include "gradcheck.h"
+#include "layers/conv2d_panels.h"
+#include "layers/conv2d_winograd.h"
+
+using namespace inq;
+using inq::test::random_tensor;
+
+namespace {
+
+struct PCase {
+  std::string name;
+  Shape x, w;
+  Size2 stride, padding, dilation;
+};
+
+std::vector<float> abs_of(const Tensor& t) {
+  std::vector<float> a(static_cast<size_t>(t.numel()));
+  for (int64_t i = 0; i < t.numel(); ++i) a[static_cast<size_t>(i)] = std::fabs(t.data()[i]);
+  return a;
+}
+
+}  // namespace
+
+TEST(Conv2dPanels, MatchesNaiveOnEveryLoweringPath) {
+  if (!panel_gemm_supported()) GTEST_SKIP() << "no AVX-512 in this build";
+  const int saved_threads = get_num_threads();
+  const std::vector<PCase> cases = {
+      {"1x1 batch 1 (the image is B)", {1, 19, 7, 9}, {29, 19, 1, 1}, 1, 0, 1},
+      {"1x1 large images one by one", {2, 5, 17, 16}, {15, 5, 1, 1}, 1, 0, 1},
+      {"1x1 small images side by side", {3, 12, 5, 3}, {13, 12, 1, 1}, 1, 0, 1},
+      {"1x1 stride 2 (lowered)", {2, 8, 9, 7}, {17, 8, 1, 1}, 2, 0, 1},
+      {"3x3 pad 1 batch 1", {1, 16, 7, 7}, {30, 16, 3, 3}, 1, 1, 1},
+      {"3x3 stride 2 batch 3", {3, 7, 11, 10}, {14, 7, 3, 3}, 2, 1, 1},
+      {"7x7 stride 2 pad 3 (a stem)", {1, 3, 23, 21}, {9, 3, 7, 7}, 2, 3, 1},
+      {"non-square kernel, dilation", {2, 4, 12, 13}, {6, 4, 3, 2}, {1, 2}, {2, 1}, {2, 1}},
+      // 64 * 9 col rows x 70 x 64 pixels = 2.6M floats > one GEMM's 2M: bands of output rows.
+      {"bands of rows", {1, 64, 70, 64}, {5, 64, 3, 3}, 1, 1, 1},
+  };
+  Generator gen(17);
+  for (const PCase& c : cases) {
+    const Conv2dGeometry g = Conv2dGeometry::make(c.x, c.w, c.stride, c.padding, c.dilation);
+    ASSERT_TRUE(conv2d_panels_supported(g)) << c.name;
+    const Tensor x = random_tensor(c.x, gen), w = random_tensor(c.w, gen), bias = random_tensor({c.w[0]}, gen);
+    const int64_t inner = g.col_rows();
+    std::vector<float> panels(static_cast<size_t>(panel_floats(g.K, inner)));
+    pack_panels(panels.data(), w.data(), inner, g.K, inner);
+    for (bool with_bias : {true, false}) {
+      const float* b = with_bias ? bias.data() : nullptr;
+      std::vector<float> want(static_cast<size_t>(shape_numel(g.output_shape()))), scale(want.size());
+      conv2d_forward_naive(want.data(), x.data(), w.data(), b, g);
+      const std::vector<float> ax = abs_of(x), aw = abs_of(w), ab = abs_of(bias);
+      conv2d_forward_naive(scale.data(), ax.data(), aw.data(), with_bias ? ab.data() : nullptr, g);
+      std::vector<float> first;
+      for (int threads : {1, 2}) {
+        set_num_threads(threads);
+        std::vector<float> y(want.size(), std::nanf(""));
+        conv2d_forward_panels(y.data(), x.data(), panels.data(), b, g);
+        for (size_t i = 0; i < want.size(); ++i)
+          ASSERT_NEAR(y[i], want[i], 1e-6 + (inner + 1) * 6e-8 * scale[i]) << c.name << " at " << i;
+        if (first.empty()) {
+          first = y;
+        } else {
+          EXPECT_EQ(0, std::memcmp(first.data(), y.data(), y.size() * sizeof(float))) << c.name;
+        }
+      }
+    }
+  }
+  set_num_threads(saved_threads);
+}
+
+TEST(Conv2dPanels, RefusesGroups) {
+  const Conv2dGeometry g = Conv2dGeometry::make({1, 4, 5, 5}, {4, 2, 3, 3}, 1, 1, 1, 2);
+  EXPECT_FALSE(conv2d_panels_supported(g));
+  std::vector<float> x(100), y(100), panels(static_cast<size_t>(panel_floats(4, 18)));
+  EXPECT_THROW(conv2d_forward_panels(y.data(), x.data(), panels.data(), nullptr, g), Error);
+}

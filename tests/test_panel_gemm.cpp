@@ -1,0 +1,116 @@
+// framework/panel_gemm.h against its naive twin (double sums) on odd shapes: rows not a multiple
+// of the 14-row panel, columns not a multiple of 16 (masked tails), 1 column, K = 1, padded
+// strides, with and without bias; the decoded-panel form (PanelSource) gives the same bits as laid-out
+// panels; results do not depend on the thread count.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "framework/panel_gemm.h"
+#include "framework/random.h"
+#include "framework/threading.h"
+
+namespace inq {
+namespace {
+
+std::vector<float> random_values(int64_t n, Generator& gen) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = 2.0f * gen.uniform() - 1.0f;
+  return v;
+}
+
+struct Shape3 {
+  int64_t M, K, N;
+};
+
+TEST(PanelGemm, MatchesNaiveOnOddShapesWithStridesAndBias) {
+  if (!panel_gemm_supported()) GTEST_SKIP() << "no AVX-512 in this build";
+  const int saved_threads = get_num_threads();
+  Generator gen(41);
+  const std::vector<Shape3> shapes = {{1, 1, 1},    {14, 3, 16},  {15, 7, 17},  {13, 64, 49}, {29, 33, 31},
+                                      {28, 5, 32},  {64, 256, 3}, {3, 1000, 48}, {100, 17, 196},
+                                      {43, 130, 785}};
+  for (const Shape3& s : shapes) {
+    for (bool with_bias : {false, true}) {
+      const int64_t lda = s.K + 3, ldb = s.N + 5, ldc = s.N + 2;
+      const std::vector<float> A = random_values(s.M * lda, gen), B = random_values(s.K * ldb, gen);
+      const std::vector<float> bias = random_values(s.M, gen);
+      const float* b = with_bias ? bias.data() : nullptr;
+      std::vector<float> want(static_cast<size_t>(s.M * ldc), -7.0f), scale(want.size());
+      panel_gemm_reference(A.data(), lda, s.M, s.K, B.data(), ldb, s.N, want.data(), ldc, b);
+      // |A| |B| (+ |bias|): the error bound's scale, entry by entry.
+      std::vector<float> absA(A.size()), absB(B.size()), absb(bias.size());
+      for (size_t i = 0; i < A.size(); ++i) absA[i] = std::fabs(A[i]);
+      for (size_t i = 0; i < B.size(); ++i) absB[i] = std::fabs(B[i]);
+      for (size_t i = 0; i < bias.size(); ++i) absb[i] = std::fabs(bias[i]);
+      panel_gemm_reference(absA.data(), lda, s.M, s.K, absB.data(), ldb, s.N, scale.data(), ldc,
+                           with_bias ? absb.data() : nullptr);
+
+      std::vector<float> panels(static_cast<size_t>(panel_floats(s.M, s.K)), std::nanf(""));
+      pack_panels(panels.data(), A.data(), lda, s.M, s.K);
+      std::vector<float> first;
+      for (int threads : {1, 2}) {
+        set_num_threads(threads);
+        // Columns past N and the padding of each row must stay untouched: start from a sentinel.
+        std::vector<float> C(want.size(), -7.0f);
+        panel_gemm(panels.data(), s.M, s.K, B.data(), ldb, s.N, C.data(), ldc, b);
+        for (int64_t i = 0; i < s.M; ++i)
+          for (int64_t j = 0; j < ldc; ++j) {
+            const size_t at = static_cast<size_t>(i * ldc + j);
+            if (j >= s.N) {
+              ASSERT_EQ(C[at], -7.0f) << "wrote past column " << s.N << " (M " << s.M << " K " << s.K << ")";
+              continue;
+            }
+            // float sums of K terms against double: K ulps of the scale is generous and still fails
+            // any wrong term.
+            const double tol = 1e-6 + static_cast<double>(s.K + 1) * 6e-8 * scale[at];
+            ASSERT_NEAR(C[at], want[at], tol) << "M " << s.M << " K " << s.K << " N " << s.N << " at (" << i
+                                              << ", " << j << ") bias " << with_bias;
+          }
+        if (first.empty()) {
+          first = C;
+        } else {
+          EXPECT_EQ(0, std::memcmp(first.data(), C.data(), C.size() * sizeof(float)))
+              << "depends on threads: M " << s.M << " K " << s.K << " N " << s.N;
+        }
+        // The serial form computes the same bits.
+        std::vector<float> serial(want.size(), -7.0f);
+        panel_gemm_serial(panels.data(), s.M, s.K, B.data(), ldb, s.N, serial.data(), ldc, b);
+        EXPECT_EQ(0, std::memcmp(serial.data(), C.data(), C.size() * sizeof(float)));
+        // And so do panels handed over one at a time in the caller's scratch (a decoded panel).
+        std::vector<float> decoded(want.size(), -7.0f);
+        panel_gemm(
+            [&](int64_t p, float* scratch) {
+              std::memcpy(scratch, panels.data() + p * s.K * kPanelRows, sizeof(float) * s.K * kPanelRows);
+              return static_cast<const float*>(scratch);
+            },
+            s.M, s.K, B.data(), ldb, s.N, decoded.data(), ldc, b);
+        EXPECT_EQ(0, std::memcmp(decoded.data(), C.data(), C.size() * sizeof(float)));
+      }
+    }
+  }
+  set_num_threads(saved_threads);
+}
+
+TEST(PanelGemm, PanelsPadRowsPastMWithZeros) {
+  const int64_t M = 3, K = 2;
+  const std::vector<float> A = {1, 2, 3, 4, 5, 6};
+  std::vector<float> panels(static_cast<size_t>(panel_floats(M, K)), std::nanf(""));
+  pack_panels(panels.data(), A.data(), K, M, K);
+  ASSERT_EQ(panels.size(), static_cast<size_t>(kPanelRows * K));
+  // k-major inside the panel: column 0 of the rows, then column 1.
+  EXPECT_EQ(panels[0], 1.0f);
+  EXPECT_EQ(panels[1], 3.0f);
+  EXPECT_EQ(panels[2], 5.0f);
+  EXPECT_EQ(panels[kPanelRows + 0], 2.0f);
+  EXPECT_EQ(panels[kPanelRows + 2], 6.0f);
+  for (int64_t r = M; r < kPanelRows; ++r) {
+    EXPECT_EQ(panels[r], 0.0f);
+    EXPECT_EQ(panels[kPanelRows + r], 0.0f);
+  }
+}
+
+}  // namespace
+}  // namespace inq
