@@ -37,15 +37,16 @@ void pack_panels(float* Ap, const float* A, int64_t lda, int64_t M, int64_t K);
 void panel_gemm_serial(const float* Ap, int64_t M, int64_t K, const float* B, int64_t ldb, int64_t N, float* C,
                        int64_t ldc, const float* bias);
 
-// The same over the team: work items are (block of columns, panel), the column blocks sized so
-// that a block of B stays in a core's L2 while every panel passes over it. A panel comes from
-// `panel(p, scratch)`, which returns panel p's kPanelRows * K floats: a pointer into laid-out
-// panels, or `scratch` (kPanelRows * K floats, the calling thread's) after decoding it there.
+// The same over the team, with laid-out panels: work items are (block of columns, panel), the
+// column blocks sized so that a block of B stays in a core's L2 while every panel passes over it.
+void panel_gemm(const float* Ap, int64_t M, int64_t K, const float* B, int64_t ldb, int64_t N, float* C,
+                int64_t ldc, const float* bias);
+// With panels made on demand: `panel(p, scratch)` returns panel p's kPanelRows * K floats, written
+// into `scratch` (kPanelRows * K floats, the calling thread's), for instance decoded from b-bit
+// codes. Items as above: a panel is made once per block of columns it meets. The same bits as the
+// laid-out form.
 using PanelSource = std::function<const float*(int64_t p, float* scratch)>;
 void panel_gemm(const PanelSource& panel, int64_t M, int64_t K, const float* B, int64_t ldb, int64_t N, float* C,
-                int64_t ldc, const float* bias);
-// With laid-out panels.
-void panel_gemm(const float* Ap, int64_t M, int64_t K, const float* B, int64_t ldb, int64_t N, float* C,
                 int64_t ldc, const float* bias);
 
 // The naive twin: A row-major (lda), every dot product in double, then + bias, rounded once.

@@ -8,6 +8,8 @@
 #include "framework/im2col.h"
 #include "framework/workspace.h"
 #include "inq/packed_model.h"
+#include "framework/panel_gemm.h"
+#include "layers/conv2d_panels.h"
 #include "layers/conv2d_winograd.h"
 
 namespace inq {
@@ -36,13 +38,15 @@ constexpr int64_t kPanelFloats = int64_t{1} << 20;
 // transform reads them right after decoding.
 constexpr int64_t kWinogradPanelFloats = int64_t{1} << 16;
 
-// A layer the dispatcher sends to Winograd (as it would the float layer, layers/conv2d.cpp): the
-// filters are decoded a panel of output channels at a time and each panel is transformed into U at
-// once (layers/conv2d_winograd.h), so the float weight never exists whole; U (4x the weight's
-// floats) lives in the thread's operand workspace for this call only, so the process holds one U,
-// the largest layer's (VGG-16's 512 x 512: 38 MB). The output is bit-identical to the float
-// layer's on the decoded weights: the same transform of the same values, then the same kernel.
-Tensor winograd_forward(const PackedMatrix& weight, const Tensor& x, const float* bias, const Conv2dGeometry& g,
+// A layer sent to Winograd: the filters are decoded a panel of output channels at a time
+// (decode_rows(r0, r1, out) writes rows [r0, r1) row-major, C*3*3 floats each) and each panel is
+// transformed into U at once (layers/conv2d_winograd.h), so the float weight never exists whole; U
+// (4x the weight's floats) lives in the thread's operand workspace for this call only, so the
+// process holds one U, the largest layer's (VGG-16's 512 x 512: 38 MB). The output is bit-identical
+// to the float layer's on the decoded weights: the same transform of the same values, then the
+// same kernel.
+template <class DecodeRows>
+Tensor winograd_forward(const DecodeRows& decode_rows, const Tensor& x, const float* bias, const Conv2dGeometry& g,
                         int m) {
   float* U = thread_operand_workspace().floats(winograd_filter_floats(g, m));
   const int64_t inner = g.col_rows();  // C * 3 * 3
@@ -50,7 +54,7 @@ Tensor winograd_forward(const PackedMatrix& weight, const Tensor& x, const float
   float* panel = thread_workspace().floats(round_up_to_line(panel_rows * inner));
   for (int64_t r0 = 0; r0 < g.K; r0 += panel_rows) {
     const int64_t r1 = std::min(g.K, r0 + panel_rows);
-    weight.decode_rows(r0, r1, panel, inner);
+    decode_rows(r0, r1, panel);
     winograd_transform_filter_range(U, panel, g, m, r0 * g.C, r1 * g.C);
   }
   // (the workspace is the kernel's from here on; the panel is no longer needed)
@@ -61,15 +65,69 @@ Tensor winograd_forward(const PackedMatrix& weight, const Tensor& x, const float
 
 }  // namespace
 
+PackedConv2dKernel::PackedConv2dKernel(const PackedMatrix& weight, Shape weight_shape, const Conv2dOptions& options)
+    : weight_shape_(std::move(weight_shape)), groups_(options.groups) {
+  INQ_CHECK(weight_shape_.size() == 4 && weight.rows() == weight_shape_[0] &&
+                weight.cols() == weight_shape_[1] * weight_shape_[2] * weight_shape_[3],
+            "Given a packed matrix of {} x {} codes for a Conv2d weight of shape {}, expected (K, C/groups * R * S)",
+            weight.rows(), weight.cols(), shape_str(weight_shape_));
+  // Could the dispatcher send this layer to Winograd at some input size? (The same test as
+  // choose_conv2d_algorithm's on everything but the image.)
+  const Conv2dGeometry probe = Conv2dGeometry::make({1, weight_shape_[1] * groups_, 8, 8}, weight_shape_,
+                                                    options.stride, options.padding, options.dilation, groups_);
+  const bool may_run_winograd = winograd_supported(probe) && probe.C >= 16 && probe.K >= 16;
+  if (panel_gemm_supported() && groups_ == 1) {
+    panels_ = weight.as_panels(kPanelRows);
+    if (may_run_winograd) rows_ = weight;
+  } else {
+    rows_ = weight;
+  }
+}
+
+// Winograd on a packed layer transforms its filters on every call (U of powers of two is not a
+// set of powers of two, so it cannot be kept in b bits), which costs as much as the layer when a
+// block has few tiles; the panel kernel's direct method then wins. Measured on whole models (5-bit
+// packed files, batch 1, 2 threads, 2026-12-01, a loaded machine: compare within a row), img/s with
+// Winograd wherever the float path runs it / from 128 tiles (F(4x4)) / never:
+//   AlexNet 66.1 / 88.9 / 91.0    VGG-16 8.04 / 8.69 / 6.51
+//   ResNet-18 34.7 / 37.4 / 39.5  ResNet-50 17.4 / 18.5 / 18.7
+// (ResNet's 56x56 layers, 196 tiles, take the same time both ways: 1.07 ms per call.)
+constexpr int64_t kPackedWinogradMinTiles = 128;
+
+bool packed_winograd_pays(const Conv2dGeometry& g) {
+  const int64_t tiles = g.N * ((g.OH + 3) / 4) * ((g.OW + 3) / 4);
+  return tiles >= kPackedWinogradMinTiles;
+}
+
 Tensor PackedConv2dKernel::forward(const Tensor& x, const Tensor& bias, const Conv2dOptions& options) const {
   INQ_CHECK(x.defined(), "Given an undefined input to a packed Conv2d, expected a tensor");
   const Conv2dGeometry g = Conv2dGeometry::make(x.shape(), weight_shape_, options.stride, options.padding,
                                                 options.dilation, options.groups);
+  INQ_CHECK(g.groups == groups_, "Given a packed Conv2d of {} groups, expected options with groups {}, but got {}",
+            groups_, groups_, g.groups);
   INQ_CHECK(!bias.defined() || bias.shape() == Shape{g.K},
             "Given a packed Conv2d of {} output channels, expected a bias of shape [{}], but got {}", g.K, g.K,
             shape_str(bias.shape()));
+  const float* b = bias.defined() ? bias.data() : nullptr;
+  const Conv2dPlan plan = choose_conv2d_algorithm(g);
+  const bool winograd = plan.winograd_forward && (!holds_panels() || packed_winograd_pays(g));
+  if (winograd || !holds_panels()) return forward_by_rows(x, b, g);
+  const int64_t panel_floats = kPanelRows * g.col_rows();
+  Tensor y = Tensor::empty(g.output_shape());
+  conv2d_forward_panels(
+      y.data(), x.data(),
+      [&](int64_t p, float* scratch) {
+        panels_.decode_rows(p, p + 1, scratch, panel_floats);
+        return static_cast<const float*>(scratch);
+      },
+      b, g);
+  return y;
+}
+
+Tensor PackedConv2dKernel::forward_by_rows(const Tensor& x, const float* b, const Conv2dGeometry& g) const {
   if (const Conv2dPlan plan = choose_conv2d_algorithm(g); plan.winograd_forward)
-    return winograd_forward(weight_, x, bias.defined() ? bias.data() : nullptr, g, plan.tile);
+    return winograd_forward([&](int64_t r0, int64_t r1, float* out) { rows_.decode_rows(r0, r1, out, g.col_rows()); },
+                            x, b, g, plan.tile);
   const int64_t P = g.output_pixels(), image = g.C * g.H * g.W;
   const int64_t Kg = g.outputs_per_group(), inner = g.group_col_rows();
   const bool direct = g.is_pointwise();
@@ -93,14 +151,13 @@ Tensor PackedConv2dKernel::forward(const Tensor& x, const Tensor& bias, const Co
   float* panel = staged + staged_floats;
 
   Tensor y = Tensor::empty(g.output_shape());
-  const float* b = bias.defined() ? bias.data() : nullptr;
   // Multiplies every panel of decoded weight rows into `col` (group g's rows at col + g * inner * ld,
   // `cols` columns, row stride ld), adding into out (row r at out + r * ldo).
   auto multiply = [&](const float* col, int64_t cols, int64_t ld, float* out, int64_t ldo) {
     for (int64_t grp = 0; grp < g.groups; ++grp) {
       for (int64_t r0 = grp * Kg; r0 < (grp + 1) * Kg; r0 += panel_rows) {
         const int64_t r1 = std::min((grp + 1) * Kg, r0 + panel_rows);
-        weight_.decode_rows(r0, r1, panel, inner);
+        rows_.decode_rows(r0, r1, panel, inner);
         // out rows [r0, r1) (r1-r0, cols) += panel (r1-r0, inner) * col_g (inner, cols)
         sgemm(false, false, r1 - r0, cols, inner, 1.0f, panel, inner, col + grp * inner * ld, ld, 1.0f, out + r0 * ldo,
               ldo);
@@ -196,7 +253,7 @@ PackedInferenceSummary load_packed_for_inference(SafetensorsFile file, Module& m
       const Conv2dOptions& o = conv->options();
       const Shape shape{o.out_channels, o.in_channels / o.groups, o.kernel_size.h, o.kernel_size.w};
       conv->replace_weight(std::make_shared<PackedConv2dKernel>(
-          take_matrix(name, shape, shape[0], shape[1] * shape[2] * shape[3]), shape));
+          take_matrix(name, shape, shape[0], shape[1] * shape[2] * shape[3]), shape, o));
     }
   });
 

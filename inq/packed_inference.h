@@ -32,24 +32,41 @@ class PackedLinearKernel : public LinearWeightKernel {
   PackedMatrix weight_;
 };
 
-// A Conv2d layer's weight (K, C/groups, R, S) as a K x (C/groups * R * S) matrix of codes. Each image
-// is lowered by im2col in bands of output rows (at most 8 MiB of columns; a 1x1 / stride 1 / unpadded
-// convolution at batch 1 uses the image as it is; small images of a batch are lowered several at a
-// time, side by side, for a wider GEMM) and multiplied by panels of weight rows decoded into a buffer
-// of at most 4 MiB, so no float copy of the whole weight, nor of a whole large lowered image, exists.
-// A layer the float path would run as Winograd F(4x4, 3x3) (choose_conv2d_algorithm) runs as Winograd
-// too: its filters are decoded 256 KiB at a time and transformed straight away, every call.
+// A Conv2d layer's weight (K, C/groups, R, S) as a K x (C/groups * R * S) matrix of codes.
+//  - With the panel kernel (an AVX-512 build) and one group, the codes are also laid out once as
+//    panels of 14 output channels (PackedMatrix::as_panels), and each call decodes one panel at a
+//    time into a thread's small buffer for framework/panel_gemm.h (layers/conv2d_panels.h lowers the
+//    images as a frozen float layer does): no decoded matrix larger than a panel (14 x 4608 floats
+//    in ResNet-50) ever exists.
+//  - A layer the float path would run as Winograd (choose_conv2d_algorithm) runs as Winograd when
+//    its blocks are wide enough to pay for transforming the filters on every call
+//    (packed_winograd_pays), or always without the panel kernel: its filters are decoded by rows
+//    and transformed a few hundred at a time, so the float weight never exists whole. Such layers
+//    keep their codes by rows as well as in panels (the transform reads whole filters; turning
+//    panels back into rows cost VGG-16 a fifth of its time): twice the codes of the 3x3 layers.
+//  - Otherwise (grouped layers, builds without AVX-512) each image is lowered by im2col in bands of
+//    output rows (at most 8 MiB of columns) and multiplied by sgemm with panels of weight rows
+//    decoded into a buffer of at most 4 MiB.
 class PackedConv2dKernel : public Conv2dWeightKernel {
  public:
-  PackedConv2dKernel(PackedMatrix weight, Shape weight_shape)
-      : weight_(std::move(weight)), weight_shape_(std::move(weight_shape)) {}
+  // `weight` holds the codes by rows (PackedMatrix::from_packed); options are the layer's.
+  PackedConv2dKernel(const PackedMatrix& weight, Shape weight_shape, const Conv2dOptions& options);
   Tensor forward(const Tensor& x, const Tensor& bias, const Conv2dOptions& options) const override;
-  const PackedMatrix& weight() const { return weight_; }
+  bool holds_panels() const { return panels_.rows() > 0; }
+  bool holds_rows() const { return rows_.rows() > 0; }
 
  private:
-  PackedMatrix weight_;
+  Tensor forward_by_rows(const Tensor& x, const float* bias, const Conv2dGeometry& g) const;
+
+  PackedMatrix rows_;    // by rows: without the panel kernel, and for layers that may run Winograd
+  PackedMatrix panels_;  // as panels, with the panel kernel and one group
   Shape weight_shape_;
+  int64_t groups_ = 1;
 };
+
+// Whether a packed layer on g runs Winograd (when the float layer would): enough tiles to amortize
+// transforming the filters on every call. Measured in packed_inference.cpp.
+bool packed_winograd_pays(const Conv2dGeometry& g);
 
 struct PackedInferenceSummary {
   std::string arch;           // as the file records it

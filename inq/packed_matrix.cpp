@@ -255,20 +255,8 @@ void PackedMatrix::set_code(int64_t r, int64_t c, uint32_t code) {
   for (int j = 0; j < 3 && (bit >> 3) + j < row_bytes_; ++j) row[(bit >> 3) + j] |= static_cast<uint8_t>(shifted >> (8 * j));
 }
 
-PackedMatrix PackedMatrix::from_packed(const std::string& name, const PackedTensor& packed, int64_t rows,
-                                       int64_t cols) {
-  const Codebook& cb = packed.codebook;
-  cb.validate(name);
-  const int64_t n = shape_numel(packed.shape);
-  INQ_CHECK(rows >= 0 && cols >= 0 && rows * cols == n,
-            "Given packed tensor '{}' of shape {}, expected {} x {} = {} weights, but it holds {}", name,
-            shape_str(packed.shape), rows, cols, rows * cols, n);
+PackedMatrix PackedMatrix::with_layout(const std::string& name, const Codebook& cb, int64_t rows, int64_t cols) {
   const int b = cb.bits;
-  const int64_t want = packed_bytes(n, b);
-  INQ_CHECK(static_cast<int64_t>(packed.codes.size()) == want,
-            "Given packed tensor '{}' of shape {} at {} bits, expected {} bytes of codes, but got {}", name,
-            shape_str(packed.shape), b, want, packed.codes.size());
-
   PackedMatrix m;
   m.rows_ = rows;
   m.cols_ = cols;
@@ -286,18 +274,47 @@ PackedMatrix PackedMatrix::from_packed(const std::string& name, const PackedTens
             name, bytes);
   std::memset(raw, 0, bytes);
   m.codes_ = std::shared_ptr<uint8_t>(raw, [](uint8_t* p) { std::free(p); });
-
   // The value of every code (inq/packed.h); at least 32 entries so the two-register lookup can
-  // always load two full vectors. Entries of invalid codes stay 0; the codes are checked below.
-  const size_t codes_count = size_t{1} << b;
-  m.table_.assign(std::max<size_t>(codes_count, 32), 0.0f);
-  std::vector<bool> valid(codes_count, false);
-  valid[0] = true;
+  // always load two full vectors. Entries of invalid codes stay 0 (from_packed refuses them).
+  m.table_.assign(std::max<size_t>(size_t{1} << b, 32), 0.0f);
   for (int k = cb.n2; k <= cb.n1; ++k) {
     const float magnitude = std::ldexp(1.0f, k);
     const size_t offset = static_cast<size_t>(cb.n1 - k + 1);
     m.table_[offset] = magnitude;
     m.table_[(size_t{1} << (b - 1)) | offset] = -magnitude;
+  }
+  return m;
+}
+
+PackedMatrix PackedMatrix::as_panels(int64_t panel_rows) const {
+  INQ_CHECK(panel_rows > 0, "Given panels of {} rows, expected at least 1", panel_rows);
+  PackedMatrix m = with_layout("panels", codebook_, (rows_ + panel_rows - 1) / panel_rows, panel_rows * cols_);
+  for (int64_t r = 0; r < rows_; ++r)
+    for (int64_t c = 0; c < cols_; ++c)
+      if (const uint32_t v = code(r, c); v != 0) m.set_code(r / panel_rows, c * panel_rows + r % panel_rows, v);
+  return m;
+}
+
+PackedMatrix PackedMatrix::from_packed(const std::string& name, const PackedTensor& packed, int64_t rows,
+                                       int64_t cols) {
+  const Codebook& cb = packed.codebook;
+  cb.validate(name);
+  const int64_t n = shape_numel(packed.shape);
+  INQ_CHECK(rows >= 0 && cols >= 0 && rows * cols == n,
+            "Given packed tensor '{}' of shape {}, expected {} x {} = {} weights, but it holds {}", name,
+            shape_str(packed.shape), rows, cols, rows * cols, n);
+  const int b = cb.bits;
+  const int64_t want = packed_bytes(n, b);
+  INQ_CHECK(static_cast<int64_t>(packed.codes.size()) == want,
+            "Given packed tensor '{}' of shape {} at {} bits, expected {} bytes of codes, but got {}", name,
+            shape_str(packed.shape), b, want, packed.codes.size());
+
+  PackedMatrix m = with_layout(name, cb, rows, cols);
+  const size_t codes_count = size_t{1} << b;
+  std::vector<bool> valid(codes_count, false);
+  valid[0] = true;
+  for (int k = cb.n2; k <= cb.n1; ++k) {
+    const size_t offset = static_cast<size_t>(cb.n1 - k + 1);
     valid[offset] = valid[(size_t{1} << (b - 1)) | offset] = true;
   }
 

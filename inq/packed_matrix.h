@@ -38,6 +38,11 @@ class PackedMatrix {
   // nothing (with its index) or non-zero padding.
   static PackedMatrix from_packed(const std::string& name, const PackedTensor& packed, int64_t rows, int64_t cols);
 
+  // The same weights laid out for framework/panel_gemm.h: a matrix of ceil(rows / panel_rows) rows of
+  // panel_rows * cols codes, weight (r, c) at row r / panel_rows, column c * panel_rows + r % panel_rows
+  // (rows past `rows` hold code 0, the weight 0). decode_rows(p, p + 1, ...) then writes panel p.
+  PackedMatrix as_panels(int64_t panel_rows) const;
+
   int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
   const Codebook& codebook() const { return codebook_; }
@@ -69,6 +74,8 @@ class PackedMatrix {
   int64_t code_bytes_ = 0;
   std::vector<float> table_;    // 2^b entries (at least 32): the value of each code; invalid codes never occur
 
+  // Zeroed codes and the table for `cb`, laid out for rows x cols.
+  static PackedMatrix with_layout(const std::string& name, const Codebook& cb, int64_t rows, int64_t cols);
   int64_t padded_cols() const { return blocks_per_row_ * block_cols_; }
   uint32_t code(int64_t r, int64_t c) const;
   void set_code(int64_t r, int64_t c, uint32_t code);

@@ -25,36 +25,34 @@ namespace {
 // rows of one large image.
 constexpr int64_t kPanelColFloats = int64_t{1} << 21;
 
-}  // namespace
-
-bool conv2d_panels_supported(const Conv2dGeometry& g) { return panel_gemm_supported() && g.groups == 1; }
-
-void conv2d_forward_panels(float* y, const float* x, const PanelSource& panel, const float* b,
-                           const Conv2dGeometry& g) {
+// The lowering; multiply(B, ldb, N, C, ldc, bias) is C (K x N) = weight * B (+ bias).
+template <class Multiply>
+void forward_lowered(float* y, const float* x, const Multiply& multiply, const float* b, const Conv2dGeometry& g) {
   INQ_CHECK(conv2d_panels_supported(g), "Given the convolution {}, expected groups 1 and an AVX-512 build for "
             "the panel kernel", g.str());
   const int64_t P = g.output_pixels(), image = g.C * g.H * g.W, inner = g.col_rows();
   // The image is its own col matrix: one GEMM per image, nothing copied (large images; a small one
   // joins its neighbours below instead, where whole vectors pay for the copy).
   if (g.is_pointwise() && (g.N == 1 || P >= 256)) {
-    for (int64_t n = 0; n < g.N; ++n) panel_gemm(panel, g.K, inner, x + n * image, P, P, y + n * g.K * P, P, b);
+    for (int64_t n = 0; n < g.N; ++n) multiply(x + n * image, P, P, y + n * g.K * P, P, b);
     return;
   }
   const int64_t image_cols = inner * P;
   if (image_cols <= kPanelColFloats) {
     // Chunks of whole images: col (inner, n*P), output staged (K, n*P) when n > 1.
     const int64_t per_gemm = std::clamp<int64_t>(kPanelColFloats / std::max<int64_t>(image_cols, 1), 1, g.N);
+    const int64_t col_floats = round_up_to_line(inner * per_gemm * P);
     const int64_t staged_floats = per_gemm > 1 ? round_up_to_line(g.K * per_gemm * P) : 0;
-    float* col = thread_workspace().floats(round_up_to_line(inner * per_gemm * P) + staged_floats);
-    float* staged = col + round_up_to_line(inner * per_gemm * P);
+    float* col = thread_workspace().floats(col_floats + staged_floats);
+    float* staged = col + col_floats;
     for (int64_t n0 = 0; n0 < g.N; n0 += per_gemm) {
       const int64_t n = std::min(per_gemm, g.N - n0), ld = n * P;
       im2col(col, x + n0 * image, n, g);
       if (n == 1) {
-        panel_gemm(panel, g.K, inner, col, ld, ld, y + n0 * g.K * P, P, b);
+        multiply(col, ld, ld, y + n0 * g.K * P, P, b);
         continue;
       }
-      panel_gemm(panel, g.K, inner, col, ld, ld, staged, ld, b);
+      multiply(col, ld, ld, staged, ld, b);
       // y (n, K, P) = staged (K, n*P).
       for (int64_t i = 0; i < n; ++i)
         for (int64_t k = 0; k < g.K; ++k)
@@ -69,13 +67,33 @@ void conv2d_forward_panels(float* y, const float* x, const PanelSource& panel, c
     for (int64_t oh0 = 0; oh0 < g.OH; oh0 += band_rows) {
       const int64_t oh1 = std::min(g.OH, oh0 + band_rows), cols = (oh1 - oh0) * g.OW;
       im2col_rows(col, x + n * image, g, oh0, oh1);
-      panel_gemm(panel, g.K, inner, col, cols, cols, y + n * g.K * P + oh0 * g.OW, P, b);
+      multiply(col, cols, cols, y + n * g.K * P + oh0 * g.OW, P, b);
     }
+}
+
+}  // namespace
+
+bool conv2d_panels_supported(const Conv2dGeometry& g) { return panel_gemm_supported() && g.groups == 1; }
+
+void conv2d_forward_panels(float* y, const float* x, const PanelSource& panel, const float* b,
+                           const Conv2dGeometry& g) {
+  const int64_t inner = g.col_rows();
+  forward_lowered(
+      y, x,
+      [&](const float* B, int64_t ldb, int64_t N, float* C, int64_t ldc, const float* bias) {
+        panel_gemm(panel, g.K, inner, B, ldb, N, C, ldc, bias);
+      },
+      b, g);
 }
 
 void conv2d_forward_panels(float* y, const float* x, const float* panels, const float* b, const Conv2dGeometry& g) {
   const int64_t inner = g.col_rows();
-  conv2d_forward_panels(y, x, [&](int64_t p, float*) { return panels + p * inner * kPanelRows; }, b, g);
+  forward_lowered(
+      y, x,
+      [&](const float* B, int64_t ldb, int64_t N, float* C, int64_t ldc, const float* bias) {
+        panel_gemm(panels, g.K, inner, B, ldb, N, C, ldc, bias);
+      },
+      b, g);
 }
 
 }  // namespace inq

@@ -2,9 +2,11 @@
 // layer multiplying the image itself (batch 1 and large images) or small images side by side,
 // im2col chunks of several images, bands of output rows of a large image; with stride, padding,
 // dilation, non-square kernels and images, channel counts that are not multiples of the 14-row
-// panel, batch 1 and several, with and without bias; the same bits at 1 and 2 threads.
+// panel, batch 1 and several, with and without bias; the same bits at 1 and 2 threads and with
+// panels made on demand.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -72,6 +74,17 @@ TEST(Conv2dPanels, MatchesNaiveOnEveryLoweringPath) {
         conv2d_forward_panels(y.data(), x.data(), panels.data(), b, g);
         for (size_t i = 0; i < want.size(); ++i)
           ASSERT_NEAR(y[i], want[i], 1e-6 + (inner + 1) * 6e-8 * scale[i]) << c.name << " at " << i;
+        // Panels made on demand (as a packed layer decodes them): the same bits.
+        std::vector<float> y2(want.size(), std::nanf(""));
+        conv2d_forward_panels(
+            y2.data(), x.data(),
+            [&](int64_t p, float* scratch) {
+              std::copy(panels.begin() + p * inner * kPanelRows, panels.begin() + (p + 1) * inner * kPanelRows,
+                        scratch);
+              return static_cast<const float*>(scratch);
+            },
+            b, g);
+        EXPECT_EQ(0, std::memcmp(y2.data(), y.data(), y.size() * sizeof(float))) << c.name << " made on demand";
         if (first.empty()) {
           first = y;
         } else {

@@ -227,7 +227,7 @@ TEST(PackedLayers, Conv2dMatchesTheFloatLayer) {
       if (o.bias) packed_layer.bias.copy_from(layer.bias);
       const int64_t K = w.size(0), cols = w.numel() / K;
       packed_layer.replace_weight(std::make_shared<PackedConv2dKernel>(
-          PackedMatrix::from_packed("weight", pack_tensor("weight", w, cb), K, cols), w.shape()));
+          PackedMatrix::from_packed("weight", pack_tensor("weight", w, cb), K, cols), w.shape(), o));
       for (int64_t N : {1, 3}) {
         const int64_t size = o.in_channels == 256 ? 40 : o.in_channels == 255 ? 20 : 11;
         const Tensor x = random_tensor({N, o.in_channels, size, size - 2}, rng);
@@ -253,10 +253,11 @@ TEST(PackedLayers, Conv2dMatchesTheFloatLayer) {
   }
 }
 
-// Layers the dispatcher sends to Winograd (3x3, stride 1, C and K >= 16, enough tiles) run as Winograd
-// from the codes, bit-identical to the float layer on the decoded weights: channel counts that are
-// not multiples of 16 (16-filter chunks across two output channels), several decode panels with a
-// partial last one (128 x 64 x 9 weights: panels of 113 output channels), every bit-width band.
+// Layers the dispatcher sends to Winograd (3x3, stride 1, C and K >= 16) with enough tiles to pay for
+// the filter transform on every call (packed_winograd_pays) run as Winograd from the codes,
+// bit-identical to the float layer on the decoded weights: channel counts that are not multiples of
+// 16 (16-filter chunks across two output channels) or of the 14-channel panels, several decode
+// panels with a partial last one, every bit-width band.
 TEST(PackedLayers, Conv2dOnWinogradShapesIsBitIdenticalToTheFloatLayer) {
   std::mt19937 rng(19);
   struct Case {
@@ -264,9 +265,9 @@ TEST(PackedLayers, Conv2dOnWinogradShapesIsBitIdenticalToTheFloatLayer) {
     Shape x;
   };
   const std::vector<Case> cases = {
-      {{.in_channels = 16, .out_channels = 24, .kernel_size = 3, .padding = 1}, {2, 16, 13, 11}},
-      {{.in_channels = 33, .out_channels = 17, .kernel_size = 3, .padding = 0, .bias = false}, {1, 33, 20, 18}},
-      {{.in_channels = 64, .out_channels = 128, .kernel_size = 3, .padding = 1}, {1, 64, 14, 14}},
+      {{.in_channels = 16, .out_channels = 24, .kernel_size = 3, .padding = 1}, {5, 16, 21, 19}},
+      {{.in_channels = 33, .out_channels = 17, .kernel_size = 3, .padding = 0, .bias = false}, {1, 33, 50, 46}},
+      {{.in_channels = 64, .out_channels = 128, .kernel_size = 3, .padding = 1}, {2, 64, 36, 36}},
   };
   for (int bits : {2, 5, 7}) {
     for (const Case& c : cases) {
@@ -278,9 +279,10 @@ TEST(PackedLayers, Conv2dOnWinogradShapesIsBitIdenticalToTheFloatLayer) {
       if (c.o.bias) packed_layer.bias.copy_from(layer.bias);
       const int64_t K = w.size(0), cols = w.numel() / K;
       packed_layer.replace_weight(std::make_shared<PackedConv2dKernel>(
-          PackedMatrix::from_packed("weight", pack_tensor("weight", w, cb), K, cols), w.shape()));
+          PackedMatrix::from_packed("weight", pack_tensor("weight", w, cb), K, cols), w.shape(), c.o));
       const Conv2dGeometry g = Conv2dGeometry::make(c.x, w.shape(), 1, c.o.padding);
       ASSERT_TRUE(choose_conv2d_algorithm(g).winograd_forward) << g.str();
+      ASSERT_TRUE(packed_winograd_pays(g)) << g.str();
       const Tensor x = random_tensor(c.x, rng);
       NoGradGuard no_grad;
       const std::vector<float> want = layer.forward(x).to_vector(), got = packed_layer.forward(x).to_vector();
