@@ -17,8 +17,8 @@ namespace {
 constexpr int64_t kLanes = 16;
 
 #if defined(__AVX512F__)
-// One panel (rows <= kPanelRows of them stored) times NV * 16 columns of B; with `tail` the last
-// vector of columns is loaded and stored through `mask`. The accumulators are NV * 14 registers
+// One panel (its first `rows` rows stored) times NV * 16 columns of B; with kMasked the last vector
+// of columns is loaded and stored through `mask`. The accumulators are NV * 14 registers
 // (28 of the 32 for NV = 2), which is why the panel has 14 rows.
 template <int NV, bool kMasked>
 void panel_tile(const float* ap, const float* B, int64_t ldb, int64_t K, float* C, int64_t ldc, int64_t rows,
@@ -128,10 +128,11 @@ void panel_gemm(const PanelSource& panel, int64_t M, int64_t K, const float* B, 
   require_kernel();
   if (M <= 0 || N <= 0) return;
 #if defined(__AVX512F__)
-  // Block-major, as for laid-out panels below: each panel is fetched (decoded) once per block of
-  // columns that it meets. Decoding a panel costs about 5% of multiplying it into a block, while
-  // going panel-major (each panel fetched once, B streamed from L3 once per panel) made ResNet-18's
-  // 28x28 layers at batch 1 run at 195 instead of 350 GFLOP/s.
+  // The columns are cut into blocks that stay in a core's L2 while every panel passes over them;
+  // items in block-major order, split statically, so a thread's items share one or two blocks of B.
+  // A panel is fetched (decoded) once per block it meets: decoding costs about 5% of multiplying it
+  // into a block, while going panel-major (each panel fetched once, B streamed from L3 once per
+  // panel) made ResNet-18's 28x28 layers at batch 1 run at 195 instead of 350 GFLOP/s.
   const int64_t panels = panel_count(M), block = column_block(K, N);
   const int64_t blocks = (N + block - 1) / block;
 #pragma omp parallel if (M * N * K >= kMinParallelMacs)
@@ -158,24 +159,7 @@ void panel_gemm(const PanelSource& panel, int64_t M, int64_t K, const float* B, 
 
 void panel_gemm(const float* Ap, int64_t M, int64_t K, const float* B, int64_t ldb, int64_t N, float* C,
                 int64_t ldc, const float* bias) {
-  require_kernel();
-  if (M <= 0 || N <= 0) return;
-#if defined(__AVX512F__)
-  // Laid-out panels cost nothing to fetch, so the columns are cut into blocks that stay in a core's
-  // L2 while every panel passes over them; items in block-major order, split statically, so a
-  // thread's items share one or two blocks of B.
-  const int64_t panels = panel_count(M), block = column_block(K, N);
-  const int64_t blocks = (N + block - 1) / block;
-#pragma omp parallel for schedule(static) if (M * N * K >= kMinParallelMacs)
-  for (int64_t item = 0; item < blocks * panels; ++item) {
-    const int64_t blk = item / panels, p = item % panels, c0 = blk * block;
-    panel_times_columns(Ap + p * K * kPanelRows, std::min(kPanelRows, M - p * kPanelRows), K, B + c0, ldb,
-                        std::min(block, N - c0), C + p * kPanelRows * ldc + c0, ldc,
-                        bias ? bias + p * kPanelRows : nullptr);
-  }
-#else
-  (void)Ap, (void)K, (void)B, (void)ldb, (void)C, (void)ldc, (void)bias;
-#endif
+  panel_gemm([&](int64_t p, float*) { return Ap + p * K * kPanelRows; }, M, K, B, ldb, N, C, ldc, bias);
 }
 
 void panel_gemm_reference(const float* A, int64_t lda, int64_t M, int64_t K, const float* B, int64_t ldb, int64_t N,

@@ -110,7 +110,9 @@ Tensor PackedConv2dKernel::forward(const Tensor& x, const Tensor& bias, const Co
             shape_str(bias.shape()));
   const float* b = bias.defined() ? bias.data() : nullptr;
   const Conv2dPlan plan = choose_conv2d_algorithm(g);
-  const bool winograd = plan.winograd_forward && (!holds_panels() || packed_winograd_pays(g));
+  // (A layer without codes by rows never reaches Winograd: INQ_CONV_ALGO=winograd may force it onto
+  // layers of fewer than 16 channels, which then stay on the panels.)
+  const bool winograd = plan.winograd_forward && holds_rows() && (!holds_panels() || packed_winograd_pays(g));
   if (winograd || !holds_panels()) return forward_by_rows(x, b, g);
   const int64_t panel_floats = kPanelRows * g.col_rows();
   Tensor y = Tensor::empty(g.output_shape());
@@ -234,7 +236,6 @@ PackedInferenceSummary load_packed_for_inference(SafetensorsFile file, Module& m
       PackedMatrix m = PackedMatrix::from_packed(name, packed, rows, cols);
       summary.packed_layers += 1;
       summary.packed_weights += rows * cols;
-      summary.code_bytes += m.code_bytes();
       return m;
     } catch (const Error& e) {
       throw Error(fmt::format("Given packed model '{}': {}", path, e.what()));
@@ -247,13 +248,16 @@ PackedInferenceSummary load_packed_for_inference(SafetensorsFile file, Module& m
     if (auto* linear = dynamic_cast<Linear*>(&m)) {
       const LinearOptions& o = linear->options();
       const Shape shape{o.out_features, o.in_features};
-      linear->replace_weight(
-          std::make_shared<PackedLinearKernel>(take_matrix(name, shape, o.out_features, o.in_features)));
+      auto kernel = std::make_shared<PackedLinearKernel>(take_matrix(name, shape, o.out_features, o.in_features));
+      summary.code_bytes += kernel->weight().code_bytes();
+      linear->replace_weight(kernel);
     } else if (auto* conv = dynamic_cast<Conv2d*>(&m)) {
       const Conv2dOptions& o = conv->options();
       const Shape shape{o.out_channels, o.in_channels / o.groups, o.kernel_size.h, o.kernel_size.w};
-      conv->replace_weight(std::make_shared<PackedConv2dKernel>(
-          take_matrix(name, shape, shape[0], shape[1] * shape[2] * shape[3]), shape, o));
+      auto kernel = std::make_shared<PackedConv2dKernel>(
+          take_matrix(name, shape, shape[0], shape[1] * shape[2] * shape[3]), shape, o);
+      summary.code_bytes += kernel->code_bytes();
+      conv->replace_weight(kernel);
     }
   });
 

@@ -54,6 +54,8 @@ class PackedConv2dKernel : public Conv2dWeightKernel {
   Tensor forward(const Tensor& x, const Tensor& bias, const Conv2dOptions& options) const override;
   bool holds_panels() const { return panels_.rows() > 0; }
   bool holds_rows() const { return rows_.rows() > 0; }
+  // The codes held in memory, in both layouts.
+  int64_t code_bytes() const { return rows_.code_bytes() + panels_.code_bytes(); }
 
  private:
   Tensor forward_by_rows(const Tensor& x, const float* bias, const Conv2dGeometry& g) const;
@@ -72,7 +74,7 @@ struct PackedInferenceSummary {
   std::string arch;           // as the file records it
   int64_t packed_layers = 0;  // Conv2d / Linear layers running from codes
   int64_t packed_weights = 0;
-  int64_t code_bytes = 0;        // the codes held in memory (rows padded to 16 codes)
+  int64_t code_bytes = 0;        // the codes held in memory (padded rows; both layouts of a convolution)
   int64_t unpacked_tensors = 0;  // quantized tensors that are not a Conv2d / Linear weight, loaded as floats
 };
 

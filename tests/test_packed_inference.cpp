@@ -13,6 +13,7 @@
 #include "error_testing.h"
 #include "framework/autograd.h"
 #include "framework/error.h"
+#include "framework/panel_gemm.h"
 #include "inq/packed.h"
 #include "inq/packed_inference.h"
 #include "inq/packed_matrix.h"
@@ -226,8 +227,14 @@ TEST(PackedLayers, Conv2dMatchesTheFloatLayer) {
       Conv2d packed_layer(o);
       if (o.bias) packed_layer.bias.copy_from(layer.bias);
       const int64_t K = w.size(0), cols = w.numel() / K;
-      packed_layer.replace_weight(std::make_shared<PackedConv2dKernel>(
-          PackedMatrix::from_packed("weight", pack_tensor("weight", w, cb), K, cols), w.shape(), o));
+      auto kernel = std::make_shared<PackedConv2dKernel>(
+          PackedMatrix::from_packed("weight", pack_tensor("weight", w, cb), K, cols), w.shape(), o);
+      // Panels for one group where the kernel exists; codes by rows for groups, builds without it,
+      // and layers that may run Winograd (16 or more channels each way, 3x3 stride 1).
+      EXPECT_EQ(kernel->holds_panels(), panel_gemm_supported() && o.groups == 1);
+      EXPECT_EQ(kernel->holds_rows(), !kernel->holds_panels() || (o.in_channels >= 16 && o.out_channels >= 16 &&
+                                                                  o.kernel_size == Size2(3) && o.stride == Size2(1)));
+      packed_layer.replace_weight(kernel);
       for (int64_t N : {1, 3}) {
         const int64_t size = o.in_channels == 256 ? 40 : o.in_channels == 255 ? 20 : 11;
         const Tensor x = random_tensor({N, o.in_channels, size, size - 2}, rng);
@@ -278,8 +285,12 @@ TEST(PackedLayers, Conv2dOnWinogradShapesIsBitIdenticalToTheFloatLayer) {
       Conv2d packed_layer(c.o);
       if (c.o.bias) packed_layer.bias.copy_from(layer.bias);
       const int64_t K = w.size(0), cols = w.numel() / K;
-      packed_layer.replace_weight(std::make_shared<PackedConv2dKernel>(
-          PackedMatrix::from_packed("weight", pack_tensor("weight", w, cb), K, cols), w.shape(), c.o));
+      auto kernel = std::make_shared<PackedConv2dKernel>(
+          PackedMatrix::from_packed("weight", pack_tensor("weight", w, cb), K, cols), w.shape(), c.o);
+      // Codes by rows for the Winograd transform, and as panels where the panel kernel exists.
+      EXPECT_TRUE(kernel->holds_rows());
+      EXPECT_EQ(kernel->holds_panels(), panel_gemm_supported());
+      packed_layer.replace_weight(kernel);
       const Conv2dGeometry g = Conv2dGeometry::make(c.x, w.shape(), 1, c.o.padding);
       ASSERT_TRUE(choose_conv2d_algorithm(g).winograd_forward) << g.str();
       ASSERT_TRUE(packed_winograd_pays(g)) << g.str();
