@@ -21,7 +21,9 @@
 #include <string>
 
 #include "bench_workloads.h"
+#include "framework/allocator.h"
 #include "framework/threading.h"
+#include "framework/workspace.h"
 
 namespace {
 
@@ -94,6 +96,13 @@ int main(int argc, char** argv) {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   std::printf("# openmp spin policy %s, blas %s, kernels %s\n", policy, inq::blas_config(), inq::blas_core());
+  // Where the resident memory goes: tensors live at the worst moment, and live + idle in the
+  // allocator's cache (the rest of peak_rss_kb is code, libraries, workspaces and the heap).
+  const inq::AllocatorStats memory = inq::allocator_stats();
+  std::printf("# tensor memory: peak live %.1f MiB, peak live + cached %.1f MiB; kernel workspaces: peak %.1f MiB\n",
+              static_cast<double>(memory.peak_live_bytes) / (1 << 20),
+              static_cast<double>(memory.peak_held_bytes) / (1 << 20),
+              static_cast<double>(inq::peak_workspace_bytes()) / (1 << 20));
   std::printf(
       "result framework=inq mode=%s arch=%s batch=%lld threads=%d steps=%d seconds=%.3f images_per_s=%.2f "
       "peak_rss_kb=%ld\n",

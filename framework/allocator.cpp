@@ -36,6 +36,13 @@ struct Cache {
   size_t limit = default_limit();
   bool on = kCacheByDefault;
   int64_t requests = 0, system_allocations = 0;
+  size_t live_bytes = 0, peak_live = 0, peak_held = 0;
+
+  void note_handed_out(size_t size) {
+    live_bytes += size;
+    peak_live = std::max(peak_live, live_bytes);
+    peak_held = std::max(peak_held, live_bytes + idle_bytes);
+  }
 
   void release_all() {
     for (auto& [size, p] : idle) std::free(p);
@@ -62,9 +69,11 @@ void* allocate_block(size_t bytes) {
       void* p = it->second;
       c.idle.erase(it);
       c.idle_bytes -= size;
+      c.note_handed_out(size);
       return p;
     }
     ++c.system_allocations;
+    c.note_handed_out(size);
   }
   void* p = std::aligned_alloc(64, size);
   INQ_CHECK(p != nullptr, "Given a request for {} bytes, expected an allocation, but it failed", size);
@@ -77,6 +86,7 @@ void free_block(void* p, size_t bytes) {
   Cache& c = cache();
   {
     std::lock_guard<std::mutex> lock(c.mutex);
+    c.live_bytes -= size;
     if (c.on && c.idle_bytes + size <= c.limit) {
       c.idle.emplace(size, p);
       c.idle_bytes += size;
@@ -92,13 +102,18 @@ AllocatorStats allocator_stats() {
   return {.requests = c.requests,
           .system_allocations = c.system_allocations,
           .idle_blocks = static_cast<int64_t>(c.idle.size()),
-          .idle_bytes = static_cast<int64_t>(c.idle_bytes)};
+          .idle_bytes = static_cast<int64_t>(c.idle_bytes),
+          .live_bytes = static_cast<int64_t>(c.live_bytes),
+          .peak_live_bytes = static_cast<int64_t>(c.peak_live),
+          .peak_held_bytes = static_cast<int64_t>(c.peak_held)};
 }
 
 void reset_allocator_counters() {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mutex);
   c.requests = c.system_allocations = 0;
+  c.peak_live = c.live_bytes;
+  c.peak_held = c.live_bytes + c.idle_bytes;
 }
 
 void release_cached_memory() {

@@ -23,6 +23,9 @@ struct AllocatorStats {
   int64_t system_allocations = 0;  // of those, the ones the cache could not serve (aligned_alloc)
   int64_t idle_blocks = 0;         // blocks in the cache now
   int64_t idle_bytes = 0;
+  int64_t live_bytes = 0;       // handed out and not yet freed (rounded sizes)
+  int64_t peak_live_bytes = 0;  // the most ever live at once
+  int64_t peak_held_bytes = 0;  // the most ever live + idle at once: what the cache costs in memory
 };
 
 // 64-byte aligned memory for `bytes` bytes (at least one cache line), and its release. Blocks must
@@ -31,7 +34,8 @@ void* allocate_block(size_t bytes);
 void free_block(void* p, size_t bytes);
 
 AllocatorStats allocator_stats();
-// Zeroes the two counters (requests, system_allocations); the cache is unchanged.
+// Zeroes the counters (requests, system_allocations) and restarts both peaks from the current
+// live and held bytes; the cache is unchanged.
 void reset_allocator_counters();
 // Returns every idle block to the system (e.g. after a large model is done).
 void release_cached_memory();

@@ -1,10 +1,27 @@
 #include "framework/workspace.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 
 #include "framework/error.h"
 
 namespace inq {
+
+namespace {
+// Bytes held by every thread's workspaces together, now and at most (for memory reports).
+std::atomic<int64_t> held_bytes{0}, peak_held_bytes{0};
+
+void add_held(int64_t bytes) {
+  const int64_t now = held_bytes.fetch_add(bytes) + bytes;
+  int64_t peak = peak_held_bytes.load();
+  while (now > peak && !peak_held_bytes.compare_exchange_weak(peak, now)) {
+  }
+}
+}  // namespace
+
+int64_t workspace_bytes() { return held_bytes.load(); }
+int64_t peak_workspace_bytes() { return peak_held_bytes.load(); }
 
 Workspace::~Workspace() { release(); }
 
@@ -21,11 +38,13 @@ float* Workspace::floats(int64_t count) {
               want);
     data_ = static_cast<float*>(p);
     capacity_ = want;
+    add_held(want * static_cast<int64_t>(sizeof(float)));
   }
   return data_;
 }
 
 void Workspace::release() {
+  add_held(-capacity_ * static_cast<int64_t>(sizeof(float)));
   std::free(data_);
   data_ = nullptr;
   capacity_ = 0;

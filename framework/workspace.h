@@ -34,6 +34,10 @@ Workspace& thread_workspace();
 // keep, one per shape, for the life of the process. Same contract otherwise.
 Workspace& thread_operand_workspace();
 
+// Bytes held by all threads' workspaces together: now, and the most at any time since the start.
+int64_t workspace_bytes();
+int64_t peak_workspace_bytes();
+
 // Rounds a float count up to a whole number of 64-byte lines, so pieces carved one after another
 // from a workspace stay 64-byte aligned.
 inline int64_t round_up_to_line(int64_t floats) { return (floats + 15) / 16 * 16; }

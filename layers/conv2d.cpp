@@ -105,7 +105,7 @@ bool direct_pays(const Conv2dGeometry& g) { return direct_conv2d_vectorized() &&
 // (quiet machine, 2026-12-01, ms per call, kept filters): 2 threads F(2x2) 1.30 against im2col
 // 3.05; 1 thread 3.56 against 3.46. Transforming the filters on every call instead (16.8 MB of
 // them) took 4.4 and 8.0 ms, hence only with kept filters.
-Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept) {
+Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept, bool f4_allowed) {
   Conv2dPlan plan;
   const Conv2dAlgorithm mode = conv2d_algorithm();
   if (mode == Conv2dAlgorithm::Im2col) return plan;
@@ -123,7 +123,7 @@ Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept) {
     return (m + 2) * (m + 2) * ((tiles + 15) / 16 * 16);
   };
   const int64_t direct_products = 9 * g.N * g.OH * g.OW;
-  const bool f4_pays = 2 * winograd_products(4) <= direct_products;  // at most half
+  const bool f4_pays = f4_allowed && 2 * winograd_products(4) <= direct_products;  // at most half
   const bool f2_pays = filters_kept && 5 * winograd_products(2) <= 3 * direct_products;  // at most 0.6
   const bool saves_multiplies = f4_pays || f2_pays;
   const bool forced = mode == Conv2dAlgorithm::Winograd;

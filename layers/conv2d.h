@@ -55,7 +55,9 @@ struct Conv2dPlan {
 };
 // filters_kept: the caller keeps the Winograd-transformed filters between calls (an inference layer,
 // layers/inference_prep.h), which makes F(2x2) worth it on small images (see conv2d.cpp).
-Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept = false);
+// f4_allowed = false: the forward may use F(2x2) only (an inference layer that would keep F(4x4)'s
+// filters if they were not too large).
+Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept = false, bool f4_allowed = true);
 
 // Functional convolution with autograd (gradients for x, weight and bias, where they require it).
 // Stride, padding, dilation and groups come from `opts`; kernel size and channel counts come from

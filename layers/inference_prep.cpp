@@ -19,6 +19,10 @@ bool use_filter_panels(const Conv2dGeometry& g, int m) {
 }
 }  // namespace
 
+bool frozen_conv2d_keeps_filters(const Conv2dGeometry& g, int m) {
+  return winograd_filter_floats(g, m) * static_cast<int64_t>(sizeof(float)) <= kMaxKeptFilterBytes;
+}
+
 FrozenConv2dKernel::FrozenConv2dKernel(const Tensor& weight, int64_t groups) : shape_(weight.shape()) {
   INQ_CHECK(weight.defined() && weight.dim() == 4, "Given a weight of shape {} to freeze, expected (K, C, R, S)",
             weight.defined() ? shape_str(weight.shape()) : "(undefined)");
@@ -72,7 +76,22 @@ Tensor FrozenConv2dKernel::forward(const Tensor& x, const Tensor& bias, const Co
             shape_str(bias.shape()));
   const float* b = bias.defined() ? bias.data() : nullptr;
   Tensor y = Tensor::empty(g.output_shape());
-  if (const Conv2dPlan plan = choose_conv2d_algorithm(g, /*filters_kept=*/true); plan.winograd_forward) {
+  Conv2dPlan plan = choose_conv2d_algorithm(g, /*filters_kept=*/true);
+  // F(4x4) filters too large to keep: F(2x2)'s (16/36 of the size) where they fit and pay.
+  if (plan.winograd_forward && !frozen_conv2d_keeps_filters(g, plan.tile))
+    plan = choose_conv2d_algorithm(g, /*filters_kept=*/true, /*f4_allowed=*/false);
+  if (plan.winograd_forward && !frozen_conv2d_keeps_filters(g, plan.tile)) {
+    // Still too large: Winograd with the filters transformed for this call where that pays
+    // without kept filters and the block is large enough to amortize the transform (128 tiles and
+    // more, as for OpenBLAS on plain U), else the panels.
+    plan = choose_conv2d_algorithm(g, /*filters_kept=*/false);
+    if (plan.winograd_forward && !use_filter_panels(g, plan.tile)) {
+      winograd_conv2d_forward(y.data(), x.data(), plain_weight().data(), b, g, WinogradConfig{.m = plan.tile});
+      return y;
+    }
+    plan.winograd_forward = false;
+  }
+  if (plan.winograd_forward) {
     winograd_conv2d_forward(y.data(), x.data(), nullptr, b, g,
                             use_filter_panels(g, plan.tile)
                                 ? WinogradConfig{.m = plan.tile, .filter_panels = filters(g, plan.tile, true)}

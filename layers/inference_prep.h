@@ -15,7 +15,12 @@
 // and more) the output is bit-identical; elsewhere it differs by rounding (tested against the naive
 // convolution). The layer's weight leaves its parameters (the model can no longer be trained or
 // saved); the panels take the weight's memory (rows padded to 14), and the kept filters 4x the
-// weight's (16/9 with F(2x2)) for the layers that use them, made on first use.
+// weight's (16/9 with F(2x2)) for the layers that use them, made on first use, up to
+// kMaxKeptFilterBytes per layer. Transformed filters larger than that do not stay in the caches
+// between calls anyway, so at small batches Winograd's saved multiplies are spent streaming them
+// from memory, while keeping them costs 4x the weight: VGG-16's 512-channel layers would keep 38 MB
+// each (188 MB in all, which put its batch-1 process above PyTorch's); measured at batch 1, 2
+// threads, 2026-12-02: about 4% slower with them on the panels.
 #include <map>
 #include <memory>
 #include <mutex>
@@ -26,6 +31,11 @@
 #include "layers/module.h"
 
 namespace inq {
+
+// The largest transformed filters a frozen layer keeps (a layer with larger ones runs as the plain
+// layer would: Winograd with filters transformed per call where that pays, else the panels).
+inline constexpr int64_t kMaxKeptFilterBytes = int64_t{32} << 20;
+bool frozen_conv2d_keeps_filters(const Conv2dGeometry& g, int m);
 
 class FrozenConv2dKernel : public Conv2dWeightKernel {
  public:

@@ -1,5 +1,8 @@
 #include "optim/sgd.h"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -10,8 +13,15 @@ namespace inq {
 namespace {
 
 constexpr const char* kMomentumSuffix = ".momentum_buffer";
-// Below this many elements a parallel region costs more than the loop.
-constexpr int64_t kParallelMin = 1 << 15;
+
+// A 1-D tensor of the first n floats of `buffer`'s storage.
+Tensor front_view(const Tensor& buffer, int64_t n) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = buffer.impl()->storage;
+  impl->shape = {n};
+  impl->numel = n;
+  return Tensor(impl);
+}
 
 }  // namespace
 
@@ -37,6 +47,9 @@ const SgdParamState* Sgd::state(const std::string& name) const {
 }
 
 void Sgd::step() {
+  // One scratch chunk per thread that the parallel loops below may use.
+  const size_t threads = static_cast<size_t>(std::max(1, omp_get_max_threads()));
+  while (scratch_.size() < threads) scratch_.push_back(Tensor::empty({kSgdChunk}));
   for (const ParamGroup& group : groups_) {
     const double lr = lr_ * group.lr_scale;
     for (const NamedParameter& p : group.params) {
@@ -46,93 +59,83 @@ void Sgd::step() {
         INQ_CHECK(mask.shape() == p.tensor.shape(),
                   "Given the update mask of parameter '{}' with shape {}, expected the parameter's shape {}",
                   p.name, shape_str(mask.shape()), shape_str(p.tensor.shape()));
-      Tensor direction = direction_scratch(p.tensor.shape());
-      regularize(p, group, direction);
-      if (mask.defined()) mask_direction(p, mask, direction);
       // The record is created here, on the parameter's first step, and filled by apply_momentum.
-      if (options_.momentum != 0) apply_momentum(p, state_[p.name], direction);
-      apply_update(p, mask, lr, direction);
+      SgdParamState* state = options_.momentum != 0 ? &state_[p.name] : nullptr;
+      bool first_momentum_step = false;
+      if (state != nullptr && !state->momentum_buffer.defined()) {
+        state->momentum_buffer = Tensor::empty(p.tensor.shape());
+        first_momentum_step = true;
+      }
+      const int64_t n = p.tensor.numel();
+      const int64_t chunks = (n + kSgdChunk - 1) / kSgdChunk;
+      // Every entry is computed alone (no sums), so the result does not depend on the thread count.
+#pragma omp parallel for schedule(static) if (chunks > 1)
+      for (int64_t c = 0; c < chunks; ++c) {
+        const Chunk chunk{.begin = c * kSgdChunk,
+                          .size = std::min(kSgdChunk, n - c * kSgdChunk),
+                          .first_momentum_step = first_momentum_step};
+        Tensor direction = front_view(scratch_[static_cast<size_t>(omp_get_thread_num())], chunk.size);
+        regularize(p, group, chunk, direction);
+        if (mask.defined()) mask_direction(p, mask, chunk, direction);
+        if (state != nullptr) apply_momentum(p, *state, chunk, direction);
+        apply_update(p, mask, lr, chunk, direction);
+      }
     }
   }
 }
 
-Tensor Sgd::direction_scratch(const Shape& shape) {
-  const int64_t n = shape_numel(shape);
-  if (!scratch_.defined() || scratch_.numel() < n) scratch_ = Tensor::empty({n});
-  // A tensor of `shape` over the front of the scratch storage.
-  auto impl = std::make_shared<TensorImpl>();
-  impl->storage = scratch_.impl()->storage;
-  impl->shape = shape;
-  impl->numel = n;
-  return Tensor(impl);
-}
-
-void Sgd::regularize(const NamedParameter& p, const ParamGroup& group, Tensor& direction) {
-  const Tensor grad = p.tensor.grad();
-  const float* g = grad.data();
-  const float* w = p.tensor.data();
+void Sgd::regularize(const NamedParameter& p, const ParamGroup& group, const Chunk& chunk, Tensor& direction) {
+  const float* g = p.tensor.grad().data() + chunk.begin;
+  const float* w = p.tensor.data() + chunk.begin;
   float* d = direction.data();
-  const int64_t n = direction.numel();
   const float wd = static_cast<float>(group.weight_decay);
   if (wd == 0) {
     // Skipping the multiply keeps d == g exactly, even where p holds Inf or NaN.
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; ++i) d[i] = g[i];
+    for (int64_t i = 0; i < chunk.size; ++i) d[i] = g[i];
   } else {
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; ++i) d[i] = g[i] + wd * w[i];
+    for (int64_t i = 0; i < chunk.size; ++i) d[i] = g[i] + wd * w[i];
   }
 }
 
-void Sgd::mask_direction(const NamedParameter& p, const Tensor& mask, Tensor& direction) {
-  const float* m = mask.data();
+void Sgd::mask_direction(const NamedParameter& p, const Tensor& mask, const Chunk& chunk, Tensor& direction) {
+  const float* m = mask.data() + chunk.begin;
   float* d = direction.data();
-  const int64_t n = direction.numel();
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i)
+  for (int64_t i = 0; i < chunk.size; ++i)
     if (m[i] == 0) d[i] = 0;
 }
 
-void Sgd::apply_momentum(const NamedParameter& p, SgdParamState& state, Tensor& direction) {
-  const int64_t n = direction.numel();
+void Sgd::apply_momentum(const NamedParameter& p, SgdParamState& state, const Chunk& chunk, Tensor& direction) {
   float* d = direction.data();
-  if (!state.momentum_buffer.defined()) {
+  float* buf = state.momentum_buffer.data() + chunk.begin;
+  const float mu = static_cast<float>(options_.momentum);
+  if (chunk.first_momentum_step) {
     // First step: the buffer starts as the direction itself, without dampening (as PyTorch).
-    state.momentum_buffer = direction.clone();
+    for (int64_t i = 0; i < chunk.size; ++i) buf[i] = d[i];
   } else {
-    float* buf = state.momentum_buffer.data();
-    const float mu = static_cast<float>(options_.momentum);
     const float keep = static_cast<float>(1.0 - options_.dampening);
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; ++i) buf[i] = mu * buf[i] + keep * d[i];
+    for (int64_t i = 0; i < chunk.size; ++i) buf[i] = mu * buf[i] + keep * d[i];
   }
-  const float* buf = state.momentum_buffer.data();
   if (options_.nesterov) {
-    const float mu = static_cast<float>(options_.momentum);
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; ++i) d[i] = d[i] + mu * buf[i];
+    for (int64_t i = 0; i < chunk.size; ++i) d[i] = d[i] + mu * buf[i];
   } else {
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; ++i) d[i] = buf[i];
+    for (int64_t i = 0; i < chunk.size; ++i) d[i] = buf[i];
   }
 }
 
-void Sgd::apply_update(const NamedParameter& p, const Tensor& mask, double lr, const Tensor& direction) {
-  Tensor param = p.tensor;
-  float* w = param.data();
+void Sgd::apply_update(const NamedParameter& p, const Tensor& mask, double lr, const Chunk& chunk,
+                       const Tensor& direction) {
+  Tensor param = p.tensor;  // a handle: p is const, its values are not
+  float* w = param.data() + chunk.begin;
   const float* d = direction.data();
-  const int64_t n = param.numel();
   const float step = static_cast<float>(lr);
   if (mask.defined()) {
     // The final guarantee for frozen entries: they are not written at all, whatever the earlier
     // steps (or a subclass overriding them) left in the direction.
-    const float* m = mask.data();
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; ++i)
+    const float* m = mask.data() + chunk.begin;
+    for (int64_t i = 0; i < chunk.size; ++i)
       if (m[i] != 0) w[i] = w[i] - step * d[i];
   } else {
-#pragma omp parallel for schedule(static) if (n >= kParallelMin)
-    for (int64_t i = 0; i < n; ++i) w[i] = w[i] - step * d[i];
+    for (int64_t i = 0; i < chunk.size; ++i) w[i] = w[i] - step * d[i];
   }
 }
 

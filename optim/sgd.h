@@ -12,6 +12,7 @@
 //   p = p - lr * d
 // Arithmetic is float32, elementwise, in this order (as PyTorch's CPU kernels do, up to fused
 // multiply-adds), so results do not depend on the thread count.
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -19,6 +20,9 @@
 #include "optim/optimizer.h"
 
 namespace inq {
+
+// Entries per chunk of step()'s walk over a parameter.
+inline constexpr int64_t kSgdChunk = 1 << 16;
 
 struct SgdOptions {
   double lr = 0.01;
@@ -49,16 +53,25 @@ class Sgd : public Optimizer {
   void reset_state() override { state_.clear(); }
 
  protected:
-  // step() calls, for each parameter with a gradient and in this order:
-  //   regularize     -> direction = grad + weight_decay * p          (direction is scratch, p's shape)
+  // step() walks each parameter with a gradient in chunks of at most kSgdChunk entries (several
+  // chunks at once on several threads) and calls, for each chunk, in this order:
+  //   regularize     -> direction = grad + weight_decay * p
   //   mask_direction -> direction[i] = 0 where mask[i] == 0          (after decay, before momentum)
   //   apply_momentum -> momentum buffer update, then direction = buf or direction + momentum * buf
   //   apply_update   -> p[i] -= lr * direction[i] where mask[i] != 0  (masked entries are never written)
+  // `chunk` says which entries of the flattened parameter (and of its gradient, mask and momentum
+  // buffer) these are; `direction` is scratch holding exactly those entries, index 0 = chunk.begin.
   // `mask` is update_mask(p), evaluated once per parameter per step; undefined means "no mask".
-  virtual void regularize(const NamedParameter& p, const ParamGroup& group, Tensor& direction);
-  virtual void mask_direction(const NamedParameter& p, const Tensor& mask, Tensor& direction);
-  virtual void apply_momentum(const NamedParameter& p, SgdParamState& state, Tensor& direction);
-  virtual void apply_update(const NamedParameter& p, const Tensor& mask, double lr, const Tensor& direction);
+  // A hook must touch only its chunk's entries: other chunks run at the same time.
+  struct Chunk {
+    int64_t begin = 0, size = 0;
+    bool first_momentum_step = false;  // the momentum buffer is new: it starts as the direction
+  };
+  virtual void regularize(const NamedParameter& p, const ParamGroup& group, const Chunk& chunk, Tensor& direction);
+  virtual void mask_direction(const NamedParameter& p, const Tensor& mask, const Chunk& chunk, Tensor& direction);
+  virtual void apply_momentum(const NamedParameter& p, SgdParamState& state, const Chunk& chunk, Tensor& direction);
+  virtual void apply_update(const NamedParameter& p, const Tensor& mask, double lr, const Chunk& chunk,
+                            const Tensor& direction);
 
   // The masking hook. Returns a tensor of p's shape holding 0 for frozen entries and 1 for trained
   // ones, or an undefined tensor (the default) when every entry trains. A frozen entry gets no
@@ -71,10 +84,11 @@ class Sgd : public Optimizer {
   std::map<std::string, SgdParamState> state_;  // keyed by the parameter's dotted name
 
  private:
-  // The direction of one parameter: a view of `shape` over one buffer the size of the largest
-  // parameter, kept from step to step, so step() allocates nothing after its first call.
-  Tensor direction_scratch(const Shape& shape);
-  Tensor scratch_;
+  // One chunk's direction per thread, kept from step to step, so step() allocates nothing after its
+  // first call. A chunk (256 KiB of floats) instead of a whole parameter: a direction the size of
+  // the largest parameter (VGG-16's fc6, 392 MiB) would stay allocated through the next forward and
+  // backward passes, when memory peaks; and the four passes over a chunk stay in the L2 cache.
+  std::vector<Tensor> scratch_;
 };
 
 }  // namespace inq

@@ -111,6 +111,44 @@ TEST(InferencePrep, SmallImagesRunWinogradTwoByTwoWithKeptFilters) {
   EXPECT_EQ(kernel->cached_filter_sets(), 1);
 }
 
+// Transformed filters above kMaxKeptFilterBytes are not kept: a 512-channel layer keeps F(2x2)'s
+// (16.8 MB) instead of F(4x4)'s (37.7 MB); a 1024-channel one keeps none and runs the panels on small
+// blocks and Winograd with filters transformed per call on large ones, as the plain layer does (the
+// same bits there).
+TEST(InferencePrep, LargeLayersKeepSmallerFiltersOrNone) {
+  NoGradGuard no_grad;
+  Generator gen(8);
+  for (const int64_t channels : {512, 1024}) {
+    SCOPED_TRACE(channels);
+    seed_all(9);
+    auto plain = std::make_shared<Conv2d>(Conv2dOptions{.in_channels = channels, .out_channels = channels,
+                                                        .kernel_size = 3, .padding = 1});
+    seed_all(9);
+    auto frozen = std::make_shared<Conv2d>(Conv2dOptions{.in_channels = channels, .out_channels = channels,
+                                                         .kernel_size = 3, .padding = 1});
+    prepare_for_inference(*frozen);
+    const auto* kernel = dynamic_cast<const FrozenConv2dKernel*>(frozen->weight_kernel());
+    ASSERT_NE(kernel, nullptr);
+    const Tensor small = random_tensor({1, channels, 14, 14}, gen);
+    const Conv2dGeometry g = Conv2dGeometry::make(small.shape(), {channels, channels, 3, 3}, 1, 1);
+    ASSERT_EQ(choose_conv2d_algorithm(g, true).tile, 4);
+    EXPECT_FALSE(frozen_conv2d_keeps_filters(g, 4));
+    EXPECT_EQ(frozen_conv2d_keeps_filters(g, 2), channels == 512);
+    const Tensor got = frozen->forward(small), want = plain->forward(small);
+    ASSERT_EQ(got.shape(), want.shape());
+    for (int64_t i = 0; i < want.numel(); ++i)
+      ASSERT_NEAR(got.data()[i], want.data()[i], 1e-4f * (1.0f + std::fabs(want.data()[i]))) << i;
+    EXPECT_EQ(kernel->cached_filter_sets(), channels == 512 ? 1 : 0);
+    if (channels == 1024) {
+      const Tensor large = random_tensor({1, channels, 48, 48}, gen);  // 144 tiles
+      ASSERT_TRUE(choose_conv2d_algorithm(Conv2dGeometry::make(large.shape(), {channels, channels, 3, 3}, 1, 1))
+                      .winograd_forward);
+      EXPECT_TRUE(same_bits(frozen->forward(large), plain->forward(large)));
+      EXPECT_EQ(kernel->cached_filter_sets(), 0);
+    }
+  }
+}
+
 // Batch 1 (F(2x2) on the 7x7 layers, filter panels below 128 tiles) and batch 3, at 1 and 2 threads:
 // the prepared model's logits within 1e-5 of the largest logit of the unprepared model's, and the
 // same bits on a second call (the kept filters are reused, not rebuilt differently).

@@ -7,8 +7,10 @@
 #include <cmath>
 #include <cstring>
 
+#include "framework/allocator.h"
 #include "framework/error.h"
 #include "framework/random.h"
+#include "framework/threading.h"
 #include "golden/sgd_golden.h"
 #include "optim/sgd.h"
 #include "tensor_testing.h"
@@ -232,6 +234,71 @@ TEST(Sgd, MaskedEntriesStayBitIdenticalAndKeepZeroMomentum) {
   }
 }
 
+// Parameters longer than one chunk (kSgdChunk entries), with a partial last chunk, a mask, weight
+// decay, dampening and both momentum forms: every entry follows the update rule of sgd.h computed
+// alone in double precision (within float rounding), and 1 and 2 threads give the same bits.
+TEST(Sgd, ChunkedStepsMatchTheRuleEntryByEntryAtAnyThreadCount) {
+  const int64_t n = 2 * kSgdChunk + kSgdChunk / 2 + 7;
+  const int saved_threads = get_num_threads();
+  for (const bool nesterov : {false, true}) {
+    SCOPED_TRACE(nesterov ? "nesterov" : "momentum");
+    const SgdOptions options{.lr = 0.05, .momentum = 0.9, .dampening = nesterov ? 0.0 : 0.25, .nesterov = nesterov};
+    std::vector<std::vector<float>> results;
+    for (const int threads : {1, 2}) {
+      set_num_threads(threads);
+      Generator gen(7);
+      Tensor w = Tensor::empty({n});
+      for (int64_t i = 0; i < n; ++i) w.data()[i] = static_cast<float>(gen.normal());
+      w.set_requires_grad(true);
+      const std::vector<float> start = w.to_vector();
+      std::vector<double> ref(start.begin(), start.end()), buf(static_cast<size_t>(n), 0.0);
+      FreezingSgd opt({ParamGroup{.params = {{"w", w, ParamRole::Weight}}, .weight_decay = 0.01}}, options);
+      for (int step = 0; step < 3; ++step) {
+        Tensor g = Tensor::empty({n});
+        for (int64_t i = 0; i < n; ++i) g.data()[i] = static_cast<float>(gen.normal());
+        w.set_grad(g);
+        opt.step();
+        for (int64_t i = 0; i < n; ++i) {
+          if (i % 3 == 0) continue;  // frozen by FreezingSgd
+          const size_t k = static_cast<size_t>(i);
+          double d = g.data()[i] + 0.01 * ref[k];
+          buf[k] = step == 0 ? d : 0.9 * buf[k] + (1 - options.dampening) * d;
+          d = nesterov ? d + 0.9 * buf[k] : buf[k];
+          ref[k] -= 0.05 * d;
+        }
+      }
+      for (int64_t i = 0; i < n; ++i) {
+        if (i % 3 == 0) {
+          ASSERT_TRUE(bit_equal(w.data()[i], start[static_cast<size_t>(i)])) << i;
+          ASSERT_EQ(opt.state("w")->momentum_buffer.data()[i], 0.0f) << i;
+        } else {
+          ASSERT_NEAR(w.data()[i], ref[static_cast<size_t>(i)], 1e-5) << i;
+        }
+      }
+      results.push_back(w.to_vector());
+    }
+    EXPECT_EQ(std::memcmp(results[0].data(), results[1].data(), results[0].size() * sizeof(float)), 0);
+  }
+  set_num_threads(saved_threads);
+}
+
+// What step() keeps besides the momentum buffers is one chunk per thread, not a direction the size
+// of the largest parameter (which would stay allocated through the next forward and backward).
+TEST(Sgd, KeepsOnlyMomentumBuffersAndOneChunkPerThread) {
+  const int64_t n = 8 * kSgdChunk;
+  Tensor w = Tensor::zeros({n});
+  w.set_requires_grad(true);
+  w.set_grad(Tensor::full({n}, 1.0f));
+  Sgd opt({ParamGroup{.params = {{"w", w, ParamRole::Weight}}}}, {.lr = 0.1, .momentum = 0.9});
+  const int64_t before = allocator_stats().live_bytes;
+  opt.step();
+  const int64_t kept = allocator_stats().live_bytes - before;
+  const int64_t buffer = n * static_cast<int64_t>(sizeof(float));
+  EXPECT_GE(kept, buffer);
+  EXPECT_LE(kept, buffer + get_num_threads() * kSgdChunk * static_cast<int64_t>(sizeof(float)) + 4096);
+  EXPECT_EQ(w.data()[0], -0.1f);
+}
+
 // A subclass that breaks the direction after masking still cannot move a frozen entry: the final
 // update checks the mask itself.
 TEST(Sgd, FinalUpdateNeverWritesMaskedEntries) {
@@ -240,8 +307,9 @@ TEST(Sgd, FinalUpdateNeverWritesMaskedEntries) {
     using FreezingSgd::FreezingSgd;
 
    protected:
-    void apply_momentum(const NamedParameter& p, SgdParamState& state, Tensor& direction) override {
-      FreezingSgd::apply_momentum(p, state, direction);
+    void apply_momentum(const NamedParameter& p, SgdParamState& state, const Chunk& chunk,
+                        Tensor& direction) override {
+      FreezingSgd::apply_momentum(p, state, chunk, direction);
       direction.fill_(1.0f);
     }
   };
