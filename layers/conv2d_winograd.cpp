@@ -156,13 +156,16 @@ struct TileCursor {
 
 // V[xi][c][t - t0] for the lanes' tiles [t, t + count) of channel c, count <= 16; lanes past count
 // are zero. ldv: the row stride of V (Tb).
+// d[i * a + q][l] = x[n][c][ty * m - pad_h + i][tx * m - pad_w + q] (0 outside the image) for the
+// lanes' tiles l < count starting at tile t: the a x a input patches, one tile per lane. The scalar
+// form is the reference; the AVX-512 form (used when built for it) does the same copy a tile row at
+// a time: for each of the a image rows it loads 32 columns covering up to kRun tiles with masked
+// loads (zeros past the image's edges) and moves each patch column into its lanes with one permute,
+// instead of 36 scalar loads and stores per tile (a quarter of a ResNet-20 training step).
 template <int m>
-void input_chunk(float* V, const float* x, const Job& j, int64_t c, int64_t t, int64_t t0, int64_t count,
-                 int64_t tile_rows, int64_t tile_cols, int64_t ldv) {
-  using T = Transform<m>;
-  constexpr int a = T::a;
-  alignas(64) float d[a * a][kLanes];
-  if (count < kLanes) std::memset(d, 0, sizeof(d));
+void gather_tiles_scalar(float (*d)[kLanes], const float* x, const Job& j, int64_t c, int64_t t, int64_t count,
+                         int64_t tile_rows, int64_t tile_cols) {
+  constexpr int a = m + 2;
   TileCursor cur(t, tile_rows, tile_cols);
   for (int64_t l = 0; l < count; ++l, cur.next()) {
     const float* plane = x + (cur.n * j.Cin + c) * j.H * j.W;
@@ -183,6 +186,65 @@ void input_chunk(float* V, const float* x, const Job& j, int64_t c, int64_t t, i
       }
     }
   }
+}
+
+template <int m>
+void gather_tiles(float (*d)[kLanes], const float* x, const Job& j, int64_t c, int64_t t, int64_t count,
+                  int64_t tile_rows, int64_t tile_cols) {
+#if defined(__AVX512F__)
+  constexpr int a = m + 2;
+  // Tiles per run: their patches span (kRun - 1) * m + a <= 32 columns (7 tiles for m = 4, 15 for 2).
+  constexpr int64_t kRun = (32 - a) / m + 1;
+  const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i width = _mm512_set1_epi32(static_cast<int>(j.W));
+  const __m512 zero = _mm512_setzero_ps();
+  TileCursor cur(t, tile_rows, tile_cols);
+  for (int64_t l = 0; l < count;) {
+    // A run of tiles in one tile row of one image: lanes [l, l + run).
+    const int64_t run = std::min({count - l, kRun, tile_cols - cur.tx});
+    const __mmask16 lanes = static_cast<__mmask16>(((1u << run) - 1) << l);
+    const float* plane = x + (cur.n * j.Cin + c) * j.H * j.W;
+    const int64_t ih0 = cur.ty * m - j.pad_h, col0 = cur.tx * m - j.pad_w;
+    // Window columns col0 .. col0 + 31; lane l + r takes window columns r * m + q.
+    const __m512i cols_lo = _mm512_add_epi32(iota, _mm512_set1_epi32(static_cast<int>(col0)));
+    const __m512i cols_hi = _mm512_add_epi32(cols_lo, _mm512_set1_epi32(16));
+    const __mmask16 in_lo = _mm512_cmpge_epi32_mask(cols_lo, _mm512_setzero_si512()) &
+                            _mm512_cmplt_epi32_mask(cols_lo, width);
+    const __mmask16 in_hi = _mm512_cmpge_epi32_mask(cols_hi, _mm512_setzero_si512()) &
+                            _mm512_cmplt_epi32_mask(cols_hi, width);
+    const __m512i first = _mm512_mullo_epi32(_mm512_sub_epi32(iota, _mm512_set1_epi32(static_cast<int>(l))),
+                                             _mm512_set1_epi32(m));
+    for (int i = 0; i < a; ++i) {
+      const int64_t ih = ih0 + i;
+      if (ih < 0 || ih >= j.H) {
+        for (int q = 0; q < a; ++q) _mm512_mask_storeu_ps(d[i * a + q], lanes, zero);
+        continue;
+      }
+      // Masked-off columns (outside the image) are neither read nor faulted on: they load as 0.
+      const float* row = plane + ih * j.W;
+      const __m512 lo = _mm512_maskz_loadu_ps(in_lo, row + col0);
+      const __m512 hi = _mm512_maskz_loadu_ps(in_hi, row + col0 + 16);
+      for (int q = 0; q < a; ++q) {
+        const __m512i idx = _mm512_add_epi32(first, _mm512_set1_epi32(q));
+        _mm512_mask_storeu_ps(d[i * a + q], lanes, _mm512_permutex2var_ps(lo, idx, hi));
+      }
+    }
+    l += run;
+    for (int64_t r = 0; r < run; ++r) cur.next();
+  }
+#else
+  gather_tiles_scalar<m>(d, x, j, c, t, count, tile_rows, tile_cols);
+#endif
+}
+
+template <int m>
+void input_chunk(float* V, const float* x, const Job& j, int64_t c, int64_t t, int64_t t0, int64_t count,
+                 int64_t tile_rows, int64_t tile_cols, int64_t ldv) {
+  using T = Transform<m>;
+  constexpr int a = T::a;
+  alignas(64) float d[a * a][kLanes];
+  if (count < kLanes) std::memset(d, 0, sizeof(d));
+  gather_tiles<m>(d, x, j, c, t, count, tile_rows, tile_cols);
   v16 in[a * a], out[a * a];
   for (int p = 0; p < a * a; ++p) std::memcpy(&in[p], d[p], sizeof(v16));
   two_sided<a, a>(in, out, [](int r, int i) { return T::BT[r][i]; });

@@ -54,6 +54,10 @@ std::vector<WCase> cases() {
       {"b2_c9_k11_8x8_pad2", {2, 9, 8, 8}, {11, 9, 3, 3}, 2},
       {"b3_c33_k18_10x7_pad_1x0", {3, 33, 10, 7}, {18, 33, 3, 3}, {1, 0}},
       {"b1_c1_k1_5x9_pad1", {1, 1, 5, 9}, {1, 1, 3, 3}, 1},
+      // Tile rows longer than one gathered run (7 tiles for F(4x4), 15 for F(2x2)), cut at the
+      // right edge: the AVX-512 patch gather splits them.
+      {"b2_c3_k4_5x67_pad2_long_tile_rows", {2, 3, 5, 67}, {4, 3, 3, 3}, 2},
+      {"b1_c2_k3_4x40_pad1_long_tile_rows", {1, 2, 4, 40}, {3, 2, 3, 3}, 1},
   };
 }
 
