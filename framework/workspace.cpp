@@ -1,6 +1,5 @@
 #include "framework/workspace.h"
 
-#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 

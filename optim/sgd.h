@@ -62,7 +62,8 @@ class Sgd : public Optimizer {
   // `chunk` says which entries of the flattened parameter (and of its gradient, mask and momentum
   // buffer) these are; `direction` is scratch holding exactly those entries, index 0 = chunk.begin.
   // `mask` is update_mask(p), evaluated once per parameter per step; undefined means "no mask".
-  // A hook must touch only its chunk's entries: other chunks run at the same time.
+  // A hook must touch only its chunk's entries (other chunks run at the same time) and must not
+  // throw (it runs inside a parallel loop).
   struct Chunk {
     int64_t begin = 0, size = 0;
     bool first_momentum_step = false;  // the momentum buffer is new: it starts as the direction
