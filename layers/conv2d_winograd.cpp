@@ -30,6 +30,16 @@ constexpr int64_t kLanes = 16;
 
 int64_t round_up_lanes(int64_t v) { return (v + kLanes - 1) / kLanes * kLanes; }
 
+// The distance in floats between two transform points' matrices in V, M and E (each `floats`
+// long): whole cache lines, and an odd number of them. At C * Tb floats (Tb = 128, a multiple of
+// 4 KiB) all a*a = 36 points of one 16-tile chunk fell in the same set of the 8-way L1 cache, so
+// the transform's 36 stores (or the output transform's 36 loads) kept evicting each other; at an
+// odd number of lines the 36 go to 36 different sets.
+int64_t point_stride(int64_t floats) {
+  const int64_t s = round_up_to_line(floats);
+  return (s / 16) % 2 == 0 ? s + 16 : s;
+}
+
 // The transform-point GEMMs on kept filters (WinogradConfig::filter_panels) run on
 // framework/panel_gemm.h's kernel: at batch 1 a block has only 16..128 tile columns, so sgemm spent
 // as long packing U[xi] (every call) as multiplying it.
@@ -240,7 +250,7 @@ void gather_tiles(float (*d)[kLanes], const float* x, const Job& j, int64_t c, i
 // are zero. ldv: the row stride of V (Tb).
 template <int m>
 void input_chunk(float* V, const float* x, const Job& j, int64_t c, int64_t t, int64_t t0, int64_t count,
-                 int64_t tile_rows, int64_t tile_cols, int64_t ldv) {
+                 int64_t tile_rows, int64_t tile_cols, int64_t ldv, int64_t point_stride) {
   using T = Transform<m>;
   constexpr int a = T::a;
   alignas(64) float d[a * a][kLanes];
@@ -250,7 +260,6 @@ void input_chunk(float* V, const float* x, const Job& j, int64_t c, int64_t t, i
   for (int p = 0; p < a * a; ++p) std::memcpy(&in[p], d[p], sizeof(v16));
   two_sided<a, a>(in, out, [](int r, int i) { return T::BT[r][i]; });
   float* dst = V + c * ldv + (t - t0);
-  const int64_t point_stride = j.Cin * ldv;
   for (int p = 0; p < a * a; ++p) std::memcpy(dst + p * point_stride, &out[p], sizeof(v16));
 }
 
@@ -258,12 +267,12 @@ void input_chunk(float* V, const float* x, const Job& j, int64_t c, int64_t t, i
 // written or added into out, cut at the image's edge.
 template <int m>
 void output_chunk(float* out, const float* M, const float* bias, const Job& j, int64_t k, int64_t t, int64_t t0,
-                  int64_t count, int64_t tile_rows, int64_t tile_cols, int64_t ldm, bool accumulate) {
+                  int64_t count, int64_t tile_rows, int64_t tile_cols, int64_t ldm, int64_t point_stride,
+                  bool accumulate) {
   using T = Transform<m>;
   constexpr int a = T::a;
   v16 in[a * a], res[m * m];
   const float* src = M + k * ldm + (t - t0);
-  const int64_t point_stride = j.Kout * ldm;
   for (int p = 0; p < a * a; ++p) std::memcpy(&in[p], src + p * point_stride, sizeof(v16));
   two_sided<m, a>(in, res, [](int r, int i) { return T::AT[r][i]; });
   alignas(64) float o[m * m][kLanes];
@@ -306,8 +315,8 @@ void run(float* out, const float* in, const float* w, const float* filters, cons
   // or per thread.
   if (panels) filters = panels;  // U is not read in its plain layout then
   const int64_t u_floats = filters ? 0 : round_up_to_line(points * j.Kout * j.Cin);
-  const int64_t v_floats = round_up_to_line(points * j.Cin * Tb);
-  const int64_t m_floats = round_up_to_line(points * j.Kout * Tb);
+  const int64_t v_stride = point_stride(j.Cin * Tb), m_stride = point_stride(j.Kout * Tb);
+  const int64_t v_floats = points * v_stride, m_floats = points * m_stride;
   const int64_t copies = private_blocks ? threads : 1;
   float* work = thread_workspace().floats(u_floats + copies * (v_floats + m_floats));
   const float* U = filters ? filters : work;
@@ -315,22 +324,22 @@ void run(float* out, const float* in, const float* w, const float* filters, cons
   const auto chunks_of = [](int64_t nb) { return round_up_lanes(nb) / kLanes; };
   const auto input_item = [&](float* V, int64_t t0, int64_t nb, int64_t q) {
     const int64_t chunks = chunks_of(nb), c = q / chunks, t = t0 + q % chunks * kLanes;
-    input_chunk<m>(V, in, j, c, t, t0, std::min(kLanes, t0 + nb - t), tile_rows, tile_cols, Tb);
+    input_chunk<m>(V, in, j, c, t, t0, std::min(kLanes, t0 + nb - t), tile_rows, tile_cols, Tb, v_stride);
   };
   const int64_t panel_floats = inq::panel_floats(j.Kout, j.Cin);
   const auto gemm_item = [&](const float* V, float* M, int64_t nb, int64_t xi) {
     if (panels) {
-      panel_gemm_serial(panels + xi * panel_floats, j.Kout, j.Cin, V + xi * j.Cin * Tb, Tb, chunks_of(nb) * kLanes,
-                        M + xi * j.Kout * Tb, Tb, nullptr);
+      panel_gemm_serial(panels + xi * panel_floats, j.Kout, j.Cin, V + xi * v_stride, Tb, chunks_of(nb) * kLanes,
+                        M + xi * m_stride, Tb, nullptr);
       return;
     }
     // Lanes past nb are zero in V; computing them keeps the GEMM width a multiple of 16.
     sgemm(false, false, j.Kout, chunks_of(nb) * kLanes, j.Cin, 1.0f, U + xi * j.Kout * j.Cin, j.Cin,
-          V + xi * j.Cin * Tb, Tb, 0.0f, M + xi * j.Kout * Tb, Tb);
+          V + xi * v_stride, Tb, 0.0f, M + xi * m_stride, Tb);
   };
   const auto output_item = [&](const float* M, int64_t t0, int64_t nb, int64_t q) {
     const int64_t chunks = chunks_of(nb), k = q / chunks, t = t0 + q % chunks * kLanes;
-    output_chunk<m>(out, M, bias, j, k, t, t0, std::min(kLanes, t0 + nb - t), tile_rows, tile_cols, Tb,
+    output_chunk<m>(out, M, bias, j, k, t, t0, std::min(kLanes, t0 + nb - t), tile_rows, tile_cols, Tb, m_stride,
                     accumulate);
   };
 #pragma omp parallel
@@ -382,7 +391,7 @@ void run(float* out, const float* in, const float* w, const float* filters, cons
 // E[xi][k][t - t0] for the lanes' tiles [t, t + count) of dy channel k (the output of Job j).
 template <int m>
 void dy_chunk(float* E, const float* dy, const Job& j, int64_t k, int64_t t, int64_t t0, int64_t count,
-              int64_t tile_rows, int64_t tile_cols, int64_t lde) {
+              int64_t tile_rows, int64_t tile_cols, int64_t lde, int64_t point_stride) {
   using T = Transform<m>;
   constexpr int a = T::a;
   alignas(64) float e[m * m][kLanes] = {};
@@ -398,7 +407,6 @@ void dy_chunk(float* E, const float* dy, const Job& j, int64_t k, int64_t t, int
   for (int p = 0; p < m * m; ++p) std::memcpy(&in[p], e[p], sizeof(v16));
   two_sided<a, m>(in, out, [](int r, int i) { return T::AT[i][r]; });  // A e A^T, A = AT^T
   float* dst = E + k * lde + (t - t0);
-  const int64_t point_stride = j.Kout * lde;
   for (int p = 0; p < a * a; ++p) std::memcpy(dst + p * point_stride, &out[p], sizeof(v16));
 }
 
@@ -433,8 +441,8 @@ void run_weight_grad(float* dw, const float* x, const float* dy, const Job& j, i
   const int64_t T = j.N * tile_rows * tile_cols;
   const int64_t Tb = std::min(round_up_lanes(std::max<int64_t>(block_tiles, 1)), round_up_lanes(T));
   const int64_t mw_floats = round_up_to_line(points * j.Kout * j.Cin);
-  const int64_t v_floats = round_up_to_line(points * j.Cin * Tb);
-  const int64_t e_floats = round_up_to_line(points * j.Kout * Tb);
+  const int64_t v_stride = point_stride(j.Cin * Tb), e_stride = point_stride(j.Kout * Tb);
+  const int64_t v_floats = points * v_stride, e_floats = points * e_stride;
   float* Mw = thread_workspace().floats(mw_floats + v_floats + e_floats);
   float* V = Mw + mw_floats;
   float* E = V + v_floats;
@@ -449,14 +457,14 @@ void run_weight_grad(float* dw, const float* x, const float* dy, const Job& j, i
       for (int64_t q = 0; q < (j.Cin + j.Kout) * chunks; ++q) {
         const int64_t row = q / chunks, t = t0 + q % chunks * kLanes, count = std::min(kLanes, t0 + nb - t);
         if (row < j.Cin) {
-          input_chunk<m>(V, x, j, row, t, t0, count, tile_rows, tile_cols, Tb);
+          input_chunk<m>(V, x, j, row, t, t0, count, tile_rows, tile_cols, Tb, v_stride);
         } else {
-          dy_chunk<m>(E, dy, j, row - j.Cin, t, t0, count, tile_rows, tile_cols, Tb);
+          dy_chunk<m>(E, dy, j, row - j.Cin, t, t0, count, tile_rows, tile_cols, Tb, e_stride);
         }
       }
 #pragma omp for schedule(static)
       for (int64_t xi = 0; xi < points; ++xi)
-        sgemm(false, true, j.Kout, j.Cin, chunks * kLanes, 1.0f, E + xi * j.Kout * Tb, Tb, V + xi * j.Cin * Tb, Tb,
+        sgemm(false, true, j.Kout, j.Cin, chunks * kLanes, 1.0f, E + xi * e_stride, Tb, V + xi * v_stride, Tb,
               t0 == 0 ? 0.0f : 1.0f, Mw + xi * j.Kout * j.Cin, j.Cin);
     }
     const int64_t filters = j.Kout * j.Cin;

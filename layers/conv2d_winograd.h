@@ -14,6 +14,8 @@
 //   V  (a*a, C, Tb)      transformed input tiles of one block, V[xi] = (B^T d B)[xi]
 //   M  (a*a, K, Tb)      M[xi] = U[xi] * V[xi]: one (K x C) * (C x Tb) sgemm per transform point
 //   y tile               A^T M A (+ b), cut to the image where the last tile overhangs it
+//                        (V's and M's points lie an odd number of cache lines apart, not C*Tb or
+//                        K*Tb floats: see point_stride in the .cpp)
 // Every output value is computed by the same operations in the same order whatever the thread
 // count (the threads split channels, points and output channels, never a sum), so results are
 // bit-identical across runs and thread counts.
