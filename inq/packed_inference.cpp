@@ -42,12 +42,33 @@ constexpr int64_t kWinogradPanelFloats = int64_t{1} << 16;
 // (decode_rows(r0, r1, out) writes rows [r0, r1) row-major, C*3*3 floats each) and each panel is
 // transformed into U at once (layers/conv2d_winograd.h), so the float weight never exists whole; U
 // (4x the weight's floats) lives in the thread's operand workspace for this call only, so the
-// process holds one U, the largest layer's (VGG-16's 512 x 512: 38 MB). The output is bit-identical
-// to the float layer's on the decoded weights: the same transform of the same values, then the
-// same kernel.
+// process holds one U, the largest layer's (VGG-16's 512 x 512: 38 MB). With AVX-512, U is made
+// straight in the panel layout of the transform-point GEMMs, one panel of 14 output channels per
+// work item: the same transform and kernel as a float layer frozen for inference with kept filter
+// panels (layers/inference_prep.h), so the same bits as that layer's on the decoded weights when
+// both use the same tile; without AVX-512, the float layer's forward (sgemm on U).
 template <class DecodeRows>
 Tensor winograd_forward(const DecodeRows& decode_rows, const Tensor& x, const float* bias, const Conv2dGeometry& g,
                         int m) {
+  Tensor y = Tensor::empty(g.output_shape());
+  if (winograd_filter_panels_supported()) {
+    // Straight into the panel layout of the transform-point GEMMs (this file's AVX-512 kernel, which
+    // does not repack them per block as sgemm does), one panel of 14 output channels per work item.
+    float* Up = thread_operand_workspace().floats(winograd_filter_panel_floats(g, m));
+    const int64_t scratch_floats = round_up_to_line(winograd_filter_panel_scratch_floats(g, m));
+#pragma omp parallel
+    {
+      float* scratch = thread_workspace().floats(scratch_floats + round_up_to_line(kPanelRows * g.col_rows()));
+      float* decoded = scratch + scratch_floats;
+#pragma omp for schedule(static)
+      for (int64_t p = 0; p < panel_count(g.K); ++p) {
+        decode_rows(p * kPanelRows, std::min(g.K, (p + 1) * kPanelRows), decoded);
+        winograd_transform_filter_panel(Up, decoded, g, m, p, scratch);
+      }
+    }
+    winograd_conv2d_forward(y.data(), x.data(), nullptr, bias, g, WinogradConfig{.m = m, .filter_panels = Up});
+    return y;
+  }
   float* U = thread_operand_workspace().floats(winograd_filter_floats(g, m));
   const int64_t inner = g.col_rows();  // C * 3 * 3
   const int64_t panel_rows = std::clamp<int64_t>(kWinogradPanelFloats / inner, 1, g.K);
@@ -58,7 +79,6 @@ Tensor winograd_forward(const DecodeRows& decode_rows, const Tensor& x, const fl
     winograd_transform_filter_range(U, panel, g, m, r0 * g.C, r1 * g.C);
   }
   // (the workspace is the kernel's from here on; the panel is no longer needed)
-  Tensor y = Tensor::empty(g.output_shape());
   winograd_conv2d_forward(y.data(), x.data(), nullptr, bias, g, WinogradConfig{.m = m, .filters = U});
   return y;
 }
@@ -92,6 +112,11 @@ PackedConv2dKernel::PackedConv2dKernel(const PackedMatrix& weight, Shape weight_
 //   AlexNet 66.1 / 88.9 / 91.0    VGG-16 8.04 / 8.69 / 6.51
 //   ResNet-18 34.7 / 37.4 / 39.5  ResNet-50 17.4 / 18.5 / 18.7
 // (ResNet's 56x56 layers, 196 tiles, take the same time both ways: 1.07 ms per call.)
+// Since the transformed filters go to the kernel as panels (2026-12-02, same files, 2 threads, two
+// rounds each; img/s with Winograd from 12 / 40 / 128 tiles / never):
+//   ResNet-18 38.0, 32.1 / 43.1, 37.7 / 42.6, 42.1 / 41.6, 41.8
+//   ResNet-50 19.0, 15.4 / 21.1, 16.8 / 21.3, 18.7 / 19.6, 19.1
+// so the threshold stays: below ~128 tiles the transform still costs what it saves.
 constexpr int64_t kPackedWinogradMinTiles = 128;
 
 bool packed_winograd_pays(const Conv2dGeometry& g) {

@@ -528,6 +528,32 @@ void winograd_pack_filter_panels(float* Up, const float* U, const Conv2dGeometry
     pack_panels(Up + xi * panel_floats(g.K, g.C), U + xi * g.K * g.C, g.C, g.K, g.C);
 }
 
+int64_t winograd_filter_panel_scratch_floats(const Conv2dGeometry& g, int m) {
+  return (m + 2) * (m + 2) * kPanelRows * g.C;
+}
+
+void winograd_transform_filter_panel(float* Up, const float* w_panel, const Conv2dGeometry& g, int m, int64_t p,
+                                     float* scratch) {
+  INQ_CHECK(winograd_supported(g), "Given the convolution {}, expected 3x3, stride 1, dilation 1, groups 1 and "
+            "padding <= 2 for Winograd", g.str());
+  INQ_CHECK(m == 2 || m == 4, "Given a Winograd tile of {}x{}, expected 2 or 4", m, m);
+  INQ_CHECK(0 <= p && p < panel_count(g.K), "Given filter panel {}, expected one of the {} panels of {} output channels",
+            p, panel_count(g.K), g.K);
+  const int64_t rows = std::min(kPanelRows, g.K - p * kPanelRows);
+  // The panel's rows as a layer of `rows` output channels: scratch is its U (a*a, rows, C).
+  const Job j{g.N, g.C, g.H, g.W, rows, g.OH, g.OW, g.padding.h, g.padding.w, false};
+  for (int64_t f0 = 0; f0 < rows * g.C; f0 += kLanes) {
+    if (m == 2) {
+      weight_chunk<2>(scratch, w_panel, j, f0, std::min(kLanes, rows * g.C - f0));
+    } else {
+      weight_chunk<4>(scratch, w_panel, j, f0, std::min(kLanes, rows * g.C - f0));
+    }
+  }
+  const int64_t point_floats = panel_floats(g.K, g.C);
+  for (int64_t xi = 0; xi < (m + 2) * (m + 2); ++xi)
+    pack_panels(Up + xi * point_floats + p * kPanelRows * g.C, scratch + xi * rows * g.C, g.C, rows, g.C);
+}
+
 void winograd_transform_filter_range(float* U, const float* w_part, const Conv2dGeometry& g, int m, int64_t f_begin,
                                      int64_t f_end) {
   INQ_CHECK(winograd_supported(g), "Given the convolution {}, expected 3x3, stride 1, dilation 1, groups 1 and "

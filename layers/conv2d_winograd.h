@@ -59,6 +59,15 @@ bool winograd_filter_panels_supported();  // this build has the AVX-512 kernel
 int64_t winograd_filter_panel_floats(const Conv2dGeometry& g, int m);
 void winograd_pack_filter_panels(float* Up, const float* U, const Conv2dGeometry& g, int m);
 
+// Panel p of every transform point's Up (the layout above) at once, from w_panel: the filters of
+// output channels [14p, min(K, 14p + 14)) exactly (C*3*3 floats each, in order). scratch holds
+// winograd_filter_panel_scratch_floats(g, m) floats. Bit-identical to transforming the whole weight
+// and packing it; a layer whose weight is decoded per call (inq/packed_inference.cpp) makes Up a
+// panel at a time, several panels on several threads.
+int64_t winograd_filter_panel_scratch_floats(const Conv2dGeometry& g, int m);
+void winograd_transform_filter_panel(float* Up, const float* w_panel, const Conv2dGeometry& g, int m, int64_t p,
+                                     float* scratch);
+
 // The same for the filters f = k * C + c in [f_begin, f_end) only, read from w_part, which holds
 // exactly those filters (9 floats each, in order): a weight decoded a panel of output channels at a
 // time (inq/packed_inference.cpp) is transformed panel by panel, never whole as floats.

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "framework/error.h"
+#include "framework/panel_gemm.h"
 #include "framework/random.h"
 #include "framework/threading.h"
 #include "error_testing.h"
@@ -197,6 +198,32 @@ TEST(WinogradKernels, FilterPanelsMatchNaiveAndDoNotDependOnThreads) {
           }
         }
       }
+    }
+  }
+}
+
+// Panel by panel from each panel's own filters (what a packed layer does per call) gives the same
+// bits as transforming the whole weight and packing it, including the zero rows of a partial last
+// panel; a panel number outside the layer is refused.
+TEST(WinogradKernels, FilterPanelsMadeOnePanelAtATimeAreTheSameBits) {
+  Generator gen(31);
+  for (const WCase& c : cases()) {
+    const Conv2dGeometry g = Conv2dGeometry::make(c.x, c.w, 1, c.padding);
+    Tensor w = random_tensor(c.w, gen);
+    for (int m : {2, 4}) {
+      std::vector<float> U(static_cast<size_t>(winograd_filter_floats(g, m)));
+      winograd_transform_filters(U.data(), w.data(), g, m);
+      std::vector<float> want(static_cast<size_t>(winograd_filter_panel_floats(g, m)), std::nanf(""));
+      winograd_pack_filter_panels(want.data(), U.data(), g, m);
+      std::vector<float> got(want.size(), std::nanf(""));
+      std::vector<float> scratch(static_cast<size_t>(winograd_filter_panel_scratch_floats(g, m)));
+      const int64_t filter_floats = g.C * 9;
+      for (int64_t p = 0; p < panel_count(g.K); ++p)
+        winograd_transform_filter_panel(got.data(), w.data() + p * kPanelRows * filter_floats, g, m, p,
+                                        scratch.data());
+      EXPECT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float))) << c.name << " m=" << m;
+      expect_error([&] { winograd_transform_filter_panel(got.data(), w.data(), g, m, panel_count(g.K), scratch.data()); },
+                   {"panel"});
     }
   }
 }
