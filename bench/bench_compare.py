@@ -2,20 +2,26 @@
 """`make bench-compare`: this framework against PyTorch, side by side on this machine.
 
 For every workload, thread count and round it starts one process per framework, bench/bench_model
-(C++) and bench/pytorch_model.py (PyTorch), alternating which goes first from round to round so that
-load drifts hit both alike. Each process prints one "result key=value ..." line (images/s, peak
+(C++) and bench/pytorch_model.py (PyTorch), rotating which goes first from round to round so that
+load drifts hit all alike. PyTorch runs twice: as a user gets it ("torch"), and with glibc's malloc
+told to keep freed memory ("torch-kept": MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ raised,
+the effect of the jemalloc/tcmalloc that PyTorch's CPU tuning guides recommend). PyTorch allocates
+fresh activations every step; by default glibc returns large blocks to the kernel and the next step
+page-faults them back in, which on a VM with costly page faults halves PyTorch's speed. The stricter
+ratio, against torch-kept, is the yardstick; this framework keeps its memory (a caching allocator). Each process prints one "result key=value ..." line (images/s, peak
 resident memory). Then, per thread count, bench/bench_conv measures the machine's sgemm peak and this
 framework's convolutions on bench_conv's shapes, and bench/pytorch_conv.py PyTorch's on the same
 shapes. The report (markdown) goes to stdout and to --out:
 
   workloads   the five paper models (224x224, 1000 classes): training step at batch 8, inference
               at batch 1 and 8; LeNet-5 and ResNet-20 (1x28x28, 10 classes) training step at batch 128
-  columns     img/s of every round, median per framework, ratio of medians (>1: this framework is
-              faster), peak RSS (the largest ru_maxrss over the rounds) of each framework's process
+  columns     img/s of every round, median per framework, ratios of medians against each PyTorch
+              (>1: this framework is faster), peak RSS (the largest ru_maxrss over the rounds) of
+              each framework's process
   conv        GFLOP/s per shape, forward and backward, and as a share of the sgemm peak measured at
               the same thread count
 
-  bench/bench_compare.py                       # the full table (estimated 20-30 minutes on 2 cores)
+  bench/bench_compare.py                       # the full table (about 30 minutes on 2 cores)
   bench/bench_compare.py --quick               # smoke test: 1 round, 2 threads, 3 models (~2 min)
   bench/bench_compare.py --models resnet20 --threads 2 --rounds 5
 
@@ -38,6 +44,11 @@ import time
 PAPER_MODELS = ("alexnet", "vgg16", "googlenet", "resnet18", "resnet50")
 SMALL_MODELS = ("lenet5", "resnet20")
 QUICK_MODELS = ("lenet5", "resnet20", "resnet18")
+# glibc malloc settings for "torch-kept": blocks up to 32 MiB (the largest threshold glibc takes)
+# come from the heap instead of their own mmap, and the heap is never trimmed, so memory freed by
+# one step is reused by the next instead of being unmapped and faulted in again.
+TORCH_KEPT_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 36)}
+TORCH_VARIANTS = {"both": ("torch", "torch-kept"), "default": ("torch",), "kept": ("torch-kept",)}
 
 
 class Workload:
@@ -185,6 +196,13 @@ def model_command(framework, workload, threads, args):
     return [args.python, os.path.join(args.bench_dir, "pytorch_model.py")] + flags
 
 
+def framework_env(framework, threads):
+    env = base_env(threads)
+    if framework == "torch-kept":
+        env.update(TORCH_KEPT_ENV)
+    return env
+
+
 def base_env(threads):
     env = dict(os.environ)
     # Both frameworks see the same thread count through their own setting; these keep either from
@@ -194,25 +212,30 @@ def base_env(threads):
     return env
 
 
+def framework_order(frameworks, k):
+    """The processes of one cell in the order they run: rotated by k (round + row), so that each
+    framework goes first as often as the others."""
+    k %= len(frameworks)
+    return list(frameworks[k:]) + list(frameworks[:k])
+
+
 def measure_models(args, log):
     """{(label, threads): {framework: [result dict or None per round]}}, errors in `log`."""
     results = {}
     rows = workloads(args.models)
     for threads in args.threads:
-        env = base_env(threads)
         for r in range(args.rounds):
             for i, w in enumerate(rows):
-                # Alternate which framework goes first, by round and by row.
-                order = ("inq", "torch") if (r + i) % 2 == 0 else ("torch", "inq")
-                for framework in order:
+                for framework in framework_order(args.frameworks, r + i):
                     t0 = time.time()
-                    out, err = run(model_command(framework, w, threads, args), env, args.timeout)
+                    out, err = run(model_command(framework, w, threads, args), framework_env(framework, threads),
+                                   args.timeout)
                     res = parse_result_line(out) if err is None else None
                     if res is None:
                         log.append(f"{framework} {w.label} {threads} thr round {r + 1}: {err or 'no result line'}")
                     results.setdefault((w.label, threads), {}).setdefault(framework, []).append(res)
                     rate = f"{res['images_per_s']:.1f} img/s" if res else "failed"
-                    print(f"[{elapsed()}] {threads} thr round {r + 1}/{args.rounds} {framework:5s} {w.label}: "
+                    print(f"[{elapsed()}] {threads} thr round {r + 1}/{args.rounds} {framework:10s} {w.label}: "
                           f"{rate} ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
     return rows, results
 
@@ -251,7 +274,7 @@ def measure_conv(args, log):
                 torch_out, err = run([args.python, os.path.join(args.bench_dir, "pytorch_conv.py"),
                                       "--shapes", json_path, "--threads", str(threads),
                                       "--min-time", f"{args.conv_min_time:g}", "--repeats", "3"],
-                                     env, args.timeout)
+                                     framework_env(args.frameworks[-1], threads), args.timeout)
                 if err:
                     log.append(f"pytorch_conv {threads} thr round {r + 1}: {err}")
                 torch_rates = parse_torch_conv(torch_out)
@@ -293,30 +316,44 @@ def machine_lines(args):
             f"- load average at start: {args.load_start}; at end: {os.getloadavg()[0]:.2f}"]
 
 
+def table_row(label, threads, cell, frameworks):
+    """One workload's row: per framework its img/s per round, then the medians, the ratios of this
+    framework's median to each PyTorch's, and the peak RSS; cell = {framework: [result or None]}."""
+    per = {}
+    for fw in frameworks:
+        rs = cell.get(fw, [])
+        rates = [x["images_per_s"] if x else None for x in rs]
+        rss = [x["peak_rss_kb"] for x in rs if x]
+        per[fw] = (" / ".join(fmt(v) for v in rates), median(rates),
+                   f"{max(rss) / 1024:,.0f} MiB" if rss else "failed")
+    ratios = []
+    for t in frameworks[1:]:
+        q = ratio(per["inq"][1], per[t][1])
+        ratios.append("**" + fmt(q, 2) + "**" if q is not None else "failed")
+    return (f"| {label} | {threads} | " + " | ".join(per[fw][0] for fw in frameworks) + " | "
+            + " | ".join(fmt(per[fw][1]) for fw in frameworks) + " | " + " | ".join(ratios) + " | "
+            + " | ".join(per[fw][2] for fw in frameworks) + " |")
+
+
 def report(args, rows, results, conv, log):
     lines = ["# bench-compare: this framework (inq) vs PyTorch", ""] + machine_lines(args)
+    torches = [fw for fw in args.frameworks if fw != "inq"]
     lines += [f"- {args.rounds} round(s) per cell, one process per (framework, workload, round, threads), "
-              "framework order alternating; img/s per round, median, ratio of medians (inq / torch, "
+              "framework order rotating; img/s per round, median, ratio of medians (inq / torch, "
               ">1 means this framework is faster); peak RSS = max ru_maxrss over the rounds (MiB; "
-              "PyTorch's includes the Python interpreter and the torch import)", ""]
-    lines += ["| workload | thr | inq img/s per round | torch img/s per round | inq median | torch median | "
-              "ratio | inq peak RSS | torch peak RSS |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "PyTorch's includes the Python interpreter and the torch import)"]
+    if "torch-kept" in torches:
+        lines += ["- torch-kept: PyTorch with glibc's malloc keeping freed memory ("
+                  + ", ".join(f"{k}={v}" for k, v in TORCH_KEPT_ENV.items()) + "); torch: as installed"]
+    lines += [""]
+    lines += ["| workload | thr | inq img/s per round | " + " | ".join(f"{t} img/s per round" for t in torches)
+              + " | inq median | " + " | ".join(f"{t} median" for t in torches) + " | "
+              + " | ".join(f"inq / {t}" for t in torches) + " | inq peak RSS | "
+              + " | ".join(f"{t} peak RSS" for t in torches) + " |",
+              "|" + "---|" * (5 + 4 * len(torches))]
     for threads in args.threads:
         for w in rows:
-            cell = results.get((w.label, threads), {})
-            per = {}
-            for fw in ("inq", "torch"):
-                rs = cell.get(fw, [])
-                rates = [x["images_per_s"] if x else None for x in rs]
-                rss = [x["peak_rss_kb"] for x in rs if x]
-                per[fw] = (" / ".join(fmt(v) for v in rates), median(rates),
-                           f"{max(rss) / 1024:,.0f} MiB" if rss else "failed")
-            ours, theirs = per["inq"][1], per["torch"][1]
-            q = ratio(ours, theirs)
-            lines.append(f"| {w.label} | {threads} | {per['inq'][0]} | {per['torch'][0]} | {fmt(ours)} | "
-                         f"{fmt(theirs)} | {'**' + fmt(q, 2) + '**' if q is not None else 'failed'} | "
-                         f"{per['inq'][2]} | {per['torch'][2]} |")
+            lines.append(table_row(w.label, threads, results.get((w.label, threads), {}), args.frameworks))
     if args.conv_rounds == 0:
         lines += ["", "Convolutions: not measured (--conv-rounds 0)."]
     else:
@@ -332,7 +369,7 @@ def conv_section(args, conv):
     lines = ["", "## Convolutions (bench_conv shapes)", "",
              f"GFLOP/s per shape (median over {args.conv_rounds} round(s) of the median of 3 repetitions) "
              "and as a share of the sgemm peak at the same thread count (the best of one 512^3, 1024^3 and 2048^3 OpenBLAS sgemm); "
-             "backward = input and weight gradients.", ""]
+             f"backward = input and weight gradients; PyTorch: {args.frameworks[-1]}.", ""]
     for threads in args.threads:
         peak = conv.get(threads, (None, {}))[0]
         lines.append(f"sgemm peak, {threads} thread(s): **{fmt(peak)} GFLOP/s**")
@@ -358,9 +395,11 @@ def main():
     ap.add_argument("--python", default="/usr/bin/python3", help="the interpreter with torch (Debian's)")
     ap.add_argument("--quick", action="store_true", help="1 round, 2 threads, LeNet-5, ResNet-20, ResNet-18")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--conv-rounds", type=int, default=None, help="default: 2 (1 with --quick)")
+    ap.add_argument("--conv-rounds", type=int, default=1)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--models", default=",".join(SMALL_MODELS + PAPER_MODELS))
+    ap.add_argument("--torch-malloc", choices=sorted(TORCH_VARIANTS), default="both",
+                    help="PyTorch as installed (default), with malloc keeping freed memory (kept), or both")
     ap.add_argument("--time-scale", type=float, default=1.0, help="multiplies every minimum time")
     ap.add_argument("--conv-min-time", type=float, default=0.1)
     ap.add_argument("--timeout", type=int, default=600, help="per process, seconds")
@@ -369,11 +408,10 @@ def main():
     if args.quick:
         args.rounds, args.threads, args.time_scale = 1, "2", 0.5 * args.time_scale
         args.models = ",".join(m for m in args.models.split(",") if m in QUICK_MODELS)
-    if args.conv_rounds is None:
-        args.conv_rounds = 1 if args.quick else 2
     args.threads = [int(t) for t in str(args.threads).split(",")]
     args.models = [m for m in args.models.split(",") if m]
     args.bench_dir = here
+    args.frameworks = ["inq"] + list(TORCH_VARIANTS[args.torch_malloc])
     args.out = args.out or os.path.join(args.build, "bench-compare.md")
     args.load_start = f"{os.getloadavg()[0]:.2f}"
     for binary in ("bench_model", "bench_conv"):

@@ -44,6 +44,39 @@ class Statistics(unittest.TestCase):
         self.assertIsNone(bc.ratio(1.0, 0.0))
 
 
+class Frameworks(unittest.TestCase):
+    def test_order_rotates_so_each_goes_first_equally(self):
+        fws = ["inq", "torch", "torch-kept"]
+        self.assertEqual(bc.framework_order(fws, 0), fws)
+        self.assertEqual(bc.framework_order(fws, 1), ["torch", "torch-kept", "inq"])
+        self.assertEqual(bc.framework_order(fws, 5), ["torch-kept", "inq", "torch"])
+        firsts = [bc.framework_order(fws, k)[0] for k in range(6)]
+        self.assertEqual(sorted(firsts), sorted(fws * 2))
+
+    def test_only_torch_kept_gets_the_malloc_settings(self):
+        for key in bc.TORCH_KEPT_ENV:
+            self.assertNotIn(key, bc.framework_env("torch", 2))
+            self.assertNotIn(key, bc.framework_env("inq", 2))
+        kept = bc.framework_env("torch-kept", 2)
+        self.assertEqual(kept["MALLOC_MMAP_THRESHOLD_"], str(32 << 20))
+        self.assertEqual(kept["OMP_NUM_THREADS"], "2")
+
+    def test_row_has_a_ratio_against_each_pytorch(self):
+        def res(rate, rss):
+            return {"images_per_s": rate, "peak_rss_kb": rss}
+        cell = {"inq": [res(600.0, 200 * 1024), res(660.0, 210 * 1024), res(640.0, 190 * 1024)],
+                "torch": [res(300.0, 500 * 1024), None, res(340.0, 520 * 1024)],
+                "torch-kept": [res(900.0, 510 * 1024), res(880.0, 500 * 1024), res(920.0, 505 * 1024)]}
+        row = bc.table_row("resnet20", 2, cell, ["inq", "torch", "torch-kept"])
+        cols = [c.strip() for c in row.strip("|").split("|")]
+        self.assertEqual(len(cols), 5 + 4 * 2)
+        self.assertEqual(cols[0:2], ["resnet20", "2"])
+        self.assertEqual(cols[3], "300.0 / failed / 340.0")  # shown, and not counted in the median
+        self.assertEqual(cols[5:8], ["640.0", "320.0", "900.0"])
+        self.assertEqual(cols[8:10], ["**2.00**", "**0.71**"])
+        self.assertEqual(cols[10:13], ["210 MiB", "520 MiB", "510 MiB"])
+
+
 class ConvReports(unittest.TestCase):
     REPORT = {
         "context": {"conv_shape r20_a": "128 16 28 28 16 3 3 1 1"},
