@@ -400,7 +400,8 @@ def main():
     ap.add_argument("--models", default=",".join(SMALL_MODELS + PAPER_MODELS))
     ap.add_argument("--torch-malloc", choices=sorted(TORCH_VARIANTS), default="both",
                     help="PyTorch as installed (default), with malloc keeping freed memory (kept), or both")
-    ap.add_argument("--time-scale", type=float, default=1.0, help="multiplies every minimum time")
+    ap.add_argument("--time-scale", type=float, default=0.7,
+                    help="multiplies every minimum time (0.7: the full run in under 30 minutes)")
     ap.add_argument("--conv-min-time", type=float, default=0.1)
     ap.add_argument("--timeout", type=int, default=600, help="per process, seconds")
     ap.add_argument("--out", default=None, help="default: <build>/bench-compare.md")

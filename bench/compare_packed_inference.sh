@@ -3,7 +3,12 @@
 #   packed  `inq bench-model` on a b-bit packed file (runs from the codes)
 #   fp32    `inq bench-model` on the same weights as a float32 file (this framework's float path)
 #   torch   bench/pytorch_infer.py: PyTorch float32, torchvision's model (random weights)
-# One process per (side, model, bit-width, batch, round), the three sides alternating within each
+#   torch-kept  the same with glibc's malloc keeping freed memory (MALLOC_MMAP_THRESHOLD_,
+#           MALLOC_TRIM_THRESHOLD_; docs/BENCHMARKS.md: where page faults are costly, PyTorch as
+#           installed re-faults its activations on every pass). The packed/torch ratio is taken
+#           against the faster of the two PyTorch medians, the memory ratio against the smaller of
+#           their peaks (the "torch MiB" column).
+# One process per (side, model, bit-width, batch, round), the four sides alternating within each
 # round so that load drifts hit all of them. Prints a markdown table: median img/s over the rounds
 # and the largest peak resident memory of each side, and packed / torch ratios.
 #
@@ -45,14 +50,14 @@ for m in $models; do
 done
 
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(lscpu | sed -n 's/^Model name: *//p'), $threads threads, $rounds rounds of $passes passes"
-echo "| model | bits | batch | packed img/s | fp32 img/s | torch img/s | packed/torch | packed MiB | fp32 MiB | torch MiB | packed/torch memory |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| model | bits | batch | packed img/s | fp32 img/s | torch img/s | torch-kept img/s | packed/torch | packed MiB | fp32 MiB | torch MiB | packed/torch memory |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 median() { sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 maximum() { sort -n | tail -1; }
 for m in $models; do
   for b in $bit_widths; do
     for n in $batches; do
-      P=() F=() T=() PM=() FM=() TM=()
+      P=() F=() T=() K=() PM=() FM=() TM=() KM=()
       for r in $(seq "$rounds"); do
         result=$(measure "$build/inq" bench-model --arch "$m" --weights "$cache/$m-$b""bit.safetensors" --batch "$n" \
           --threads "$threads" --rounds "$passes")
@@ -66,10 +71,16 @@ for m in $models; do
           --rounds "$passes")
         read -r v mem <<<"$result"
         T+=("$v"); TM+=("$mem")
+        result=$(measure env MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=68719476736 \
+          /usr/bin/python3 bench/pytorch_infer.py --arch "$m" --batch "$n" --threads "$threads" --rounds "$passes")
+        read -r v mem <<<"$result"
+        K+=("$v"); KM+=("$mem")
       done
       p=$(printf '%s\n' "${P[@]}" | median); f=$(printf '%s\n' "${F[@]}" | median); t=$(printf '%s\n' "${T[@]}" | median)
+      k=$(printf '%s\n' "${K[@]}" | median); best=$(awk "BEGIN {print ($k > $t) ? $k : $t}")
       pm=$(printf '%s\n' "${PM[@]}" | maximum); fm=$(printf '%s\n' "${FM[@]}" | maximum); tm=$(printf '%s\n' "${TM[@]}" | maximum)
-      echo "| $m | $b | $n | $p | $f | $t | $(awk "BEGIN {printf \"%.2fx\", $p / $t}") | $pm | $fm | $tm | $(awk "BEGIN {printf \"%.2f\", $pm / $tm}") |"
+      km=$(printf '%s\n' "${KM[@]}" | maximum); tm=$(awk "BEGIN {print ($km < $tm) ? $km : $tm}")
+      echo "| $m | $b | $n | $p | $f | $t | $k | $(awk "BEGIN {printf \"%.2fx\", $p / $best}") | $pm | $fm | $tm | $(awk "BEGIN {printf \"%.2f\", $pm / $tm}") |"
     done
   done
 done

@@ -318,25 +318,38 @@ void run(float* out, const float* in, const float* w, const float* filters, cons
   const int64_t blocks = (T + Tb - 1) / Tb;
   const int threads = omp_get_max_threads();
   const bool private_blocks = threads > 1 && blocks >= 2 * threads;
-  // One workspace request per call, carved: U (unless given), then V and M for one block (shared)
-  // or per thread.
+  // The transform-point GEMMs: with AVX-512 always on framework/panel_gemm.h's kernel. Filters given
+  // as panels are used as they are; otherwise U (transformed here, or given) is laid out as panels
+  // once per call, one pass over U where sgemm packed U[xi] again for every block, and the AVX-512
+  // kernel outruns OpenBLAS's AVX2 one (OPENBLAS_CORETYPE=Haswell). Without AVX-512, sgemm on U.
+  const bool make_panels = !panels && winograd_filter_panels_supported();
+  const int64_t panel_floats = inq::panel_floats(j.Kout, j.Cin);
+  // One workspace request per call, carved: the panels made here (if any), U (unless given), then V
+  // and M for one block (shared) or per thread. U made here is dead once the panels are, so then it
+  // shares its place with V and M.
   if (panels) filters = panels;  // U is not read in its plain layout then
   const int64_t u_floats = filters ? 0 : round_up_to_line(points * j.Kout * j.Cin);
+  const int64_t up_floats = make_panels ? round_up_to_line(points * panel_floats) : 0;
   const int64_t v_stride = point_stride(j.Cin * Tb), m_stride = point_stride(j.Kout * Tb);
   const int64_t v_floats = points * v_stride, m_floats = points * m_stride;
   const int64_t copies = private_blocks ? threads : 1;
-  float* work = thread_workspace().floats(u_floats + copies * (v_floats + m_floats));
-  const float* U = filters ? filters : work;
+  const int64_t vm_floats = copies * (v_floats + m_floats);
+  float* work = thread_workspace().floats(up_floats + (make_panels ? std::max(u_floats, vm_floats)
+                                                                    : u_floats + vm_floats));
+  float* made_panels = work;
+  float* U_made = work + up_floats;
+  float* blocks_base = make_panels ? work + up_floats : work + u_floats;
+  const float* U = filters ? filters : U_made;
+  const float* gemm_panels = panels ? panels : make_panels ? made_panels : nullptr;
   // The three phases of block [t0, t0 + nb), one work item at a time.
   const auto chunks_of = [](int64_t nb) { return round_up_lanes(nb) / kLanes; };
   const auto input_item = [&](float* V, int64_t t0, int64_t nb, int64_t q) {
     const int64_t chunks = chunks_of(nb), c = q / chunks, t = t0 + q % chunks * kLanes;
     input_chunk<m>(V, in, j, c, t, t0, std::min(kLanes, t0 + nb - t), tile_rows, tile_cols, Tb, v_stride);
   };
-  const int64_t panel_floats = inq::panel_floats(j.Kout, j.Cin);
   const auto gemm_item = [&](const float* V, float* M, int64_t nb, int64_t xi) {
-    if (panels) {
-      panel_gemm_serial(panels + xi * panel_floats, j.Kout, j.Cin, V + xi * v_stride, Tb, chunks_of(nb) * kLanes,
+    if (gemm_panels) {
+      panel_gemm_serial(gemm_panels + xi * panel_floats, j.Kout, j.Cin, V + xi * v_stride, Tb, chunks_of(nb) * kLanes,
                         M + xi * m_stride, Tb, nullptr);
       return;
     }
@@ -354,11 +367,17 @@ void run(float* out, const float* in, const float* w, const float* filters, cons
     if (!filters) {
       const int64_t count = j.Kout * j.Cin;
 #pragma omp for schedule(static)
-      for (int64_t f0 = 0; f0 < count; f0 += kLanes) weight_chunk<m>(work, w, j, f0, std::min(kLanes, count - f0));
+      for (int64_t f0 = 0; f0 < count; f0 += kLanes) weight_chunk<m>(U_made, w, j, f0, std::min(kLanes, count - f0));
       // (the barrier ending the loop above: U is complete before any GEMM)
     }
+    if (make_panels) {
+#pragma omp for schedule(static)
+      for (int64_t xi = 0; xi < points; ++xi)
+        pack_panels(made_panels + xi * panel_floats, U + xi * j.Kout * j.Cin, j.Cin, j.Kout, j.Cin);
+      // (and its barrier: the panels are complete, and U made here may be overwritten by V and M)
+    }
     if (private_blocks) {
-      float* V = work + u_floats + omp_get_thread_num() * (v_floats + m_floats);
+      float* V = blocks_base + omp_get_thread_num() * (v_floats + m_floats);
       float* M = V + v_floats;
 #pragma omp for schedule(static)
       for (int64_t blk = 0; blk < blocks; ++blk) {
@@ -368,7 +387,7 @@ void run(float* out, const float* in, const float* w, const float* filters, cons
         for (int64_t q = 0; q < j.Kout * chunks_of(nb); ++q) output_item(M, t0, nb, q);
       }
     } else {
-      float* V = work + u_floats;
+      float* V = blocks_base;
       float* M = V + v_floats;
       for (int64_t t0 = 0; t0 < T; t0 += Tb) {
         const int64_t nb = std::min(Tb, T - t0);
