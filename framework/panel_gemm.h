@@ -14,7 +14,8 @@
 // multiply, and this machine's OpenBLAS runs AVX2 kernels (OPENBLAS_CORETYPE=Haswell), half the
 // AVX-512 width the CPU has. Users: inference convolutions (layers/inference_prep.h, float weights
 // laid out once; inq/packed_inference.h, panels decoded from b-bit codes per call) and Winograd's
-// transform-point GEMMs on kept filters (layers/conv2d_winograd.h).
+// transform-point GEMMs (layers/conv2d_winograd.h: on kept filters, and in training on filters laid
+// out as panels once per call).
 #include <cstdint>
 #include <functional>
 
