@@ -4,6 +4,9 @@
 #   inq    `inq train --arch resnet20 --epochs 1`: the epoch's training time as the run's log states it
 #          ("(<seconds>s train, <img/s> img/s)", data loading included, evaluation excluded)
 #   torch  bench/pytorch_train_epoch.py: the same epoch in PyTorch (its docstring says what it does)
+#          with glibc's malloc keeping freed memory (TORCH_MALLOC=kept, the default, as
+#          bench/bench_compare.py's torch-kept; docs/BENCHMARKS.md says why) or as installed
+#          (TORCH_MALLOC=default)
 # Prints a markdown table: seconds per round, medians and the ratio of speeds (> 1: this framework is
 # faster). Run it on an otherwise idle machine.
 #
@@ -14,6 +17,12 @@ rounds=${2:-3}
 data=${3:-/usr/share/datasets/fashion-mnist}
 build=${BUILD:-build}
 python=${PYTHON:-/usr/bin/python3}
+torch_env=()
+case ${TORCH_MALLOC:-kept} in
+  kept) torch_env=(env MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=68719476736) ;;
+  default) ;;
+  *) echo "compare_train_epoch.sh: TORCH_MALLOC must be kept or default, not '$TORCH_MALLOC'" >&2; exit 2 ;;
+esac
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 ours=() theirs=()
@@ -28,7 +37,7 @@ for r in $(seq 1 "$rounds"); do
       [[ -n $s ]] || { printf 'compare_train_epoch.sh: no epoch time in the log:\n%s\n' "$log" >&2; exit 1; }
       ours+=("$s")
     else
-      out=$("$python" bench/pytorch_train_epoch.py --data "$data" --threads "$threads") || exit 1
+      out=$("${torch_env[@]}" "$python" bench/pytorch_train_epoch.py --data "$data" --threads "$threads") || exit 1
       s=$(sed -n 's/.* seconds=\([0-9.]*\) .*/\1/p' <<<"$out")
       theirs+=("$s")
     fi
@@ -41,5 +50,5 @@ echo "# ResNet-20, one training epoch of Fashion-MNIST (60,000 images), $threads
 echo "| side | seconds per round | median | img/s |"
 echo "|---|---|---|---|"
 echo "| inq | ${ours[*]} | $mo | $(awk -v s="$mo" 'BEGIN {printf "%.0f", 60000 / s}') |"
-echo "| torch | ${theirs[*]} | $mt | $(awk -v s="$mt" 'BEGIN {printf "%.0f", 60000 / s}') |"
+echo "| torch (malloc ${TORCH_MALLOC:-kept}) | ${theirs[*]} | $mt | $(awk -v s="$mt" 'BEGIN {printf "%.0f", 60000 / s}') |"
 echo "speed ratio (torch seconds / inq seconds): $(awk -v a="$mo" -v b="$mt" 'BEGIN {printf "%.2f", b / a}')"
