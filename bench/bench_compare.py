@@ -6,11 +6,11 @@ For every workload, thread count and round it starts one process per framework, 
 load drifts hit all alike. PyTorch runs with glibc's malloc told to keep freed memory
 ("torch-kept": MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ raised, the effect of the
 jemalloc/tcmalloc that PyTorch's CPU tuning guides recommend), and with --torch-malloc both also as
-a user gets it ("torch"). PyTorch allocates
-fresh activations every step; by default glibc returns large blocks to the kernel and the next step
-page-faults them back in, which on a VM with costly page faults halves PyTorch's speed. The stricter
-ratio, against torch-kept, is the yardstick; this framework keeps its memory (a caching allocator). Each process prints one "result key=value ..." line (images/s, peak
-resident memory). Then, per thread count, bench/bench_conv measures the machine's sgemm peak and this
+a user gets it ("torch"). PyTorch allocates fresh activations every step; by default glibc
+returns large blocks to the kernel and the next step page-faults them back in, which on a VM with
+costly page faults halves PyTorch's speed. The stricter ratio, against torch-kept, is the
+yardstick; this framework keeps its memory (a caching allocator). Each process prints one
+"result key=value ..." line (images/s, peak resident memory). Then, per thread count, bench/bench_conv measures the machine's sgemm peak and this
 framework's convolutions on bench_conv's shapes, and bench/pytorch_conv.py PyTorch's on the same
 shapes. The report (markdown) goes to stdout and to --out:
 
@@ -22,7 +22,8 @@ shapes. The report (markdown) goes to stdout and to --out:
   conv        GFLOP/s per shape, forward and backward, and as a share of the sgemm peak measured at
               the same thread count
 
-  bench/bench_compare.py                       # the full table (about 30 minutes on 2 cores)
+  bench/bench_compare.py                       # the full table (about 25 minutes on 2 cores)
+  bench/bench_compare.py --torch-malloc both   # PyTorch also as installed (about 35 minutes)
   bench/bench_compare.py --quick               # smoke test: 1 round, 2 threads, 3 models (~2 min)
   bench/bench_compare.py --models resnet20 --threads 2 --rounds 5
 
