@@ -10,9 +10,9 @@ a user gets it ("torch"). PyTorch allocates fresh activations every step; by def
 returns large blocks to the kernel and the next step page-faults them back in, which on a VM with
 costly page faults halves PyTorch's speed. The stricter ratio, against torch-kept, is the
 yardstick; this framework keeps its memory (a caching allocator). Each process prints one
-"result key=value ..." line (images/s, peak resident memory). Then, per thread count, bench/bench_conv measures the machine's sgemm peak and this
-framework's convolutions on bench_conv's shapes, and bench/pytorch_conv.py PyTorch's on the same
-shapes. The report (markdown) goes to stdout and to --out:
+"result key=value ..." line (images/s, peak resident memory). Then, per thread count,
+bench/bench_conv measures the machine's sgemm peak and this framework's convolutions on
+bench_conv's shapes, and bench/pytorch_conv.py PyTorch's on the same shapes. The report (markdown) goes to stdout and to --out:
 
   workloads   the five paper models (224x224, 1000 classes): training step at batch 8, inference
               at batch 1 and 8; LeNet-5 and ResNet-20 (1x28x28, 10 classes) training step at batch 128
