@@ -18,7 +18,6 @@
 #include "inq/packed_inference.h"
 #include "inq/packed_matrix.h"
 #include "inq/packed_model.h"
-#include "layers/conv2d_winograd.h"
 #include "layers/init.h"
 #include "models/registry.h"
 
@@ -297,19 +296,9 @@ TEST(PackedLayers, Conv2dOnWinogradShapesIsBitIdenticalToTheFloatLayer) {
       ASSERT_TRUE(packed_winograd_pays(g)) << g.str();
       const Tensor x = random_tensor(c.x, rng);
       NoGradGuard no_grad;
-      // The float kernel on the same weights: with AVX-512 the packed layer hands its transformed
-      // filters to the kernel as panels (panel_gemm's sums), as a float layer frozen for inference does.
-      std::vector<float> want = layer.forward(x).to_vector();
-      if (winograd_filter_panels_supported()) {
-        const int m = choose_conv2d_algorithm(g).tile;
-        std::vector<float> U(static_cast<size_t>(winograd_filter_floats(g, m)));
-        std::vector<float> Up(static_cast<size_t>(winograd_filter_panel_floats(g, m)));
-        winograd_transform_filters(U.data(), w.data(), g, m);
-        winograd_pack_filter_panels(Up.data(), U.data(), g, m);
-        winograd_conv2d_forward(want.data(), x.data(), nullptr, c.o.bias ? layer.bias.data() : nullptr, g,
-                                WinogradConfig{.m = m, .filter_panels = Up.data()});
-      }
-      const std::vector<float> got = packed_layer.forward(x).to_vector();
+      // The float layer on the same weights. With AVX-512 both hand the transformed filters to the
+      // panel kernel (the float layer lays them out per call, the packed one a panel at a time).
+      const std::vector<float> want = layer.forward(x).to_vector(), got = packed_layer.forward(x).to_vector();
       ASSERT_EQ(got.size(), want.size());
       EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)))
           << "bits " << bits << " " << g.str();
