@@ -10,6 +10,7 @@
 #include <omp.h>
 
 #include "framework/autograd.h"
+#include "framework/dot_gemm.h"
 #include "framework/error.h"
 #include "framework/gemm.h"
 #include "framework/workspace.h"
@@ -129,7 +130,8 @@ Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept, b
   const bool forced = mode == Conv2dAlgorithm::Winograd;
   plan.winograd_forward = forced || (g.C >= 16 && g.K >= 16 && saves_multiplies);
   plan.winograd_data = forced || (g.C >= 16 && g.K >= 16 && f4_pays);
-  plan.winograd_weight = forced || (g.C >= 32 && g.K >= 32 && f4_pays);
+  const int64_t weight_min_channels = dot_gemm_supported() ? 16 : 32;
+  plan.winograd_weight = forced || (g.C >= weight_min_channels && g.K >= weight_min_channels && f4_pays);
   plan.tile = (forced || f4_pays) ? 4 : 2;
   return plan;
 }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "framework/dot_gemm.h"
 #include "framework/error.h"
 #include "framework/panel_gemm.h"
 #include "framework/random.h"
@@ -366,11 +367,14 @@ TEST(WinogradDispatch, Conv2dKernelsRunThePathTheDispatcherChose) {
   EXPECT_NE(y_auto, y_im2col);
   EXPECT_NE(dx_auto, dx_im2col);
   EXPECT_NE(dw_auto, dw_im2col);
-  // Between 16 and 32 channels the weight gradient stays on im2col (its measured break-even).
+  // Between 16 and 32 channels the weight gradient runs Winograd only on the AVX-512 GEMM kernel
+  // (framework/dot_gemm.h); with sgemm it stays on im2col (the measured break-even).
   set_conv2d_algorithm(Conv2dAlgorithm::Auto);
   const Conv2dPlan narrow = choose_conv2d_algorithm(Conv2dGeometry::make({128, 16, 28, 28}, {16, 16, 3, 3}, 1, 1));
   EXPECT_TRUE(narrow.winograd_forward && narrow.winograd_data);
-  EXPECT_FALSE(narrow.winograd_weight);
+  EXPECT_EQ(narrow.winograd_weight, dot_gemm_supported());
+  const Conv2dPlan narrower = choose_conv2d_algorithm(Conv2dGeometry::make({128, 15, 28, 28}, {16, 15, 3, 3}, 1, 1));
+  EXPECT_FALSE(narrower.winograd_weight);
 }
 
 TEST(WinogradDispatch, ForcedWinogradFallsBackToIm2colWhereItDoesNotApply) {

@@ -1,0 +1,153 @@
+#include "framework/dot_gemm.h"
+
+#include <algorithm>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include "framework/error.h"
+
+namespace inq {
+
+namespace {
+
+constexpr int64_t kLanes = 16;
+constexpr int kBlock = 4;  // rows of A and of B per block: 16 accumulators
+
+#if defined(__AVX512F__)
+// lane q of the result = the sum of v[q]'s 16 lanes, by one fixed tree (15 adds): neighbouring
+// accumulators are interleaved and added pairwise, first inside each 128-bit chunk, then across
+// chunks, so that every add combines two registers' worth of partial sums.
+inline __m512 reduce_16_accumulators(const __m512 v[16]) {
+  __m512 x[8], y[4], z[2];
+  for (int j = 0; j < 8; ++j)  // per chunk: [v0 + v2, w0 + w2, v1 + v3, w1 + w3] of (v, w) = v[2j], v[2j+1]
+    x[j] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * j], v[2 * j + 1]), _mm512_unpackhi_ps(v[2 * j], v[2 * j + 1]));
+  for (int j = 0; j < 4; ++j)  // per chunk: the chunk's sums of v[4j .. 4j + 3]
+    y[j] = _mm512_add_ps(_mm512_shuffle_ps(x[2 * j], x[2 * j + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                         _mm512_shuffle_ps(x[2 * j], x[2 * j + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  for (int j = 0; j < 2; ++j)  // chunks: [y0 (0+1), y0 (2+3), y1 (0+1), y1 (2+3)] of (y0, y1) = y[2j], y[2j+1]
+    z[j] = _mm512_add_ps(_mm512_shuffle_f32x4(y[2 * j], y[2 * j + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(y[2 * j], y[2 * j + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  // chunk j: the totals of v[4j .. 4j + 3]
+  return _mm512_add_ps(_mm512_shuffle_f32x4(z[0], z[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm512_shuffle_f32x4(z[0], z[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// The sum of v's 16 lanes by a fixed tree (GCC 12's _mm512_reduce_add_ps trips -Wuninitialized).
+inline float reduce_accumulator(__m512 v) {
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+  v = _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(1, 0, 3, 2)));
+  v = _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm512_cvtss_f32(v);
+}
+
+// C[r][c] (+)= A row r . B row c for r < R, c < NC.
+template <int R, int NC>
+void dot_block(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t K, float* C, int64_t ldc,
+               bool accumulate) {
+  // Plain unrolled loops (no lambda, no pointer to acc inside the loop): GCC then keeps the
+  // accumulators in registers, where a lambda capturing them made it store all 16 every step.
+  __m512 acc[R][NC];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int c = 0; c < NC; ++c) acc[r][c] = _mm512_setzero_ps();
+  int64_t k = 0;
+  __mmask16 mask = static_cast<__mmask16>(0xFFFF);
+  for (;;) {
+    if (k + kLanes > K) {
+      if (k >= K) break;
+      mask = static_cast<__mmask16>((1u << (K - k)) - 1u);  // the last, partial vector
+    }
+    __m512 a[R], b[NC];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) a[r] = _mm512_maskz_loadu_ps(mask, A + r * lda + k);
+#pragma GCC unroll 4
+    for (int c = 0; c < NC; ++c) b[c] = _mm512_maskz_loadu_ps(mask, B + c * ldb + k);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int c = 0; c < NC; ++c) acc[r][c] = _mm512_fmadd_ps(a[r], b[c], acc[r][c]);
+    k += kLanes;
+  }
+  alignas(64) float sums[kLanes];
+  if constexpr (R == kBlock && NC == kBlock) {
+    const __m512 v[16] = {acc[0][0], acc[0][1], acc[0][2], acc[0][3], acc[1][0], acc[1][1], acc[1][2], acc[1][3],
+                          acc[2][0], acc[2][1], acc[2][2], acc[2][3], acc[3][0], acc[3][1], acc[3][2], acc[3][3]};
+    _mm512_store_ps(sums, reduce_16_accumulators(v));
+  } else {
+    for (int r = 0; r < R; ++r)
+      for (int c = 0; c < NC; ++c) sums[r * NC + c] = reduce_accumulator(acc[r][c]);
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < NC; ++c) {
+      float& out = C[r * ldc + c];
+      out = accumulate ? out + sums[r * NC + c] : sums[r * NC + c];
+    }
+}
+
+using BlockFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*, int64_t, bool);
+
+template <int R>
+BlockFn block_for_columns(int64_t nc) {
+  switch (nc) {
+    case 1: return dot_block<R, 1>;
+    case 2: return dot_block<R, 2>;
+    case 3: return dot_block<R, 3>;
+    default: return dot_block<R, 4>;
+  }
+}
+
+BlockFn block_for(int64_t rows, int64_t cols) {
+  switch (rows) {
+    case 1: return block_for_columns<1>(cols);
+    case 2: return block_for_columns<2>(cols);
+    case 3: return block_for_columns<3>(cols);
+    default: return block_for_columns<4>(cols);
+  }
+}
+#endif
+
+}  // namespace
+
+bool dot_gemm_supported() {
+#if defined(__AVX512F__)
+  return true;
+#else
+  return false;
+#endif
+}
+
+void dot_gemm(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M, int64_t N, int64_t K, float* C,
+              int64_t ldc, bool accumulate) {
+  INQ_CHECK(M >= 0 && N >= 0 && K >= 0 && lda >= K && ldb >= K && ldc >= N,
+            "Given dot_gemm of M={} N={} K={} with lda={} ldb={} ldc={}, expected non-negative sizes and strides "
+            "at least the row lengths",
+            M, N, K, lda, ldb, ldc);
+#if defined(__AVX512F__)
+  for (int64_t i = 0; i < M; i += kBlock) {
+    const int64_t rows = std::min<int64_t>(kBlock, M - i);
+    for (int64_t j = 0; j < N; j += kBlock)
+      block_for(rows, std::min<int64_t>(kBlock, N - j))(A + i * lda, lda, B + j * ldb, ldb, K, C + i * ldc + j, ldc,
+                                                        accumulate);
+  }
+#else
+  (void)A, (void)B, (void)C, (void)accumulate;
+  throw Error("dot_gemm needs a build with AVX-512 (check dot_gemm_supported() first)");
+#endif
+}
+
+void dot_gemm_reference(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M, int64_t N, int64_t K,
+                        float* C, int64_t ldc, bool accumulate) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double s = 0.0;
+      for (int64_t k = 0; k < K; ++k) s += static_cast<double>(A[i * lda + k]) * B[j * ldb + k];
+      float& out = C[i * ldc + j];
+      out = accumulate ? out + static_cast<float>(s) : static_cast<float>(s);
+    }
+}
+
+}  // namespace inq

@@ -1,0 +1,33 @@
+#pragma once
+// A GEMM for two operands that both run along the inner dimension, with this project's own
+// AVX-512 kernel instead of OpenBLAS:
+//   C (M x N, row stride ldc) = A (M x K, row stride lda) * B^T     (B stored N x K, row stride ldb)
+//   or C += that (accumulate)
+// Every output is a dot product of a row of A with a row of B. The kernel computes a 4 x 4 block
+// of them at a time: per 16 values of k, 4 vector loads of A, 4 of B and 16 FMAs into 16
+// accumulators, each holding 16 partial sums (one per lane); at the end of the rows the 16
+// accumulators are reduced across their lanes by one fixed tree of shuffles and adds. Blocks at
+// the edges (M or N not a multiple of 4) reduce each accumulator on its own; K needs no padding
+// (the last vector is a masked load). Each output's order of additions depends only on (M, N, K),
+// never on threads.
+// Why: Winograd's weight gradient is, per transform point, Mw (K x C) += E (K x T) * V^T with
+// T = 128 tiles, K and C 16..64 channels, and E and V both stored with the tiles contiguous.
+// OpenBLAS (AVX2 kernels on this machine, OPENBLAS_CORETYPE=Haswell) packs both operands on each of
+// those thousands of small calls, which took as long as the multiplies. Users:
+// layers/conv2d_winograd.cpp (the weight-gradient GEMMs).
+#include <cstdint>
+
+namespace inq {
+
+// True when this build has the AVX-512 kernel; without it dot_gemm throws (callers check first).
+bool dot_gemm_supported();
+
+// On the calling thread alone (callers split the work, for instance one transform point per item).
+void dot_gemm(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M, int64_t N, int64_t K, float* C,
+              int64_t ldc, bool accumulate);
+
+// The naive twin: every dot product in double, rounded once (then added to C when accumulating).
+void dot_gemm_reference(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M, int64_t N, int64_t K,
+                        float* C, int64_t ldc, bool accumulate);
+
+}  // namespace inq
