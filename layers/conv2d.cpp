@@ -83,7 +83,12 @@ bool direct_pays(const Conv2dGeometry& g) { return direct_conv2d_vectorized() &&
 // dilation-1, ungrouped layer with at least 16 input
 // and 16 output channels whose Winograd GEMMs do at most half the direct method's multiplies
 // (8 * tiles <= N * OH * OW, tiles rounded up to the kernels' 16-lane width); for the weight
-// gradient the same with at least 32 channels each; im2col + sgemm for everything else.
+// gradient the same, from 16 channels each where its GEMMs run on the AVX-512 dot-product kernel
+// (framework/dot_gemm.h) and from 32 with sgemm; im2col + sgemm for everything else. The weight
+// gradient with the dot-product kernel (bench_conv, 2 threads, Zen 5 VM, 2026-12-02, medians of 3,
+// GFLOP/s of the direct method's FLOPs, im2col -> Winograd F(4x4)): r20 16c 28x28 87 -> 129,
+// r20 32c 14x14 102 -> 188, r20 64c 7x7 124 -> 278, r50 64c 56x56 139 -> 395, r50 128c 28x28
+// 148 -> 499, r50 256c 14x14 162 -> 381, r50 512c 7x7 163 -> 158.
 // Measured with bench_conv (2 threads, busy machine, process CPU time, 2026-11-30; GFLOP/s of the
 // direct method's FLOPs, im2col -> Winograd F(4x4); sgemm peak about 86):
 //                          forward        input gradient  weight gradient
