@@ -377,7 +377,13 @@ void output_chunk(float* out, const float* M, const float* bias, const Job& j, i
   constexpr int a = T::a;
   v16 in[a * a], res[m * m];
   const float* src = M + k * ldm + (t - t0);
-  for (int p = 0; p < a * a; ++p) std::memcpy(&in[p], src + p * point_stride, sizeof(v16));
+  for (int p = 0; p < a * a; ++p) {
+    std::memcpy(&in[p], src + p * point_stride, sizeof(v16));
+    // The next chunk's line of the same point (tiles t + 16..t + 31, the next work item): the 36
+    // lines of a chunk lie far apart, a pattern the hardware prefetcher does not follow. Loading M
+    // went from ~44% to ~21% of this function's time (perf, ResNet-20 training step, 1 thread).
+    __builtin_prefetch(src + p * point_stride + kLanes, 0, 3);
+  }
   two_sided<m, a>(in, res, [](int r, int i) { return T::AT[r][i]; });
   alignas(64) float o[m * m][kLanes];
   std::memcpy(o, res, sizeof(o));
