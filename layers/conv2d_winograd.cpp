@@ -565,14 +565,18 @@ void run_weight_grad(float* dw, const float* x, const float* dy, const Job& j, i
   {
     for (int64_t t0 = 0; t0 < T; t0 += Tb) {
       const int64_t nb = std::min(Tb, T - t0), chunks = chunks_of(nb);
+      // Each kind of transform split between the threads on its own (one barrier after both): an
+      // input patch costs about twice a dy tile, and one loop over both kinds gave the first thread
+      // the input transforms and the second the dy ones (2.9% of a ResNet-20 step spent waiting).
+#pragma omp for schedule(static) nowait
+      for (int64_t q = 0; q < j.Cin * chunks; ++q) {
+        const int64_t t = t0 + q % chunks * kLanes;
+        input_chunk<m>(V, x, j, q / chunks, t, t0, std::min(kLanes, t0 + nb - t), tile_rows, tile_cols, Tb, v_stride);
+      }
 #pragma omp for schedule(static)
-      for (int64_t q = 0; q < (j.Cin + j.Kout) * chunks; ++q) {
-        const int64_t row = q / chunks, t = t0 + q % chunks * kLanes, count = std::min(kLanes, t0 + nb - t);
-        if (row < j.Cin) {
-          input_chunk<m>(V, x, j, row, t, t0, count, tile_rows, tile_cols, Tb, v_stride);
-        } else {
-          dy_chunk<m>(E, dy, j, row - j.Cin, t, t0, count, tile_rows, tile_cols, Tb, e_stride);
-        }
+      for (int64_t q = 0; q < j.Kout * chunks; ++q) {
+        const int64_t t = t0 + q % chunks * kLanes;
+        dy_chunk<m>(E, dy, j, q / chunks, t, t0, std::min(kLanes, t0 + nb - t), tile_rows, tile_cols, Tb, e_stride);
       }
 #pragma omp for schedule(static)
       for (int64_t xi = 0; xi < points; ++xi) {
