@@ -46,10 +46,25 @@ import time
 PAPER_MODELS = ("alexnet", "vgg16", "googlenet", "resnet18", "resnet50")
 SMALL_MODELS = ("lenet5", "resnet20")
 QUICK_MODELS = ("lenet5", "resnet20", "resnet18")
-# glibc malloc settings for "torch-kept": blocks up to 32 MiB (the largest threshold glibc takes)
-# come from the heap instead of their own mmap, and the heap is never trimmed, so memory freed by
-# one step is reused by the next instead of being unmapped and faulted in again.
-TORCH_KEPT_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 36)}
+
+
+def read_env_file(path):
+    """NAME=VALUE lines of `path` as a dict (blank lines and # comments skipped)."""
+    env = {}
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            name, sep, value = line.partition("=")
+            if not sep or not name:
+                raise ValueError(f"{path}:{number}: expected NAME=VALUE, got {line!r}")
+            env[name] = value
+    return env
+
+
+# glibc malloc settings for "torch-kept" (why: bench/torch_kept.env), shared with the shell scripts.
+TORCH_KEPT_ENV = read_env_file(os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_kept.env"))
 TORCH_VARIANTS = {"both": ("torch", "torch-kept"), "default": ("torch",), "kept": ("torch-kept",)}
 
 

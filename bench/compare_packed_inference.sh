@@ -27,6 +27,7 @@ bit_widths=${4:-"5 4"}
 batches=${5:-"1 8"}
 build=${BUILD:-build}
 cache=$build/packed_models
+mapfile -t kept_env < <(grep -E '^[A-Za-z_]+=' "$(dirname "$0")/torch_kept.env")  # torch-kept's malloc settings
 passes=${PASSES:-10}
 mkdir -p "$cache"
 
@@ -71,8 +72,8 @@ for m in $models; do
           --rounds "$passes")
         read -r v mem <<<"$result"
         T+=("$v"); TM+=("$mem")
-        result=$(measure env MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=68719476736 \
-          /usr/bin/python3 bench/pytorch_infer.py --arch "$m" --batch "$n" --threads "$threads" --rounds "$passes")
+        result=$(measure env "${kept_env[@]}" /usr/bin/python3 bench/pytorch_infer.py --arch "$m" --batch "$n" \
+          --threads "$threads" --rounds "$passes")
         read -r v mem <<<"$result"
         K+=("$v"); KM+=("$mem")
       done

@@ -19,7 +19,7 @@ build=${BUILD:-build}
 python=${PYTHON:-/usr/bin/python3}
 torch_env=()
 case ${TORCH_MALLOC:-kept} in
-  kept) torch_env=(env MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=68719476736) ;;
+  kept) mapfile -t kept < <(grep -E '^[A-Za-z_]+=' "$(dirname "$0")/torch_kept.env"); torch_env=(env "${kept[@]}") ;;
   default) ;;
   *) echo "compare_train_epoch.sh: TORCH_MALLOC must be kept or default, not '$TORCH_MALLOC'" >&2; exit 2 ;;
 esac

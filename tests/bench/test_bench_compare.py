@@ -5,6 +5,7 @@
 """
 import os
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
@@ -60,6 +61,20 @@ class Frameworks(unittest.TestCase):
         kept = bc.framework_env("torch-kept", 2)
         self.assertEqual(kept["MALLOC_MMAP_THRESHOLD_"], str(32 << 20))
         self.assertEqual(kept["OMP_NUM_THREADS"], "2")
+
+    def test_malloc_settings_come_from_the_shared_file(self):
+        # bench/torch_kept.env is also what the shell scripts pass to PyTorch.
+        self.assertEqual(bc.TORCH_KEPT_ENV, {"MALLOC_MMAP_THRESHOLD_": str(32 << 20),
+                                             "MALLOC_TRIM_THRESHOLD_": str(1 << 36)})
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "x.env")
+            with open(path, "w") as f:
+                f.write("# comment\n\nA=1\nB=two=2\n")
+            self.assertEqual(bc.read_env_file(path), {"A": "1", "B": "two=2"})
+            with open(path, "w") as f:
+                f.write("A=1\nnot a setting\n")
+            with self.assertRaisesRegex(ValueError, "x.env:2: expected NAME=VALUE"):
+                bc.read_env_file(path)
 
     def test_row_has_a_ratio_against_each_pytorch(self):
         def res(rate, rss):
