@@ -13,6 +13,7 @@
 #include "framework/dot_gemm.h"
 #include "framework/error.h"
 #include "framework/gemm.h"
+#include "framework/panel_gemm.h"
 #include "framework/workspace.h"
 #include "layers/conv2d_direct.h"
 #include "layers/conv2d_winograd.h"
@@ -197,13 +198,52 @@ void gather_rows(float* staged, const float* dy, int64_t n, int64_t K, int64_t P
   }
 }
 
+// The im2col path's weight-times-activations GEMMs (the forward, W * col, and the input gradient,
+// W^T * dy) on this project's AVX-512 panel kernel (framework/panel_gemm.h) where the build has it
+// and the convolution has one group: the weight, laid out as panels once per call, instead of
+// sgemm, which packs it again for every chunk and runs AVX2 kernels on this machine
+// (OPENBLAS_CORETYPE=Haswell). The weight gradient, a product of two activation-sized matrices,
+// stays on sgemm (whose cache blocking matters there) except on one thread's own chunk, which goes
+// to framework/dot_gemm.h (see backward_chunk). `rows_of_w_transposed`: lay out W^T
+// (C*R*S x K) instead of W (K x C*R*S). Returns null where sgemm is kept. The panels live in the
+// calling thread's operand workspace (framework/workspace.h) until the next such call.
+const float* weight_panels(const float* w, const Conv2dGeometry& g, bool rows_of_w_transposed) {
+  if (!panel_gemm_supported() || g.groups != 1) return nullptr;
+  const int64_t K = g.K, inner = g.group_col_rows();
+  if (!rows_of_w_transposed) {
+    float* panels = thread_operand_workspace().floats(panel_floats(K, inner));
+    pack_panels(panels, w, inner, K, inner);
+    return panels;
+  }
+  // W^T row r is column r of W: transposed into the space after the panels, then laid out.
+  const int64_t panel_size = round_up_to_line(panel_floats(inner, K));
+  float* panels = thread_operand_workspace().floats(panel_size + inner * K);
+  float* wt = panels + panel_size;
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t r = 0; r < inner; ++r) wt[r * K + k] = w[k * inner + r];
+  pack_panels(panels, wt, K, inner, K);
+  return panels;
+}
+
+// C (M x N, ldc) = panels (M x K) * B (K x N, ldb) (+ bias): on the calling thread inside a
+// parallel region (parallel images: each thread runs whole chunks), else over the team.
+void panels_times(const float* panels, int64_t M, int64_t K, const float* B, int64_t ldb, int64_t N, float* C,
+                  int64_t ldc, const float* bias) {
+  if (omp_in_parallel()) {
+    panel_gemm_serial(panels, M, K, B, ldb, N, C, ldc, bias);
+  } else {
+    panel_gemm(panels, M, K, B, ldb, N, C, ldc, bias);
+  }
+}
+
 }  // namespace
 
 namespace {
 
-// Images [n0, n0 + chunk) of the forward (fewer in the last chunk), with the plan's buffers.
-void forward_chunk(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g,
-                   const Plan& plan, int64_t n0) {
+// Images [n0, n0 + chunk) of the forward (fewer in the last chunk), with the plan's buffers; with
+// w_panels (weight_panels) the GEMM runs on the panel kernel.
+void forward_chunk(float* y, const float* x, const float* w, const float* w_panels, const float* b,
+                   const Conv2dGeometry& g, const Plan& plan, int64_t n0) {
   const int64_t P = g.output_pixels(), image = g.C * g.H * g.W, G = g.groups;
   const int64_t Kg = g.outputs_per_group(), inner = g.group_col_rows();
   const int64_t n = std::min(plan.chunk, g.N - n0), ld = n * P;
@@ -214,6 +254,12 @@ void forward_chunk(float* y, const float* x, const float* w, const float* b, con
     im2col(plan.col, x + n0 * image, n, g);
   }
   float* out = plan.staged ? plan.staged : y + n0 * g.K * P;
+  if (w_panels) {
+    // The bias rides on the GEMM unless scatter_output adds it.
+    panels_times(w_panels, g.K, inner, col, ld, ld, out, ld, plan.staged ? nullptr : b);
+    if (plan.staged) scatter_output(y + n0 * g.K * P, plan.staged, b, n, g.K, P);
+    return;
+  }
   // Unchunked: start from the bias and let the GEMM add onto it (beta = 1), saving a pass.
   float beta = 0.0f;
   if (!plan.staged && b) {
@@ -236,6 +282,7 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
     winograd_conv2d_forward(y, x, w, b, g, WinogradConfig{.m = algo.tile});
     return;
   }
+  const float* w_panels = weight_panels(w, g, /*rows_of_w_transposed=*/false);
   if (g.parallel_images) {
     // Whole chunks per thread; sgemm inside a parallel region runs on the calling thread alone
     // (OpenBLAS's OpenMP build checks omp_in_parallel), and so do the nested loops of im2col and
@@ -245,12 +292,12 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
       const Plan plan = make_plan(g, true);  // this thread's workspace
       const int64_t chunks = chunk_count(g, plan);
 #pragma omp for schedule(static)
-      for (int64_t c = 0; c < chunks; ++c) forward_chunk(y, x, w, b, g, plan, c * plan.chunk);
+      for (int64_t c = 0; c < chunks; ++c) forward_chunk(y, x, w, w_panels, b, g, plan, c * plan.chunk);
     }
     return;
   }
   const Plan plan = make_plan(g, true);
-  for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk) forward_chunk(y, x, w, b, g, plan, n0);
+  for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk) forward_chunk(y, x, w, w_panels, b, g, plan, n0);
 }
 
 namespace {
@@ -259,7 +306,7 @@ namespace {
 // added into dw (dw_beta = 1) or written over it (dw_beta = 0); its input gradient is added into
 // the chunk's images of dx, or written over them when write_dx (those images are zeroed right
 // before col2im adds into them, while they are about to be in cache anyway).
-void backward_chunk(float* dx, float* dw, const float* dy, const float* x, const float* w,
+void backward_chunk(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* wt_panels,
                     const Conv2dGeometry& g, const Plan& plan, int64_t n0, float dw_beta, bool write_dx) {
   const int64_t P = g.output_pixels(), image = g.C * g.H * g.W, G = g.groups;
   const int64_t Kg = g.outputs_per_group(), Cg = g.channels_per_group(), inner = g.group_col_rows();
@@ -277,12 +324,20 @@ void backward_chunk(float* dx, float* dw, const float* dy, const float* x, const
     } else {
       im2col(plan.col, x + n0 * image, n, g);
     }
-    for (int64_t grp = 0; grp < G; ++grp)
-      sgemm(false, true, Kg, inner, ld, 1.0f, dyc + grp * Kg * ld, ld, col + grp * inner * ld, ld, dw_beta,
-            dw + grp * Kg * inner, inner);
+    if (omp_in_parallel() && G == 1 && dot_gemm_supported()) {
+      // A thread's own chunk (parallel images): dy and col both run along the chunk's pixels, the
+      // dot-product kernel's layout, and a chunk's rows are short enough to stay in cache.
+      dot_gemm(dyc, ld, col, ld, g.K, inner, ld, dw, inner, /*accumulate=*/dw_beta != 0.0f);
+    } else {
+      for (int64_t grp = 0; grp < G; ++grp)
+        sgemm(false, true, Kg, inner, ld, 1.0f, dyc + grp * Kg * ld, ld, col + grp * inner * ld, ld, dw_beta,
+              dw + grp * Kg * inner, inner);
+    }
   }
   if (dx) {
-    if (plan.direct) {
+    if (plan.direct && wt_panels && write_dx) {
+      panels_times(wt_panels, g.C, g.K, dyc, P, P, dx + n0 * image, P, nullptr);
+    } else if (plan.direct) {
       // dx_g (Cg, P) += w_g^T (Cg, Kg) * dy_g (Kg, P): the 1x1 col gradient is the image gradient.
       for (int64_t grp = 0; grp < G; ++grp)
         sgemm(true, false, Cg, P, Kg, 1.0f, w + grp * Kg * Cg, Cg, dyc + grp * Kg * P, P, write_dx ? 0.0f : 1.0f,
@@ -290,9 +345,13 @@ void backward_chunk(float* dx, float* dw, const float* dy, const float* x, const
     } else {
       // dcol_g (inner, n*P) = w_g^T * dy_g, into the col buffer (free again once dw is done),
       // then folded back onto the images.
-      for (int64_t grp = 0; grp < G; ++grp)
-        sgemm(true, false, inner, ld, Kg, 1.0f, w + grp * Kg * inner, inner, dyc + grp * Kg * ld, ld, 0.0f,
-              plan.col + grp * inner * ld, ld);
+      if (wt_panels) {
+        panels_times(wt_panels, inner, g.K, dyc, ld, ld, plan.col, ld, nullptr);
+      } else {
+        for (int64_t grp = 0; grp < G; ++grp)
+          sgemm(true, false, inner, ld, Kg, 1.0f, w + grp * Kg * inner, inner, dyc + grp * Kg * ld, ld, 0.0f,
+                plan.col + grp * inner * ld, ld);
+      }
       if (write_dx) std::fill(dx + n0 * image, dx + (n0 + n) * image, 0.0f);
       col2im(dx + n0 * image, plan.col, n, g);
     }
@@ -304,7 +363,7 @@ void backward_chunk(float* dx, float* dw, const float* dy, const float* x, const
 // in thread order. The sum's order depends on the thread count but not on timing, so results
 // are deterministic for a given thread count. dx needs no reduction: chunks own their images.
 void backward_parallel_images(float* dx, float* dw, const float* dy, const float* x, const float* w,
-                              const Conv2dGeometry& g, bool accumulate) {
+                              const float* wt_panels, const Conv2dGeometry& g, bool accumulate) {
   const int64_t wsize = g.K * g.group_col_rows();
   std::vector<float*> partials(static_cast<size_t>(omp_get_max_threads()), nullptr);
 #pragma omp parallel
@@ -317,7 +376,7 @@ void backward_parallel_images(float* dx, float* dw, const float* dy, const float
     const int64_t chunks = chunk_count(g, plan);
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c)
-      backward_chunk(dx, plan.extra, dy, x, w, g, plan, c * plan.chunk, 1.0f, !accumulate);
+      backward_chunk(dx, plan.extra, dy, x, w, wt_panels, g, plan, c * plan.chunk, 1.0f, !accumulate);
   }
   if (!dw) return;
   bool first = true;
@@ -368,15 +427,16 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
     }
   }
   if (!dx && !dw) return;
+  const float* wt_panels = dx ? weight_panels(w, g, /*rows_of_w_transposed=*/true) : nullptr;
   if (g.parallel_images) {
-    backward_parallel_images(dx, dw, dy, x, w, g, accumulate);
+    backward_parallel_images(dx, dw, dy, x, w, wt_panels, g, accumulate);
     return;
   }
   const Plan plan = make_plan(g, true);
   // Chunks run in order and each adds into dw with beta = 1 (the first writes it when not
   // accumulating): a fixed summation order over images.
   for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk)
-    backward_chunk(dx, dw, dy, x, w, g, plan, n0, n0 == 0 && !accumulate ? 0.0f : 1.0f, !accumulate);
+    backward_chunk(dx, dw, dy, x, w, wt_panels, g, plan, n0, n0 == 0 && !accumulate ? 0.0f : 1.0f, !accumulate);
 }
 
 // ---------------------------------------------------------------------------------------------
