@@ -215,13 +215,18 @@ const float* weight_panels(const float* w, const Conv2dGeometry& g, bool rows_of
     pack_panels(panels, w, inner, K, inner);
     return panels;
   }
-  // W^T row r is column r of W: transposed into the space after the panels, then laid out.
-  const int64_t panel_size = round_up_to_line(panel_floats(inner, K));
-  float* panels = thread_operand_workspace().floats(panel_size + inner * K);
-  float* wt = panels + panel_size;
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t r = 0; r < inner; ++r) wt[r * K + k] = w[k * inner + r];
-  pack_panels(panels, wt, K, inner, K);
+  // Panels of W^T (inner x K): panel p's entry (k, r) is W^T[p * 14 + r][k] = W[k][p * 14 + r], so
+  // each k copies kPanelRows consecutive floats of W's row k (zeros past inner).
+  float* panels = thread_operand_workspace().floats(panel_floats(inner, K));
+#pragma omp parallel for schedule(static) if (inner * K >= (int64_t{1} << 18))
+  for (int64_t p = 0; p < panel_count(inner); ++p) {
+    const int64_t r0 = p * kPanelRows, rows = std::min(kPanelRows, inner - r0);
+    float* dst = panels + p * K * kPanelRows;
+    for (int64_t k = 0; k < K; ++k) {
+      const float* src = w + k * inner + r0;
+      for (int64_t r = 0; r < kPanelRows; ++r) dst[k * kPanelRows + r] = r < rows ? src[r] : 0.0f;
+    }
+  }
   return panels;
 }
 
