@@ -99,16 +99,20 @@ bool panel_gemm_supported() {
 #endif
 }
 
-void pack_panels(float* Ap, const float* A, int64_t lda, int64_t M, int64_t K) {
+void pack_panels_strided(float* Ap, const float* A, int64_t row_stride, int64_t col_stride, int64_t M, int64_t K) {
 #pragma omp parallel for schedule(static) if (M * K >= (int64_t{1} << 18))
   for (int64_t p = 0; p < panel_count(M); ++p) {
     float* dst = Ap + p * K * kPanelRows;
     for (int64_t k = 0; k < K; ++k)
       for (int64_t r = 0; r < kPanelRows; ++r) {
         const int64_t i = p * kPanelRows + r;
-        dst[k * kPanelRows + r] = i < M ? A[i * lda + k] : 0.0f;
+        dst[k * kPanelRows + r] = i < M ? A[i * row_stride + k * col_stride] : 0.0f;
       }
   }
+}
+
+void pack_panels(float* Ap, const float* A, int64_t lda, int64_t M, int64_t K) {
+  pack_panels_strided(Ap, A, lda, 1, M, K);
 }
 
 void panel_gemm_serial(const float* Ap, int64_t M, int64_t K, const float* B, int64_t ldb, int64_t N, float* C,

@@ -32,6 +32,9 @@ bool panel_gemm_supported();
 
 // Lays A (M x K, row stride lda) out as panels (panel_floats(M, K) floats at Ap).
 void pack_panels(float* Ap, const float* A, int64_t lda, int64_t M, int64_t K);
+// The same for A[i][k] at A + i * row_stride + k * col_stride: with row_stride 1 and col_stride ld,
+// the panels of the transpose of a row-major (K x M, row stride ld) matrix, without transposing it.
+void pack_panels_strided(float* Ap, const float* A, int64_t row_stride, int64_t col_stride, int64_t M, int64_t K);
 
 // C = A * B (+ bias) with A as panels, on the calling thread alone (for callers that already split
 // work between threads, such as Winograd's per-transform-point GEMMs).

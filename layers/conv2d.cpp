@@ -210,23 +210,10 @@ void gather_rows(float* staged, const float* dy, int64_t n, int64_t K, int64_t P
 const float* weight_panels(const float* w, const Conv2dGeometry& g, bool rows_of_w_transposed) {
   if (!panel_gemm_supported() || g.groups != 1) return nullptr;
   const int64_t K = g.K, inner = g.group_col_rows();
-  if (!rows_of_w_transposed) {
-    float* panels = thread_operand_workspace().floats(panel_floats(K, inner));
-    pack_panels(panels, w, inner, K, inner);
-    return panels;
-  }
-  // Panels of W^T (inner x K): panel p's entry (k, r) is W^T[p * 14 + r][k] = W[k][p * 14 + r], so
-  // each k copies kPanelRows consecutive floats of W's row k (zeros past inner).
-  float* panels = thread_operand_workspace().floats(panel_floats(inner, K));
-#pragma omp parallel for schedule(static) if (inner * K >= (int64_t{1} << 18))
-  for (int64_t p = 0; p < panel_count(inner); ++p) {
-    const int64_t r0 = p * kPanelRows, rows = std::min(kPanelRows, inner - r0);
-    float* dst = panels + p * K * kPanelRows;
-    for (int64_t k = 0; k < K; ++k) {
-      const float* src = w + k * inner + r0;
-      for (int64_t r = 0; r < kPanelRows; ++r) dst[k * kPanelRows + r] = r < rows ? src[r] : 0.0f;
-    }
-  }
+  // W is K x inner, row-major; W^T is the same memory read with the strides swapped.
+  const int64_t rows = rows_of_w_transposed ? inner : K, cols = rows_of_w_transposed ? K : inner;
+  float* panels = thread_operand_workspace().floats(panel_floats(rows, cols));
+  pack_panels_strided(panels, w, rows_of_w_transposed ? 1 : inner, rows_of_w_transposed ? inner : 1, rows, cols);
   return panels;
 }
 

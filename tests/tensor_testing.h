@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "framework/random.h"
 #include "framework/tensor.h"
 
 namespace inq::test {
@@ -21,6 +22,13 @@ inline bool bit_equal(float a, float b) { return std::memcmp(&a, &b, sizeof(floa
 
 inline bool bit_equal(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), sizeof(float) * a.numel()) == 0;
+}
+
+// n values drawn uniformly from [-1, 1): operands for kernel-against-naive tests.
+inline std::vector<float> random_values(int64_t n, Generator& gen) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = 2.0f * gen.uniform() - 1.0f;
+  return v;
 }
 
 }  // namespace inq::test

@@ -11,15 +11,12 @@
 #include "framework/dot_gemm.h"
 #include "framework/error.h"
 #include "framework/random.h"
+#include "tensor_testing.h"
 
 namespace inq {
 namespace {
 
-std::vector<float> random_values(int64_t n, Generator& gen) {
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = 2.0f * gen.uniform() - 1.0f;
-  return v;
-}
+using test::random_values;
 
 struct Shape3 {
   int64_t M, N, K;

@@ -1,25 +1,24 @@
 // framework/panel_gemm.h against its naive twin (double sums) on odd shapes: rows not a multiple
 // of the 14-row panel, columns not a multiple of 16 (masked tails), 1 column, K = 1, padded
 // strides, with and without bias; the decoded-panel form (PanelSource) gives the same bits as laid-out
-// panels; results do not depend on the thread count.
+// panels; results do not depend on the thread count; strided packing of a transpose gives the
+// panels of its transposed copy.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "framework/panel_gemm.h"
 #include "framework/random.h"
 #include "framework/threading.h"
+#include "tensor_testing.h"
 
 namespace inq {
 namespace {
 
-std::vector<float> random_values(int64_t n, Generator& gen) {
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = 2.0f * gen.uniform() - 1.0f;
-  return v;
-}
+using test::random_values;
 
 struct Shape3 {
   int64_t M, K, N;
@@ -92,6 +91,23 @@ TEST(PanelGemm, MatchesNaiveOnOddShapesWithStridesAndBias) {
     }
   }
   set_num_threads(saved_threads);
+}
+
+TEST(PanelGemm, StridedPackingOfATransposeEqualsPackingTheTransposedCopy) {
+  // A (K x M row-major, row stride ld) read as A^T: the same panels as A^T copied out and packed.
+  Generator gen(44);
+  for (const auto [M, K] : {std::pair<int64_t, int64_t>{1, 1}, {14, 3}, {15, 7}, {29, 33}, {3, 100}}) {
+    const int64_t ld = M + 2;
+    const std::vector<float> A = random_values(K * ld, gen);
+    std::vector<float> at(static_cast<size_t>(M * K));
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t i = 0; i < M; ++i) at[static_cast<size_t>(i * K + k)] = A[static_cast<size_t>(k * ld + i)];
+    std::vector<float> want(static_cast<size_t>(panel_floats(M, K)), std::nanf(""));
+    std::vector<float> got(want.size(), std::nanf(""));
+    pack_panels(want.data(), at.data(), K, M, K);
+    pack_panels_strided(got.data(), A.data(), 1, ld, M, K);
+    EXPECT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float))) << "M " << M << " K " << K;
+  }
 }
 
 TEST(PanelGemm, PanelsPadRowsPastMWithZeros) {
