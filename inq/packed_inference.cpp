@@ -38,37 +38,16 @@ constexpr int64_t kPanelFloats = int64_t{1} << 20;
 // transform reads them right after decoding.
 constexpr int64_t kWinogradPanelFloats = int64_t{1} << 16;
 
-// A layer sent to Winograd: the filters are decoded a panel of output channels at a time
-// (decode_rows(r0, r1, out) writes rows [r0, r1) row-major, C*3*3 floats each) and each panel is
-// transformed into U at once (layers/conv2d_winograd.h), so the float weight never exists whole; U
-// (4x the weight's floats) lives in the thread's operand workspace for this call only, so the
-// process holds one U, the largest layer's (VGG-16's 512 x 512: 38 MB). With AVX-512, U is made
-// straight in the panel layout of the transform-point GEMMs, one panel of 14 output channels per
-// work item: the same transform and kernel as a float layer frozen for inference with kept filter
-// panels (layers/inference_prep.h), so the same bits as that layer's on the decoded weights when
-// both use the same tile; without AVX-512, the float layer's forward (sgemm on U).
+// A layer sent to Winograd without the panel kernel (a build without AVX-512): the filters are
+// decoded a panel of output channels at a time (decode_rows(r0, r1, out) writes rows [r0, r1)
+// row-major, C*3*3 floats each) and each panel is transformed into U at once
+// (layers/conv2d_winograd.h), so the float weight never exists whole; U (4x the weight's floats)
+// lives in the thread's operand workspace for this call only, so the process holds one U, the
+// largest layer's (VGG-16's 512 x 512: 38 MB); then the float layer's forward (sgemm on U).
 template <class DecodeRows>
 Tensor winograd_forward(const DecodeRows& decode_rows, const Tensor& x, const float* bias, const Conv2dGeometry& g,
                         int m) {
   Tensor y = Tensor::empty(g.output_shape());
-  if (winograd_filter_panels_supported()) {
-    // Straight into the panel layout of the transform-point GEMMs (this file's AVX-512 kernel, which
-    // does not repack them per block as sgemm does), one panel of 14 output channels per work item.
-    float* Up = thread_operand_workspace().floats(winograd_filter_panel_floats(g, m));
-    const int64_t scratch_floats = round_up_to_line(winograd_filter_panel_scratch_floats(g, m));
-#pragma omp parallel
-    {
-      float* scratch = thread_workspace().floats(scratch_floats + round_up_to_line(kPanelRows * g.col_rows()));
-      float* decoded = scratch + scratch_floats;
-#pragma omp for schedule(static)
-      for (int64_t p = 0; p < panel_count(g.K); ++p) {
-        decode_rows(p * kPanelRows, std::min(g.K, (p + 1) * kPanelRows), decoded);
-        winograd_transform_filter_panel(Up, decoded, g, m, p, scratch);
-      }
-    }
-    winograd_conv2d_forward(y.data(), x.data(), nullptr, bias, g, WinogradConfig{.m = m, .filter_panels = Up});
-    return y;
-  }
   float* U = thread_operand_workspace().floats(winograd_filter_floats(g, m));
   const int64_t inner = g.col_rows();  // C * 3 * 3
   const int64_t panel_rows = std::clamp<int64_t>(kWinogradPanelFloats / inner, 1, g.K);
@@ -91,37 +70,11 @@ PackedConv2dKernel::PackedConv2dKernel(const PackedMatrix& weight, Shape weight_
                 weight.cols() == weight_shape_[1] * weight_shape_[2] * weight_shape_[3],
             "Given a packed matrix of {} x {} codes for a Conv2d weight of shape {}, expected (K, C/groups * R * S)",
             weight.rows(), weight.cols(), shape_str(weight_shape_));
-  // Could the dispatcher send this layer to Winograd at some input size? (The same test as
-  // choose_conv2d_algorithm's on everything but the image.)
-  const Conv2dGeometry probe = Conv2dGeometry::make({1, weight_shape_[1] * groups_, 8, 8}, weight_shape_,
-                                                    options.stride, options.padding, options.dilation, groups_);
-  const bool may_run_winograd = winograd_supported(probe) && probe.C >= 16 && probe.K >= 16;
   if (panel_gemm_supported() && groups_ == 1) {
     panels_ = weight.as_panels(kPanelRows);
-    if (may_run_winograd) rows_ = weight;
   } else {
     rows_ = weight;
   }
-}
-
-// Winograd on a packed layer transforms its filters on every call (U of powers of two is not a
-// set of powers of two, so it cannot be kept in b bits), which costs as much as the layer when a
-// block has few tiles; the panel kernel's direct method then wins. Measured on whole models (5-bit
-// packed files, batch 1, 2 threads, 2026-12-01, a loaded machine: compare within a row), img/s with
-// Winograd wherever the float path runs it / from 128 tiles (F(4x4)) / never:
-//   AlexNet 66.1 / 88.9 / 91.0    VGG-16 8.04 / 8.69 / 6.51
-//   ResNet-18 34.7 / 37.4 / 39.5  ResNet-50 17.4 / 18.5 / 18.7
-// (ResNet's 56x56 layers, 196 tiles, take the same time both ways: 1.07 ms per call.)
-// Since the transformed filters go to the kernel as panels (2026-12-02, same files, 2 threads, two
-// rounds each; img/s with Winograd from 12 / 40 / 128 tiles / never):
-//   ResNet-18 38.0, 32.1 / 43.1, 37.7 / 42.6, 42.1 / 41.6, 41.8
-//   ResNet-50 19.0, 15.4 / 21.1, 16.8 / 21.3, 18.7 / 19.6, 19.1
-// so the threshold stays: below ~128 tiles the transform still costs what it saves.
-constexpr int64_t kPackedWinogradMinTiles = 128;
-
-bool packed_winograd_pays(const Conv2dGeometry& g) {
-  const int64_t tiles = g.N * ((g.OH + 3) / 4) * ((g.OW + 3) / 4);
-  return tiles >= kPackedWinogradMinTiles;
 }
 
 Tensor PackedConv2dKernel::forward(const Tensor& x, const Tensor& bias, const Conv2dOptions& options) const {
@@ -134,17 +87,20 @@ Tensor PackedConv2dKernel::forward(const Tensor& x, const Tensor& bias, const Co
             "Given a packed Conv2d of {} output channels, expected a bias of shape [{}], but got {}", g.K, g.K,
             shape_str(bias.shape()));
   const float* b = bias.defined() ? bias.data() : nullptr;
-  const Conv2dPlan plan = choose_conv2d_algorithm(g);
-  // (A layer without codes by rows never reaches Winograd: INQ_CONV_ALGO=winograd may force it onto
-  // layers of fewer than 16 channels, which then stay on the panels.)
-  const bool winograd = plan.winograd_forward && holds_rows() && (!holds_panels() || packed_winograd_pays(g));
-  if (winograd || !holds_panels()) return forward_by_rows(x, b, g);
-  const int64_t panel_floats = kPanelRows * g.col_rows();
+  if (!holds_panels()) return forward_by_rows(x, b, g);
   Tensor y = Tensor::empty(g.output_shape());
+  const int64_t panel_floats = kPanelRows * g.col_rows();
+  const auto decode_panel = [&](int64_t p, float* out) { panels_.decode_rows(p, p + 1, out, panel_floats); };
+  // Winograd where a frozen float layer runs it with kept filters (F(2x2) on small images too):
+  // the streamed forward keeps no whole U either, only one transformed panel per thread.
+  if (const Conv2dPlan plan = choose_conv2d_algorithm(g, /*filters_kept=*/true); plan.winograd_forward) {
+    winograd_conv2d_forward_streamed(y.data(), x.data(), decode_panel, b, g, plan.tile);
+    return y;
+  }
   conv2d_forward_panels(
       y.data(), x.data(),
       [&](int64_t p, float* scratch) {
-        panels_.decode_rows(p, p + 1, scratch, panel_floats);
+        decode_panel(p, scratch);
         return static_cast<const float*>(scratch);
       },
       b, g);

@@ -38,12 +38,12 @@ class PackedLinearKernel : public LinearWeightKernel {
 //    time into a thread's small buffer for framework/panel_gemm.h (layers/conv2d_panels.h lowers the
 //    images as a frozen float layer does): no decoded matrix larger than a panel (14 x 4608 floats
 //    in ResNet-50) ever exists.
-//  - A layer the float path would run as Winograd (choose_conv2d_algorithm) runs as Winograd when
-//    its blocks are wide enough to pay for transforming the filters on every call
-//    (packed_winograd_pays), or always without the panel kernel: its filters are decoded by rows
-//    and transformed a few hundred at a time, so the float weight never exists whole. Such layers
-//    keep their codes by rows as well as in panels (the transform reads whole filters; turning
-//    panels back into rows cost VGG-16 a fifth of its time): twice the codes of the 3x3 layers.
+//  - A 3x3 stride-1 layer runs Winograd where a frozen float layer would with kept filters
+//    (choose_conv2d_algorithm with filters_kept: F(2x2) on small images too), from the same panels:
+//    winograd_conv2d_forward_streamed (layers/conv2d_winograd.h) has each thread decode a panel,
+//    transform it into its own buffer (one panel's U, 14 x C x 36 floats at most) and use it at
+//    once, so no whole U is written per call. Without AVX-512, Winograd layers decode their rows a
+//    few hundred filters at a time and transform them into a U for the call.
 //  - Otherwise (grouped layers, builds without AVX-512) each image is lowered by im2col in bands of
 //    output rows (at most 8 MiB of columns) and multiplied by sgemm with panels of weight rows
 //    decoded into a buffer of at most 4 MiB.
@@ -53,22 +53,17 @@ class PackedConv2dKernel : public Conv2dWeightKernel {
   PackedConv2dKernel(const PackedMatrix& weight, Shape weight_shape, const Conv2dOptions& options);
   Tensor forward(const Tensor& x, const Tensor& bias, const Conv2dOptions& options) const override;
   bool holds_panels() const { return panels_.rows() > 0; }
-  bool holds_rows() const { return rows_.rows() > 0; }
-  // The codes held in memory, in both layouts.
+  // The codes held in memory (one layout: panels or rows).
   int64_t code_bytes() const { return rows_.code_bytes() + panels_.code_bytes(); }
 
  private:
   Tensor forward_by_rows(const Tensor& x, const float* bias, const Conv2dGeometry& g) const;
 
-  PackedMatrix rows_;    // by rows: without the panel kernel, and for layers that may run Winograd
+  PackedMatrix rows_;    // by rows: without the panel kernel, or with groups
   PackedMatrix panels_;  // as panels, with the panel kernel and one group
   Shape weight_shape_;
   int64_t groups_ = 1;
 };
-
-// Whether a packed layer on g runs Winograd (when the float layer would): enough tiles to amortize
-// transforming the filters on every call. Measured in packed_inference.cpp.
-bool packed_winograd_pays(const Conv2dGeometry& g);
 
 struct PackedInferenceSummary {
   std::string arch;           // as the file records it

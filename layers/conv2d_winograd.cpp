@@ -369,14 +369,15 @@ void scatter_tiles(float* out, const float (*o)[kLanes], float b, const Job& j, 
 
 // The output tiles [t, t + count) of output channel k from M[xi][k][t - t0]: A^T M A (+ bias),
 // written or added into out, cut at the image's edge.
+// m_row: output channel k's row of M (k itself, or k's place within a panel of output channels).
 template <int m>
 void output_chunk(float* out, const float* M, const float* bias, const Job& j, int64_t k, int64_t t, int64_t t0,
                   int64_t count, int64_t tile_rows, int64_t tile_cols, int64_t ldm, int64_t point_stride,
-                  bool accumulate) {
+                  bool accumulate, int64_t m_row) {
   using T = Transform<m>;
   constexpr int a = T::a;
   v16 in[a * a], res[m * m];
-  const float* src = M + k * ldm + (t - t0);
+  const float* src = M + m_row * ldm + (t - t0);
   for (int p = 0; p < a * a; ++p) {
     std::memcpy(&in[p], src + p * point_stride, sizeof(v16));
     // The next chunk's line of the same point (tiles t + 16..t + 31, the next work item): the 36
@@ -450,7 +451,7 @@ void run(float* out, const float* in, const float* w, const float* filters, cons
   const auto output_item = [&](const float* M, int64_t t0, int64_t nb, int64_t q) {
     const int64_t chunks = chunks_of(nb), k = q / chunks, t = t0 + q % chunks * kLanes;
     output_chunk<m>(out, M, bias, j, k, t, t0, std::min(kLanes, t0 + nb - t), tile_rows, tile_cols, Tb, m_stride,
-                    accumulate);
+                    accumulate, k);
   };
 #pragma omp parallel
   {
@@ -489,6 +490,110 @@ void run(float* out, const float* in, const float* w, const float* filters, cons
         for (int64_t xi = 0; xi < points; ++xi) gemm_item(V, M, nb, xi);
 #pragma omp for schedule(static)
         for (int64_t q = 0; q < j.Kout * chunks_of(nb); ++q) output_item(M, t0, nb, q);
+      }
+    }
+  }
+}
+
+// ---- forward on filters supplied a panel at a time ----
+// (winograd_conv2d_forward_streamed.) The tiles go in passes of Ts; per pass, V for its tiles first
+// (shared, split by (channel, 16 tiles)), then work items (panel of 14 output channels, block of
+// tiles): the thread gets the panel's raw filters, transforms them into its own Up (a*a points of
+// one 14 x C panel), multiplies each point's panel into its block of V and output-transforms the
+// panel's channels. A thread whose next item has the same panel keeps its Up. Per thread:
+//   Up (a*a, 14 panel rows x C)   one panel's transformed filters, 458 KB for F(2x2) at C = 512
+//   Mp (a*a, 14, block)           the panel's products for one block of tiles
+// so no whole-layer U (a*a, K, C) is ever written. A packed layer used to make that U per call, and
+// below ~128 tiles writing it and the GEMMs' reading it back cost as much as Winograd saved.
+
+// One panel of 14 output channels' filters transformed, from the panel layout of the raw filters,
+// src[(c * 9 + i) * 14 + r] = w[r][c][i] (rows past the layer's zero): per input channel c, lane r
+// holds output channel r's filter, so the nine taps are nine vector loads and each transformed
+// point one store of 14 lanes straight into its panel (dst[xi * dst_point_stride + c * 14 + r]),
+// with no gathering by filter and no repacking. Each lane computes what weight_chunk computes for
+// that filter: the same bits.
+template <int m>
+void transform_filter_panel_layout(float* dst, int64_t dst_point_stride, const float* src, int64_t C) {
+  using T = Transform<m>;
+  constexpr int a = T::a;
+  constexpr size_t row_bytes = kPanelRows * sizeof(float);
+  v16 in[9] = {}, out[a * a];
+  for (int64_t c = 0; c < C; ++c) {
+    for (int i = 0; i < 9; ++i) std::memcpy(&in[i], src + (c * 9 + i) * kPanelRows, row_bytes);
+    two_sided<a, 3>(in, out, [](int r, int i) { return T::G[r][i]; });
+    for (int xi = 0; xi < a * a; ++xi) std::memcpy(dst + xi * dst_point_stride + c * kPanelRows, &out[xi], row_bytes);
+  }
+}
+
+// Tiles per work item of the streamed forward: Mp stays at most 36 x 14 x 128 floats (258 KB).
+constexpr int64_t kStreamedBlockTiles = 128;
+// V holds the transformed input of at most this many floats (1 MiB, about a core's L2) of tiles at
+// a time, and at least 128 tiles: large batches run in several passes, each transforming the
+// panels again (a small cost at 128 tiles and more). Measured on packed 5-bit files, 2 threads,
+// 2026-12-02, img/s with 2^16 / 2^18 / 2^21 floats, two rounds: VGG-16 batch 8 15.8, 15.1 / 15.8,
+// 16.1 / 14.7, 14.7; ResNet-18 batch 8 79.3, 78.8 / 80.0, 78.0 / 77.8, 73.2; batch 1 and AlexNet
+// alike within noise.
+constexpr int64_t kStreamedInputFloats = int64_t{1} << 18;
+
+template <int m>
+void run_streamed(float* out, const float* in, const WinogradFilterPanel& filter_panel, const float* bias,
+                  const Job& j) {
+  constexpr int a = m + 2;
+  constexpr int64_t points = a * a;
+  const int64_t tile_rows = (j.OH + m - 1) / m, tile_cols = (j.OW + m - 1) / m;
+  const int64_t T = j.N * tile_rows * tile_cols;
+  const int64_t Ts = std::min(round_up_lanes(T), std::max(kStreamedBlockTiles, kStreamedInputFloats / (points * j.Cin) /
+                                                                                     kLanes * kLanes));
+  const int threads = omp_get_max_threads();
+  const int64_t panels = panel_count(j.Kout);
+  const int64_t v_stride = point_stride(j.Cin * Ts);
+  float* V = thread_operand_workspace().floats(points * v_stride);
+  const int64_t up_point = kPanelRows * j.Cin, up_floats = round_up_to_line(points * up_point);
+  const int64_t mp_floats = points * point_stride(kPanelRows * kStreamedBlockTiles);
+  const int64_t decoded_floats = round_up_to_line(kPanelRows * j.Cin * 9);
+#pragma omp parallel
+  {
+    float* Up = thread_workspace().floats(up_floats + mp_floats + decoded_floats);
+    float* Mp = Up + up_floats;
+    float* decoded = Mp + mp_floats;
+    int64_t held = -1;  // the panel in Up
+    for (int64_t T0 = 0; T0 < T; T0 += Ts) {
+      const int64_t ns = std::min(Ts, T - T0), chunks = round_up_lanes(ns) / kLanes;
+      // Blocks of tiles per panel: enough to keep Mp at most 128 tiles wide, and at least four
+      // items per thread where the panels alone are too few (ResNet's 64-channel layers have 5),
+      // at the price of transforming a panel's filters once per thread that meets it.
+      const int64_t blocks = std::clamp<int64_t>(
+          std::max((chunks * kLanes + kStreamedBlockTiles - 1) / kStreamedBlockTiles,
+                   (4 * threads + panels - 1) / panels),
+          1, chunks);
+      const int64_t block_chunks = (chunks + blocks - 1) / blocks, Tb = block_chunks * kLanes;
+      const int64_t blocks_per_panel = (chunks + block_chunks - 1) / block_chunks;
+      const int64_t mp_stride = point_stride(kPanelRows * Tb);
+#pragma omp for schedule(static)
+      for (int64_t q = 0; q < j.Cin * chunks; ++q) {
+        const int64_t c = q / chunks, t = T0 + q % chunks * kLanes;
+        input_chunk<m>(V, in, j, c, t, T0, std::min(kLanes, T0 + ns - t), tile_rows, tile_cols, Ts, v_stride);
+      }
+      // (the loop's barrier: V is complete before any GEMM reads it, and the next pass's input
+      // transform waits for the last item below)
+#pragma omp for schedule(static)
+      for (int64_t item = 0; item < panels * blocks_per_panel; ++item) {
+        const int64_t p = item / blocks_per_panel, k0 = p * kPanelRows, rows = std::min(kPanelRows, j.Kout - k0);
+        if (p != held) {
+          filter_panel(p, decoded);
+          transform_filter_panel_layout<m>(Up, up_point, decoded, j.Cin);
+          held = p;
+        }
+        const int64_t t0 = T0 + item % blocks_per_panel * Tb;  // < T0 + ns
+        const int64_t nb = std::min(Tb, T0 + ns - t0), cols = round_up_lanes(nb);
+        // Lanes past the pass's tiles are zero in V; computing them keeps the width a multiple of 16.
+        for (int64_t xi = 0; xi < points; ++xi)
+          panel_gemm_serial(Up + xi * up_point, rows, j.Cin, V + xi * v_stride + (t0 - T0), Ts, cols,
+                            Mp + xi * mp_stride, Tb, nullptr);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t t = t0; t < t0 + nb; t += kLanes)
+            output_chunk<m>(out, Mp, bias, j, k0 + r, t, t0, std::min(kLanes, t0 + nb - t), tile_rows, tile_cols, Tb,
+                            mp_stride, false, r);
       }
     }
   }
@@ -645,30 +750,19 @@ void winograd_pack_filter_panels(float* Up, const float* U, const Conv2dGeometry
     pack_panels(Up + xi * panel_floats(g.K, g.C), U + xi * g.K * g.C, g.C, g.K, g.C);
 }
 
-int64_t winograd_filter_panel_scratch_floats(const Conv2dGeometry& g, int m) {
-  return (m + 2) * (m + 2) * kPanelRows * g.C;
-}
-
-void winograd_transform_filter_panel(float* Up, const float* w_panel, const Conv2dGeometry& g, int m, int64_t p,
-                                     float* scratch) {
+void winograd_conv2d_forward_streamed(float* y, const float* x, const WinogradFilterPanel& filter_panel, const float* b,
+                                      const Conv2dGeometry& g, int m) {
   INQ_CHECK(winograd_supported(g), "Given the convolution {}, expected 3x3, stride 1, dilation 1, groups 1 and "
             "padding <= 2 for Winograd", g.str());
   INQ_CHECK(m == 2 || m == 4, "Given a Winograd tile of {}x{}, expected 2 or 4", m, m);
-  INQ_CHECK(0 <= p && p < panel_count(g.K), "Given filter panel {}, expected one of the {} panels of {} output channels",
-            p, panel_count(g.K), g.K);
-  const int64_t rows = std::min(kPanelRows, g.K - p * kPanelRows);
-  // The panel's rows as a layer of `rows` output channels: scratch is its U (a*a, rows, C).
-  const Job j{g.N, g.C, g.H, g.W, rows, g.OH, g.OW, g.padding.h, g.padding.w, false};
-  for (int64_t f0 = 0; f0 < rows * g.C; f0 += kLanes) {
-    if (m == 2) {
-      weight_chunk<2>(scratch, w_panel, j, f0, std::min(kLanes, rows * g.C - f0));
-    } else {
-      weight_chunk<4>(scratch, w_panel, j, f0, std::min(kLanes, rows * g.C - f0));
-    }
+  INQ_CHECK(winograd_filter_panels_supported(), "Given a streamed Winograd forward, expected a build with the "
+            "AVX-512 panel kernel (check winograd_filter_panels_supported() first)");
+  const Job j{g.N, g.C, g.H, g.W, g.K, g.OH, g.OW, g.padding.h, g.padding.w, false};
+  if (m == 2) {
+    run_streamed<2>(y, x, filter_panel, b, j);
+  } else {
+    run_streamed<4>(y, x, filter_panel, b, j);
   }
-  const int64_t point_floats = panel_floats(g.K, g.C);
-  for (int64_t xi = 0; xi < (m + 2) * (m + 2); ++xi)
-    pack_panels(Up + xi * point_floats + p * kPanelRows * g.C, scratch + xi * rows * g.C, g.C, rows, g.C);
 }
 
 void winograd_transform_filter_range(float* U, const float* w_part, const Conv2dGeometry& g, int m, int64_t f_begin,

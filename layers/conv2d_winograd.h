@@ -21,6 +21,8 @@
 // bit-identical across runs and thread counts.
 // The input gradient of a 3x3 stride-1 convolution is itself one: dx = conv(dy, w') with
 // w'[c][k][r][s] = w[k][c][2-r][2-s] and padding 2 - pad, so the same kernel computes it.
+#include <functional>
+
 #include "framework/im2col.h"
 
 namespace inq {
@@ -61,20 +63,25 @@ bool winograd_filter_panels_supported();  // this build has the AVX-512 kernel
 int64_t winograd_filter_panel_floats(const Conv2dGeometry& g, int m);
 void winograd_pack_filter_panels(float* Up, const float* U, const Conv2dGeometry& g, int m);
 
-// Panel p of every transform point's Up (the layout above) at once, from w_panel: the filters of
-// output channels [14p, min(K, 14p + 14)) exactly (C*3*3 floats each, in order). scratch holds
-// winograd_filter_panel_scratch_floats(g, m) floats. Bit-identical to transforming the whole weight
-// and packing it; a layer whose weight is decoded per call (inq/packed_inference.cpp) makes Up a
-// panel at a time, several panels on several threads.
-int64_t winograd_filter_panel_scratch_floats(const Conv2dGeometry& g, int m);
-void winograd_transform_filter_panel(float* Up, const float* w_panel, const Conv2dGeometry& g, int m, int64_t p,
-                                     float* scratch);
-
-// The same for the filters f = k * C + c in [f_begin, f_end) only, read from w_part, which holds
-// exactly those filters (9 floats each, in order): a weight decoded a panel of output channels at a
-// time (inq/packed_inference.cpp) is transformed panel by panel, never whole as floats.
+// U for the filters f = k * C + c in [f_begin, f_end) only, read from w_part, which holds exactly
+// those filters (9 floats each, in order): a weight decoded a panel of output channels at a time
+// (inq/packed_inference.cpp, builds without AVX-512) is transformed panel by panel, never whole as
+// floats.
 void winograd_transform_filter_range(float* U, const float* w_part, const Conv2dGeometry& g, int m, int64_t f_begin,
                                      int64_t f_end);
+
+// The forward with the filters supplied a panel of output channels at a time and never held whole,
+// transformed or not: `filter_panel(p, out)` writes the raw filters of output channels [14p, 14p +
+// 14) in framework/panel_gemm.h's panel layout, out[(c * 9 + i) * 14 + r] = w[14p + r][c][i] (rows
+// past K zero; 14 * C * 9 floats), and may run on several threads at once. Each thread transforms
+// the panels it works on into its own buffer and uses them at once, so a layer whose weight exists
+// only as b-bit codes (inq/packed_inference.cpp) runs Winograd without writing a whole U per call.
+// Needs the AVX-512 panel kernel (winograd_filter_panels_supported()); the same bits as
+// winograd_conv2d_forward with the same filters given as panels (each output is the same transform
+// of the same sums).
+using WinogradFilterPanel = std::function<void(int64_t p, float* out)>;
+void winograd_conv2d_forward_streamed(float* y, const float* x, const WinogradFilterPanel& filter_panel, const float* b,
+                                      const Conv2dGeometry& g, int m);
 
 // The input gradient dx (N, C, H, W) of the forward above from dy (N, K, OH, OW); added into dx
 // when accumulate, else written over it.

@@ -203,30 +203,53 @@ TEST(WinogradKernels, FilterPanelsMatchNaiveAndDoNotDependOnThreads) {
   }
 }
 
-// Panel by panel from each panel's own filters (what a packed layer does per call) gives the same
-// bits as transforming the whole weight and packing it, including the zero rows of a partial last
-// panel; a panel number outside the layer is refused.
-TEST(WinogradKernels, FilterPanelsMadeOnePanelAtATimeAreTheSameBits) {
-  Generator gen(31);
-  for (const WCase& c : cases()) {
+// The streamed forward (filters handed over a panel of output channels at a time, as a packed layer
+// decodes them) gives the same bits as the forward on the whole weight's filter panels, at 1, 2 and
+// 3 threads (3 splits a panel's tiles between threads), on every odd shape, on one with several
+// blocks of tiles per panel and on one whose tiles go in several passes; the callback is asked for
+// panels inside the layer only.
+TEST(WinogradKernels, StreamedFiltersGiveTheFilterPanelsBits) {
+  if (!winograd_filter_panels_supported()) GTEST_SKIP() << "no AVX-512 in this build";
+  ModeGuard guard;
+  Generator gen(37);
+  std::vector<WCase> shapes = cases();
+  shapes.push_back({"b2_c5_k16_30x34_pad1_many_tiles", {2, 5, 30, 34}, {16, 5, 3, 3}, 1});
+  // V holds at most 2^18 floats of tiles at a time (at least 128): 2 passes with F(4x4), 4 with F(2x2).
+  shapes.push_back({"b3_c460_k3_26x26_pad1_several_passes", {3, 460, 26, 26}, {3, 460, 3, 3}, 1});
+  for (const WCase& c : shapes) {
     const Conv2dGeometry g = Conv2dGeometry::make(c.x, c.w, 1, c.padding);
-    Tensor w = random_tensor(c.w, gen);
+    Tensor x = random_tensor(c.x, gen), w = random_tensor(c.w, gen), b = random_tensor({c.w[0]}, gen);
+    std::vector<float> want_naive(shape_numel(g.output_shape())), scale(want_naive.size());
+    conv2d_forward_naive(want_naive.data(), x.data(), w.data(), b.data(), g);
+    const std::vector<float> ax = abs_of(x), aw = abs_of(w);
+    conv2d_forward_naive(scale.data(), ax.data(), aw.data(), nullptr, g);
+    const int64_t filter_floats = g.C * 9;
+    const WinogradFilterPanel panel = [&](int64_t p, float* out) {
+      EXPECT_TRUE(p >= 0 && p < panel_count(g.K)) << c.name << " panel " << p;
+      const int64_t rows = std::min(kPanelRows, g.K - p * kPanelRows);
+      pack_panels(out, w.data() + p * kPanelRows * filter_floats, filter_floats, rows, filter_floats);
+    };
     for (int m : {2, 4}) {
       std::vector<float> U(static_cast<size_t>(winograd_filter_floats(g, m)));
       winograd_transform_filters(U.data(), w.data(), g, m);
-      std::vector<float> want(static_cast<size_t>(winograd_filter_panel_floats(g, m)), std::nanf(""));
-      winograd_pack_filter_panels(want.data(), U.data(), g, m);
-      std::vector<float> got(want.size(), std::nanf(""));
-      std::vector<float> scratch(static_cast<size_t>(winograd_filter_panel_scratch_floats(g, m)));
-      const int64_t filter_floats = g.C * 9;
-      for (int64_t p = 0; p < panel_count(g.K); ++p)
-        winograd_transform_filter_panel(got.data(), w.data() + p * kPanelRows * filter_floats, g, m, p,
-                                        scratch.data());
-      EXPECT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float))) << c.name << " m=" << m;
-      expect_error([&] { winograd_transform_filter_panel(got.data(), w.data(), g, m, panel_count(g.K), scratch.data()); },
-                   {"panel"});
+      std::vector<float> panels(static_cast<size_t>(winograd_filter_panel_floats(g, m)));
+      winograd_pack_filter_panels(panels.data(), U.data(), g, m);
+      std::vector<float> want(want_naive.size(), std::nanf(""));
+      winograd_conv2d_forward(want.data(), x.data(), nullptr, b.data(), g, {.m = m, .filter_panels = panels.data()});
+      for (int threads : {1, 2, 3}) {
+        set_num_threads(threads);
+        std::vector<float> y(want.size(), std::nanf(""));
+        winograd_conv2d_forward_streamed(y.data(), x.data(), panel, b.data(), g, m);
+        EXPECT_EQ(0, std::memcmp(want.data(), y.data(), y.size() * sizeof(float)))
+            << c.name << " m=" << m << " threads=" << threads;
+        compare(y, want_naive, scale, tolerance(m), c.name + " streamed m=" + std::to_string(m));
+      }
     }
   }
+  const Conv2dGeometry strided = Conv2dGeometry::make({1, 2, 8, 8}, {3, 2, 3, 3}, 2, 1);
+  std::vector<float> y(shape_numel(strided.output_shape()));
+  expect_error([&] { winograd_conv2d_forward_streamed(y.data(), y.data(), nullptr, nullptr, strided, 4); },
+               {"stride 1"});
 }
 
 TEST(WinogradKernels, BackwardDataMatchesNaiveAndAccumulates) {

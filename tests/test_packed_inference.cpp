@@ -227,13 +227,12 @@ TEST(PackedLayers, Conv2dMatchesTheFloatLayer) {
       Conv2d packed_layer(o);
       if (o.bias) packed_layer.bias.copy_from(layer.bias);
       const int64_t K = w.size(0), cols = w.numel() / K;
-      auto kernel = std::make_shared<PackedConv2dKernel>(
-          PackedMatrix::from_packed("weight", pack_tensor("weight", w, cb), K, cols), w.shape(), o);
-      // Panels for one group where the kernel exists; codes by rows for groups, builds without it,
-      // and layers that may run Winograd (16 or more channels each way, 3x3 stride 1).
+      const PackedMatrix codes = PackedMatrix::from_packed("weight", pack_tensor("weight", w, cb), K, cols);
+      auto kernel = std::make_shared<PackedConv2dKernel>(codes, w.shape(), o);
+      // Panels for one group where the kernel exists, codes by rows otherwise: one layout only.
       EXPECT_EQ(kernel->holds_panels(), panel_gemm_supported() && o.groups == 1);
-      EXPECT_EQ(kernel->holds_rows(), !kernel->holds_panels() || (o.in_channels >= 16 && o.out_channels >= 16 &&
-                                                                  o.kernel_size == Size2(3) && o.stride == Size2(1)));
+      EXPECT_EQ(kernel->code_bytes(),
+                kernel->holds_panels() ? codes.as_panels(kPanelRows).code_bytes() : codes.code_bytes());
       packed_layer.replace_weight(kernel);
       for (int64_t N : {1, 3}) {
         const int64_t size = o.in_channels == 256 ? 40 : o.in_channels == 255 ? 20 : 11;
@@ -260,11 +259,11 @@ TEST(PackedLayers, Conv2dMatchesTheFloatLayer) {
   }
 }
 
-// Layers the dispatcher sends to Winograd (3x3, stride 1, C and K >= 16) with enough tiles to pay for
-// the filter transform on every call (packed_winograd_pays) run as Winograd from the codes,
-// bit-identical to the float layer on the decoded weights: channel counts that are not multiples of
-// 16 (16-filter chunks across two output channels) or of the 14-channel panels, several decode
-// panels with a partial last one, every bit-width band.
+// Layers the dispatcher sends to Winograd F(4x4) (3x3, stride 1, C and K >= 16, enough tiles) run
+// as Winograd from the codes, bit-identical to the float layer on the decoded weights: channel
+// counts that are not multiples of 16 or of the 14-channel panels, several decode panels with a
+// partial last one, every bit-width band. (Smaller images, where a packed layer runs F(2x2) as a
+// frozen float layer does and the trainable one im2col, are in Conv2dMatchesTheFloatLayer.)
 TEST(PackedLayers, Conv2dOnWinogradShapesIsBitIdenticalToTheFloatLayer) {
   std::mt19937 rng(19);
   struct Case {
@@ -287,17 +286,15 @@ TEST(PackedLayers, Conv2dOnWinogradShapesIsBitIdenticalToTheFloatLayer) {
       const int64_t K = w.size(0), cols = w.numel() / K;
       auto kernel = std::make_shared<PackedConv2dKernel>(
           PackedMatrix::from_packed("weight", pack_tensor("weight", w, cb), K, cols), w.shape(), c.o);
-      // Codes by rows for the Winograd transform, and as panels where the panel kernel exists.
-      EXPECT_TRUE(kernel->holds_rows());
       EXPECT_EQ(kernel->holds_panels(), panel_gemm_supported());
       packed_layer.replace_weight(kernel);
       const Conv2dGeometry g = Conv2dGeometry::make(c.x, w.shape(), 1, c.o.padding);
-      ASSERT_TRUE(choose_conv2d_algorithm(g).winograd_forward) << g.str();
-      ASSERT_TRUE(packed_winograd_pays(g)) << g.str();
+      const Conv2dPlan plan = choose_conv2d_algorithm(g), kept = choose_conv2d_algorithm(g, /*filters_kept=*/true);
+      ASSERT_TRUE(plan.winograd_forward && kept.winograd_forward && plan.tile == 4 && kept.tile == 4) << g.str();
       const Tensor x = random_tensor(c.x, rng);
       NoGradGuard no_grad;
       // The float layer on the same weights. With AVX-512 both hand the transformed filters to the
-      // panel kernel (the float layer lays them out per call, the packed one a panel at a time).
+      // panel kernel (the float layer lays them out per call, the packed one a panel per thread).
       const std::vector<float> want = layer.forward(x).to_vector(), got = packed_layer.forward(x).to_vector();
       ASSERT_EQ(got.size(), want.size());
       EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)))
