@@ -159,8 +159,11 @@ using GemvFn = void (*)(const GemvArgs&, int64_t r0, int64_t r1);
 
 template <int kBits, int kBatch>
 void lanes_entry(const GemvArgs& a, int64_t r0, int64_t r1) {
-  // Enough rows per step to keep about 8 accumulators in flight, within the 32 vector registers.
-  constexpr int kRows = kBatch <= 2 ? 4 : kBatch <= 4 ? 2 : 1;
+  // Rows per step: 8 rows' accumulators (and 8 streams of codes) in flight at batch 1-2, within
+  // the 32 vector registers. At 4 rows per step batch 1 streamed AlexNet's and VGG-16's
+  // fully-connected codes at 55-75% of the measured read bandwidth, at 8 rows at 79-95%
+  // (bench_packed_gemv, 2 threads, Zen 5 VM, 2026-12-02; the run in docs/RESULTS.md).
+  constexpr int kRows = kBatch <= 2 ? 8 : kBatch <= 4 ? 4 : 2;
   const LaneTables t(kBits, a.table);
   lanes_gemv<kBits, kBatch, kRows>(t, a.codes, a.row_bytes, a.blocks, a.x, a.ldx, r0, r1, a.bias, a.y, a.ldy);
 }
