@@ -7,6 +7,7 @@
 
 #include "framework/autograd.h"
 #include "framework/error.h"
+#include "layers/activation.h"
 
 namespace inq {
 
@@ -462,6 +463,11 @@ Tensor BatchNorm2d::normalize(const Tensor& input, bool fuse_relu) {
   INQ_CHECK(input.defined() && input.dim() == 4 && input.size(1) == options_.num_features,
             "Given BatchNorm2d({}) input of shape {}, expected (N, {}, H, W)", options_.num_features,
             input.defined() ? shape_str(input.shape()) : "undefined", options_.num_features);
+  if (folded_) {
+    INQ_CHECK(!is_training(), "Given a BatchNorm2d({}) folded into its convolution for inference, expected eval "
+              "mode, but it is training", options_.num_features);
+    return fuse_relu ? relu(input) : input;
+  }
   // As in PyTorch: without running statistics the batch statistics are used in eval mode too.
   const bool use_batch_stats = is_training() || !options_.track_running_stats;
   const bool updates_stats = is_training() && options_.track_running_stats;

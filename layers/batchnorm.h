@@ -77,7 +77,7 @@ class BatchNorm2d : public Module {
   explicit BatchNorm2d(int64_t num_features)
       : BatchNorm2d(BatchNorm2dOptions{.num_features = num_features}) {}
 
-  Tensor forward(const Tensor& input) override;  // (N, C, H, W) -> (N, C, H, W)
+  Tensor forward(const Tensor& input) override;  // (N, C, H, W) -> (N, C, H, W); the input itself when folded
   // relu(forward(input)) fused (batch_norm2d_relu), with the same statistics bookkeeping: what the
   // models call where a BatchNorm feeds a ReLU.
   Tensor forward_relu(const Tensor& input);
@@ -96,6 +96,11 @@ class BatchNorm2d : public Module {
   // object must outlive every forward and backward pass that uses it.
   void set_sync(const BatchNormSync* sync) { sync_ = sync; }
   const BatchNormSync* sync() const { return sync_; }
+  // Folded into the convolution before it (prepare_for_inference, layers/fold_batchnorm.h): the
+  // layer then passes its input through (forward_relu: relu of it), in eval mode only, and its
+  // tensors are no longer read. Training a folded layer throws.
+  void set_folded() { folded_ = true; }
+  bool folded() const { return folded_; }
 
   Tensor weight, bias;               // (C) or undefined when !affine
   Tensor running_mean, running_var;  // (C) or undefined when !track_running_stats
@@ -106,6 +111,7 @@ class BatchNorm2d : public Module {
 
   BatchNorm2dOptions options_;
   bool cumulative_average_ = false;
+  bool folded_ = false;
   const BatchNormSync* sync_ = nullptr;
 };
 

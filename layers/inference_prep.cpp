@@ -5,6 +5,7 @@
 #include "framework/error.h"
 #include "layers/conv2d_panels.h"
 #include "layers/conv2d_winograd.h"
+#include "layers/fold_batchnorm.h"
 
 namespace inq {
 
@@ -104,8 +105,48 @@ Tensor FrozenConv2dKernel::forward(const Tensor& x, const Tensor& bias, const Co
   return y;
 }
 
+namespace {
+// The module at `dotted` ("downsample.0") below m, or null.
+Module* find_module(Module& m, const std::string& dotted) {
+  Module* at = &m;
+  size_t start = 0;
+  while (at != nullptr && start <= dotted.size()) {
+    const size_t end = std::min(dotted.find('.', start), dotted.size());
+    const std::string name = dotted.substr(start, end - start);
+    Module* next = nullptr;
+    for (const auto& [child_name, child] : at->children())
+      if (child_name == name) next = child.get();
+    at = next;
+    start = end + 1;
+  }
+  return at;
+}
+}  // namespace
+
 InferencePrepSummary prepare_for_inference(Module& model) {
   InferencePrepSummary summary;
+  // BatchNorms into the float convolutions before them, where a module declares the pair.
+  for_each_module(model, [&](const std::string& prefix, Module& m) {
+    for (const auto& [conv_name, bn_name] : m.conv_batchnorm_pairs()) {
+      auto* conv = dynamic_cast<Conv2d*>(find_module(m, conv_name));
+      auto* bn = dynamic_cast<BatchNorm2d*>(find_module(m, bn_name));
+      INQ_CHECK(conv != nullptr && bn != nullptr,
+                "Given {} '{}' declaring '{}' and '{}' as a Conv2d and the BatchNorm2d after it, expected children "
+                "of those types", m.type_name(), prefix, conv_name, bn_name);
+      // Packed or already frozen convolutions have no float weight to fold into; a BatchNorm without
+      // running statistics normalizes by the batch's even in eval mode.
+      if (conv->weight_kernel() != nullptr || bn->folded() || !bn->options().track_running_stats) continue;
+      const FoldedConv2d folded = fold_batchnorm(*conv, *bn);
+      conv->weight.copy_from(folded.weight);
+      if (conv->bias.defined()) {
+        conv->bias.copy_from(folded.bias);
+      } else {
+        conv->bias = folded.bias;
+      }
+      bn->set_folded();
+      ++summary.folded_batchnorms;
+    }
+  });
   for_each_module(model, [&](const std::string& /*prefix*/, Module& m) {
     auto* conv = dynamic_cast<Conv2d*>(&m);
     if (conv == nullptr || conv->weight_kernel() != nullptr) return;

@@ -60,11 +60,19 @@ class FrozenConv2dKernel : public Conv2dWeightKernel {
 };
 
 struct InferencePrepSummary {
-  int64_t frozen_convs = 0;  // Conv2d layers given a FrozenConv2dKernel
+  int64_t frozen_convs = 0;       // Conv2d layers given a FrozenConv2dKernel
+  int64_t folded_batchnorms = 0;  // BatchNorm2d layers folded into the convolution before them
 };
 
-// Freezes every Conv2d of `model` that still has a float weight (packed layers are left alone) and
-// puts the model in eval mode.
+// Folds each BatchNorm2d that a module declares to follow a float Conv2d (Module::
+// conv_batchnorm_pairs: ResNet's and GoogLeNet's) into that convolution's weight and bias
+// (layers/fold_batchnorm.h, with its running statistics; the BatchNorm then passes its input
+// through), freezes every Conv2d of `model` that still has a float weight (packed layers are left
+// alone, and so are the BatchNorms after them: scaling b-bit codes would leave the codebook) and
+// puts the model in eval mode. Folding saves a pass over each such activation (a BatchNorm before a
+// ReLU leaves the ReLU's pass) and changes the outputs by rounding only: float ResNet-18 at batch 1,
+// 2 threads, 2026-12-02, alternating four rounds: 91.7, 91.6, 92.8, 90.8 -> 89.2, 93.7, 94.2, 95.3
+// img/s (median +2.5%).
 InferencePrepSummary prepare_for_inference(Module& model);
 
 }  // namespace inq

@@ -35,6 +35,10 @@ class Module {
   Tensor operator()(const Tensor& input) { return forward(input); }
   // Short type name for printing, e.g. "Conv2d".
   virtual std::string type_name() const = 0;
+  // (Conv2d, BatchNorm2d) children of this module, by their dotted names below it, where the
+  // BatchNorm's input is exactly that convolution's output and nothing else reads that output:
+  // what prepare_for_inference (layers/inference_prep.h) may fold. None unless a module says so.
+  virtual std::vector<std::pair<std::string, std::string>> conv_batchnorm_pairs() const { return {}; }
 
   // Train/eval mode, applied to the whole subtree.
   void train(bool on = true);

@@ -29,4 +29,10 @@ Tensor BasicBlock::forward(const Tensor& x) {
   return add_relu(y, shortcut);
 }
 
+std::vector<std::pair<std::string, std::string>> BasicBlock::conv_batchnorm_pairs() const {
+  std::vector<std::pair<std::string, std::string>> pairs = {{"conv1", "bn1"}, {"conv2", "bn2"}};
+  if (downsample_) pairs.emplace_back("downsample.0", "downsample.1");
+  return pairs;
+}
+
 }  // namespace inq

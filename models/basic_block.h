@@ -15,6 +15,7 @@ class BasicBlock : public Module {
   BasicBlock(int64_t in_channels, int64_t out_channels, int64_t stride);
   Tensor forward(const Tensor& x) override;  // (N, in, H, W) -> (N, out, H/stride, W/stride)
   std::string type_name() const override { return "BasicBlock"; }
+  std::vector<std::pair<std::string, std::string>> conv_batchnorm_pairs() const override;
 
  private:
   std::shared_ptr<Conv2d> conv1_, conv2_;

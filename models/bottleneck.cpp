@@ -32,4 +32,10 @@ Tensor Bottleneck::forward(const Tensor& x) {
   return add_relu(y, shortcut);
 }
 
+std::vector<std::pair<std::string, std::string>> Bottleneck::conv_batchnorm_pairs() const {
+  std::vector<std::pair<std::string, std::string>> pairs = {{"conv1", "bn1"}, {"conv2", "bn2"}, {"conv3", "bn3"}};
+  if (downsample_) pairs.emplace_back("downsample.0", "downsample.1");
+  return pairs;
+}
+
 }  // namespace inq

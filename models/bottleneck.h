@@ -19,6 +19,7 @@ class Bottleneck : public Module {
   Bottleneck(int64_t in_channels, int64_t planes, int64_t stride);
   Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "Bottleneck"; }
+  std::vector<std::pair<std::string, std::string>> conv_batchnorm_pairs() const override;
 
  private:
   std::shared_ptr<Conv2d> conv1_, conv2_, conv3_;

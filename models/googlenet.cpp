@@ -33,6 +33,7 @@ class BasicConv2d : public Module {
   }
   Tensor forward(const Tensor& x) override { return bn_->forward_relu(conv_->forward(x)); }
   std::string type_name() const override { return "BasicConv2d"; }
+  std::vector<std::pair<std::string, std::string>> conv_batchnorm_pairs() const override { return {{"conv", "bn"}}; }
 
  private:
   std::shared_ptr<Conv2d> conv_;

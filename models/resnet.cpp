@@ -62,6 +62,7 @@ class ResNet : public Module {
     return fc_->forward(flatten(avgpool_->forward(y), 1));
   }
   std::string type_name() const override { return "ResNet"; }
+  std::vector<std::pair<std::string, std::string>> conv_batchnorm_pairs() const override { return {{"conv1", "bn1"}}; }
 
  private:
   std::string name_;

@@ -52,6 +52,7 @@ class ResNet20 : public Module {
     return fc_->forward(y.reshape({y.size(0), -1}));
   }
   std::string type_name() const override { return "ResNet20"; }
+  std::vector<std::pair<std::string, std::string>> conv_batchnorm_pairs() const override { return {{"conv1", "bn1"}}; }
 
  private:
   std::shared_ptr<Conv2d> conv1_;

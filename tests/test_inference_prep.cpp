@@ -14,6 +14,8 @@
 #include "framework/random.h"
 #include "framework/threading.h"
 #include "gradcheck.h"
+#include "framework/error.h"
+#include "layers/batchnorm.h"
 #include "layers/conv2d.h"
 #include "layers/conv2d_winograd.h"
 #include "layers/inference_prep.h"
@@ -175,4 +177,59 @@ TEST(InferencePrep, PreparedResNet20MatchesTheModel) {
     }
   }
   set_num_threads(threads);
+}
+
+// BatchNorm folding (Module::conv_batchnorm_pairs): ResNet-20, ResNet-18 and GoogLeNet with
+// non-trivial running statistics and affine parameters give the unprepared model's eval-mode logits
+// within rounding, every declared BatchNorm is folded (and then refuses training), and a second
+// prepare_for_inference folds nothing more.
+TEST(InferencePrep, BatchNormsFoldIntoTheConvolutionsBeforeThem) {
+  struct Case {
+    const char* arch;
+    int64_t channels, size, classes, batchnorms;
+  };
+  // ResNet-20: 19 convolutions + 2 shortcuts; ResNet-18: 17 + 3; GoogLeNet: 57 BasicConv2d.
+  for (const Case& c : {Case{"resnet20", 1, 28, 10, 21}, Case{"resnet18", 3, 40, 20, 20},
+                        Case{"googlenet", 3, 48, 20, 57}}) {
+    SCOPED_TRACE(c.arch);
+    ModelOptions options{.num_classes = c.classes, .in_channels = c.channels};
+    options.aux_logits = false;
+    // The same running statistics and affine parameters in both copies.
+    const auto perturb = [](Module& model) {
+      Generator g(12);
+      for (BatchNorm2d* bn : batchnorm_layers(model)) {
+        for (int64_t i = 0; i < bn->running_mean.numel(); ++i) {
+          bn->running_mean.data()[i] = 0.2f * static_cast<float>(g.normal());
+          bn->running_var.data()[i] = 0.5f + g.uniform();
+          bn->weight.data()[i] = 0.5f + g.uniform();
+          bn->bias.data()[i] = 0.1f * static_cast<float>(g.normal());
+        }
+      }
+    };
+    seed_all(11);
+    auto plain = create_model(c.arch, options);
+    seed_all(11);
+    auto folded = create_model(c.arch, options);
+    perturb(*plain);
+    perturb(*folded);
+    Generator gen(13);
+    plain->eval();
+    const InferencePrepSummary s = prepare_for_inference(*folded);
+    EXPECT_EQ(s.folded_batchnorms, c.batchnorms);
+    int64_t marked = 0;
+    for (BatchNorm2d* bn : batchnorm_layers(*folded)) marked += bn->folded();
+    EXPECT_EQ(marked, c.batchnorms);
+    EXPECT_EQ(prepare_for_inference(*folded).folded_batchnorms, 0);
+    const Tensor x = random_tensor({2, c.channels, c.size, c.size}, gen);
+    {
+      NoGradGuard no_grad;
+      const Tensor got = folded->forward(x), want = plain->forward(x);
+      ASSERT_EQ(got.shape(), want.shape());
+      float largest = 0.0f;
+      for (int64_t i = 0; i < want.numel(); ++i) largest = std::max(largest, std::fabs(want.data()[i]));
+      for (int64_t i = 0; i < want.numel(); ++i) EXPECT_NEAR(got.data()[i], want.data()[i], 1e-4f * largest) << i;
+    }
+    folded->train();
+    EXPECT_THROW(folded->forward(x), Error);
+  }
 }
