@@ -66,8 +66,8 @@ struct InferencePrepSummary {
 
 // Folds each BatchNorm2d that a module declares to follow a float Conv2d (Module::
 // conv_batchnorm_pairs: ResNet's and GoogLeNet's) into that convolution's weight and bias
-// (layers/fold_batchnorm.h, with its running statistics; the BatchNorm then passes its input
-// through), freezes every Conv2d of `model` that still has a float weight (packed layers are left
+// (layers/fold_batchnorm.h, with its running statistics; the weight tensor is overwritten in
+// place, and the BatchNorm then passes its input through), freezes every Conv2d of `model` that still has a float weight (packed layers are left
 // alone, and so are the BatchNorms after them: scaling b-bit codes would leave the codebook) and
 // puts the model in eval mode. Folding saves a pass over each such activation (a BatchNorm before a
 // ReLU leaves the ReLU's pass) and changes the outputs by rounding only: float ResNet-18 at batch 1,
