@@ -10,6 +10,7 @@
 #include "framework/autograd.h"
 #include "framework/error.h"
 #include "framework/random.h"
+#include "framework/threading.h"
 #include "gradcheck.h"
 #include "layers/linear.h"
 
@@ -39,12 +40,21 @@ void expect_close(const float* got, const std::vector<double>& want, const std::
   EXPECT_EQ(bad, 0) << what;
 }
 
+// Runs its scope with n compute threads, then restores the count.
+struct ThreadCountGuard {
+  explicit ThreadCountGuard(int n) : saved(get_num_threads()) { set_num_threads(n); }
+  ~ThreadCountGuard() { set_num_threads(saved); }
+  int saved;
+};
+
 }  // namespace
 
 TEST(Linear, ForwardAndBackwardMatchNaiveAndAccumulate) {
   Generator gen(1);
   for (const auto& [N, in, out, with_bias] : std::vector<std::tuple<int64_t, int64_t, int64_t, bool>>{
-           {1, 1, 1, true}, {5, 7, 3, true}, {4, 33, 10, false}, {17, 64, 9, true}}) {
+           {1, 1, 1, true}, {5, 7, 3, true}, {4, 33, 10, false}, {17, 64, 9, true},
+           // Batches of 2..16 take the dot-product path: odd inner sizes, outputs not a multiple of 4.
+           {2, 17, 5, true}, {8, 37, 13, true}, {16, 100, 6, false}, {3, 1, 2, true}}) {
     SCOPED_TRACE(fmt::format("N={} in={} out={} bias={}", N, in, out, with_bias));
     Tensor x = random_tensor({N, in}, gen), w = random_tensor({out, in}, gen);
     Tensor b = with_bias ? random_tensor({out}, gen) : Tensor();
@@ -145,6 +155,30 @@ TEST(Linear, DeterministicBitForBit) {
   }
   for (int i = 0; i < 4; ++i)
     EXPECT_EQ(std::memcmp(runs[0][i].data(), runs[1][i].data(), runs[0][i].size() * sizeof(float)), 0) << i;
+}
+
+// The small-batch path (batches of 2..16, linear_forward_dot) splits the weight's rows between the
+// threads: every thread count must give the same bits, and they must match the naive sums, on
+// shapes large enough to run in parallel, around the batch limits.
+TEST(Linear, SmallBatchForwardIsTheSameForAnyThreadCount) {
+  Generator gen(8);
+  for (const int64_t N : {1, 2, 7, 16, 17}) {
+    SCOPED_TRACE(fmt::format("N={}", N));
+    const int64_t in = 301, out = 203;  // 203 = 50 blocks of 4 rows and a tail of 3
+    Tensor x = random_tensor({N, in}, gen), w = random_tensor({out, in}, gen), b = random_tensor({out}, gen);
+    std::vector<float> runs[3];
+    for (int threads : {1, 2, 3}) {
+      ThreadCountGuard guard(threads);
+      Tensor y = Tensor::full({N, out}, 1e30f);
+      linear_forward(y.data(), x.data(), w.data(), b.data(), N, in, out);
+      expect_close(y.data(), naive_linear(x, w, b.data()), "y");
+      runs[threads - 1] = y.to_vector();
+    }
+    if (N >= 2 && N <= 16) {
+      EXPECT_EQ(runs[0], runs[1]);
+      EXPECT_EQ(runs[0], runs[2]);
+    }
+  }
 }
 
 TEST(Linear, ParametersNamesAndPyTorchInit) {
