@@ -125,6 +125,9 @@ std::vector<Case> cases() {
       {"stride3_single_pixel_rows", {4, 2, 4, 10}, {3, 2, 2, 2}, 3, 0},
       // Large enough (576 x 2304 col entries per image) that im2col/col2im run in parallel.
       {"parallel_lowering_64c_48x48", {2, 64, 48, 48}, {4, 64, 3, 3}, 1, 1},
+      // Caffe's LeNet second layer: several weight panels and a tail (50 filters), a long inner
+      // dimension (500), and enough images for the parallel-images path.
+      {"lenet5_caffe_conv2_20to50_5x5", {5, 20, 12, 12}, {50, 20, 5, 5}},
   };
 }
 
