@@ -5,8 +5,11 @@
 //   2. for each fully-connected layer (caches evicted before every timed pass) of AlexNet and VGG-16 at 5 and 4 bits, batch 1, the median time of
 //      PackedMatrix::matmul_transposed and the GB/s of code bytes it streamed, next to float32 sgemm on
 //      the same shape (4 bytes per weight),
-// and prints them as one markdown table with each rate as a fraction of the measured bandwidth.
-// Weights are random codes (speed does not depend on their values). Threads: INQ_THREADS (default 2).
+// and prints them as one markdown table with each rate as a fraction of the measured bandwidth;
+//   3. a second table for float32 models: the same layers at batches 1..32, OpenBLAS sgemm against
+//      layers/linear.h's linear_forward (which takes its own dot-product path at batches 2..16), in
+//      ms and GB/s of weight bytes (4 per weight) streamed.
+// Weights are random (speed does not depend on their values). Threads: INQ_THREADS (default 2).
 //
 //   INQ_THREADS=2 build/bench_packed_gemv [repetitions]
 #include <omp.h>
@@ -24,6 +27,7 @@
 #include "framework/threading.h"
 #include "inq/packed.h"
 #include "inq/packed_matrix.h"
+#include "layers/linear.h"
 
 namespace {
 
@@ -141,6 +145,28 @@ int main(int argc, char** argv) {
       std::printf("| %s | %s | %lld x %lld | %d | %.3f | %.1f | %.0f%% | %.3f | %.1f | %.2fx |\n", l.model, l.name,
                   static_cast<long long>(l.in), static_cast<long long>(l.out), bits, packed * 1e3, gbs,
                   100.0 * gbs / bandwidth, fp32 * 1e3, fp32_gbs, fp32 / packed);
+    }
+  }
+  // Float32 layers at small batches: what the float models' fully-connected layers run on.
+  std::printf("\n| model | layer | in x out | batch | sgemm ms | sgemm GB/s | linear_forward ms | linear_forward GB/s | "
+              "%% of bandwidth | speed-up |\n|---|---|---|---|---|---|---|---|---|---|\n");
+  for (const Layer& l : layers) {
+    std::vector<float> w(static_cast<size_t>(l.in * l.out)), bias(static_cast<size_t>(l.out), 0.5f);
+    for (auto& v : w) v = std::uniform_real_distribution<float>(-1, 1)(rng);
+    for (int64_t batch : {1, 2, 4, 8, 16, 32}) {
+      std::vector<float> x(static_cast<size_t>(batch * l.in)), y(static_cast<size_t>(batch * l.out));
+      for (auto& v : x) v = std::uniform_real_distribution<float>(-1, 1)(rng);
+      const double blas = median_seconds(repetitions, evict.get(), [&] {
+        inq::sgemm(false, true, batch, l.out, l.in, 1.0f, x.data(), l.in, w.data(), l.in, 0.0f, y.data(), l.out);
+      });
+      const double ours = median_seconds(repetitions, evict.get(), [&] {
+        inq::linear_forward(y.data(), x.data(), w.data(), bias.data(), batch, l.in, l.out);
+      });
+      const double bytes = static_cast<double>(w.size()) * 4;
+      std::printf("| %s | %s | %lld x %lld | %lld | %.3f | %.1f | %.3f | %.1f | %.0f%% | %.2fx |\n", l.model, l.name,
+                  static_cast<long long>(l.in), static_cast<long long>(l.out), static_cast<long long>(batch), blas * 1e3,
+                  bytes / blas / 1e9, ours * 1e3, bytes / ours / 1e9, 100.0 * bytes / ours / 1e9 / bandwidth,
+                  blas / ours);
     }
   }
   return 0;
