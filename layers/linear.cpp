@@ -20,11 +20,11 @@ namespace {
 // kernel (framework/dot_gemm.h) with the weight as its first operand: each 4-row block of w is
 // streamed from memory once and multiplied into every row of x while it is in cache, where
 // OpenBLAS's sgemm copies (packs) the whole weight on every call and then reads the copy, which
-// took as long again as the multiplies for a weight far larger than the cache. Measured on
-// AlexNet's fc6 (4096 x 9216, 151 MB), ms per call, sgemm -> this path, Zen 5 VM, 2026-12-03
-// (/work scratch program, quiet machine): batch 8, 2 threads 16.5 -> 6.2; 1 thread 18.9 -> 11.7;
-// batch 4, 2 threads 16.8 -> 4.1; batch 16, 2 threads 13.3 -> 10.2; batch 32 19.9 -> 19.4 (even,
-// so sgemm from 17 rows on); batch 1 2.7 -> 2.9 (sgemm runs as OpenBLAS's sgemv there: kept).
+// took as long again as the multiplies for a weight far larger than the cache. Measured with
+// bench/bench_packed_gemv (second table; Zen 5 VM, 2026-12-03, caches evicted, ms per call, sgemm ->
+// this path) on AlexNet's fc6 (4096 x 9216, 151 MB): 2 threads, batch 2 11.6 -> 4.5, batch 8 17.5 ->
+// 7.1, batch 16 14.7 -> 9.7, batch 32 20.2 -> 19.9 (even: sgemm from 17 rows on); 1 thread, batch 8
+// 18.3 -> 11.0. At batch 1 sgemm runs as OpenBLAS's sgemv, as fast as this path: kept.
 constexpr int64_t kDotMaxBatch = 16;
 
 bool dot_path_pays(int64_t N) { return N >= 2 && N <= kDotMaxBatch && dot_gemm_supported(); }
