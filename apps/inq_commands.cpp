@@ -173,11 +173,15 @@ void register_reproduce_command(CLI::App& app) {
   cmd->add_option("--prune-bits", o->prune_bits, "--prune: the bit-widths of DNS + INQ besides 5")
       ->delimiter(',')
       ->check(CLI::Range(2, 10));
+  cmd->add_option("--prune-rows", o->prune_rows,
+                  "--prune: the row groups besides FP32 and DNS: dns-inq5, inq5, magnitude, dns-bits (default: all)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"dns-inq5", "inq5", "magnitude", "dns-bits"}));
   cmd->add_option("--prune-epochs", o->prune_epochs, "--prune: re-training epochs after pruning (default: the FP32 "
                                                      "epochs)")
       ->check(CLI::NonNegativeNumber);
   cmd->callback([o, quick, cmd] {
-    for (const char* flag : {"--sparsities", "--prune-bits", "--prune-epochs"})
+    for (const char* flag : {"--sparsities", "--prune-bits", "--prune-rows", "--prune-epochs"})
       INQ_CHECK(o->prune || cmd->count(flag) == 0, "Given {} without --prune, expected it only with --prune", flag);
     if (*quick && o->prune) {
       // Caffe's LeNet on a fifth of the training set: every row of the experiment in minutes.

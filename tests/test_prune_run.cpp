@@ -258,5 +258,21 @@ TEST(ReproducePrune, WritesEveryRowWithSizesMeasuredOnPackedFiles) {
   EXPECT_NEAR(rows[4].at("sparsity").get<double>(), 0.8, 1e-3);  // magnitude: floor(0.8 n) per tensor
   EXPECT_GT(rows[1].at("sparsity").get<double>(), 0.5);           // DNS moves from its first mask
   EXPECT_NE(read_file(out + "/prune_results.md").find("| dns+inq | 0.8 |"), std::string::npos);
+  // --prune-rows: only the groups asked for (FP32 and DNS always), from the FP32 weights above.
+  const std::string some = temp_path("reproduce_rows");
+  ASSERT_EQ(run_cli("reproduce --prune --arch lenet5 --train-limit 256 --test-limit 100 --fp32-weights " + out +
+                    "/fp32-s1/last.safetensors --prune-epochs 1 --epochs-per-step 1 --sparsities 0.8 --prune-bits 3 "
+                    "--prune-rows dns-bits --threads 1 -j 1 --no-plots --out " + some, &log), 0) << log;
+  std::vector<std::string> some_methods;
+  const nlohmann::json some_rows = nlohmann::json::parse(read_file(some + "/prune_results.json")).at("rows");
+  for (const auto& r : some_rows)
+    some_methods.push_back(r.at("method").get<std::string>() + std::to_string(r.at("bits").get<int>()));
+  EXPECT_EQ(some_methods, (std::vector<std::string>{"fp3232", "dns32", "dns+inq3"}));
+  std::string bad;
+  EXPECT_NE(run_cli("reproduce --prune --prune-rows dns,bogus --out " + some, &bad), 0);
+  EXPECT_NE(bad.find("--prune-rows"), std::string::npos) << bad;
+  EXPECT_NE(run_cli("reproduce --prune-rows dns-bits --out " + some, &bad), 0);
+  EXPECT_NE(bad.find("--prune-rows without --prune"), std::string::npos) << bad;
+  fs::remove_all(some);
   fs::remove_all(out);
 }

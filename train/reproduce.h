@@ -38,6 +38,10 @@ struct ReproduceOptions {
   bool prune = false;
   std::vector<double> sparsities = {0.9};
   std::vector<int> prune_bits = {4, 3};
+  // Which row groups besides FP32 and DNS pruning to run: "dns-inq5" (DNS + 5-bit INQ), "inq5"
+  // (5-bit INQ alone), "magnitude" (magnitude pruning, and + 5-bit INQ), "dns-bits" (DNS + INQ
+  // at prune_bits). A run whose checkpoints are gone can add its missing rows without redoing the rest.
+  std::vector<std::string> prune_rows = {"dns-inq5", "inq5", "magnitude", "dns-bits"};
   int64_t prune_epochs = 0;             // re-training epochs after pruning; 0: the FP32 epochs
 };
 

@@ -5,6 +5,7 @@
 // from the packed file and from its checkpoint (the two must agree exactly), and its compression
 // ratio is measured on the packed file: the float32 bytes of the quantized tensors over the bytes
 // the file stores them in. Each run has its own folder, so an interrupted command continues.
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -152,6 +153,9 @@ std::string run_reproduce_prune(const ReproduceOptions& o) {
   INQ_CHECK(!o.sparsities.empty(), "Given reproduce --prune, expected at least one --sparsities value");
   for (double s : o.sparsities)
     INQ_CHECK(s > 0 && s < 1, "Given --sparsities value {}, expected a fraction in (0, 1)", s);
+  for (const std::string& g : o.prune_rows)
+    INQ_CHECK(g == "dns-inq5" || g == "inq5" || g == "magnitude" || g == "dns-bits",
+              "Given --prune-rows value '{}', expected dns-inq5, inq5, magnitude or dns-bits", g);
   INQ_CHECK(o.seeds.size() == 1, "Given reproduce --prune with {} seeds, expected one (--seeds N)", o.seeds.size());
   const std::string out = o.out.empty() ? "runs/reproduce-prune-" + o.arch : o.out;
   fs::create_directories(out);
@@ -194,14 +198,20 @@ std::string run_reproduce_prune(const ReproduceOptions& o) {
     const std::string folder = x.prune("dns", s);
     dns[s] = {folder + "/final.safetensors", x.rows.back()["sparsity"].get<double>()};
   }
-  for (double s : o.sparsities) x.quantize("dns", dns[s].first, s, dns[s].second, 5);
-  x.quantize("fp32", x.fp32, 0, 0, 5);
-  for (double s : o.sparsities) {
-    const std::string folder = x.prune("magnitude", s);
-    x.quantize("magnitude", folder + "/final.safetensors", s, x.rows.back()["sparsity"].get<double>(), 5);
-  }
-  for (int b : o.prune_bits)
-    for (double s : o.sparsities) x.quantize("dns", dns[s].first, s, dns[s].second, b);
+  const auto wanted = [&o](const char* group) {
+    return std::find(o.prune_rows.begin(), o.prune_rows.end(), group) != o.prune_rows.end();
+  };
+  if (wanted("dns-inq5"))
+    for (double s : o.sparsities) x.quantize("dns", dns[s].first, s, dns[s].second, 5);
+  if (wanted("inq5")) x.quantize("fp32", x.fp32, 0, 0, 5);
+  if (wanted("magnitude"))
+    for (double s : o.sparsities) {
+      const std::string folder = x.prune("magnitude", s);
+      x.quantize("magnitude", folder + "/final.safetensors", s, x.rows.back()["sparsity"].get<double>(), 5);
+    }
+  if (wanted("dns-bits"))
+    for (int b : o.prune_bits)
+      for (double s : o.sparsities) x.quantize("dns", dns[s].first, s, dns[s].second, b);
   const std::string md_path = out + "/prune_results.md";
   if (o.plots) run_plot_script("plot_prune.py", out, "figure");
   return md_path;
