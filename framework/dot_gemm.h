@@ -14,7 +14,8 @@
 // T = 128 tiles, K and C 16..64 channels, and E and V both stored with the tiles contiguous.
 // OpenBLAS (AVX2 kernels on this machine, OPENBLAS_CORETYPE=Haswell) packs both operands on each of
 // those thousands of small calls, which took as long as the multiplies. Users:
-// layers/conv2d_winograd.cpp (the weight-gradient GEMMs).
+// layers/conv2d_winograd.cpp (the weight-gradient GEMMs), layers/conv2d.cpp (a thread's own chunk's
+// weight gradient), layers/linear.cpp (the forward at batches of 2..16: the weight streamed once).
 #include <cstdint>
 
 namespace inq {
