@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
+#include <filesystem>
 #include <vector>
 
 #include "data/datasets.h"
@@ -188,7 +189,15 @@ TrainConfig resume_config(const CLI::App& cmd, const TrainConfig& given) {
   if (flag_given(cmd, "--workers")) c.data.workers = given.data.workers;
   if (flag_given(cmd, "--print-freq")) c.run.print_freq = given.run.print_freq;
   if (flag_given(cmd, "--data")) c.data.data_dir = given.data.data_dir;
-  if (flag_given(cmd, "--out")) c.run.out = given.run.out;
+  // Without --out the run continues in the folder that holds the checkpoint, not in the folder
+  // its configuration names: a run folder that was moved or copied continues where it lies, and
+  // resuming a copy never writes into the original's files.
+  if (flag_given(cmd, "--out")) {
+    c.run.out = given.run.out;
+  } else {
+    const std::filesystem::path folder = std::filesystem::path(given.run.resume).parent_path();
+    c.run.out = folder.empty() ? std::string(".") : folder.string();
+  }
   if (flag_given(cmd, "--skip-bad-images")) c.data.skip_bad_images = given.data.skip_bad_images;
   if (flag_given(cmd, "--bn-batches")) c.inq.bn_batches = given.inq.bn_batches;
   if (flag_given(cmd, "--final-epochs")) c.inq.final_epochs = given.inq.final_epochs;

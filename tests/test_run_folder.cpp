@@ -272,6 +272,26 @@ TEST(RunFolder, ACheckpointWriteFailingOnAFullDiskKeepsTheOldOneAndResumeWritesN
   fs::remove_all(mnt);
 }
 
+// Without --out a resumed run continues in the folder that holds the checkpoint: a copy of a run
+// folder resumes in the copy and leaves the original's files as they were (it used to write into
+// the folder named in the checkpoint's configuration, the original's).
+TEST(RunFolder, ResumingACopiedRunFolderWritesIntoTheCopyOnly) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  const std::string original = temp_path("rf_original"), copy = temp_path("rf_copy");
+  fs::remove_all(copy);
+  std::string out;
+  ASSERT_EQ(run_cli("train --arch lenet5 --epochs 1 --out " + original + kSlice, &out), 0) << out;
+  fs::copy(original, copy, fs::copy_options::recursive);
+  const auto checkpoint = bytes_of(original + "/last.safetensors");
+  const std::string summary = read_file(original + "/summary.csv");
+  ASSERT_EQ(run_cli("train --resume " + copy + "/last.safetensors --epochs 2", &out), 0) << out;
+  EXPECT_EQ(summary_keys(copy), (std::vector<std::string>{"1,fp32,train", "2,fp32,train"}));
+  EXPECT_EQ(bytes_of(original + "/last.safetensors"), checkpoint);
+  EXPECT_EQ(read_file(original + "/summary.csv"), summary);
+  fs::remove_all(original);
+  fs::remove_all(copy);
+}
+
 TEST(RunFolder, QuantizeRefusesToResumeAPlainTrainingCheckpoint) {
   if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
   const std::string run = temp_path("rf_qplain");
