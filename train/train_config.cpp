@@ -16,8 +16,10 @@ void RunConfig::validate() const {
 
 TrainRecipe recipe_for(const std::string& arch) {
   if (arch == "lenet5") return {.epochs = 5, .batch_size = 64, .lr = 0.05, .augment = false};
-  // Caffe's LeNet: lenet5's recipe, with more epochs for its 431K weights (docs/RESULTS.md).
-  if (arch == "lenet5-caffe") return {.epochs = 10, .batch_size = 64, .lr = 0.05, .augment = false};
+  // Caffe's LeNet: lenet5's recipe with more epochs for its 431K weights, and lr 0.03: at 0.05 (no
+  // BatchNorm) seed 1 diverged to a NaN loss in epoch 2 once the kernels' rounding changed
+  // (2026-12-03), while 0.03 reached 91.80 on it, as 0.05 had (91.81, docs/RESULTS.md).
+  if (arch == "lenet5-caffe") return {.epochs = 10, .batch_size = 64, .lr = 0.03, .augment = false};
   return {.epochs = 15, .batch_size = 128, .lr = 0.1, .augment = true};
 }
 
