@@ -139,6 +139,24 @@ void dot_gemm(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t 
 #endif
 }
 
+void dot_gemm_parallel(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M, int64_t N, int64_t K,
+                       float* C, int64_t ldc, bool accumulate) {
+  INQ_CHECK(dot_gemm_supported(), "dot_gemm_parallel needs a build with AVX-512 (check dot_gemm_supported() first)");
+  // Tile edges at multiples of the 4 x 4 block: the tiles cut C into the blocks one call would use.
+  constexpr int64_t kTileBytes = int64_t{256} << 10, kTileRows = 64;
+  const int64_t b_rows = std::max<int64_t>(
+      kBlock, std::min<int64_t>(kTileRows, kTileBytes / (std::max<int64_t>(K, 1) * 4) / kBlock * kBlock));
+  const int64_t row_tiles = (M + kTileRows - 1) / kTileRows, col_tiles = (N + b_rows - 1) / b_rows;
+  const int64_t tiles = row_tiles * col_tiles;
+  // Column tiles outermost: consecutive tiles of one thread share their rows of B.
+#pragma omp parallel for schedule(static) if (tiles > 1 && M * N * K >= (int64_t{1} << 20))
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t i0 = t % row_tiles * kTileRows, j0 = t / row_tiles * b_rows;
+    dot_gemm(A + i0 * lda, lda, B + j0 * ldb, ldb, std::min(kTileRows, M - i0), std::min(b_rows, N - j0), K,
+             C + i0 * ldc + j0, ldc, accumulate);
+  }
+}
+
 void dot_gemm_reference(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M, int64_t N, int64_t K,
                         float* C, int64_t ldc, bool accumulate) {
   for (int64_t i = 0; i < M; ++i)

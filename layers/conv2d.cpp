@@ -294,6 +294,18 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
 
 namespace {
 
+// The shortest run of pixels (the weight gradient's inner dimension, chunk * P) for which the
+// weight gradient runs on the dot-product kernel across the team rather than on sgemm: with shorter
+// runs each output's closing reduction costs more than OpenBLAS's packing saves. bench_conv, 2
+// threads, 2026-12-03, ms (sgemm -> dot_gemm_parallel): r50 1x1 64->256c 56x56 (3136 pixels per
+// image) 7.0-7.2 -> 4.7-5.1, 1024->256c 14x14 (2 images, 392) 5.6-6.0 -> 4.1-4.2, 512->2048c 7x7
+// (6 images, 294) 4.7-4.8 -> 5.6-6.0 (hence the limit: it stays on sgemm); ResNet's 7x7 stride-2
+// stem 20.6-21.3 -> 16.9-18.0, a 3x3 stride-2 64->128c 56x56 layer 9.1-9.3 -> 6.8-6.9. Whole
+// training steps, batch 8, 2 threads, alternating builds, img/s: ResNet-50 8.28 / 8.11 -> 8.78 /
+// 8.75, AlexNet 38.6 / 36.2 -> 40.4 / 37.1, GoogLeNet 22.1 / 21.6 -> 22.8 / 21.7, ResNet-18 24.8 /
+// 25.6 -> 25.4 / 25.2; 1 thread: ResNet-50 5.23 / 4.37 -> 5.84 / 5.92.
+constexpr int64_t kDotWeightMinPixels = 384;
+
 // Images [n0, n0 + chunk) of the backward; dx or dw may be null. The chunk's weight gradient is
 // added into dw (dw_beta = 1) or written over it (dw_beta = 0); its input gradient is added into
 // the chunk's images of dx, or written over them when write_dx (those images are zeroed right
@@ -320,6 +332,9 @@ void backward_chunk(float* dx, float* dw, const float* dy, const float* x, const
       // A thread's own chunk (parallel images): dy and col both run along the chunk's pixels, the
       // dot-product kernel's layout, and a chunk's rows are short enough to stay in cache.
       dot_gemm(dyc, ld, col, ld, g.K, inner, ld, dw, inner, /*accumulate=*/dw_beta != 0.0f);
+    } else if (G == 1 && dot_gemm_supported() && ld >= kDotWeightMinPixels) {
+      // The same layout on the whole team, tiled so that a tile's rows of col stay in L2.
+      dot_gemm_parallel(dyc, ld, col, ld, g.K, inner, ld, dw, inner, /*accumulate=*/dw_beta != 0.0f);
     } else {
       for (int64_t grp = 0; grp < G; ++grp)
         sgemm(false, true, Kg, inner, ld, 1.0f, dyc + grp * Kg * ld, ld, col + grp * inner * ld, ld, dw_beta,

@@ -116,6 +116,8 @@ std::vector<Case> cases() {
       {"pointwise_1x1", {3, 5, 4, 6}, {7, 5, 1, 1}},
       {"pointwise_1x1_nobias", {2, 6, 3, 5}, {4, 6, 1, 1}, 1, 0, 1, 1, false},
       {"pointwise_1x1_groups2", {3, 4, 5, 3}, {6, 2, 1, 1}, 1, 0, 1, 2},
+      // 400 pixels per image: the weight gradient's team dot-product path (kDotWeightMinPixels).
+      {"pointwise_1x1_20x20", {3, 6, 20, 20}, {5, 6, 1, 1}},
       {"1x1_stride2", {3, 5, 7, 6}, {4, 5, 1, 1}, 2},
       {"1x1_pad1", {2, 3, 4, 4}, {2, 3, 1, 1}, 1, 1},
       {"nonsquare_kernel_2x5", {2, 2, 7, 11}, {3, 2, 2, 5}, {2, 1}, {1, 2}},

@@ -1,7 +1,8 @@
 // framework/dot_gemm.h against its naive twin (double sums) on odd shapes: rows and columns not a
 // multiple of the kernel's 4 x 4 block (every edge block shape), K not a multiple of 16 (masked
 // tail), K = 1 and 0, padded strides, written and accumulated; nothing outside the M x N block of C
-// is touched; the same call gives the same bits twice.
+// is touched; the same call gives the same bits twice; the team version (dot_gemm_parallel) gives
+// the same bits as one call.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,6 +12,7 @@
 #include "framework/dot_gemm.h"
 #include "framework/error.h"
 #include "framework/random.h"
+#include "framework/threading.h"
 #include "tensor_testing.h"
 
 namespace inq {
@@ -61,6 +63,32 @@ TEST(DotGemm, MatchesNaiveOnOddShapesWithStrides) {
       EXPECT_EQ(0, std::memcmp(again.data(), C.data(), C.size() * sizeof(float)));
     }
   }
+}
+
+// dot_gemm_parallel cuts C into tiles of whole blocks and shares them out: every output must have
+// dot_gemm's bits, for 1, 2 and 3 threads, on shapes with several tiles both ways (K large enough
+// that a tile holds fewer than 64 rows of B), edge blocks inside and at the ends, accumulate on/off.
+TEST(DotGemm, ParallelTilesGiveTheSameBitsForAnyThreadCount) {
+  if (!dot_gemm_supported()) GTEST_SKIP() << "no AVX-512 in this build";
+  Generator gen(44);
+  const int saved = get_num_threads();
+  for (const Shape3& s : std::vector<Shape3>{{70, 67, 1000}, {130, 9, 300}, {5, 150, 5000}, {3, 2, 7}}) {
+    for (bool accumulate : {false, true}) {
+      const int64_t lda = s.K + 1, ldb = s.K + 3, ldc = s.N + 2;
+      const std::vector<float> A = random_values(s.M * lda, gen), B = random_values(s.N * ldb, gen);
+      const std::vector<float> start = random_values(s.M * ldc, gen);
+      std::vector<float> want = start;
+      dot_gemm(A.data(), lda, B.data(), ldb, s.M, s.N, s.K, want.data(), ldc, accumulate);
+      for (int threads : {1, 2, 3}) {
+        set_num_threads(threads);
+        std::vector<float> C = start;
+        dot_gemm_parallel(A.data(), lda, B.data(), ldb, s.M, s.N, s.K, C.data(), ldc, accumulate);
+        EXPECT_EQ(0, std::memcmp(want.data(), C.data(), C.size() * sizeof(float)))
+            << "M " << s.M << " N " << s.N << " K " << s.K << " threads " << threads << " accumulate " << accumulate;
+      }
+    }
+  }
+  set_num_threads(saved);
 }
 
 TEST(DotGemm, RefusesStridesShorterThanRows) {
