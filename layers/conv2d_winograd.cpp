@@ -75,10 +75,13 @@ struct Transform<4> {
       {1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
 };
 
-// out (rows x rows) = L in L^T for in (cols x cols), all entries v16, L a constexpr matrix. Loops
-// are fully unrolled so the zero coefficients drop out at compile time and +-1 become adds.
+// out (rows x rows) = L in L^T for in (cols x cols), all entries v16, L a constexpr matrix: entry p
+// of in is read from src + p * src_stride and entry p of out written to dst + p * dst_stride
+// (floats). Loops are fully unrolled so the zero coefficients drop out at compile time and +-1
+// become adds. Reading and writing in place of copies through v16 arrays on the stack matters: the
+// copy loops were a tenth of the input transform's time (perf, ResNet-20 training step).
 template <int rows, int cols, class Coef>
-inline void two_sided(const v16* in, v16* out, Coef L) {
+inline void two_sided_strided(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, Coef L) {
   v16 tmp[rows][cols];
 #pragma GCC unroll 8
   for (int r = 0; r < rows; ++r)
@@ -89,7 +92,9 @@ inline void two_sided(const v16* in, v16* out, Coef L) {
 #pragma GCC unroll 8
       for (int i = 0; i < cols; ++i)
         if (L(r, i) != 0.0f) {
-          const v16 term = L(r, i) * in[i * cols + j];
+          v16 in;
+          std::memcpy(&in, src + (i * cols + j) * src_stride, sizeof(v16));
+          const v16 term = L(r, i) * in;
           acc = first ? term : acc + term;
           first = false;
         }
@@ -108,8 +113,14 @@ inline void two_sided(const v16* in, v16* out, Coef L) {
           acc = first ? term : acc + term;
           first = false;
         }
-      out[r * rows + q] = acc;
+      std::memcpy(dst + (r * rows + q) * dst_stride, &acc, sizeof(v16));
     }
+}
+
+// The same on v16 arrays.
+template <int rows, int cols, class Coef>
+inline void two_sided(const v16* in, v16* out, Coef L) {
+  two_sided_strided<rows, cols>(reinterpret_cast<const float*>(in), kLanes, reinterpret_cast<float*>(out), kLanes, L);
 }
 
 // The convolution one call computes: forward (x -> y) or the input gradient (dy -> dx); the
@@ -276,11 +287,8 @@ void input_chunk(float* V, const float* x, const Job& j, int64_t c, int64_t t, i
   alignas(64) float d[a * a][kLanes];
   if (count < kLanes) std::memset(d, 0, sizeof(d));
   gather_tiles<m>(d, x, j, c, t, count, tile_rows, tile_cols);
-  v16 in[a * a], out[a * a];
-  for (int p = 0; p < a * a; ++p) std::memcpy(&in[p], d[p], sizeof(v16));
-  two_sided<a, a>(in, out, [](int r, int i) { return T::BT[r][i]; });
-  float* dst = V + c * ldv + (t - t0);
-  for (int p = 0; p < a * a; ++p) std::memcpy(dst + p * point_stride, &out[p], sizeof(v16));
+  two_sided_strided<a, a>(d[0], kLanes, V + c * ldv + (t - t0), point_stride,
+                          [](int r, int i) { return T::BT[r][i]; });
 }
 
 // out[n][k][ty * m + i][tx * m + q] = o[i * m + q][l] + b (added to what is there with accumulate)
@@ -376,18 +384,13 @@ void output_chunk(float* out, const float* M, const float* bias, const Job& j, i
                   bool accumulate, int64_t m_row) {
   using T = Transform<m>;
   constexpr int a = T::a;
-  v16 in[a * a], res[m * m];
   const float* src = M + m_row * ldm + (t - t0);
-  for (int p = 0; p < a * a; ++p) {
-    std::memcpy(&in[p], src + p * point_stride, sizeof(v16));
-    // The next chunk's line of the same point (tiles t + 16..t + 31, the next work item): the 36
-    // lines of a chunk lie far apart, a pattern the hardware prefetcher does not follow. Loading M
-    // went from ~44% to ~21% of this function's time (perf, ResNet-20 training step, 1 thread).
-    __builtin_prefetch(src + p * point_stride + kLanes, 0, 3);
-  }
-  two_sided<m, a>(in, res, [](int r, int i) { return T::AT[r][i]; });
+  // The next chunk's line of each point (tiles t + 16..t + 31, the next work item): the 36 lines of
+  // a chunk lie far apart, a pattern the hardware prefetcher does not follow. Loading M went from
+  // ~44% to ~21% of this function's time (perf, ResNet-20 training step, 1 thread).
+  for (int p = 0; p < a * a; ++p) __builtin_prefetch(src + p * point_stride + kLanes, 0, 3);
   alignas(64) float o[m * m][kLanes];
-  std::memcpy(o, res, sizeof(o));
+  two_sided_strided<m, a>(src, point_stride, o[0], kLanes, [](int r, int i) { return T::AT[r][i]; });
   scatter_tiles<m>(out, o, bias ? bias[k] : 0.0f, j, k, t, count, tile_rows, tile_cols, accumulate);
 }
 
@@ -629,11 +632,8 @@ void dy_chunk(float* E, const float* dy, const Job& j, int64_t k, int64_t t, int
   constexpr int a = T::a;
   alignas(64) float e[m * m][kLanes] = {};
   gather_patches<m, m>(e, Planes{dy, j.Kout, j.OH, j.OW, 0, 0}, k, t, count, tile_rows, tile_cols);
-  v16 in[m * m], out[a * a];
-  for (int p = 0; p < m * m; ++p) std::memcpy(&in[p], e[p], sizeof(v16));
-  two_sided<a, m>(in, out, [](int r, int i) { return T::AT[i][r]; });  // A e A^T, A = AT^T
-  float* dst = E + k * lde + (t - t0);
-  for (int p = 0; p < a * a; ++p) std::memcpy(dst + p * point_stride, &out[p], sizeof(v16));
+  two_sided_strided<a, m>(e[0], kLanes, E + k * lde + (t - t0), point_stride,
+                          [](int r, int i) { return T::AT[i][r]; });  // A e A^T, A = AT^T
 }
 
 // dw[f] for the filters f = k * C + c in [f0, f0 + count), count <= 16: G^T Mw[.][f] G.
