@@ -240,6 +240,8 @@ void gather_patches(float (*d)[kLanes], const Planes& x, int64_t c, int64_t t, i
                             _mm512_cmplt_epi32_mask(cols_hi, width);
     const __m512i first = _mm512_mullo_epi32(_mm512_sub_epi32(iota, _mm512_set1_epi32(static_cast<int>(l))),
                                              _mm512_set1_epi32(m));
+    __m512i idx[a];  // lane l + r of patch column q takes window column r * m + q
+    for (int q = 0; q < a; ++q) idx[q] = _mm512_add_epi32(first, _mm512_set1_epi32(q));
     for (int i = 0; i < a; ++i) {
       const int64_t ih = ih0 + i;
       if (ih < 0 || ih >= x.H) {
@@ -257,10 +259,7 @@ void gather_patches(float (*d)[kLanes], const Planes& x, int64_t c, int64_t t, i
       _mm_prefetch(next + 124, _MM_HINT_T0);
       const __m512 lo = _mm512_maskz_loadu_ps(in_lo, row + col0);
       const __m512 hi = _mm512_maskz_loadu_ps(in_hi, row + col0 + 16);
-      for (int q = 0; q < a; ++q) {
-        const __m512i idx = _mm512_add_epi32(first, _mm512_set1_epi32(q));
-        _mm512_mask_storeu_ps(d[i * a + q], lanes, _mm512_permutex2var_ps(lo, idx, hi));
-      }
+      for (int q = 0; q < a; ++q) _mm512_mask_storeu_ps(d[i * a + q], lanes, _mm512_permutex2var_ps(lo, idx[q], hi));
     }
     l += run;
     for (int64_t r = 0; r < run; ++r) cur.next();
@@ -636,9 +635,11 @@ void dy_chunk(float* E, const float* dy, const Job& j, int64_t k, int64_t t, int
                           [](int r, int i) { return T::AT[i][r]; });  // A e A^T, A = AT^T
 }
 
-// dw[f] for the filters f = k * C + c in [f0, f0 + count), count <= 16: G^T Mw[.][f] G.
+// dw[f] for the filters f = k * C + c in [f0, f0 + count), count <= 16: G^T Mw[.][f] G, where Mw
+// is the sum of `parts` partial sums part_stride floats apart, added in order.
 template <int m>
-void weight_grad_chunk(float* dw, const float* Mw, const Job& j, int64_t f0, int64_t count, bool accumulate) {
+void weight_grad_chunk(float* dw, const float* Mw, const Job& j, int64_t f0, int64_t count, bool accumulate,
+                       int64_t parts = 1, int64_t part_stride = 0) {
   using T = Transform<m>;
   constexpr int a = T::a;
   const int64_t KC = j.Kout * j.Cin;
@@ -646,6 +647,10 @@ void weight_grad_chunk(float* dw, const float* Mw, const Job& j, int64_t f0, int
   for (int p = 0; p < a * a; ++p) {
     alignas(64) float lanes[kLanes] = {};
     std::memcpy(lanes, Mw + p * KC + f0, static_cast<size_t>(count) * sizeof(float));
+    for (int64_t part = 1; part < parts; ++part) {
+      const float* src = Mw + part * part_stride + p * KC + f0;
+      for (int64_t l = 0; l < count; ++l) lanes[l] += src[l];
+    }
     std::memcpy(&in[p], lanes, sizeof(v16));
   }
   two_sided<3, a>(in, out, [](int r, int i) { return T::G[i][r]; });  // G^T Mw G
@@ -712,6 +717,73 @@ void run_weight_grad(float* dw, const float* x, const float* dy, const Job& j, i
 #pragma omp for schedule(static)
     for (int64_t f0 = 0; f0 < filters; f0 += kLanes)
       weight_grad_chunk<m>(dw, Mw, j, f0, std::min(kLanes, filters - f0), accumulate);
+  }
+}
+
+// The weight gradient on private partitions: the tiles are cut into `parts` ranges fixed by the
+// geometry (whole 16-tile chunks), each range summed by one thread on its own V, E and partial Mw
+// (blocks of at most block_tiles, in block order), and the partial sums added in partition order
+// before the filter transform. Against the shared blocks above, no thread reads V or E that the
+// other wrote (on ResNet-20's 16-channel layers the shared form ran slower on 2 threads than on 1:
+// the GEMMs split by transform point read half of every block from the other core's cache) and
+// there is no barrier inside the sum.
+template <int m>
+void run_weight_grad_partitioned(float* dw, const float* x, const float* dy, const Job& j, int64_t block_tiles,
+                                 int64_t parts, bool accumulate) {
+  constexpr int a = m + 2;
+  constexpr int64_t points = a * a;
+  const int64_t tile_rows = (j.OH + m - 1) / m, tile_cols = (j.OW + m - 1) / m;
+  const int64_t T = j.N * tile_rows * tile_cols;
+  const int64_t chunks_total = round_up_lanes(T) / kLanes;
+  parts = std::clamp<int64_t>(parts, 1, chunks_total);
+  const int64_t max_block_chunks = std::max<int64_t>(1, round_up_lanes(block_tiles) / kLanes);
+  // Each partition's chunks split evenly into blocks of at most max_block_chunks: V and E rows of
+  // that many tiles hold any block.
+  const int64_t Tb = max_block_chunks * kLanes;
+  const int64_t KC = j.Kout * j.Cin;
+  const int64_t mw_floats = round_up_to_line(points * KC);
+  const int64_t v_stride = point_stride(j.Cin * Tb), e_stride = point_stride(j.Kout * Tb);
+  const int64_t ve_floats = points * (v_stride + e_stride);
+  const int64_t copies = std::min<int64_t>(omp_get_max_threads(), parts);
+  float* Mw = thread_workspace().floats(parts * mw_floats + copies * ve_floats);
+  float* ve_base = Mw + parts * mw_floats;
+  const bool use_dot_gemm = dot_gemm_supported();
+#pragma omp parallel
+  {
+    // Only threads below `copies` get partitions from the static split below.
+    float* V = ve_base + std::min<int64_t>(omp_get_thread_num(), copies - 1) * ve_floats;
+    float* E = V + points * v_stride;
+#pragma omp for schedule(static)
+    for (int64_t part = 0; part < parts; ++part) {
+      const int64_t c0 = part * chunks_total / parts, c1 = (part + 1) * chunks_total / parts;
+      const int64_t blocks = (c1 - c0 + max_block_chunks - 1) / max_block_chunks;
+      float* Mw_part = Mw + part * mw_floats;
+      for (int64_t blk = 0; blk < blocks; ++blk) {
+        const int64_t b0 = c0 + blk * (c1 - c0) / blocks, b1 = c0 + (blk + 1) * (c1 - c0) / blocks;
+        const int64_t t0 = b0 * kLanes, nb = std::min(T, b1 * kLanes) - t0, chunks = b1 - b0;
+        for (int64_t q = 0; q < j.Cin * chunks; ++q) {
+          const int64_t t = t0 + q % chunks * kLanes;
+          input_chunk<m>(V, x, j, q / chunks, t, t0, std::min(kLanes, t0 + nb - t), tile_rows, tile_cols, Tb,
+                         v_stride);
+        }
+        for (int64_t q = 0; q < j.Kout * chunks; ++q) {
+          const int64_t t = t0 + q % chunks * kLanes;
+          dy_chunk<m>(E, dy, j, q / chunks, t, t0, std::min(kLanes, t0 + nb - t), tile_rows, tile_cols, Tb, e_stride);
+        }
+        for (int64_t xi = 0; xi < points; ++xi) {
+          if (use_dot_gemm) {
+            dot_gemm(E + xi * e_stride, Tb, V + xi * v_stride, Tb, j.Kout, j.Cin, chunks * kLanes, Mw_part + xi * KC,
+                     j.Cin, /*accumulate=*/blk != 0);
+          } else {
+            sgemm(false, true, j.Kout, j.Cin, chunks * kLanes, 1.0f, E + xi * e_stride, Tb, V + xi * v_stride, Tb,
+                  blk == 0 ? 0.0f : 1.0f, Mw_part + xi * KC, j.Cin);
+          }
+        }
+      }
+    }
+#pragma omp for schedule(static)
+    for (int64_t f0 = 0; f0 < KC; f0 += kLanes)
+      weight_grad_chunk<m>(dw, Mw, j, f0, std::min(kLanes, KC - f0), accumulate, parts, mw_floats);
   }
 }
 
@@ -815,12 +887,32 @@ void winograd_conv2d_backward_weight(float* dw, const float* x, const float* dy,
             "padding <= 2 for Winograd", g.str());
   INQ_CHECK(config.m == 2 || config.m == 4, "Given a Winograd tile of {}x{}, expected 2 or 4", config.m, config.m);
   const Job j{g.N, g.C, g.H, g.W, g.K, g.OH, g.OW, g.padding.h, g.padding.w, false};
+  INQ_CHECK(config.weight_partitions >= 0, "Given {} weight-gradient partitions, expected 0 (automatic) or more",
+            config.weight_partitions);
   const int64_t tb = config.block_tiles > 0 ? config.block_tiles : winograd_weight_block_tiles(g, config.m);
-  if (config.m == 2) {
+  const int64_t parts =
+      config.weight_partitions > 0 ? config.weight_partitions : winograd_weight_partitions(g, config.m);
+  if (parts > 1) {
+    if (config.m == 2) {
+      run_weight_grad_partitioned<2>(dw, x, dy, j, tb, parts, accumulate);
+    } else {
+      run_weight_grad_partitioned<4>(dw, x, dy, j, tb, parts, accumulate);
+    }
+  } else if (config.m == 2) {
     run_weight_grad<2>(dw, x, dy, j, tb, accumulate);
   } else {
     run_weight_grad<4>(dw, x, dy, j, tb, accumulate);
   }
+}
+
+int64_t winograd_weight_partitions(const Conv2dGeometry& g, int m) {
+  // Private partitions where the filters are few (K * C <= 64 * 64): there the transforms are most
+  // of the work and the partial sums (36 * K * C floats each) are small. One partition per 256
+  // tiles, 2 to 8. Layers with more filters (ResNet-50's 512-channel ones: 36 MB per partial sum)
+  // keep the shared blocks, which split their large GEMMs instead.
+  if (g.K * g.C > 64 * 64) return 1;
+  const int64_t tiles = g.N * ((g.OH + m - 1) / m) * ((g.OW + m - 1) / m);
+  return std::clamp<int64_t>(tiles / 256, 2, 8);
 }
 
 int64_t winograd_weight_block_tiles(const Conv2dGeometry& /*g*/, int /*m*/) {

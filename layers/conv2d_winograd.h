@@ -45,10 +45,17 @@ struct WinogradConfig {
   // (training: +5-10% on a ResNet-20 step against OpenBLAS's AVX2 sgemm, which also re-packed U for
   // every block); kept panels skip that pass too. Without AVX-512, sgemm on U.
   const float* filter_panels = nullptr;
+  // Weight gradient only: the number of tile partitions whose sums are made privately, one thread
+  // per partition, and added in partition order (see winograd_weight_partitions); 0 chooses it,
+  // 1 runs the shared blocks. The result depends on it, never on the thread count.
+  int64_t weight_partitions = 0;
 };
 
 // The tiles per block when config.block_tiles is 0 (measured; see its definition).
 int64_t winograd_block_tiles(const Conv2dGeometry& g, int m);
+// The weight gradient's tile partitions when config.weight_partitions is 0: a function of the
+// geometry alone, so that dw has the same bits for any thread count.
+int64_t winograd_weight_partitions(const Conv2dGeometry& g, int m);
 
 // y = conv(x, w) + b (b may be null) for a winograd_supported geometry. accumulate: adds into y.
 void winograd_conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g,

@@ -294,18 +294,26 @@ TEST(WinogradKernels, BackwardWeightMatchesNaiveAndAccumulates) {
     const std::vector<float> ax = abs_of(x), ady = abs_of(dy);
     conv2d_backward_weight_naive(scale.data(), ax.data(), ady.data(), g);
     for (int m : {2, 4}) {
-      for (int64_t tb : {int64_t(16), int64_t(0)}) {
-        std::vector<float> dw(want.size(), std::nanf(""));
-        winograd_conv2d_backward_weight(dw.data(), x.data(), dy.data(), g, {.m = m, .block_tiles = tb}, false);
-        const Check r = compare(dw, want, scale, tolerance(m), c.name + " dw m=" + std::to_string(m));
-        std::cout << c.name << " dw m=" << m << " tb=" << tb << ": worst |err|/S " << r.worst << "\n";
+      // Shared blocks (1 partition) and private partitions (3: more than the chunks on the small
+      // shapes, which clamps them), each with several blocks (16 tiles) and the default size.
+      for (int64_t parts : {int64_t(1), int64_t(3)})
+        for (int64_t tb : {int64_t(16), int64_t(0)}) {
+          std::vector<float> dw(want.size(), std::nanf(""));
+          winograd_conv2d_backward_weight(dw.data(), x.data(), dy.data(), g,
+                                          {.m = m, .block_tiles = tb, .weight_partitions = parts}, false);
+          const std::string what = c.name + " dw m=" + std::to_string(m) + " parts=" + std::to_string(parts);
+          const Check r = compare(dw, want, scale, tolerance(m), what);
+          std::cout << what << " tb=" << tb << ": worst |err|/S " << r.worst << "\n";
+        }
+      for (int64_t parts : {int64_t(1), int64_t(3)}) {
+        std::vector<float> acc(want.size(), 1.0f);
+        winograd_conv2d_backward_weight(acc.data(), x.data(), dy.data(), g, {.m = m, .weight_partitions = parts}, true);
+        for (float& v : acc) v -= 1.0f;
+        std::vector<float> scale1(scale);
+        for (float& s : scale1) s += 1.0f;
+        compare(acc, want, scale1, tolerance(m),
+                c.name + " dw accumulate m=" + std::to_string(m) + " parts=" + std::to_string(parts));
       }
-      std::vector<float> acc(want.size(), 1.0f);
-      winograd_conv2d_backward_weight(acc.data(), x.data(), dy.data(), g, {.m = m}, true);
-      for (float& v : acc) v -= 1.0f;
-      std::vector<float> scale1(scale);
-      for (float& s : scale1) s += 1.0f;
-      compare(acc, want, scale1, tolerance(m), c.name + " dw accumulate m=" + std::to_string(m));
     }
   }
 }
@@ -439,33 +447,62 @@ TEST(WinogradDispatch, ForcedWinogradFallsBackToIm2colWhereItDoesNotApply) {
 
 TEST(WinogradKernels, DeterministicAndIndependentOfTheThreadCount) {
   // The threads split channels, transform points and output channels, never a sum (the weight
-  // gradient sums blocks in block order), so every value is computed the same way: bit-identical
-  // across runs and between 1 and 2 threads. 5 images of 15x14: 80 tiles; forward and input
-  // gradient at 16 per block (5 blocks: private blocks at 2 threads, shared at 1), the weight
-  // gradient at 48 per block (it sums two blocks).
+  // gradient sums blocks in block order, and private partitions' sums in partition order), so
+  // every value is computed the same way: bit-identical across runs and between 1, 2 and 3
+  // threads. 5 images of 15x14: 80 tiles; forward and input gradient at 16 per block (5 blocks:
+  // private blocks at 2 threads, shared at 1), the weight gradient at 48 per block (it sums two
+  // blocks) on shared blocks, and on 2 and 3 private partitions of 16-tile blocks (3 threads on 2
+  // partitions leave one idle).
   ModeGuard guard;
   Generator gen(24);
   const Conv2dGeometry g = Conv2dGeometry::make({5, 40, 15, 14}, {36, 40, 3, 3}, 1, 1);
   Tensor x = random_tensor(g.input_shape(), gen), w = random_tensor(g.weight_shape(), gen);
   Tensor b = random_tensor({g.K}, gen), dy = random_tensor(g.output_shape(), gen);
-  std::vector<std::vector<float>> ys, dxs, dws;
-  for (int threads : {2, 2, 1}) {
+  std::vector<std::vector<float>> ys, dxs, dws, dws2, dws3;
+  for (int threads : {2, 2, 1, 3}) {
     set_num_threads(threads);
     std::vector<float> y(shape_numel(g.output_shape())), dx(shape_numel(g.input_shape()));
     winograd_conv2d_forward(y.data(), x.data(), w.data(), b.data(), g, {.m = 4, .block_tiles = 16});
     winograd_conv2d_backward_data(dx.data(), dy.data(), w.data(), g, {.m = 4, .block_tiles = 16}, false);
-    std::vector<float> dw(shape_numel(g.weight_shape()));
-    winograd_conv2d_backward_weight(dw.data(), x.data(), dy.data(), g, {.m = 4, .block_tiles = 48}, false);
+    std::vector<float> dw(shape_numel(g.weight_shape())), dw2(dw.size()), dw3(dw.size());
+    winograd_conv2d_backward_weight(dw.data(), x.data(), dy.data(), g,
+                                    {.m = 4, .block_tiles = 48, .weight_partitions = 1}, false);
+    winograd_conv2d_backward_weight(dw2.data(), x.data(), dy.data(), g,
+                                    {.m = 4, .block_tiles = 16, .weight_partitions = 2}, false);
+    winograd_conv2d_backward_weight(dw3.data(), x.data(), dy.data(), g,
+                                    {.m = 4, .block_tiles = 16, .weight_partitions = 3}, false);
     ys.push_back(y);
     dxs.push_back(dx);
     dws.push_back(dw);
+    dws2.push_back(dw2);
+    dws3.push_back(dw3);
   }
-  EXPECT_EQ(ys[0], ys[1]);
-  EXPECT_EQ(dxs[0], dxs[1]);
-  EXPECT_EQ(dws[0], dws[1]);
-  EXPECT_EQ(ys[0], ys[2]);
-  EXPECT_EQ(dxs[0], dxs[2]);
-  EXPECT_EQ(dws[0], dws[2]);
+  for (size_t run = 1; run < ys.size(); ++run) {
+    EXPECT_EQ(ys[0], ys[run]) << "run " << run;
+    EXPECT_EQ(dxs[0], dxs[run]) << "run " << run;
+    EXPECT_EQ(dws[0], dws[run]) << "run " << run;
+    EXPECT_EQ(dws2[0], dws2[run]) << "run " << run;
+    EXPECT_EQ(dws3[0], dws3[run]) << "run " << run;
+  }
+  // The partitions change the order of the sum, so the bits, but not the value.
+  EXPECT_NE(dws[0], dws3[0]);
+}
+
+TEST(WinogradKernels, WeightPartitionsFollowTheGeometryAlone) {
+  // ResNet-20's 3x3 layers at batch 128 (F(4x4)): 6272, 2048 and 512 tiles -> 8, 8 and 2 partitions;
+  // batch 1 still 2; a layer with more than 64 x 64 filters keeps the shared blocks.
+  EXPECT_EQ(winograd_weight_partitions(Conv2dGeometry::make({128, 16, 28, 28}, {16, 16, 3, 3}, 1, 1), 4), 8);
+  EXPECT_EQ(winograd_weight_partitions(Conv2dGeometry::make({128, 32, 14, 14}, {32, 32, 3, 3}, 1, 1), 4), 8);
+  EXPECT_EQ(winograd_weight_partitions(Conv2dGeometry::make({128, 64, 7, 7}, {64, 64, 3, 3}, 1, 1), 4), 2);
+  EXPECT_EQ(winograd_weight_partitions(Conv2dGeometry::make({1, 64, 7, 7}, {64, 64, 3, 3}, 1, 1), 4), 2);
+  EXPECT_EQ(winograd_weight_partitions(Conv2dGeometry::make({8, 128, 28, 28}, {128, 128, 3, 3}, 1, 1), 4), 1);
+  Generator gen(3);
+  const Conv2dGeometry g = Conv2dGeometry::make({1, 2, 4, 4}, {2, 2, 3, 3}, 1, 1);
+  Tensor x = random_tensor(g.input_shape(), gen), dy = random_tensor(g.output_shape(), gen);
+  std::vector<float> dw(shape_numel(g.weight_shape()));
+  EXPECT_THROW(winograd_conv2d_backward_weight(dw.data(), x.data(), dy.data(), g, {.m = 4, .weight_partitions = -1},
+                                               false),
+               Error);
 }
 
 TEST(WinogradModule, GradientCheckThroughConv2dOnWinogradShapes) {
