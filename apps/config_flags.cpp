@@ -148,6 +148,7 @@ void apply_recipe_defaults(const CLI::App& cmd, TrainConfig& c) {
   if (!flag_given(cmd, "--epochs") && cmd.get_option_no_throw("--epochs") != nullptr) c.run.epochs = recipe.epochs;
   if (!flag_given(cmd, "--batch-size")) c.data.batch_size = recipe.batch_size;
   if (!flag_given(cmd, "--lr")) c.optim.lr = recipe.lr;
+  if (!flag_given(cmd, "--lr") && !flag_given(cmd, "--warmup-epochs")) c.schedule.warmup_epochs = recipe.warmup_epochs;
   if (!flag_given(cmd, "--no-augment") && !flag_given(cmd, "--augment")) c.data.augment = recipe.augment;
 }
 

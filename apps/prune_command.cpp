@@ -81,9 +81,10 @@ void register_prune_command(CLI::App& app) {
         INQ_CHECK(dns || cmd->count(flag) == 0, "Given {} with --method magnitude, expected it only with --method dns",
                   flag);
       // The recipe's epochs, batch and augmentation; the learning rate stays the re-training one.
-      const double lr = cfg.optim.lr;
+      const double lr = cfg.optim.lr, warmup = cfg.schedule.warmup_epochs;
       apply_recipe_defaults(*cmd, cfg);
       if (cmd->count("--lr") == 0) cfg.optim.lr = lr;
+      if (cmd->count("--warmup-epochs") == 0) cfg.schedule.warmup_epochs = warmup;
       resolve_dataset(*cmd, cfg.data, "--eval-batch-size");
     }
     if (cfg.run.out.empty())

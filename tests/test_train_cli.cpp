@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "app_testing.h"
 #include "framework/fileio.h"
 
@@ -119,6 +121,23 @@ TEST(TrainCli, QuantizeTakesTheSameScheduleAndOptimizerFlagsAsTrain) {
   }
   fs::remove_all(fp32);
   fs::remove_all(run);
+}
+
+// lenet5-caffe's recipe: lr 0.05 after one epoch of linear warm-up (train/train_config.cpp). A given
+// --lr replaces the whole recipe learning rate, warm-up included; --warmup-epochs sets its own.
+TEST(TrainCli, TheLenet5CaffeRecipeWarmsUpItsLearningRate) {
+  if (!have_fashion_mnist()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  const std::string run = temp_path("train_cli_caffe_recipe");
+  const auto config_of = [&](const std::string& flags) {
+    std::string out;
+    EXPECT_EQ(run_cli("train --arch lenet5-caffe --epochs 1" + flags + kSlice + " --out " + run, &out), 0) << out;
+    const nlohmann::json c = nlohmann::json::parse(read_file(run + "/config.json"));
+    fs::remove_all(run);
+    return std::make_pair(c.at("lr").get<double>(), c.at("warmup_epochs").get<double>());
+  };
+  EXPECT_EQ(config_of(""), std::make_pair(0.05, 1.0));
+  EXPECT_EQ(config_of(" --lr 0.02"), std::make_pair(0.02, 0.0));
+  EXPECT_EQ(config_of(" --warmup-epochs 0.5"), std::make_pair(0.05, 0.5));
 }
 
 // CLI11 clamps an integer too large for uint64 to 2^64-1 without a word; --seed refuses it.

@@ -181,6 +181,7 @@ std::string run_reproduce(const ReproduceOptions& o) {
     f.run.seed = seed;
     f.run.epochs = o.fp32_epochs > 0 ? o.fp32_epochs : recipe.epochs;
     f.optim.lr = recipe.lr;
+    f.schedule.warmup_epochs = recipe.warmup_epochs;
     if (fp32.empty()) {
       f.run.out = fmt::format("{}/fp32-s{}", out, seed);
       fp32_acc1 = run_or_continue(f)["acc1"].get<double>();

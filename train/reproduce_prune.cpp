@@ -185,6 +185,7 @@ std::string run_reproduce_prune(const ReproduceOptions& o) {
   if (x.fp32.empty()) {
     TrainConfig f = base;
     f.optim.lr = recipe.lr;
+    f.schedule.warmup_epochs = recipe.warmup_epochs;
     f.run.out = fmt::format("{}/fp32-s{}", out, base.run.seed);
     run_or_continue(f);
     x.fp32 = f.run.out + "/last.safetensors";

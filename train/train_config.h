@@ -61,6 +61,7 @@ struct TrainRecipe {
   int64_t batch_size;
   double lr;
   bool augment;
+  double warmup_epochs = 0.0;  // linear warm-up of the recipe's lr (train and the FP32 runs of reproduce)
 };
 TrainRecipe recipe_for(const std::string& arch);
 
