@@ -92,13 +92,24 @@ double plane_squared_deviations(const float* xs, int64_t count, double mean) {
 // g[i] * x_hat[i], x_hat[i] = (xs[i] - mu) * is (in float, as the forward normalized). g is gs
 // itself, or with the fused ReLU gs[i] where ys[i] > 0 and +0 elsewhere (relu's backward,
 // activation.cpp; a NaN output passes no gradient).
+// The gradient reaching the normalization at i: gs[i], or with the fused ReLU gs[i] where
+// ys[i] > 0 and +0 elsewhere (relu's backward, activation.cpp; a NaN output passes none). A bit
+// mask rather than `?:`, which GCC compiled into a branch per element (mispredicted half the time
+// on a ReLU's mask, and scalar); same values.
+template <bool kRelu>
+inline float masked_gradient(const float* gs, const float* ys, int64_t i) {
+  if constexpr (kRelu) {
+    const uint32_t keep = -static_cast<uint32_t>(ys[i] > 0.0f);
+    return std::bit_cast<float>(std::bit_cast<uint32_t>(gs[i]) & keep);
+  } else {
+    return gs[i];
+  }
+}
+
 template <bool kRelu>
 void plane_gradient_sums(const float* gs, const float* ys, const float* xs, int64_t count, float mu, float is,
                          double& sum_g, double& sum_g_xhat) {
-  const auto g_at = [&](int64_t i) -> float {
-    if constexpr (kRelu) return ys[i] > 0.0f ? gs[i] : 0.0f;
-    return gs[i];
-  };
+  const auto g_at = [&](int64_t i) { return masked_gradient<kRelu>(gs, ys, i); };
   int64_t i = 0;
   double t1 = 0.0, t2 = 0.0;
 #if defined(__AVX512F__)
@@ -208,16 +219,7 @@ void batch_norm2d_backward_impl(float* dx, float* dw, float* db, const float* dy
                                 const float* y, const float* weight, const float* mean, const float* invstd,
                                 int64_t N, int64_t C, int64_t plane, bool training) {
   const int64_t m = N * plane;
-  const auto grad = [&](const float* gs, const float* ys, int64_t i) {
-    if constexpr (kRelu) {
-      // gs[i] where ys[i] > 0, else +0: a bit mask rather than `?:`, which GCC compiled into a
-      // branch per element (mispredicted half the time on a ReLU's mask, and scalar); same values.
-      const uint32_t keep = -static_cast<uint32_t>(ys[i] > 0.0f);
-      return std::bit_cast<float>(std::bit_cast<uint32_t>(gs[i]) & keep);
-    } else {
-      return gs[i];
-    }
-  };
+  const auto grad = [](const float* gs, const float* ys, int64_t i) { return masked_gradient<kRelu>(gs, ys, i); };
   // One channel per iteration: its reductions run in a fixed order whatever the thread count.
 #pragma omp parallel for schedule(static) if (N * C * plane > 32768)
   for (int64_t c = 0; c < C; ++c) {

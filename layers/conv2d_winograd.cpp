@@ -663,6 +663,18 @@ void weight_grad_chunk(float* dw, const float* Mw, const Job& j, int64_t f0, int
     }
 }
 
+// One transform point's Mw (K x C) = E (K x cols) V^T (cols x C), or += with accumulate; E and V
+// rows ld floats apart. On framework/dot_gemm.h's AVX-512 kernel: E and V both hold the tiles
+// contiguous, as it wants, where sgemm packed both on each of these small calls (36 per block).
+inline void point_weight_gemm(float* Mw, const float* E, const float* V, int64_t ld, const Job& j, int64_t cols,
+                              bool accumulate) {
+  if (dot_gemm_supported()) {
+    dot_gemm(E, ld, V, ld, j.Kout, j.Cin, cols, Mw, j.Cin, accumulate);
+  } else {
+    sgemm(false, true, j.Kout, j.Cin, cols, 1.0f, E, ld, V, ld, accumulate ? 1.0f : 0.0f, Mw, j.Cin);
+  }
+}
+
 template <int m>
 void run_weight_grad(float* dw, const float* x, const float* dy, const Job& j, int64_t block_tiles,
                      bool accumulate) {
@@ -678,9 +690,6 @@ void run_weight_grad(float* dw, const float* x, const float* dy, const Job& j, i
   float* V = Mw + mw_floats;
   float* E = V + v_floats;
   const auto chunks_of = [](int64_t nb) { return round_up_lanes(nb) / kLanes; };
-  // The GEMMs on framework/dot_gemm.h's AVX-512 kernel: E and V both hold the tiles contiguous, as it
-  // wants, where sgemm packed both on each of these small calls (36 per block).
-  const bool use_dot_gemm = dot_gemm_supported();
   // Shared blocks only (see run): the sum over blocks then runs in block order for any thread
   // count, so dw is bit-identical across thread counts too.
 #pragma omp parallel
@@ -704,13 +713,8 @@ void run_weight_grad(float* dw, const float* x, const float* dy, const Job& j, i
       }
 #pragma omp for schedule(static)
       for (int64_t xi = 0; xi < points; ++xi) {
-        if (use_dot_gemm) {
-          dot_gemm(E + xi * e_stride, Tb, V + xi * v_stride, Tb, j.Kout, j.Cin, chunks * kLanes,
-                   Mw + xi * j.Kout * j.Cin, j.Cin, /*accumulate=*/t0 != 0);
-        } else {
-          sgemm(false, true, j.Kout, j.Cin, chunks * kLanes, 1.0f, E + xi * e_stride, Tb, V + xi * v_stride, Tb,
-                t0 == 0 ? 0.0f : 1.0f, Mw + xi * j.Kout * j.Cin, j.Cin);
-        }
+        point_weight_gemm(Mw + xi * j.Kout * j.Cin, E + xi * e_stride, V + xi * v_stride, Tb, j, chunks * kLanes,
+                          /*accumulate=*/t0 != 0);
       }
     }
     const int64_t filters = j.Kout * j.Cin;
@@ -747,7 +751,6 @@ void run_weight_grad_partitioned(float* dw, const float* x, const float* dy, con
   const int64_t copies = std::min<int64_t>(omp_get_max_threads(), parts);
   float* Mw = thread_workspace().floats(parts * mw_floats + copies * ve_floats);
   float* ve_base = Mw + parts * mw_floats;
-  const bool use_dot_gemm = dot_gemm_supported();
 #pragma omp parallel
   {
     // Only threads below `copies` get partitions from the static split below.
@@ -771,13 +774,8 @@ void run_weight_grad_partitioned(float* dw, const float* x, const float* dy, con
           dy_chunk<m>(E, dy, j, q / chunks, t, t0, std::min(kLanes, t0 + nb - t), tile_rows, tile_cols, Tb, e_stride);
         }
         for (int64_t xi = 0; xi < points; ++xi) {
-          if (use_dot_gemm) {
-            dot_gemm(E + xi * e_stride, Tb, V + xi * v_stride, Tb, j.Kout, j.Cin, chunks * kLanes, Mw_part + xi * KC,
-                     j.Cin, /*accumulate=*/blk != 0);
-          } else {
-            sgemm(false, true, j.Kout, j.Cin, chunks * kLanes, 1.0f, E + xi * e_stride, Tb, V + xi * v_stride, Tb,
-                  blk == 0 ? 0.0f : 1.0f, Mw_part + xi * KC, j.Cin);
-          }
+          point_weight_gemm(Mw_part + xi * KC, E + xi * e_stride, V + xi * v_stride, Tb, j, chunks * kLanes,
+                            /*accumulate=*/blk != 0);
         }
       }
     }
