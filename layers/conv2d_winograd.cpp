@@ -903,24 +903,34 @@ void winograd_conv2d_backward_weight(float* dw, const float* x, const float* dy,
   }
 }
 
+// Layers with at most this many filters (K * C) take the weight gradient on private partitions.
+constexpr int64_t kPartitionedMaxFilters = 64 * 64;
+
 int64_t winograd_weight_partitions(const Conv2dGeometry& g, int m) {
   // Private partitions where the filters are few (K * C <= 64 * 64): there the transforms are most
   // of the work and the partial sums (36 * K * C floats each) are small. One partition per 256
   // tiles, 2 to 8. Layers with more filters (ResNet-50's 512-channel ones: 36 MB per partial sum)
   // keep the shared blocks, which split their large GEMMs instead.
-  if (g.K * g.C > 64 * 64) return 1;
+  if (g.K * g.C > kPartitionedMaxFilters) return 1;
   const int64_t tiles = g.N * ((g.OH + m - 1) / m) * ((g.OW + m - 1) / m);
   return std::clamp<int64_t>(tiles / 256, 2, 8);
 }
 
-int64_t winograd_weight_block_tiles(const Conv2dGeometry& /*g*/, int /*m*/) {
-  // The block is the GEMMs' inner size here, and Mw is read and written once per block: wider
-  // blocks win up to ~512 tiles (F(4x4), 2 threads, busy machine, process CPU time, 2026-11-30;
-  // GFLOP/s at Tb = 128 / 256 / 512 / 1024):
-  //   r20 32c 14x14   37 / 48 / 52 / 53      r20 64c 7x7     73 / 80 / 85 / 84
-  //   r50 64c 56x56   97 / 109 / 113 / 122   r50 128c 28x28 144 / 165 / 176 / 177
-  //   r50 256c 14x14 155 / 150 / 147 / 150   r50 512c 7x7   113 / 111 / 111 / 109
-  return 512;
+int64_t winograd_weight_block_tiles(const Conv2dGeometry& g, int /*m*/) {
+  // The block is the GEMMs' inner size here, and Mw is read and written once per block.
+  // Layers on private partitions (K * C <= 64 * 64, winograd_weight_partitions): 128 tiles, so that
+  // one transform point's E and V rows (16 + 16 channels x 128 tiles = 16 KB) stay in L1 while the
+  // dot-product kernel passes over them 4 rows at a time; at 512 tiles they came from L2, which on
+  // 16 channels cannot feed the kernel's 8 loads per 16 FMAs. bench_conv WinogradBackwardWeight,
+  // F(4x4), Intel Xeon (AVX-512, 48 KB L1d), 2026-12-03, ms at Tb = 128 / 256 / 512 / 1024:
+  //   1 thread:  r20 16c 4.27 / 4.37 / 4.61 / 5.27   r20 32c 3.69 / 4.24 / 4.61 / 5.02
+  //              r20 64c 4.27 / 4.05 / 4.46 / 4.16   r50 64c 56x56 12.6 / 12.7 / 13.9 / -
+  //   2 threads: r20 16c 2.28 / 3.19 / 3.64 / 2.70   r20 32c 2.25 / 2.28 / 2.56 / 2.76
+  // Larger layers keep the shared blocks, where wider blocks won up to ~512 tiles (2 threads, AMD
+  // EPYC, 2026-11-30; GFLOP/s at Tb = 128 / 256 / 512 / 1024):
+  //   r50 128c 28x28 144 / 165 / 176 / 177   r50 256c 14x14 155 / 150 / 147 / 150
+  //   r50 512c 7x7   113 / 111 / 111 / 109
+  return g.K * g.C <= kPartitionedMaxFilters ? 128 : 512;
 }
 
 // ---- naive references ----

@@ -93,10 +93,37 @@ TEST(PanelGemm, MatchesNaiveOnOddShapesWithStridesAndBias) {
   set_num_threads(saved_threads);
 }
 
+TEST(PanelGemm, EveryRowCountOfTheLastPanelMatchesNaiveAndLeavesRowsPastMAlone) {
+  // The last panel runs a kernel for exactly its stored rows (1..14): every count, with the column
+  // tails of 2, 1 and masked vectors, and C's rows past M (a sentinel) never written.
+  if (!panel_gemm_supported()) GTEST_SKIP() << "no AVX-512 in this build";
+  Generator gen(45);
+  const int64_t K = 9, N = 53, ld = N + 3;
+  for (int64_t M = 1; M <= 2 * kPanelRows; ++M) {
+    const std::vector<float> A = random_values(M * K, gen), B = random_values(K * ld, gen);
+    const std::vector<float> bias = random_values(M, gen);
+    std::vector<float> panels(static_cast<size_t>(panel_floats(M, K)));
+    pack_panels(panels.data(), A.data(), K, M, K);
+    const int64_t rows_out = M + 2;  // two sentinel rows below C
+    std::vector<float> want(static_cast<size_t>(rows_out * ld), -7.0f), got(want.size(), -7.0f);
+    panel_gemm_reference(A.data(), K, M, K, B.data(), ld, N, want.data(), ld, bias.data());
+    panel_gemm_serial(panels.data(), M, K, B.data(), ld, N, got.data(), ld, bias.data());
+    for (int64_t i = 0; i < rows_out; ++i)
+      for (int64_t j = 0; j < ld; ++j) {
+        const size_t at = static_cast<size_t>(i * ld + j);
+        if (i >= M || j >= N) {
+          ASSERT_EQ(got[at], -7.0f) << "wrote outside C: M " << M << " at (" << i << ", " << j << ")";
+        } else {
+          ASSERT_NEAR(got[at], want[at], 1e-5) << "M " << M << " at (" << i << ", " << j << ")";
+        }
+      }
+  }
+}
+
 TEST(PanelGemm, StridedPackingOfATransposeEqualsPackingTheTransposedCopy) {
   // A (K x M row-major, row stride ld) read as A^T: the same panels as A^T copied out and packed.
   Generator gen(44);
-  for (const auto [M, K] : {std::pair<int64_t, int64_t>{1, 1}, {14, 3}, {15, 7}, {29, 33}, {3, 100}}) {
+  for (const auto& [M, K] : {std::pair<int64_t, int64_t>{1, 1}, {14, 3}, {15, 7}, {29, 33}, {3, 100}}) {
     const int64_t ld = M + 2;
     const std::vector<float> A = random_values(K * ld, gen);
     std::vector<float> at(static_cast<size_t>(M * K));
