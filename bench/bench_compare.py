@@ -213,11 +213,28 @@ def model_command(framework, workload, threads, args):
     return [args.python, os.path.join(args.bench_dir, "pytorch_model.py")] + flags
 
 
-def framework_env(framework, threads):
+def framework_env(framework, threads, blas_kernels=None):
     env = base_env(threads)
     if framework == "torch-kept":
         env.update(TORCH_KEPT_ENV)
+    # The same OpenBLAS kernels for both: where this framework's start-up replaced a fallback kernel
+    # set (framework/threading.h: Debian's OpenBLAS runs SSE3 kernels on recent Xeons), PyTorch's
+    # processes get the same OPENBLAS_CORETYPE; a user's own setting reaches both unchanged.
+    if framework != "inq" and blas_kernels and "OPENBLAS_CORETYPE" not in os.environ:
+        env["OPENBLAS_CORETYPE"] = blas_kernels
     return env
+
+
+def inq_blas_kernels(build):
+    """The OpenBLAS kernel set bench_model runs with (its report line's "kernels X"), or None."""
+    try:
+        out = subprocess.run([os.path.join(build, "bench_model"), "--mode", "eval", "--arch", "lenet5", "--batch",
+                              "1", "--min-time", "0", "--warmup", "0"], env=base_env(1), stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True, timeout=60).stdout
+    except Exception:
+        return None
+    m = re.search(r"kernels (\S+)", out)
+    return m.group(1) if m else None
 
 
 def base_env(threads):
@@ -245,8 +262,8 @@ def measure_models(args, log):
             for i, w in enumerate(rows):
                 for framework in framework_order(args.frameworks, r + i):
                     t0 = time.time()
-                    out, err = run(model_command(framework, w, threads, args), framework_env(framework, threads),
-                                   args.timeout)
+                    env = framework_env(framework, threads, args.blas_kernels)
+                    out, err = run(model_command(framework, w, threads, args), env, args.timeout)
                     res = parse_result_line(out) if err is None else None
                     if res is None:
                         log.append(f"{framework} {w.label} {threads} thr round {r + 1}: {err or 'no result line'}")
@@ -291,7 +308,7 @@ def measure_conv(args, log):
                 torch_out, err = run([args.python, os.path.join(args.bench_dir, "pytorch_conv.py"),
                                       "--shapes", json_path, "--threads", str(threads),
                                       "--min-time", f"{args.conv_min_time:g}", "--repeats", "3"],
-                                     framework_env(args.frameworks[-1], threads), args.timeout)
+                                     framework_env(args.frameworks[-1], threads, args.blas_kernels), args.timeout)
                 if err:
                     log.append(f"pytorch_conv {threads} thr round {r + 1}: {err}")
                 torch_rates = parse_torch_conv(torch_out)
@@ -330,7 +347,16 @@ def machine_lines(args):
     return [f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
             f"- machine: {cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}",
             f"- PyTorch / torchvision: {torch_v} ({args.python}); this framework's BLAS: {blas}",
+            f"- OpenBLAS kernels for PyTorch: {torch_blas_line(args)}",
             f"- load average at start: {args.load_start}; at end: {os.getloadavg()[0]:.2f}"]
+
+
+def torch_blas_line(args):
+    if "OPENBLAS_CORETYPE" in os.environ:
+        return f"OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} (set by the caller, for both frameworks)"
+    if args.blas_kernels:
+        return f"OPENBLAS_CORETYPE={args.blas_kernels}, the set this framework runs"
+    return "as OpenBLAS detects them"
 
 
 def table_row(label, threads, cell, frameworks):
@@ -436,6 +462,7 @@ def main():
         if not os.access(os.path.join(args.build, binary), os.X_OK):
             raise SystemExit(f"{os.path.join(args.build, binary)} is missing: build first (make build)")
 
+    args.blas_kernels = inq_blas_kernels(args.build)
     log = []
     rows, results = measure_models(args, log)
     conv = measure_conv(args, log)

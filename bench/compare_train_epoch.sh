@@ -23,6 +23,17 @@ case ${TORCH_MALLOC:-kept} in
   default) ;;
   *) echo "compare_train_epoch.sh: TORCH_MALLOC must be kept or default, not '$TORCH_MALLOC'" >&2; exit 2 ;;
 esac
+# The same OpenBLAS kernels for both: where this framework's start-up replaced a fallback kernel set
+# (framework/threading.h), PyTorch gets the same OPENBLAS_CORETYPE; a caller's own reaches both.
+kernels=""
+if [[ -z ${OPENBLAS_CORETYPE:-} ]]; then
+  kernels=$(INQ_THREADS=1 "$build/bench_model" --mode eval --arch lenet5 --batch 1 --min-time 0 --warmup 0 |
+            sed -n 's/^# openmp spin policy .*, kernels \([A-Za-z0-9]*\)$/\1/p')
+  if [[ -n $kernels ]]; then
+    if [[ ${#torch_env[@]} -eq 0 ]]; then torch_env=(env); fi
+    torch_env+=("OPENBLAS_CORETYPE=$kernels")
+  fi
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 ours=() theirs=()
@@ -47,6 +58,7 @@ done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 mo=$(median "${ours[@]}") mt=$(median "${theirs[@]}")
 echo "# ResNet-20, one training epoch of Fashion-MNIST (60,000 images), $threads thread(s), $rounds rounds, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "OpenBLAS kernels: this framework ${kernels:-as detected}, PyTorch ${OPENBLAS_CORETYPE:-${kernels:-as detected}}"
 echo "| side | seconds per round | median | img/s |"
 echo "|---|---|---|---|"
 echo "| inq | ${ours[*]} | $mo | $(awk -v s="$mo" 'BEGIN {printf "%.0f", 60000 / s}') |"

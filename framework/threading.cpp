@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 
 extern "C" {
@@ -29,14 +30,41 @@ void set_num_threads(int n) {
 
 int get_num_threads() { return g_threads > 0 ? g_threads : omp_get_max_threads(); }
 
+const char* blas_core_override(const char* detected, bool cpu_has_avx2, bool cpu_has_avx512) {
+  if (detected == nullptr) return nullptr;
+  // OpenBLAS's kernel sets without AVX2: what a DYNAMIC_ARCH build falls back to on a processor it
+  // does not recognize (0.3.21, Debian 12's, runs "Prescott", SSE3, on Sapphire/Emerald Rapids).
+  static const char* const kPreAvx2[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem",
+                                         "Sandybridge", "Atom", "Barcelona", "Bobcat", "Bulldozer"};
+  bool old_kernels = false;
+  for (const char* name : kPreAvx2) old_kernels = old_kernels || std::strcmp(detected, name) == 0;
+  if (!old_kernels) return nullptr;
+  if (cpu_has_avx512) return "SkylakeX";
+  if (cpu_has_avx2) return "Haswell";
+  return nullptr;
+}
+
 const char* use_short_openmp_spin(char** argv) {
-  if (const char* policy = std::getenv("OMP_WAIT_POLICY")) return policy;
-  if (std::getenv("GOMP_SPINCOUNT") == nullptr) {
+  bool restart = false;
+  if (std::getenv("OPENBLAS_CORETYPE") == nullptr) {
+    __builtin_cpu_init();
+    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    if (const char* core = blas_core_override(openblas_get_corename(), __builtin_cpu_supports("avx2"), avx512)) {
+      setenv("OPENBLAS_CORETYPE", core, 1);
+      restart = true;
+    }
+  }
+  const char* policy = std::getenv("OMP_WAIT_POLICY");
+  if (policy == nullptr && std::getenv("GOMP_SPINCOUNT") == nullptr) {
     setenv("GOMP_SPINCOUNT", "10000", 1);
-    execv("/proc/self/exe", argv);  // returns only on failure: then run with the default policy
+    restart = true;
+  }
+  if (restart) {
+    execv("/proc/self/exe", argv);  // returns only on failure: then run as the environment was
     return "default (re-exec failed)";
   }
-  return "GOMP_SPINCOUNT";
+  return policy ? policy : "GOMP_SPINCOUNT";
 }
 
 const char* blas_config() { return openblas_get_config(); }

@@ -59,9 +59,11 @@ inline std::vector<std::vector<float>> values_of(const Module& m) {
 }
 
 // Runs the built `inq` tool with `args`; returns its exit status and its stdout + stderr.
-inline int run_cli(const std::string& args, std::string* output = nullptr) {
+// `env_args`: arguments of env(1) before the tool, e.g. "OPENBLAS_CORETYPE=Haswell" or "-u NAME".
+inline int run_cli(const std::string& args, std::string* output = nullptr, const std::string& env_args = "") {
   const std::string log = temp_path("cli_log") + ".txt";
-  const int status = std::system((std::string(INQ_CLI_PATH) + " " + args + " > " + log + " 2>&1").c_str());
+  const std::string prefix = env_args.empty() ? "" : "env " + env_args + " ";
+  const int status = std::system((prefix + INQ_CLI_PATH + " " + args + " > " + log + " 2>&1").c_str());
   if (output) *output = read_file(log);
   std::filesystem::remove(log);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;

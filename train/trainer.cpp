@@ -476,7 +476,8 @@ void Trainer::write_results() const {
       {"train_images_per_s",
        static_cast<double>(progress_.train_images) / std::max(progress_.train_seconds, 1e-9)},
       {"threads", get_num_threads()},
-      {"blas", blas_config()}};
+      {"blas", blas_config()},
+      {"blas_kernels", blas_core()}};
   for (const auto& hook : hooks_) hook->add_results(*this, results);
   write_file_atomic(run_file("results.json"), results.dump(2) + "\n");
 }

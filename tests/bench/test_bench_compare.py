@@ -62,6 +62,23 @@ class Frameworks(unittest.TestCase):
         self.assertEqual(kept["MALLOC_MMAP_THRESHOLD_"], str(32 << 20))
         self.assertEqual(kept["OMP_NUM_THREADS"], "2")
 
+    def test_pytorch_gets_the_openblas_kernels_this_framework_runs(self):
+        saved = os.environ.pop("OPENBLAS_CORETYPE", None)
+        try:
+            self.assertEqual(bc.framework_env("torch-kept", 2, "SkylakeX")["OPENBLAS_CORETYPE"], "SkylakeX")
+            self.assertEqual(bc.framework_env("torch", 1, "Haswell")["OPENBLAS_CORETYPE"], "Haswell")
+            # This framework chooses its own at start-up; nothing to pass when none was reported.
+            self.assertNotIn("OPENBLAS_CORETYPE", bc.framework_env("inq", 2, "SkylakeX"))
+            self.assertNotIn("OPENBLAS_CORETYPE", bc.framework_env("torch", 2, None))
+            # A caller's own setting reaches both frameworks unchanged.
+            os.environ["OPENBLAS_CORETYPE"] = "Zen"
+            self.assertEqual(bc.framework_env("torch", 2, "SkylakeX")["OPENBLAS_CORETYPE"], "Zen")
+            self.assertEqual(bc.framework_env("inq", 2, "SkylakeX")["OPENBLAS_CORETYPE"], "Zen")
+        finally:
+            os.environ.pop("OPENBLAS_CORETYPE", None)
+            if saved is not None:
+                os.environ["OPENBLAS_CORETYPE"] = saved
+
     def test_malloc_settings_come_from_the_shared_file(self):
         # bench/torch_kept.env is also what the shell scripts pass to PyTorch.
         self.assertEqual(bc.TORCH_KEPT_ENV, {"MALLOC_MMAP_THRESHOLD_": str(32 << 20),

@@ -1,0 +1,52 @@
+// framework/threading.h's start-up policy: which OpenBLAS kernel set replaces a fallback one, and
+// that the `inq` tool really runs with it (its results.json names the kernel set in effect).
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "app_testing.h"
+#include "framework/threading.h"
+#include <nlohmann/json.hpp>
+
+using namespace inq;
+
+namespace {
+
+std::string or_none(const char* s) { return s ? s : "(keep)"; }
+
+TEST(BlasCoreOverride, ReplacesKernelSetsWithoutAvx2OnlyWhereTheCpuHasBetter) {
+  // The fallback Debian 12's OpenBLAS picks on a Sapphire/Emerald Rapids Xeon.
+  EXPECT_EQ(or_none(blas_core_override("Prescott", true, true)), "SkylakeX");
+  EXPECT_EQ(or_none(blas_core_override("Prescott", true, false)), "Haswell");
+  EXPECT_EQ(or_none(blas_core_override("Nehalem", true, false)), "Haswell");
+  EXPECT_EQ(or_none(blas_core_override("Sandybridge", true, true)), "SkylakeX");
+  // Nothing better on this processor: keep what OpenBLAS chose.
+  EXPECT_EQ(or_none(blas_core_override("Prescott", false, false)), "(keep)");
+  // A kernel set with AVX2 or AVX-512 is OpenBLAS's own good choice (Zen, Haswell, ...): kept.
+  for (const char* good : {"Haswell", "SkylakeX", "Cooperlake", "Zen", "SapphireRapids"})
+    EXPECT_EQ(or_none(blas_core_override(good, true, true)), "(keep)") << good;
+  EXPECT_EQ(or_none(blas_core_override(nullptr, true, true)), "(keep)");
+}
+
+TEST(BlasCoreOverride, TheToolRunsWithTheKernelSetTheEnvironmentOrThePolicyGives) {
+  if (!test::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  const std::string out = test::temp_path("blas_core");
+  const std::string run = "train --arch lenet5 --epochs 1 --train-limit 128 --test-limit 100 -b 64 --threads 1 --out ";
+  // A user's OPENBLAS_CORETYPE is left as it is.
+  ASSERT_EQ(0, test::run_cli(run + out + "/haswell", nullptr, "OPENBLAS_CORETYPE=Haswell"));
+  const auto results = nlohmann::json::parse(read_file(out + "/haswell/results.json"));
+  EXPECT_EQ(results.at("blas_kernels").get<std::string>(), "Haswell");
+  // Without it, the kernels in effect are never a fallback without AVX2 on a processor with AVX2.
+  ASSERT_EQ(0, test::run_cli(run + out + "/default", nullptr, "-u OPENBLAS_CORETYPE"));
+  const std::string kernels =
+      nlohmann::json::parse(read_file(out + "/default/results.json")).at("blas_kernels").get<std::string>();
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  EXPECT_EQ(blas_core_override(kernels.c_str(), __builtin_cpu_supports("avx2"), avx512), nullptr) << kernels;
+  std::filesystem::remove_all(out);
+}
+
+}  // namespace
