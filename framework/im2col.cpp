@@ -4,6 +4,10 @@
 #include <cstring>
 #include <vector>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "framework/error.h"
 #include "framework/threading.h"
 
@@ -131,6 +135,52 @@ struct Ranges {
   }
 };
 
+// Stride-2 rows, the lowering of ResNet's downsampling layers: dst[i] = src[2 i] (copy) and
+// dst[2 i] += src[i] (the adjoint) for i < n. With AVX-512, 16 outputs at a time: two masked loads
+// of the 31 floats they span and one permute picking the even ones (or spreading 16 values onto
+// even lanes, added and stored through an even-lane mask, so the odd floats between are never
+// rewritten); no load reaches past src[2 (n - 1)] or dst[2 (n - 1)]. The same values as the
+// scalar loops, which builds without AVX-512 run. (im2col and col2im were 7% of a ResNet-20
+// training step at 1 thread on an Intel Xeon, 2026-12-03, with the scalar loops.)
+void copy_even_floats(float* dst, const float* src, int64_t n) {
+#if defined(__AVX512F__)
+  const __m512i evens = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  for (int64_t i = 0; i < n; i += 16) {
+    const int64_t k = std::min<int64_t>(16, n - i), span = 2 * k - 1;
+    const __mmask16 lo_mask = span >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << span) - 1u);
+    const __mmask16 hi_mask = span > 16 ? static_cast<__mmask16>((1u << (span - 16)) - 1u) : 0;
+    const __m512 lo = _mm512_maskz_loadu_ps(lo_mask, src + 2 * i);
+    const __m512 hi = _mm512_maskz_loadu_ps(hi_mask, src + 2 * i + 16);
+    _mm512_mask_storeu_ps(dst + i, static_cast<__mmask16>((1u << k) - 1u), _mm512_permutex2var_ps(lo, evens, hi));
+  }
+#else
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[2 * i];
+#endif
+}
+
+void add_to_even_floats(float* dst, const float* src, int64_t n) {
+#if defined(__AVX512F__)
+  const __m512i first_half = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+  const __m512i second_half = _mm512_add_epi32(first_half, _mm512_set1_epi32(8));
+  constexpr __mmask16 kEven = 0x5555;
+  for (int64_t i = 0; i < n; i += 16) {
+    const int64_t k = std::min<int64_t>(16, n - i), span = 2 * k - 1;
+    const __mmask16 lo_mask = (span >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << span) - 1u)) & kEven;
+    const __mmask16 hi_mask = (span > 16 ? static_cast<__mmask16>((1u << (span - 16)) - 1u) : 0) & kEven;
+    const __m512 values = _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << k) - 1u), src + i);
+    float* d = dst + 2 * i;
+    const __m512 lo = _mm512_maskz_loadu_ps(lo_mask, d);
+    _mm512_mask_storeu_ps(d, lo_mask, _mm512_add_ps(lo, _mm512_maskz_permutexvar_ps(kEven, first_half, values)));
+    if (hi_mask) {
+      const __m512 hi = _mm512_maskz_loadu_ps(hi_mask, d + 16);
+      _mm512_mask_storeu_ps(d + 16, hi_mask, _mm512_add_ps(hi, _mm512_maskz_permutexvar_ps(kEven, second_half, values)));
+    }
+  }
+#else
+  for (int64_t i = 0; i < n; ++i) dst[2 * i] += src[i];
+#endif
+}
+
 // One channel plane (H, W) into its R*S rows of col, each row `ld` floats apart.
 void im2col_plane(float* col, int64_t ld, const float* plane, const Conv2dGeometry& g, const Ranges& ranges) {
   const int64_t OH = g.OH, OW = g.OW, W = g.W;
@@ -173,6 +223,8 @@ void im2col_plane(float* col, int64_t ld, const float* plane, const Conv2dGeomet
         for (int64_t ow = 0; ow < v.lo; ++ow) dst[ow] = 0.0f;
         if (g.stride.w == 1) {
           for (int64_t ow = v.lo; ow < v.hi; ++ow) dst[ow] = src[ow + iw_off];
+        } else if (g.stride.w == 2) {
+          copy_even_floats(dst + v.lo, src + 2 * v.lo + iw_off, v.hi - v.lo);
         } else {
           for (int64_t ow = v.lo; ow < v.hi; ++ow) dst[ow] = src[ow * g.stride.w + iw_off];
         }
@@ -198,6 +250,8 @@ void col2im_plane(float* plane, const float* col, int64_t ld, const Conv2dGeomet
         float* dst = plane + (oh * g.stride.h + ih_off) * W;
         if (g.stride.w == 1) {
           for (int64_t ow = v.lo; ow < v.hi; ++ow) dst[ow + iw_off] += src[ow];
+        } else if (g.stride.w == 2) {
+          add_to_even_floats(dst + 2 * v.lo + iw_off, src + v.lo, v.hi - v.lo);
         } else {
           for (int64_t ow = v.lo; ow < v.hi; ++ow) dst[ow * g.stride.w + iw_off] += src[ow];
         }

@@ -125,6 +125,12 @@ std::vector<Case> cases() {
       {"kernel_covers_input", {2, 3, 5, 4}, {4, 3, 5, 4}},
       {"padding_larger_than_kernel", {2, 2, 3, 3}, {3, 2, 3, 3}, 2, 3},
       {"stride3_single_pixel_rows", {4, 2, 4, 10}, {3, 2, 2, 2}, 3, 0},
+      // Stride-2 rows of 8, 16, 17 and 21 outputs (im2col's vector path: full, partial and two
+      // vectors per row), and a 1x1 stride-2 downsampling layer as ResNet's.
+      {"3x3_stride2_rows_of_21", {2, 3, 9, 41}, {4, 3, 3, 3}, 2, 1},
+      {"3x3_stride2_rows_of_16_nopad", {2, 2, 5, 33}, {3, 2, 3, 3}, 2, 0},
+      {"2x2_stride2_rows_of_17", {1, 2, 6, 34}, {2, 2, 2, 2}, 2, 0},
+      {"1x1_stride2_rows_of_8", {3, 4, 16, 16}, {8, 4, 1, 1}, 2, 0},
       // Large enough (576 x 2304 col entries per image) that im2col/col2im run in parallel.
       {"parallel_lowering_64c_48x48", {2, 64, 48, 48}, {4, 64, 3, 3}, 1, 1},
       // Caffe's LeNet second layer: several weight panels and a tail (50 filters), a long inner
@@ -213,6 +219,45 @@ TEST(Im2col, KnownSmallExample) {
   im2col(col.data(), x.data(), 1, p);
   EXPECT_EQ(std::vector<float>(col.begin(), col.begin() + 4), (std::vector<float>{0, 0, 0, 5}));
   EXPECT_EQ(std::vector<float>(col.begin() + 12, col.end()), (std::vector<float>{1, 3, 7, 9}));
+}
+
+TEST(Im2col, MatchesTheNaiveLoweringAndItsAdjointForEveryCase) {
+  // col[(c, r, s)][(b, oh, ow)] = x[b][c][oh * sh - ph + r * dh][ow * sw - pw + s * dw] (0 outside),
+  // and col2im adds each entry back onto that pixel: both written out entry by entry here.
+  Generator gen(12);
+  for (const Case& c : cases()) {
+    SCOPED_TRACE(c.name);
+    const Conv2dGeometry g = geometry_of(c);
+    const int64_t n = g.N, P = g.output_pixels(), ld = n * P;
+    const Tensor x = random_tensor(g.input_shape(), gen);
+    const Tensor cvals = random_tensor({g.col_rows(), ld}, gen);
+    std::vector<float> col(static_cast<size_t>(g.col_rows() * ld), 7.0f);
+    im2col(col.data(), x.data(), n, g);
+    const Tensor start = random_tensor(g.input_shape(), gen);
+    Tensor back = start.clone();
+    col2im(back.data(), cvals.data(), n, g);
+    std::vector<double> want_back(start.data(), start.data() + start.numel());
+    const int64_t Cg = g.C;  // col rows cover every input channel (groups split them later)
+    for (int64_t ci = 0; ci < Cg; ++ci)
+      for (int64_t r = 0; r < g.R; ++r)
+        for (int64_t s2 = 0; s2 < g.S; ++s2)
+          for (int64_t b = 0; b < n; ++b)
+            for (int64_t oh = 0; oh < g.OH; ++oh)
+              for (int64_t ow = 0; ow < g.OW; ++ow) {
+                const int64_t ih = oh * g.stride.h - g.padding.h + r * g.dilation.h;
+                const int64_t iw = ow * g.stride.w - g.padding.w + s2 * g.dilation.w;
+                const bool inside = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
+                const int64_t pixel = ((b * g.C + ci) * g.H + ih) * g.W + iw;
+                const int64_t at = ((ci * g.R + r) * g.S + s2) * ld + b * P + oh * g.OW + ow;
+                ASSERT_EQ(col[static_cast<size_t>(at)], inside ? x.data()[pixel] : 0.0f)
+                    << "im2col at channel " << ci << " tap (" << r << ", " << s2 << ") image " << b << " output ("
+                    << oh << ", " << ow << ")";
+                if (inside) want_back[static_cast<size_t>(pixel)] += cvals.data()[at];
+              }
+    for (int64_t i = 0; i < back.numel(); ++i)
+      ASSERT_NEAR(back.data()[i], want_back[static_cast<size_t>(i)], 1e-4 * std::max(1.0, std::fabs(want_back[i])))
+          << "col2im at flat index " << i;
+  }
 }
 
 TEST(Im2col, Col2imIsTheAdjointOfIm2colForEveryCase) {
