@@ -59,7 +59,7 @@ std::string unknown_subcommand_message(const CLI::App& app, const std::string& w
 }  // namespace
 
 int main(int argc, char** argv) {
-  inq::use_short_openmp_spin(argv);  // see framework/threading.h
+  inq::apply_runtime_policy(argv);  // see framework/threading.h
   CLI::App app{"inq: train, evaluate and quantize CNNs with Incremental Network Quantization"};
   app.require_subcommand(1);
   inq::register_train_command(app);

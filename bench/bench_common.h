@@ -12,7 +12,7 @@ namespace inq::bench {
 
 // Call first in main (it may re-execute the program once).
 inline void setup(char** argv) {
-  const char* policy = use_short_openmp_spin(argv);
+  const char* policy = apply_runtime_policy(argv);
   benchmark::AddCustomContext("openmp_spin_policy", policy);
   if (const char* spin = std::getenv("GOMP_SPINCOUNT")) benchmark::AddCustomContext("GOMP_SPINCOUNT", spin);
   const char* threads = std::getenv("INQ_THREADS");

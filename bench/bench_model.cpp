@@ -60,7 +60,7 @@ Args parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   // Same OpenMP spin policy as every other program of this project (framework/threading.h).
-  const char* policy = inq::use_short_openmp_spin(argv);
+  const char* policy = inq::apply_runtime_policy(argv);
   Args a;
   try {
     a = parse(argc, argv);

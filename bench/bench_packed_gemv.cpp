@@ -100,7 +100,7 @@ struct Layer {
 }  // namespace
 
 int main(int argc, char** argv) {
-  inq::use_short_openmp_spin(argv);  // see framework/threading.h: else idle threads sleep between layers
+  inq::apply_runtime_policy(argv);  // see framework/threading.h: else idle threads sleep between layers
   const int repetitions = argc > 1 ? std::atoi(argv[1]) : 20;
   const char* env = std::getenv("INQ_THREADS");
   inq::set_num_threads(env ? std::atoi(env) : 2);

@@ -44,7 +44,7 @@ const char* blas_core_override(const char* detected, bool cpu_has_avx2, bool cpu
   return nullptr;
 }
 
-const char* use_short_openmp_spin(char** argv) {
+const char* apply_runtime_policy(char** argv) {
   bool restart = false;
   if (std::getenv("OPENBLAS_CORETYPE") == nullptr) {
     __builtin_cpu_init();

@@ -7,7 +7,7 @@
 #include "framework/threading.h"
 
 int main(int argc, char** argv) {
-  inq::use_short_openmp_spin(argv);
+  inq::apply_runtime_policy(argv);
   testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }
