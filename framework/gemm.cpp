@@ -1,6 +1,11 @@
 #include "framework/gemm.h"
 
 #include <cblas.h>
+#include <strings.h>
+
+#include <initializer_list>
+
+#include "framework/threading.h"
 
 namespace inq {
 
@@ -16,6 +21,18 @@ void clear_if_overwritten(float beta, float* y, int64_t len, int64_t incy) {
 }
 
 }  // namespace
+
+bool is_avx512_blas_core(const char* core) {
+  if (core == nullptr) return false;
+  for (const char* name : {"SkylakeX", "Cooperlake", "SapphireRapids"})
+    if (strcasecmp(core, name) == 0) return true;
+  return false;
+}
+
+bool sgemm_runs_avx512() {
+  static const bool avx512 = is_avx512_blas_core(blas_core());
+  return avx512;
+}
 
 // A GEMM with one row or one column of output is a matrix-vector product. OpenBLAS 0.3.21's sgemm
 // packs op(B) into panels whatever M is, so a batch-1 fully-connected layer (M = 1) copied its

@@ -112,7 +112,66 @@ bool direct_pays(const Conv2dGeometry& g) { return direct_conv2d_vectorized() &&
 // (quiet machine, 2026-12-01, ms per call, kept filters): 2 threads F(2x2) 1.30 against im2col
 // 3.05; 1 thread 3.56 against 3.46. Transforming the filters on every call instead (16.8 MB of
 // them) took 4.4 and 8.0 ms, hence only with kept filters.
-Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept, bool f4_allowed) {
+namespace {
+std::atomic<Im2colGemm>& im2col_gemm_mode() {
+  static std::atomic<Im2colGemm> mode{Im2colGemm::Auto};
+  return mode;
+}
+}  // namespace
+
+void set_im2col_gemm(Im2colGemm mode) { im2col_gemm_mode().store(mode); }
+Im2colGemm im2col_gemm() { return im2col_gemm_mode().load(); }
+
+// The panel and dot-product kernels were written when OpenBLAS ran AVX2 kernels on this project's
+// machines (OPENBLAS_CORETYPE=Haswell): against those they won on every im2col shape. Where OpenBLAS
+// runs AVX-512 kernels, its cache blocking wins once the weight is larger than about 128 KiB (the
+// panel kernel reads a 14-row panel and the columns' full depth from L2 for each block of 16-32
+// columns; sgemm blocks the depth) and once the weight gradient's product reaches ~16M
+// multiply-adds; below that the project's kernels still win (ResNet-20's layers). Measured with
+// bench_conv on the Intel Xeon VM (OpenBLAS 0.3.21 SkylakeX kernels), 2026-12-03, medians of 4
+// alternating runs, GFLOP/s, own kernel -> sgemm, 1 thread / 2 threads:
+//   forward        r50 1x1 1024->256c 14x14  93 -> 108 / 121 -> 152   (weight 262144 floats)
+//                  r50 1x1 512->2048c 7x7    97 -> 111 / 115 -> 188
+//                  r50 3x3 256c 14x14 (im2col forced) 78 -> 115 / 140 -> 186
+//                  r50 3x3 512c 7x7 (im2col forced)   59 -> 110 / 97 -> 159
+//                  r50 1x1 64->256c 56x56    112 -> 95 / 142 -> 150    (16384 floats: panels)
+//                  r20 3x3 16c 28x28 (im2col forced)  60 -> 54 / 108 -> 84  (2304)
+//                  r20 3x3 32c 14x14 (im2col forced)  55 -> 55 / 110 -> 90  (9216)
+//   input grad.    r50 1x1 512->2048c 7x7    74 -> 102 / 106 -> 157
+//                  r50 3x3 512c 7x7 (im2col forced)   60 -> 105 / 117 -> 175
+//   weight grad.   r50 1x1 512->2048c 7x7    70 -> 138 / 217 -> 241   (77M multiply-adds)
+//                  r50 1x1 64->256c 56x56    76 -> 103 / 137 -> 158   (51M)
+//                  r18 7x7 s2 stem           36 -> 70 / 86 -> 110     (118M)
+//                  r50 3x3 256c 14x14 (im2col forced)  83 -> 114 / 171 -> 236
+//                  r20 3x3 32c 14x14 (im2col forced)   59 -> 49 / 120 -> 117 (under 16M)
+// With AVX2 kernels (the AMD EPYC VM) every shape keeps the project's kernels, as measured there.
+constexpr int64_t kBlasMinWeightFloats = int64_t{1} << 15;
+constexpr int64_t kBlasMinWeightGradientMacs = int64_t{1} << 24;
+
+Im2colGemmPlan choose_im2col_gemms(const Conv2dGeometry& g, int64_t pixels, bool blas_avx512) {
+  Im2colGemmPlan plan;
+  const Im2colGemm mode = im2col_gemm();
+  if (mode == Im2colGemm::Blas || g.groups != 1) return plan;
+  const int64_t weight = g.K * g.group_col_rows();
+  const bool blas_wins_large = mode == Im2colGemm::Auto && blas_avx512;
+  plan.weight_panels = panel_gemm_supported() && !(blas_wins_large && weight >= kBlasMinWeightFloats);
+  plan.weight_gradient_dot =
+      dot_gemm_supported() && !(blas_wins_large && weight * pixels >= kBlasMinWeightGradientMacs);
+  return plan;
+}
+
+// Where OpenBLAS runs AVX-512 kernels, im2col's GEMMs run on sgemm for large layers
+// (choose_im2col_gemms) and beat F(4x4) with transformed filters on few tiles: ResNet-18/50's 512c
+// 7x7 layers at batch 8 (32 tiles; 37.7 MB of transformed filters per call against 9.4 MB of
+// weights), bench_conv, Intel Xeon VM, SkylakeX kernels, 2026-12-03, medians of 3, GFLOP/s,
+// Winograd -> im2col, 1 thread / 2 threads: forward 71 -> 118 / 151 -> 185, input gradient 41 ->
+// 110 / 78 -> 195, weight gradient 93 -> 120 / 164 -> 247. At 128 tiles (256c 14x14) Winograd still
+// wins (forward 177-193 against im2col's 115 on one thread), so F(4x4) needs 64 tiles there, on
+// layers whose im2col GEMMs run on sgemm (smaller ones run the panel kernel: no change). Not with
+// kept filters (inference: they stay in the caches between calls).
+constexpr int64_t kMinWinogradTilesWithAvx512Blas = 64;
+
+Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept, bool f4_allowed, bool blas_avx512) {
   Conv2dPlan plan;
   const Conv2dAlgorithm mode = conv2d_algorithm();
   if (mode == Conv2dAlgorithm::Im2col) return plan;
@@ -130,7 +189,10 @@ Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept, b
     return (m + 2) * (m + 2) * ((tiles + 15) / 16 * 16);
   };
   const int64_t direct_products = 9 * g.N * g.OH * g.OW;
-  const bool f4_pays = f4_allowed && 2 * winograd_products(4) <= direct_products;  // at most half
+  const int64_t f4_tiles = g.N * ((g.OH + 3) / 4) * ((g.OW + 3) / 4);
+  const bool im2col_on_fast_blas = blas_avx512 && !filters_kept && f4_tiles < kMinWinogradTilesWithAvx512Blas &&
+                                   g.K * g.group_col_rows() >= kBlasMinWeightFloats;
+  const bool f4_pays = f4_allowed && 2 * winograd_products(4) <= direct_products && !im2col_on_fast_blas;
   const bool f2_pays = filters_kept && 5 * winograd_products(2) <= 3 * direct_products;  // at most 0.6
   const bool saves_multiplies = f4_pays || f2_pays;
   const bool forced = mode == Conv2dAlgorithm::Winograd;
@@ -199,16 +261,14 @@ void gather_rows(float* staged, const float* dy, int64_t n, int64_t K, int64_t P
 }
 
 // The im2col path's weight-times-activations GEMMs (the forward, W * col, and the input gradient,
-// W^T * dy) on this project's AVX-512 panel kernel (framework/panel_gemm.h) where the build has it
-// and the convolution has one group: the weight, laid out as panels once per call, instead of
-// sgemm, which packs it again for every chunk and runs AVX2 kernels on this machine
-// (OPENBLAS_CORETYPE=Haswell). The weight gradient, a product of two activation-sized matrices,
-// stays on sgemm (whose cache blocking matters there) except on one thread's own chunk, which goes
-// to framework/dot_gemm.h (see backward_chunk). `rows_of_w_transposed`: lay out W^T
-// (C*R*S x K) instead of W (K x C*R*S). Returns null where sgemm is kept. The panels live in the
-// calling thread's operand workspace (framework/workspace.h) until the next such call.
+// W^T * dy) on this project's AVX-512 panel kernel (framework/panel_gemm.h) where
+// choose_im2col_gemms picks it: the weight, laid out as panels once per call, instead of sgemm,
+// which packs it again for every chunk. `rows_of_w_transposed`: lay out W^T (C*R*S x K) instead of
+// W (K x C*R*S). Returns null where sgemm is kept. The panels live in the calling thread's operand
+// workspace (framework/workspace.h) until the next such call.
 const float* weight_panels(const float* w, const Conv2dGeometry& g, bool rows_of_w_transposed) {
-  if (!panel_gemm_supported() || g.groups != 1) return nullptr;
+  const int64_t pixels = std::clamp<int64_t>(g.images_per_gemm, 1, g.N) * g.output_pixels();
+  if (!choose_im2col_gemms(g, pixels, sgemm_runs_avx512()).weight_panels) return nullptr;
   const int64_t K = g.K, inner = g.group_col_rows();
   // W is K x inner, row-major; W^T is the same memory read with the strides swapped.
   const int64_t rows = rows_of_w_transposed ? inner : K, cols = rows_of_w_transposed ? K : inner;
@@ -311,7 +371,8 @@ constexpr int64_t kDotWeightMinPixels = 384;
 // the chunk's images of dx, or written over them when write_dx (those images are zeroed right
 // before col2im adds into them, while they are about to be in cache anyway).
 void backward_chunk(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* wt_panels,
-                    const Conv2dGeometry& g, const Plan& plan, int64_t n0, float dw_beta, bool write_dx) {
+                    const Conv2dGeometry& g, const Plan& plan, bool dw_dot, int64_t n0, float dw_beta,
+                    bool write_dx) {
   const int64_t P = g.output_pixels(), image = g.C * g.H * g.W, G = g.groups;
   const int64_t Kg = g.outputs_per_group(), Cg = g.channels_per_group(), inner = g.group_col_rows();
   const int64_t n = std::min(plan.chunk, g.N - n0), ld = n * P;
@@ -328,14 +389,15 @@ void backward_chunk(float* dx, float* dw, const float* dy, const float* x, const
     } else {
       im2col(plan.col, x + n0 * image, n, g);
     }
-    if ((omp_in_parallel() || omp_get_max_threads() == 1) && G == 1 && dot_gemm_supported()) {
-      // A thread's own chunk (parallel images, or the only thread): dy and col both run along the
-      // chunk's pixels, the dot-product kernel's layout, and a chunk's rows are short enough to stay
-      // in cache. (On one thread ResNet-20's 32->64c stride-2 layers, 294 pixels per chunk, went to
-      // sgemm before: 3% of the step where OpenBLAS picks its SSE3 kernels, as on this machine.)
+    // dw_dot (choose_im2col_gemms): dy and col both run along the chunk's pixels, the dot-product
+    // kernel's layout.
+    if (dw_dot && omp_in_parallel()) {
+      // A thread's own chunk (parallel images): its rows are short enough to stay in cache.
       dot_gemm(dyc, ld, col, ld, g.K, inner, ld, dw, inner, /*accumulate=*/dw_beta != 0.0f);
-    } else if (G == 1 && dot_gemm_supported() && ld >= kDotWeightMinPixels) {
-      // The same layout on the whole team, tiled so that a tile's rows of col stay in L2.
+    } else if (dw_dot && (ld >= kDotWeightMinPixels || omp_get_max_threads() == 1)) {
+      // Tiled so that a tile's rows of col stay in L2, over the team or on the only thread (the same
+      // bits as dot_gemm). On one thread ResNet-20's 32->64c stride-2 layers, 294 pixels per chunk,
+      // went to sgemm before: 3% of the step with OpenBLAS's SSE3 kernels.
       dot_gemm_parallel(dyc, ld, col, ld, g.K, inner, ld, dw, inner, /*accumulate=*/dw_beta != 0.0f);
     } else {
       for (int64_t grp = 0; grp < G; ++grp)
@@ -372,7 +434,7 @@ void backward_chunk(float* dx, float* dw, const float* dy, const float* x, const
 // in thread order. The sum's order depends on the thread count but not on timing, so results
 // are deterministic for a given thread count. dx needs no reduction: chunks own their images.
 void backward_parallel_images(float* dx, float* dw, const float* dy, const float* x, const float* w,
-                              const float* wt_panels, const Conv2dGeometry& g, bool accumulate) {
+                              const float* wt_panels, const Conv2dGeometry& g, bool dw_dot, bool accumulate) {
   const int64_t wsize = g.K * g.group_col_rows();
   std::vector<float*> partials(static_cast<size_t>(omp_get_max_threads()), nullptr);
 #pragma omp parallel
@@ -385,7 +447,7 @@ void backward_parallel_images(float* dx, float* dw, const float* dy, const float
     const int64_t chunks = chunk_count(g, plan);
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c)
-      backward_chunk(dx, plan.extra, dy, x, w, wt_panels, g, plan, c * plan.chunk, 1.0f, !accumulate);
+      backward_chunk(dx, plan.extra, dy, x, w, wt_panels, g, plan, dw_dot, c * plan.chunk, 1.0f, !accumulate);
   }
   if (!dw) return;
   bool first = true;
@@ -437,15 +499,18 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   }
   if (!dx && !dw) return;
   const float* wt_panels = dx ? weight_panels(w, g, /*rows_of_w_transposed=*/true) : nullptr;
+  const int64_t pixels = std::clamp<int64_t>(g.images_per_gemm, 1, g.N) * P;
+  const bool dw_dot = choose_im2col_gemms(g, pixels, sgemm_runs_avx512()).weight_gradient_dot;
   if (g.parallel_images) {
-    backward_parallel_images(dx, dw, dy, x, w, wt_panels, g, accumulate);
+    backward_parallel_images(dx, dw, dy, x, w, wt_panels, g, dw_dot, accumulate);
     return;
   }
   const Plan plan = make_plan(g, true);
   // Chunks run in order and each adds into dw with beta = 1 (the first writes it when not
   // accumulating): a fixed summation order over images.
   for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk)
-    backward_chunk(dx, dw, dy, x, w, wt_panels, g, plan, n0, n0 == 0 && !accumulate ? 0.0f : 1.0f, !accumulate);
+    backward_chunk(dx, dw, dy, x, w, wt_panels, g, plan, dw_dot, n0, n0 == 0 && !accumulate ? 0.0f : 1.0f,
+                   !accumulate);
 }
 
 // ---------------------------------------------------------------------------------------------

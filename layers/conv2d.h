@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "framework/gemm.h"
 #include "framework/im2col.h"
 #include "framework/tensor.h"
 #include "layers/module.h"
@@ -56,8 +57,26 @@ struct Conv2dPlan {
 // filters_kept: the caller keeps the Winograd-transformed filters between calls (an inference layer,
 // layers/inference_prep.h), which makes F(2x2) worth it on small images (see conv2d.cpp).
 // f4_allowed = false: the forward may use F(2x2) only (an inference layer that would keep F(4x4)'s
-// filters if they were not too large).
-Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept = false, bool f4_allowed = true);
+// filters if they were not too large). blas_avx512: OpenBLAS runs AVX-512 kernels, which makes
+// im2col win on layers with few Winograd tiles (a parameter for tests).
+Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept = false, bool f4_allowed = true,
+                                   bool blas_avx512 = sgemm_runs_avx512());
+
+// The im2col path's GEMMs: the weight times the lowered images (forward, input gradient) on this
+// project's panel kernel (framework/panel_gemm.h) or on sgemm, and the weight gradient on the
+// dot-product kernel (framework/dot_gemm.h) or on sgemm. Auto follows choose_im2col_gemms;
+// OwnKernels forces the project's kernels where the build has them (AVX-512) and Blas forces sgemm,
+// for every later call (tests, A/B benchmarks).
+enum class Im2colGemm { Auto, OwnKernels, Blas };
+void set_im2col_gemm(Im2colGemm mode);
+Im2colGemm im2col_gemm();
+struct Im2colGemmPlan {
+  bool weight_panels = false;       // forward and input gradient on the panel kernel
+  bool weight_gradient_dot = false;  // weight gradient on the dot-product kernel
+};
+// The choice for g with `pixels` columns per GEMM (images per GEMM x output pixels) under the
+// current mode; blas_avx512: OpenBLAS runs AVX-512 kernels (sgemm_runs_avx512, framework/gemm.h).
+Im2colGemmPlan choose_im2col_gemms(const Conv2dGeometry& g, int64_t pixels, bool blas_avx512);
 
 // Functional convolution with autograd (gradients for x, weight and bias, where they require it).
 // Stride, padding, dilation and groups come from `opts`; kernel size and channel counts come from

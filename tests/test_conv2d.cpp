@@ -12,7 +12,9 @@
 #include "framework/autograd.h"
 #include "error_testing.h"
 #include "framework/error.h"
+#include "framework/dot_gemm.h"
 #include "framework/im2col.h"
+#include "framework/panel_gemm.h"
 #include "framework/random.h"
 #include "framework/threading.h"
 #include "gradcheck.h"
@@ -82,6 +84,14 @@ struct TwoThreads {
   ~TwoThreads() { set_num_threads(saved); }
   int saved;
 };
+
+// Runs the im2col path's GEMMs on one engine (this project's kernels or sgemm) for a scope.
+struct Im2colGemmScope {
+  explicit Im2colGemmScope(Im2colGemm mode) : saved(im2col_gemm()) { set_im2col_gemm(mode); }
+  ~Im2colGemmScope() { set_im2col_gemm(saved); }
+  Im2colGemm saved;
+};
+const char* engine_name(Im2colGemm mode) { return mode == Im2colGemm::Blas ? " sgemm" : " own kernels"; }
 
 // |got - want| <= 1e-4 * max(1, |want|): inner sizes here are < 200 terms of N(0, 1) products.
 void expect_close(const float* got, const std::vector<double>& want, const std::string& what) {
@@ -292,13 +302,17 @@ TEST(Conv2dKernels, ForwardMatchesNaiveForEveryCaseAndChunkSize) {
     const std::vector<double> want = naive_forward(g, x.data(), w.data(), bp);
     for (int64_t chunk : chunk_sizes(g.N)) {
       for (bool parallel : {false, true}) {
-        SCOPED_TRACE(c.name + " chunk " + std::to_string(chunk) + (parallel ? " parallel images" : ""));
-        g.images_per_gemm = chunk;
-        g.parallel_images = parallel;
-        TwoThreads threads;
-        Tensor y = Tensor::full(g.output_shape(), 1e30f);  // the forward overwrites
-        conv2d_forward(y.data(), x.data(), w.data(), bp, g);
-        expect_close(y.data(), want, "y");
+        for (Im2colGemm engine : {Im2colGemm::OwnKernels, Im2colGemm::Blas}) {
+          SCOPED_TRACE(c.name + " chunk " + std::to_string(chunk) + (parallel ? " parallel images" : "") +
+                       engine_name(engine));
+          g.images_per_gemm = chunk;
+          g.parallel_images = parallel;
+          TwoThreads threads;
+          Im2colGemmScope gemm(engine);
+          Tensor y = Tensor::full(g.output_shape(), 1e30f);  // the forward overwrites
+          conv2d_forward(y.data(), x.data(), w.data(), bp, g);
+          expect_close(y.data(), want, "y");
+        }
       }
     }
   }
@@ -319,10 +333,13 @@ TEST(Conv2dKernels, BackwardMatchesNaiveAndAccumulates) {
     for (size_t i = 0; i < want.db.size(); ++i) want.db[i] += pb.data()[i];
     for (int64_t chunk : chunk_sizes(g.N)) {
      for (bool parallel : {false, true}) {
-      SCOPED_TRACE(c.name + " chunk " + std::to_string(chunk) + (parallel ? " parallel images" : ""));
+     for (Im2colGemm engine : {Im2colGemm::OwnKernels, Im2colGemm::Blas}) {
+      SCOPED_TRACE(c.name + " chunk " + std::to_string(chunk) + (parallel ? " parallel images" : "") +
+                   engine_name(engine));
       g.images_per_gemm = chunk;
       g.parallel_images = parallel;
       TwoThreads threads;
+      Im2colGemmScope gemm(engine);
       Tensor dx = px.clone(), dw = pw.clone(), db = pb.clone();
       conv2d_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), g);
       expect_close(dx.data(), want.dx, "dx");
@@ -347,8 +364,42 @@ TEST(Conv2dKernels, BackwardMatchesNaiveAndAccumulates) {
       expect_close(ww.data(), plain_dw, "written dw");
       expect_close(wb.data(), plain_db, "written db");
      }
+     }
     }
   }
+}
+
+TEST(Conv2dGeometry, Im2colGemmsGoToSgemmOnLargeLayersOnlyWithAvx512Blas) {
+  const bool panels = panel_gemm_supported(), dot = dot_gemm_supported();
+  const auto plan = [](const Shape& x, const Shape& w, int64_t stride, int64_t pad, bool avx512) {
+    const Conv2dGeometry g = Conv2dGeometry::make(x, w, stride, pad);
+    return choose_im2col_gemms(g, std::min<int64_t>(g.images_per_gemm, g.N) * g.output_pixels(), avx512);
+  };
+  // ResNet-50's 512->2048c 1x1 layer (a 4 MiB weight) and its 7x7 stem (9408 weights, 12544 pixels).
+  const Shape r50_x{8, 512, 7, 7}, r50_w{2048, 512, 1, 1}, stem_x{8, 3, 224, 224}, stem_w{64, 3, 7, 7};
+  // ResNet-20's 32->64c stride-2 layer: small enough for this project's kernels either way.
+  const Shape r20_x{128, 32, 14, 14}, r20_w{64, 32, 3, 3};
+  for (bool avx512 : {false, true}) {
+    SCOPED_TRACE(avx512 ? "AVX-512 BLAS" : "other BLAS");
+    EXPECT_EQ(plan(r50_x, r50_w, 1, 0, avx512).weight_panels, panels && !avx512);
+    EXPECT_EQ(plan(r50_x, r50_w, 1, 0, avx512).weight_gradient_dot, dot && !avx512);
+    EXPECT_EQ(plan(stem_x, stem_w, 2, 3, avx512).weight_panels, panels);  // a small weight
+    EXPECT_EQ(plan(stem_x, stem_w, 2, 3, avx512).weight_gradient_dot, dot && !avx512);  // 118M multiply-adds
+    EXPECT_EQ(plan(r20_x, r20_w, 2, 1, avx512).weight_panels, panels);
+    EXPECT_EQ(plan(r20_x, r20_w, 2, 1, avx512).weight_gradient_dot, dot);
+    {
+      Im2colGemmScope own(Im2colGemm::OwnKernels);
+      EXPECT_EQ(plan(r50_x, r50_w, 1, 0, avx512).weight_panels, panels);
+      EXPECT_EQ(plan(r50_x, r50_w, 1, 0, avx512).weight_gradient_dot, dot);
+    }
+    Im2colGemmScope blas(Im2colGemm::Blas);
+    EXPECT_FALSE(plan(r20_x, r20_w, 2, 1, avx512).weight_panels);
+    EXPECT_FALSE(plan(r20_x, r20_w, 2, 1, avx512).weight_gradient_dot);
+  }
+  // Grouped convolutions always run one sgemm per group.
+  const Conv2dGeometry grouped = Conv2dGeometry::make({2, 8, 9, 9}, {8, 4, 3, 3}, 1, 1, 1, 2);
+  EXPECT_FALSE(choose_im2col_gemms(grouped, 81, false).weight_panels);
+  EXPECT_FALSE(choose_im2col_gemms(grouped, 81, false).weight_gradient_dot);
 }
 
 TEST(Conv2dGeometry, ParallelImagesPolicyTakesSmallLayersWithEnoughImages) {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "app_testing.h"
+#include "framework/gemm.h"
 #include "framework/threading.h"
 #include <nlohmann/json.hpp>
 
@@ -28,6 +29,14 @@ TEST(BlasCoreOverride, ReplacesKernelSetsWithoutAvx2OnlyWhereTheCpuHasBetter) {
   for (const char* good : {"Haswell", "SkylakeX", "Cooperlake", "Zen", "SapphireRapids"})
     EXPECT_EQ(or_none(blas_core_override(good, true, true)), "(keep)") << good;
   EXPECT_EQ(or_none(blas_core_override(nullptr, true, true)), "(keep)");
+}
+
+TEST(BlasCoreOverride, Avx512KernelSetsAreRecognizedByNameInAnyCase) {
+  for (const char* name : {"SkylakeX", "SKYLAKEX", "Cooperlake", "SapphireRapids"}) EXPECT_TRUE(is_avx512_blas_core(name)) << name;
+  for (const char* name : {"Haswell", "Zen", "Prescott", "Skylake", "", "SkylakeXX"})
+    EXPECT_FALSE(is_avx512_blas_core(name)) << name;
+  EXPECT_FALSE(is_avx512_blas_core(nullptr));
+  EXPECT_EQ(sgemm_runs_avx512(), is_avx512_blas_core(blas_core()));
 }
 
 TEST(BlasCoreOverride, TheToolRunsWithTheKernelSetTheEnvironmentOrThePolicyGives) {
