@@ -100,7 +100,11 @@ Tensor FrozenConv2dKernel::forward(const Tensor& x, const Tensor& bias, const Co
   } else if (panels_.defined() && conv2d_panels_supported(g)) {
     conv2d_forward_panels(y.data(), x.data(), panels_.data(), b, g);
   } else {
-    return conv2d(x.detach(), plain_weight(), bias.defined() ? bias.detach() : bias, options);
+    // The layer's options say whether it was built with a bias; a folded BatchNorm
+    // (layers/fold_batchnorm.h) gives one to a layer built without.
+    Conv2dOptions with_bias = options;
+    with_bias.bias = bias.defined();
+    return conv2d(x.detach(), plain_weight(), bias.defined() ? bias.detach() : bias, with_bias);
   }
   return y;
 }

@@ -79,6 +79,22 @@ TEST(InferencePrep, FrozenConvMatchesTheLayerOnWinogradAndIm2colInputs) {
   }
 }
 
+TEST(InferencePrep, FrozenConvWithoutPanelsTakesABiasTheLayerWasBuiltWithout) {
+  // A grouped layer keeps its plain weight (no panels) and runs conv2d; a folded BatchNorm gives the
+  // layer a bias its options (bias = false) do not mention, which conv2d used to refuse.
+  Generator gen(9);
+  const Conv2dOptions built{.in_channels = 8, .out_channels = 12, .kernel_size = 3, .padding = 1, .groups = 2,
+                            .bias = false};
+  const Tensor w = random_tensor({12, 4, 3, 3}, gen), b = random_tensor({12}, gen), x = random_tensor({2, 8, 7, 6}, gen);
+  const FrozenConv2dKernel kernel(w, built.groups);
+  EXPECT_FALSE(kernel.holds_panels());
+  NoGradGuard no_grad;
+  Conv2dOptions with_bias = built;
+  with_bias.bias = true;
+  EXPECT_TRUE(same_bits(kernel.forward(x, b, built), conv2d(x, w, b, with_bias)));
+  EXPECT_TRUE(same_bits(kernel.forward(x, Tensor(), built), conv2d(x, w, Tensor(), built)));
+}
+
 // A batch-1 7x7 layer, im2col for the plain layer, runs F(2x2) once its filters are kept: checked
 // against the naive double-precision convolution (F(2x2)'s error is a few float roundings of the
 // products' scale) and against the plain layer.
