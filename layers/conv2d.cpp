@@ -79,39 +79,6 @@ namespace {
 bool direct_pays(const Conv2dGeometry& g) { return direct_conv2d_vectorized() && g.C <= 8; }
 }  // namespace
 
-// The one place that decides between the direct kernels (direct_pays above), Winograd and im2col.
-// Winograd F(4x4, 3x3) for the forward and the input gradient of every other 3x3, stride-1,
-// dilation-1, ungrouped layer with at least 16 input
-// and 16 output channels whose Winograd GEMMs do at most half the direct method's multiplies
-// (8 * tiles <= N * OH * OW, tiles rounded up to the kernels' 16-lane width); for the weight
-// gradient the same, from 16 channels each where its GEMMs run on the AVX-512 dot-product kernel
-// (framework/dot_gemm.h) and from 32 with sgemm; im2col + sgemm for everything else. The weight
-// gradient with the dot-product kernel (bench_conv, 2 threads, Zen 5 VM, 2026-12-02, medians of 3,
-// GFLOP/s of the direct method's FLOPs, im2col -> Winograd F(4x4)): r20 16c 28x28 87 -> 129,
-// r20 32c 14x14 102 -> 188, r20 64c 7x7 124 -> 278, r50 64c 56x56 139 -> 395, r50 128c 28x28
-// 148 -> 499, r50 256c 14x14 162 -> 381, r50 512c 7x7 163 -> 158.
-// Measured with bench_conv (2 threads, busy machine, process CPU time, 2026-11-30; GFLOP/s of the
-// direct method's FLOPs, im2col -> Winograd F(4x4); sgemm peak about 86):
-//                          forward        input gradient  weight gradient
-//   r20 stem 1->16c 28x28  16 -> 9        14 -> 6         12 -> 5     (C = 1: transforms dominate)
-//   r20 16c 28x28          44 -> 64       38 -> 51        42 -> 35    (dw: im2col)
-//   r20 32c 14x14          45 -> 63       51 -> 64        51 -> 52
-//   r20 64c 7x7            47 -> 100      49 -> 93        60 -> 85
-//   r50 64c 56x56          49 -> 144      57 -> 121       53 -> 113
-//   r50 128c 28x28         56 -> 167      57 -> 168       64 -> 176
-//   r50 256c 14x14         64 -> 150      59 -> 131       73 -> 147
-//   r50 512c 7x7           63 -> 91       59 -> 79        83 -> 111
-// F(2x2, 3x3) was slower than F(4x4) on every ResNet-50 shape once the filter transform was
-// vectorized (e.g. 512c 7x7 forward 90 against 91, 256c 14x14 109 against 133) and is kept for
-// tests and as the more accurate fallback (error ~8x smaller, see tests/test_conv2d_winograd.cpp).
-// The multiply-count condition keeps batch-1 inference on 7x7 layers (4 tiles padded to 16 lanes:
-// 36 * 16 products per filter against 9 * 49) on im2col; it follows from the counts, not timed.
-// With filters transformed once and kept (filters_kept: a frozen inference layer), such a layer
-// runs F(2x2, 3x3) instead when that does at most 0.6 of the direct multiplies (16 tiles of 2x2 on
-// a 7x7 image: 16 * 16 products against 9 * 49). Measured on ResNet-18's 512c 7x7 layer at batch 1
-// (quiet machine, 2026-12-01, ms per call, kept filters): 2 threads F(2x2) 1.30 against im2col
-// 3.05; 1 thread 3.56 against 3.46. Transforming the filters on every call instead (16.8 MB of
-// them) took 4.4 and 8.0 ms, hence only with kept filters.
 namespace {
 std::atomic<Im2colGemm>& im2col_gemm_mode() {
   static std::atomic<Im2colGemm> mode{Im2colGemm::Auto};
@@ -160,6 +127,39 @@ Im2colGemmPlan choose_im2col_gemms(const Conv2dGeometry& g, int64_t pixels, bool
   return plan;
 }
 
+// The one place that decides between the direct kernels (direct_pays above), Winograd and im2col.
+// Winograd F(4x4, 3x3) for the forward and the input gradient of every other 3x3, stride-1,
+// dilation-1, ungrouped layer with at least 16 input
+// and 16 output channels whose Winograd GEMMs do at most half the direct method's multiplies
+// (8 * tiles <= N * OH * OW, tiles rounded up to the kernels' 16-lane width); for the weight
+// gradient the same, from 16 channels each where its GEMMs run on the AVX-512 dot-product kernel
+// (framework/dot_gemm.h) and from 32 with sgemm; im2col + sgemm for everything else. The weight
+// gradient with the dot-product kernel (bench_conv, 2 threads, Zen 5 VM, 2026-12-02, medians of 3,
+// GFLOP/s of the direct method's FLOPs, im2col -> Winograd F(4x4)): r20 16c 28x28 87 -> 129,
+// r20 32c 14x14 102 -> 188, r20 64c 7x7 124 -> 278, r50 64c 56x56 139 -> 395, r50 128c 28x28
+// 148 -> 499, r50 256c 14x14 162 -> 381, r50 512c 7x7 163 -> 158.
+// Measured with bench_conv (2 threads, busy machine, process CPU time, 2026-11-30; GFLOP/s of the
+// direct method's FLOPs, im2col -> Winograd F(4x4); sgemm peak about 86):
+//                          forward        input gradient  weight gradient
+//   r20 stem 1->16c 28x28  16 -> 9        14 -> 6         12 -> 5     (C = 1: transforms dominate)
+//   r20 16c 28x28          44 -> 64       38 -> 51        42 -> 35    (dw: im2col)
+//   r20 32c 14x14          45 -> 63       51 -> 64        51 -> 52
+//   r20 64c 7x7            47 -> 100      49 -> 93        60 -> 85
+//   r50 64c 56x56          49 -> 144      57 -> 121       53 -> 113
+//   r50 128c 28x28         56 -> 167      57 -> 168       64 -> 176
+//   r50 256c 14x14         64 -> 150      59 -> 131       73 -> 147
+//   r50 512c 7x7           63 -> 91       59 -> 79        83 -> 111
+// F(2x2, 3x3) was slower than F(4x4) on every ResNet-50 shape once the filter transform was
+// vectorized (e.g. 512c 7x7 forward 90 against 91, 256c 14x14 109 against 133) and is kept for
+// tests and as the more accurate fallback (error ~8x smaller, see tests/test_conv2d_winograd.cpp).
+// The multiply-count condition keeps batch-1 inference on 7x7 layers (4 tiles padded to 16 lanes:
+// 36 * 16 products per filter against 9 * 49) on im2col; it follows from the counts, not timed.
+// With filters transformed once and kept (filters_kept: a frozen inference layer), such a layer
+// runs F(2x2, 3x3) instead when that does at most 0.6 of the direct multiplies (16 tiles of 2x2 on
+// a 7x7 image: 16 * 16 products against 9 * 49). Measured on ResNet-18's 512c 7x7 layer at batch 1
+// (quiet machine, 2026-12-01, ms per call, kept filters): 2 threads F(2x2) 1.30 against im2col
+// 3.05; 1 thread 3.56 against 3.46. Transforming the filters on every call instead (16.8 MB of
+// them) took 4.4 and 8.0 ms, hence only with kept filters.
 // Where OpenBLAS runs AVX-512 kernels, im2col's GEMMs run on sgemm for large layers
 // (choose_im2col_gemms) and beat F(4x4) with transformed filters on few tiles: ResNet-18/50's 512c
 // 7x7 layers at batch 8 (32 tiles; 37.7 MB of transformed filters per call against 9.4 MB of
