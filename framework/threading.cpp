@@ -44,13 +44,21 @@ const char* blas_core_override(const char* detected, bool cpu_has_avx2, bool cpu
   return nullptr;
 }
 
+bool cpu_has_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2");
+}
+
+bool cpu_has_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+}
+
 const char* apply_runtime_policy(char** argv) {
   bool restart = false;
   if (std::getenv("OPENBLAS_CORETYPE") == nullptr) {
-    __builtin_cpu_init();
-    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-    if (const char* core = blas_core_override(openblas_get_corename(), __builtin_cpu_supports("avx2"), avx512)) {
+    if (const char* core = blas_core_override(openblas_get_corename(), cpu_has_avx2(), cpu_has_avx512())) {
       setenv("OPENBLAS_CORETYPE", core, 1);
       restart = true;
     }

@@ -26,6 +26,10 @@ const char* apply_runtime_policy(char** argv);
 // The OPENBLAS_CORETYPE to run instead of the `detected` kernel set, or null to keep it: a kernel
 // set without AVX2 on a processor with AVX-512 -> "SkylakeX", with AVX2 -> "Haswell".
 const char* blas_core_override(const char* detected, bool cpu_has_avx2, bool cpu_has_avx512);
+// What this processor runs, as blas_core_override asks it: AVX2, and the AVX-512 subsets OpenBLAS's
+// SkylakeX kernels use (F, BW, VL, DQ).
+bool cpu_has_avx2();
+bool cpu_has_avx512();
 // OpenBLAS's build configuration string, and the kernel set it runs (a DYNAMIC_ARCH build picks it
 // from the processor, or from OPENBLAS_CORETYPE), for benchmark reports.
 const char* blas_config();

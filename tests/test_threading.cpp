@@ -42,7 +42,7 @@ TEST(BlasCoreOverride, Avx512KernelSetsAreRecognizedByNameInAnyCase) {
 TEST(BlasCoreOverride, TheToolRunsWithTheKernelSetTheEnvironmentOrThePolicyGives) {
   if (!test::have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
   __builtin_cpu_init();
-  if (!__builtin_cpu_supports("avx2")) GTEST_SKIP() << "no AVX2: OpenBLAS's Haswell kernels cannot run here";
+  if (!cpu_has_avx2()) GTEST_SKIP() << "no AVX2: OpenBLAS's Haswell kernels cannot run here";
   const std::string out = test::temp_path("blas_core");
   const std::string run = "train --arch lenet5 --epochs 1 --train-limit 128 --test-limit 100 -b 64 --threads 1 --out ";
   // A user's OPENBLAS_CORETYPE is left as it is.
@@ -53,9 +53,7 @@ TEST(BlasCoreOverride, TheToolRunsWithTheKernelSetTheEnvironmentOrThePolicyGives
   ASSERT_EQ(0, test::run_cli(run + out + "/default", nullptr, "-u OPENBLAS_CORETYPE"));
   const std::string kernels =
       nlohmann::json::parse(read_file(out + "/default/results.json")).at("blas_kernels").get<std::string>();
-  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  EXPECT_EQ(blas_core_override(kernels.c_str(), __builtin_cpu_supports("avx2"), avx512), nullptr) << kernels;
+  EXPECT_EQ(blas_core_override(kernels.c_str(), cpu_has_avx2(), cpu_has_avx512()), nullptr) << kernels;
   std::filesystem::remove_all(out);
 }
 
