@@ -115,15 +115,22 @@ Im2colGemm im2col_gemm() { return im2col_gemm_mode().load(); }
 constexpr int64_t kBlasMinWeightFloats = int64_t{1} << 15;
 constexpr int64_t kBlasMinWeightGradientMacs = int64_t{1} << 24;
 
-Im2colGemmPlan choose_im2col_gemms(const Conv2dGeometry& g, int64_t pixels, bool blas_avx512) {
+namespace {
+// Images per im2col GEMM (the geometry's choice, within the batch).
+int64_t images_per_gemm_of(const Conv2dGeometry& g) { return std::clamp<int64_t>(g.images_per_gemm, 1, g.N); }
+// The weight (or a group's) is large enough that sgemm with AVX-512 kernels beats the panel kernel.
+bool weight_large_for_blas(const Conv2dGeometry& g) { return g.K * g.group_col_rows() >= kBlasMinWeightFloats; }
+}  // namespace
+
+Im2colGemmPlan choose_im2col_gemms(const Conv2dGeometry& g, bool blas_avx512) {
   Im2colGemmPlan plan;
   const Im2colGemm mode = im2col_gemm();
   if (mode == Im2colGemm::Blas || g.groups != 1) return plan;
-  const int64_t weight = g.K * g.group_col_rows();
+  const int64_t weight_gradient_macs = g.K * g.group_col_rows() * images_per_gemm_of(g) * g.output_pixels();
   const bool blas_wins_large = mode == Im2colGemm::Auto && blas_avx512;
-  plan.weight_panels = panel_gemm_supported() && !(blas_wins_large && weight >= kBlasMinWeightFloats);
+  plan.weight_panels = panel_gemm_supported() && !(blas_wins_large && weight_large_for_blas(g));
   plan.weight_gradient_dot =
-      dot_gemm_supported() && !(blas_wins_large && weight * pixels >= kBlasMinWeightGradientMacs);
+      dot_gemm_supported() && !(blas_wins_large && weight_gradient_macs >= kBlasMinWeightGradientMacs);
   return plan;
 }
 
@@ -190,8 +197,8 @@ Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept, b
   };
   const int64_t direct_products = 9 * g.N * g.OH * g.OW;
   const int64_t f4_tiles = g.N * ((g.OH + 3) / 4) * ((g.OW + 3) / 4);
-  const bool im2col_on_fast_blas = blas_avx512 && !filters_kept && f4_tiles < kMinWinogradTilesWithAvx512Blas &&
-                                   g.K * g.group_col_rows() >= kBlasMinWeightFloats;
+  const bool im2col_on_fast_blas =
+      blas_avx512 && !filters_kept && f4_tiles < kMinWinogradTilesWithAvx512Blas && weight_large_for_blas(g);
   const bool f4_pays = f4_allowed && 2 * winograd_products(4) <= direct_products && !im2col_on_fast_blas;
   const bool f2_pays = filters_kept && 5 * winograd_products(2) <= 3 * direct_products;  // at most 0.6
   const bool saves_multiplies = f4_pays || f2_pays;
@@ -225,7 +232,7 @@ struct Plan {
 // Carves the calling thread's workspace.
 Plan make_plan(const Conv2dGeometry& g, bool need_col, int64_t extra = 0) {
   Plan p;
-  p.chunk = std::clamp<int64_t>(g.images_per_gemm, 1, g.N);
+  p.chunk = images_per_gemm_of(g);
   p.direct = g.is_pointwise() && p.chunk == 1;
   const int64_t cols = p.chunk * g.output_pixels();
   const int64_t col_floats = (need_col && !p.direct) ? round_up_to_line(g.col_rows() * cols) : 0;
@@ -262,13 +269,13 @@ void gather_rows(float* staged, const float* dy, int64_t n, int64_t K, int64_t P
 
 // The im2col path's weight-times-activations GEMMs (the forward, W * col, and the input gradient,
 // W^T * dy) on this project's AVX-512 panel kernel (framework/panel_gemm.h) where
-// choose_im2col_gemms picks it: the weight, laid out as panels once per call, instead of sgemm,
-// which packs it again for every chunk. `rows_of_w_transposed`: lay out W^T (C*R*S x K) instead of
-// W (K x C*R*S). Returns null where sgemm is kept. The panels live in the calling thread's operand
+// choose_im2col_gemms picked it (`gemms`): the weight, laid out as panels once per call, instead of
+// sgemm, which packs it again for every chunk. `rows_of_w_transposed`: lay out W^T (C*R*S x K)
+// instead of W (K x C*R*S). Returns null where sgemm is kept. The panels live in the calling thread's operand
 // workspace (framework/workspace.h) until the next such call.
-const float* weight_panels(const float* w, const Conv2dGeometry& g, bool rows_of_w_transposed) {
-  const int64_t pixels = std::clamp<int64_t>(g.images_per_gemm, 1, g.N) * g.output_pixels();
-  if (!choose_im2col_gemms(g, pixels, sgemm_runs_avx512()).weight_panels) return nullptr;
+const float* weight_panels(const float* w, const Conv2dGeometry& g, const Im2colGemmPlan& gemms,
+                           bool rows_of_w_transposed) {
+  if (!gemms.weight_panels) return nullptr;
   const int64_t K = g.K, inner = g.group_col_rows();
   // W is K x inner, row-major; W^T is the same memory read with the strides swapped.
   const int64_t rows = rows_of_w_transposed ? inner : K, cols = rows_of_w_transposed ? K : inner;
@@ -334,7 +341,8 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
     winograd_conv2d_forward(y, x, w, b, g, WinogradConfig{.m = algo.tile});
     return;
   }
-  const float* w_panels = weight_panels(w, g, /*rows_of_w_transposed=*/false);
+  const float* w_panels =
+      weight_panels(w, g, choose_im2col_gemms(g, sgemm_runs_avx512()), /*rows_of_w_transposed=*/false);
   if (g.parallel_images) {
     // Whole chunks per thread; sgemm inside a parallel region runs on the calling thread alone
     // (OpenBLAS's OpenMP build checks omp_in_parallel), and so do the nested loops of im2col and
@@ -498,9 +506,9 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
     }
   }
   if (!dx && !dw) return;
-  const float* wt_panels = dx ? weight_panels(w, g, /*rows_of_w_transposed=*/true) : nullptr;
-  const int64_t pixels = std::clamp<int64_t>(g.images_per_gemm, 1, g.N) * P;
-  const bool dw_dot = choose_im2col_gemms(g, pixels, sgemm_runs_avx512()).weight_gradient_dot;
+  const Im2colGemmPlan gemms = choose_im2col_gemms(g, sgemm_runs_avx512());
+  const float* wt_panels = dx ? weight_panels(w, g, gemms, /*rows_of_w_transposed=*/true) : nullptr;
+  const bool dw_dot = gemms.weight_gradient_dot;
   if (g.parallel_images) {
     backward_parallel_images(dx, dw, dy, x, w, wt_panels, g, dw_dot, accumulate);
     return;

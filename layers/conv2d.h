@@ -74,9 +74,9 @@ struct Im2colGemmPlan {
   bool weight_panels = false;       // forward and input gradient on the panel kernel
   bool weight_gradient_dot = false;  // weight gradient on the dot-product kernel
 };
-// The choice for g with `pixels` columns per GEMM (images per GEMM x output pixels) under the
-// current mode; blas_avx512: OpenBLAS runs AVX-512 kernels (sgemm_runs_avx512, framework/gemm.h).
-Im2colGemmPlan choose_im2col_gemms(const Conv2dGeometry& g, int64_t pixels, bool blas_avx512);
+// The choice for g (its images per GEMM included) under the current mode; blas_avx512: OpenBLAS
+// runs AVX-512 kernels (sgemm_runs_avx512, framework/gemm.h).
+Im2colGemmPlan choose_im2col_gemms(const Conv2dGeometry& g, bool blas_avx512);
 
 // Functional convolution with autograd (gradients for x, weight and bias, where they require it).
 // Stride, padding, dilation and groups come from `opts`; kernel size and channel counts come from

@@ -91,7 +91,11 @@ struct Im2colGemmScope {
   ~Im2colGemmScope() { set_im2col_gemm(saved); }
   Im2colGemm saved;
 };
-const char* engine_name(Im2colGemm mode) { return mode == Im2colGemm::Blas ? " sgemm" : " own kernels"; }
+// The SCOPED_TRACE label of one run of a case: chunk size, parallel images, GEMM engine.
+std::string path_label(const std::string& name, int64_t chunk, bool parallel, Im2colGemm engine) {
+  return name + " chunk " + std::to_string(chunk) + (parallel ? " parallel images" : "") +
+         (engine == Im2colGemm::Blas ? " sgemm" : " own kernels");
+}
 
 // |got - want| <= 1e-4 * max(1, |want|): inner sizes here are < 200 terms of N(0, 1) products.
 void expect_close(const float* got, const std::vector<double>& want, const std::string& what) {
@@ -303,8 +307,7 @@ TEST(Conv2dKernels, ForwardMatchesNaiveForEveryCaseAndChunkSize) {
     for (int64_t chunk : chunk_sizes(g.N)) {
       for (bool parallel : {false, true}) {
         for (Im2colGemm engine : {Im2colGemm::OwnKernels, Im2colGemm::Blas}) {
-          SCOPED_TRACE(c.name + " chunk " + std::to_string(chunk) + (parallel ? " parallel images" : "") +
-                       engine_name(engine));
+          SCOPED_TRACE(path_label(c.name, chunk, parallel, engine));
           g.images_per_gemm = chunk;
           g.parallel_images = parallel;
           TwoThreads threads;
@@ -334,8 +337,7 @@ TEST(Conv2dKernels, BackwardMatchesNaiveAndAccumulates) {
     for (int64_t chunk : chunk_sizes(g.N)) {
      for (bool parallel : {false, true}) {
      for (Im2colGemm engine : {Im2colGemm::OwnKernels, Im2colGemm::Blas}) {
-      SCOPED_TRACE(c.name + " chunk " + std::to_string(chunk) + (parallel ? " parallel images" : "") +
-                   engine_name(engine));
+      SCOPED_TRACE(path_label(c.name, chunk, parallel, engine));
       g.images_per_gemm = chunk;
       g.parallel_images = parallel;
       TwoThreads threads;
@@ -372,8 +374,7 @@ TEST(Conv2dKernels, BackwardMatchesNaiveAndAccumulates) {
 TEST(Conv2dGeometry, Im2colGemmsGoToSgemmOnLargeLayersOnlyWithAvx512Blas) {
   const bool panels = panel_gemm_supported(), dot = dot_gemm_supported();
   const auto plan = [](const Shape& x, const Shape& w, int64_t stride, int64_t pad, bool avx512) {
-    const Conv2dGeometry g = Conv2dGeometry::make(x, w, stride, pad);
-    return choose_im2col_gemms(g, std::min<int64_t>(g.images_per_gemm, g.N) * g.output_pixels(), avx512);
+    return choose_im2col_gemms(Conv2dGeometry::make(x, w, stride, pad), avx512);
   };
   // ResNet-50's 512->2048c 1x1 layer (a 4 MiB weight) and its 7x7 stem (9408 weights, 12544 pixels).
   const Shape r50_x{8, 512, 7, 7}, r50_w{2048, 512, 1, 1}, stem_x{8, 3, 224, 224}, stem_w{64, 3, 7, 7};
@@ -398,8 +399,8 @@ TEST(Conv2dGeometry, Im2colGemmsGoToSgemmOnLargeLayersOnlyWithAvx512Blas) {
   }
   // Grouped convolutions always run one sgemm per group.
   const Conv2dGeometry grouped = Conv2dGeometry::make({2, 8, 9, 9}, {8, 4, 3, 3}, 1, 1, 1, 2);
-  EXPECT_FALSE(choose_im2col_gemms(grouped, 81, false).weight_panels);
-  EXPECT_FALSE(choose_im2col_gemms(grouped, 81, false).weight_gradient_dot);
+  EXPECT_FALSE(choose_im2col_gemms(grouped, false).weight_panels);
+  EXPECT_FALSE(choose_im2col_gemms(grouped, false).weight_gradient_dot);
 }
 
 TEST(Conv2dGeometry, ParallelImagesPolicyTakesSmallLayersWithEnoughImages) {
