@@ -1,5 +1,6 @@
 #include "layers/batchnorm.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -24,74 +25,98 @@ void check_channel_vector(const Tensor& t, const char* what, int64_t channels, c
             shape_str(x_shape), what, channels, shape_str(t.shape()));
 }
 
-// Reductions over one (H*W) plane, in double, in an order fixed by the code rather than by the
-// compiler: kLanes independent accumulators (lane j takes the elements i = j mod kLanes of the
-// whole groups), then the tail's terms, then the lanes in order. The AVX-512 forms hold the eight
-// lanes in one register and compute every lane's terms exactly as the scalar forms do (fma where
-// they call std::fma), so both give the same bits. Each plane is reduced by one thread, so the
-// result does not depend on the thread count. (A single running double sum was bound by add
-// latency: ~12% of a ResNet-20 training step. Written as loops over lambdas, GCC left the backward's
-// masked sums scalar: a third of BatchNorm's time.)
-constexpr int kLanes = 8;
+// Reductions over one channel (its N planes of H*W values, `stride` floats apart), in double, in an
+// order fixed by the code rather than by the compiler or the thread count: kLanes accumulators per
+// sum, value i of every plane going to lane i mod kLanes (each plane starts again at lane 0), then
+// the lanes added in order. The AVX-512 forms hold the lanes in four registers of eight and compute
+// every lane's terms exactly as the scalar forms do (fma where they call std::fma; a plane's last
+// partial group through masked loads that leave the other lanes untouched), so both give the same
+// bits. Each channel is reduced by one thread. History: a single running double sum was bound by
+// add latency (~12% of a ResNet-20 training step); then eight lanes per plane, reduced plane by
+// plane, spent more on each plane's tail and horizontal sum than on its values at 7x7 and 14x14
+// (BatchNorm forward at 9 GB/s against memcpy's 26 on ResNet-20's layers); written as loops over
+// lambdas, GCC left the backward's masked sums scalar.
+constexpr int kLanes = 32;
+constexpr int64_t kPrefetchPlanes = 2;  // how many planes ahead the AVX-512 forms prefetch
+
+struct Sums {
+  double a = 0.0, b = 0.0;
+};
 
 #if defined(__AVX512F__)
 // Eight floats widened to double (all lanes written: GCC 12 warns about the unmasked intrinsic's
 // undefined pass-through operand).
 inline __m512d widen(__m256 v) { return _mm512_maskz_cvtps_pd(static_cast<__mmask8>(0xFF), v); }
+
+// Which of the eight lanes of register q (lanes 8q .. 8q + 7) a group of `count` <= 32 values fills.
+inline __mmask8 group_mask(int64_t count, int q) {
+  const int64_t fill = std::min<int64_t>(8, std::max<int64_t>(0, count - 8 * q));
+  return static_cast<__mmask8>((1u << fill) - 1);
+}
+
+// Prefetches the `plane` floats at p into L1. A channel's planes are short runs (7x7 to 28x28
+// values) a whole image apart, too short a stream for the hardware prefetcher to follow.
+inline void prefetch_plane(const float* p, int64_t plane) {
+  const char* bytes = reinterpret_cast<const char*>(p);
+  for (int64_t off = 0; off < plane * 4; off += 64) _mm_prefetch(bytes + off, _MM_HINT_T0);
+}
+
+// The lanes summed in order (the scalar forms' final loop).
+inline double sum_lanes(const __m512d (&acc)[4]) {
+  alignas(64) double lanes[kLanes];
+  for (int q = 0; q < 4; ++q) _mm512_store_pd(lanes + 8 * q, acc[q]);
+  double total = 0.0;
+  for (int j = 0; j < kLanes; ++j) total += lanes[j];
+  return total;
+}
 #endif
 
-// The sum of xs[0..count).
-double plane_sum(const float* xs, int64_t count) {
-  int64_t i = 0;
+inline double sum_lanes(const double (&lanes)[kLanes]) {
   double total = 0.0;
-#if defined(__AVX512F__)
-  __m512d acc = _mm512_setzero_pd();
-  for (; i + kLanes <= count; i += kLanes) acc = _mm512_add_pd(acc, widen(_mm256_loadu_ps(xs + i)));
-  alignas(64) double lanes[kLanes];
-  _mm512_store_pd(lanes, acc);
-#else
-  double lanes[kLanes] = {};
-  for (; i + kLanes <= count; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) lanes[j] += static_cast<double>(xs[i + j]);
-#endif
-  for (; i < count; ++i) total += static_cast<double>(xs[i]);
   for (int j = 0; j < kLanes; ++j) total += lanes[j];
   return total;
 }
 
-// The sum of (xs[i] - mean)^2.
-double plane_squared_deviations(const float* xs, int64_t count, double mean) {
-  int64_t i = 0;
-  double total = 0.0;
+// Over the channel's values x: a = the sum of d, b = the sum of d^2, d = x - shift (in double,
+// exactly). With the shift inside the channel's range (its first value), the variance
+// (b - a^2 / m) / m is one pass without the cancellation of E[x^2] - E[x]^2 when |mean| >> std.
+Sums channel_moments(const float* x, int64_t stride, int64_t N, int64_t plane, double shift) {
 #if defined(__AVX512F__)
-  __m512d acc = _mm512_setzero_pd();
-  const __m512d mu = _mm512_set1_pd(mean);
-  for (; i + kLanes <= count; i += kLanes) {
-    const __m512d d = _mm512_sub_pd(widen(_mm256_loadu_ps(xs + i)), mu);
-    acc = _mm512_fmadd_pd(d, d, acc);
-  }
-  alignas(64) double lanes[kLanes];
-  _mm512_store_pd(lanes, acc);
-#else
-  double lanes[kLanes] = {};
-  for (; i + kLanes <= count; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) {
-      const double d = static_cast<double>(xs[i + j]) - mean;
-      lanes[j] = std::fma(d, d, lanes[j]);
+  __m512d a[4], b[4];
+  for (int q = 0; q < 4; ++q) a[q] = b[q] = _mm512_setzero_pd();
+  const __m512d k = _mm512_set1_pd(shift);
+  for (int64_t n = 0; n < N; ++n) {
+    const float* xs = x + n * stride;
+    if (n + kPrefetchPlanes < N) prefetch_plane(xs + kPrefetchPlanes * stride, plane);
+    int64_t i = 0;
+    for (; i + kLanes <= plane; i += kLanes)
+      for (int q = 0; q < 4; ++q) {
+        const __m512d d = _mm512_sub_pd(widen(_mm256_loadu_ps(xs + i + 8 * q)), k);
+        a[q] = _mm512_add_pd(a[q], d);
+        b[q] = _mm512_fmadd_pd(d, d, b[q]);
+      }
+    for (int q = 0; q < 4 && i + 8 * q < plane; ++q) {
+      const __mmask8 mk = group_mask(plane - i, q);
+      const __m512d d = _mm512_maskz_sub_pd(mk, _mm512_maskz_cvtps_pd(mk, _mm256_maskz_loadu_ps(mk, xs + i + 8 * q)), k);
+      a[q] = _mm512_mask_add_pd(a[q], mk, a[q], d);
+      b[q] = _mm512_mask3_fmadd_pd(d, d, b[q], mk);
     }
-#endif
-  for (; i < count; ++i) {
-    const double d = static_cast<double>(xs[i]) - mean;
-    total = std::fma(d, d, total);
   }
-  for (int j = 0; j < kLanes; ++j) total += lanes[j];
-  return total;
+  return {sum_lanes(a), sum_lanes(b)};
+#else
+  double a[kLanes] = {}, b[kLanes] = {};
+  for (int64_t n = 0; n < N; ++n) {
+    const float* xs = x + n * stride;
+    for (int64_t i = 0; i < plane; ++i) {
+      const double d = static_cast<double>(xs[i]) - shift;
+      a[i % kLanes] += d;
+      b[i % kLanes] = std::fma(d, d, b[i % kLanes]);
+    }
+  }
+  return {sum_lanes(a), sum_lanes(b)};
+#endif
 }
 
-// The backward's two sums over one plane, in one pass: sum_g = sum of g[i] and sum_g_xhat = sum of
-// g[i] * x_hat[i], x_hat[i] = (xs[i] - mu) * is (in float, as the forward normalized). g is gs
-// itself, or with the fused ReLU gs[i] where ys[i] > 0 and +0 elsewhere (relu's backward,
-// activation.cpp; a NaN output passes no gradient).
 // The gradient reaching the normalization at i: gs[i], or with the fused ReLU gs[i] where
 // ys[i] > 0 and +0 elsewhere (relu's backward, activation.cpp; a NaN output passes none). A bit
 // mask rather than `?:`, which GCC compiled into a branch per element (mispredicted half the time
@@ -106,47 +131,52 @@ inline float masked_gradient(const float* gs, const float* ys, int64_t i) {
   }
 }
 
+// The backward's two sums over the channel, in one pass: a = the sum of g, b = the sum of
+// g * x_hat, x_hat = (x - mu) * is (in float, as the forward normalized), g the gradient reaching
+// the normalization (masked_gradient).
 template <bool kRelu>
-void plane_gradient_sums(const float* gs, const float* ys, const float* xs, int64_t count, float mu, float is,
-                         double& sum_g, double& sum_g_xhat) {
-  const auto g_at = [&](int64_t i) { return masked_gradient<kRelu>(gs, ys, i); };
-  int64_t i = 0;
-  double t1 = 0.0, t2 = 0.0;
+Sums channel_gradient_sums(const float* g, const float* y, const float* x, int64_t stride, int64_t N, int64_t plane,
+                           float mu, float is) {
 #if defined(__AVX512F__)
-  __m512d acc1 = _mm512_setzero_pd(), acc2 = _mm512_setzero_pd();
+  __m512d a[4], b[4];
+  for (int q = 0; q < 4; ++q) a[q] = b[q] = _mm512_setzero_pd();
   const __m256 mu8 = _mm256_set1_ps(mu), is8 = _mm256_set1_ps(is);
-  for (; i + kLanes <= count; i += kLanes) {
-    __m256 g = _mm256_loadu_ps(gs + i);
+  // The group of eight at p, its lanes outside mk left as they are.
+  const auto add_group = [&](int64_t p, int q, __mmask8 mk) __attribute__((always_inline)) {
+    __m256 gv = _mm256_maskz_loadu_ps(mk, g + p);
     if constexpr (kRelu)
-      g = _mm256_maskz_mov_ps(_mm256_cmp_ps_mask(_mm256_loadu_ps(ys + i), _mm256_setzero_ps(), _CMP_GT_OQ), g);
-    const __m256 x_hat = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xs + i), mu8), is8);
-    const __m512d gd = widen(g);
-    acc1 = _mm512_add_pd(acc1, gd);
-    acc2 = _mm512_fmadd_pd(gd, widen(x_hat), acc2);
-  }
-  alignas(64) double lanes1[kLanes], lanes2[kLanes];
-  _mm512_store_pd(lanes1, acc1);
-  _mm512_store_pd(lanes2, acc2);
-#else
-  double lanes1[kLanes] = {}, lanes2[kLanes] = {};
-  for (; i + kLanes <= count; i += kLanes)
-    for (int j = 0; j < kLanes; ++j) {
-      const double g = static_cast<double>(g_at(i + j));
-      lanes1[j] += g;
-      lanes2[j] = std::fma(g, static_cast<double>((xs[i + j] - mu) * is), lanes2[j]);
+      gv = _mm256_maskz_mov_ps(_mm256_mask_cmp_ps_mask(mk, _mm256_maskz_loadu_ps(mk, y + p), _mm256_setzero_ps(),
+                                                       _CMP_GT_OQ), gv);
+    const __m256 x_hat = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskz_loadu_ps(mk, x + p), mu8), is8);
+    const __m512d gd = widen(gv);
+    a[q] = _mm512_mask_add_pd(a[q], mk, a[q], gd);
+    b[q] = _mm512_mask3_fmadd_pd(gd, widen(x_hat), b[q], mk);
+  };
+  for (int64_t n = 0; n < N; ++n) {
+    const int64_t base = n * stride;
+    if (n + kPrefetchPlanes < N) {
+      prefetch_plane(g + base + kPrefetchPlanes * stride, plane);
+      prefetch_plane(x + base + kPrefetchPlanes * stride, plane);
+      if constexpr (kRelu) prefetch_plane(y + base + kPrefetchPlanes * stride, plane);
     }
+    int64_t i = 0;
+    for (; i + kLanes <= plane; i += kLanes)
+      for (int q = 0; q < 4; ++q) add_group(base + i + 8 * q, q, static_cast<__mmask8>(0xFF));
+    for (int q = 0; q < 4 && i + 8 * q < plane; ++q) add_group(base + i + 8 * q, q, group_mask(plane - i, q));
+  }
+  return {sum_lanes(a), sum_lanes(b)};
+#else
+  double a[kLanes] = {}, b[kLanes] = {};
+  for (int64_t n = 0; n < N; ++n) {
+    const int64_t base = n * stride;
+    for (int64_t i = 0; i < plane; ++i) {
+      const double gd = static_cast<double>(masked_gradient<kRelu>(g + base, y ? y + base : nullptr, i));
+      a[i % kLanes] += gd;
+      b[i % kLanes] = std::fma(gd, static_cast<double>((x[base + i] - mu) * is), b[i % kLanes]);
+    }
+  }
+  return {sum_lanes(a), sum_lanes(b)};
 #endif
-  for (; i < count; ++i) {
-    const double g = static_cast<double>(g_at(i));
-    t1 += g;
-    t2 = std::fma(g, static_cast<double>((xs[i] - mu) * is), t2);
-  }
-  for (int j = 0; j < kLanes; ++j) {
-    t1 += lanes1[j];
-    t2 += lanes2[j];
-  }
-  sum_g = t1;
-  sum_g_xhat = t2;
 }
 
 // y = (x - mu) * invstd * weight + bias over channel c of every image (then max(y, 0) with the
@@ -180,18 +210,12 @@ void batch_norm2d_forward(float* y, float* mean, float* invstd, const float* x, 
   for (int64_t c = 0; c < C; ++c) {
     float mu, is;
     if (training) {
-      // Two passes in double: the one-pass E[x^2] - E[x]^2 cancels badly for large means.
-      double s = 0.0;
-      for (int64_t n = 0; n < N; ++n) {
-        const float* xs = x + (n * C + c) * plane;
-        s += plane_sum(xs, plane);
-      }
-      const double batch_mean = s / static_cast<double>(m);
-      double ss = 0.0;
-      for (int64_t n = 0; n < N; ++n) {
-        const float* xs = x + (n * C + c) * plane;
-        ss += plane_squared_deviations(xs, plane, batch_mean);
-      }
+      // One pass in double about the channel's first value (channel_moments).
+      const float* xc = x + c * plane;
+      const double shift = m > 0 ? static_cast<double>(xc[0]) : 0.0;
+      const Sums d = channel_moments(xc, C * plane, N, plane, shift);
+      const double batch_mean = shift + d.a / static_cast<double>(m);
+      const double ss = std::max(0.0, d.b - d.a * d.a / static_cast<double>(m));
       const double batch_var = ss / static_cast<double>(m);
       mu = static_cast<float>(batch_mean);
       is = static_cast<float>(1.0 / std::sqrt(batch_var + eps));
@@ -224,16 +248,9 @@ void batch_norm2d_backward_impl(float* dx, float* dw, float* db, const float* dy
 #pragma omp parallel for schedule(static) if (N * C * plane > 32768)
   for (int64_t c = 0; c < C; ++c) {
     const float mu = mean[c], is = invstd[c];
-    double sum_g = 0.0, sum_g_xhat = 0.0;
-    for (int64_t n = 0; n < N; ++n) {
-      const float* xs = x + (n * C + c) * plane;
-      const float* gs = dy + (n * C + c) * plane;
-      const float* ys = kRelu ? y + (n * C + c) * plane : nullptr;
-      double g = 0.0, g_xhat = 0.0;
-      plane_gradient_sums<kRelu>(gs, ys, xs, plane, mu, is, g, g_xhat);
-      sum_g += g;
-      sum_g_xhat += g_xhat;
-    }
+    const Sums sums = channel_gradient_sums<kRelu>(dy + c * plane, kRelu ? y + c * plane : nullptr, x + c * plane,
+                                                   C * plane, N, plane, mu, is);
+    const double sum_g = sums.a, sum_g_xhat = sums.b;
     if (dw) dw[c] = static_cast<float>(sum_g_xhat);
     if (db) db[c] = static_cast<float>(sum_g);
     if (!dx) continue;
@@ -278,7 +295,7 @@ namespace {
 
 // SyncBatchNorm's statistics: the per-channel mean and biased variance of every rank's batch
 // together (two all-reduces: the sums and the count, then the sums of squares about the global
-// mean, the same two-pass scheme as one process), and the total count of values per channel.
+// mean, which no rank knows before the first), and the total count of values per channel.
 int64_t synced_batch_statistics(const Tensor& x, const BatchNormSync& sync, std::vector<double>& batch_mean,
                                 std::vector<double>& sum_sq) {
   const int64_t n_batch = x.size(0), channels = x.size(1);
@@ -287,12 +304,7 @@ int64_t synced_batch_statistics(const Tensor& x, const BatchNormSync& sync, std:
   std::vector<double> sums(static_cast<size_t>(channels + 1));
 #pragma omp parallel for schedule(static) if (x.numel() > 32768)
   for (int64_t c = 0; c < channels; ++c) {
-    double s = 0.0;
-    for (int64_t n = 0; n < n_batch; ++n) {
-      const float* xs = px + (n * channels + c) * plane;
-      s += plane_sum(xs, plane);
-    }
-    sums[c] = s;
+    sums[c] = channel_moments(px + c * plane, channels * plane, n_batch, plane, 0.0).a;
   }
   sums[channels] = static_cast<double>(n_batch * plane);  // exact: counts stay far below 2^53
   sync.comm->allreduce_sum(sums.data(), static_cast<int64_t>(sums.size()));
@@ -304,11 +316,7 @@ int64_t synced_batch_statistics(const Tensor& x, const BatchNormSync& sync, std:
   for (int64_t c = 0; c < channels; ++c) batch_mean[c] = sums[c] / static_cast<double>(m_total);
 #pragma omp parallel for schedule(static) if (x.numel() > 32768)
   for (int64_t c = 0; c < channels; ++c) {
-    double ss = 0.0;
-    for (int64_t n = 0; n < n_batch; ++n) {
-      const float* xs = px + (n * channels + c) * plane;
-      ss += plane_squared_deviations(xs, plane, batch_mean[c]);
-    }
+    const double ss = channel_moments(px + c * plane, channels * plane, n_batch, plane, batch_mean[c]).b;
     sum_sq[c] = ss;
   }
   sync.comm->allreduce_sum(sum_sq.data(), channels);
@@ -357,15 +365,9 @@ void synced_batch_norm2d_backward(float* dx, float* dw, float* db, const float* 
 #pragma omp parallel for schedule(static) if (x.numel() > 32768)
   for (int64_t c = 0; c < channels; ++c) {
     const float mu = mean[c], is = invstd[c];
-    double sum_g = 0.0, sum_g_xhat = 0.0;
-    for (int64_t n = 0; n < n_batch; ++n) {
-      const float* xs = px + (n * channels + c) * plane;
-      const float* gs = g + (n * channels + c) * plane;
-      double g_part = 0.0, g_xhat_part = 0.0;
-      plane_gradient_sums<false>(gs, nullptr, xs, plane, mu, is, g_part, g_xhat_part);
-      sum_g += g_part;
-      sum_g_xhat += g_xhat_part;
-    }
+    const Sums part = channel_gradient_sums<false>(g + c * plane, nullptr, px + c * plane, channels * plane, n_batch,
+                                                   plane, mu, is);
+    const double sum_g = part.a, sum_g_xhat = part.b;
     sums[c] = sum_g;
     sums[channels + c] = sum_g_xhat;
   }
