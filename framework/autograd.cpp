@@ -1,7 +1,6 @@
 #include "framework/autograd.h"
 
 #include <unordered_map>
-#include <unordered_set>
 
 #include "framework/error.h"
 #include "framework/ops.h"
@@ -50,6 +49,23 @@ std::vector<Tensor> AccumulateGrad::backward(const Tensor& grad_output) {
   }
   if (g_grad_ready) g_grad_ready(*leaf);
   return {};
+}
+
+namespace {
+
+// a + b in a new buffer with a's shape (b: the same element count, maybe another shape).
+Tensor sum_in_new_buffer(const Tensor& a, const Tensor& b) {
+  NoGradGuard no_grad;
+  if (a.shape() == b.shape()) return ops::add(a, b);
+  Tensor sum = a.clone();
+  ops::add_into(sum, b);
+  return sum;
+}
+
+}  // namespace
+
+std::vector<Tensor> Node::backward_two_parts(const Tensor& first, const Tensor& second) {
+  return backward(sum_in_new_buffer(first, second));
 }
 
 bool needs_grad(std::initializer_list<const Tensor*> inputs) {
@@ -106,23 +122,32 @@ void run_backward(const Tensor& root, const Tensor& seed) {
     }
   }
 
-  std::unordered_map<Node*, Tensor> grads;
-  std::unordered_set<Node*> owned_sums;
-  grads[root_node.get()] = seed;
+  // A node's gradient so far: one tensor, or the first two parts when the node takes them unsummed
+  // (Node::takes_two_gradient_parts), or a sum in a buffer the engine owns.
+  struct PendingGradient {
+    Tensor sum, second;
+    bool owned = false;  // sum is a buffer made here, safe to add into
+  };
+  std::unordered_map<Node*, PendingGradient> grads;
+  grads[root_node.get()].sum = seed;
   // Keep the nodes alive while we walk them even if their owners drop them.
   std::vector<std::shared_ptr<Node>> ready{root_node};
   while (!ready.empty()) {
     std::shared_ptr<Node> node = ready.back();
     ready.pop_back();
-    Tensor grad_output;
+    PendingGradient pending;
     if (auto it = grads.find(node.get()); it != grads.end()) {
-      grad_output = std::move(it->second);
+      pending = std::move(it->second);
       grads.erase(it);
     }
     // A node whose every incoming gradient was undefined still runs through the loop below so
     // that the nodes after it are released in order; it just contributes nothing.
     std::vector<Tensor> grad_inputs;
-    if (grad_output.defined()) grad_inputs = node->backward(grad_output);
+    if (pending.second.defined()) {
+      grad_inputs = node->backward_two_parts(pending.sum, pending.second);
+    } else if (pending.sum.defined()) {
+      grad_inputs = node->backward(pending.sum);
+    }
     INQ_CHECK(grad_inputs.empty() || grad_inputs.size() == node->next.size(),
               "Given node {} with {} inputs, expected as many gradients, but got {} instead", node->name(),
               node->next.size(), grad_inputs.size());
@@ -130,21 +155,27 @@ void run_backward(const Tensor& root, const Tensor& seed) {
       const std::shared_ptr<Node>& next = node->next[i];
       if (!next) continue;
       if (i < grad_inputs.size() && grad_inputs[i].defined()) {
-        auto it = grads.find(next.get());
-        if (it == grads.end()) {
-          grads.emplace(next.get(), std::move(grad_inputs[i]));
+        PendingGradient& p = grads[next.get()];
+        if (!p.sum.defined()) {
+          p.sum = std::move(grad_inputs[i]);
+        } else if (!p.owned && !p.second.defined() && next->takes_two_gradient_parts()) {
+          p.second = std::move(grad_inputs[i]);
         } else {
-          // The first contribution may alias a buffer someone else still reads (AddBackward hands
-          // the same gradient to both inputs), so the first sum goes into a new buffer (one pass,
-          // rather than a copy and then an add); later ones add into that buffer.
-          const bool first_sum = owned_sums.insert(next.get()).second;
-          if (first_sum && it->second.shape() == grad_inputs[i].shape()) {
-            NoGradGuard no_grad;
-            it->second = ops::add(it->second, grad_inputs[i]);
-          } else {
-            if (first_sum) it->second = it->second.clone();  // same element count, another shape
-            ops::add_into(it->second, grad_inputs[i]);
+          // A part may alias a buffer someone else still reads (AddBackward hands the same
+          // gradient to both inputs), so the first sum goes into a new buffer (one pass, rather
+          // than a copy and then an add); later ones add into that buffer.
+          if (p.second.defined()) {
+            p.sum = sum_in_new_buffer(p.sum, p.second);
+            p.second = Tensor();
+            p.owned = true;
           }
+          if (p.owned) {
+            NoGradGuard no_grad;
+            ops::add_into(p.sum, grad_inputs[i]);
+          } else {
+            p.sum = sum_in_new_buffer(p.sum, grad_inputs[i]);
+          }
+          p.owned = true;
         }
       }
       if (--pending_inputs[next.get()] == 0) ready.push_back(next);

@@ -21,6 +21,13 @@ class Node {
   // an input needs no gradient). Called at most once per graph. Must not modify grad_output, which
   // may be shared with other nodes; the returned tensors may alias it.
   virtual std::vector<Tensor> backward(const Tensor& grad_output) = 0;
+  // The same for dLoss/dOutput = first + second, where the output fed two consumers; called instead
+  // of backward() when the node says it takes the two parts (the engine then hands over the first
+  // two parts unsummed, and sums any further ones into a new buffer). A node that reads its gradient
+  // once, element by element, adds the two where it reads them and saves the engine's pass over
+  // memory that writes the sum. Must not modify either part.
+  virtual bool takes_two_gradient_parts() const { return false; }
+  virtual std::vector<Tensor> backward_two_parts(const Tensor& first, const Tensor& second);
   virtual std::string name() const = 0;
   // Frees saved buffers; called by the engine after backward.
   virtual void release() {}

@@ -27,6 +27,14 @@ void relu_backward(float* dx, const float* dy, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 
+void relu_backward_two_parts(float* dx, const float* first, const float* second, const float* y, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = first[i] + second[i];
+    dx[i] = y[i] > 0.0f ? g : 0.0f;
+  }
+}
+
 namespace {
 
 // The output alone decides the gradient (y > 0 exactly where the ReLU's input > 0), and the output
@@ -39,6 +47,16 @@ struct ReluBackward : Node {
   std::vector<Tensor> backward(const Tensor& grad_output) override {
     Tensor dx = Tensor::empty(y.shape());
     relu_backward(dx.data(), grad_output.data(), y.data(), y.numel());
+    if (inputs == 1) return {dx};
+    return {dx, dx};
+  }
+  // A ReLU's output feeding two consumers (a residual block's output: the next block's shortcut
+  // and its first convolution) gets its gradient in two parts: summed here as they are read.
+  bool takes_two_gradient_parts() const override { return true; }
+  std::vector<Tensor> backward_two_parts(const Tensor& first, const Tensor& second) override {
+    if (first.shape() != y.shape() || second.shape() != y.shape()) return Node::backward_two_parts(first, second);
+    Tensor dx = Tensor::empty(y.shape());
+    relu_backward_two_parts(dx.data(), first.data(), second.data(), y.data(), y.numel());
     if (inputs == 1) return {dx};
     return {dx, dx};
   }

@@ -16,6 +16,9 @@ void add_relu_forward(float* y, const float* a, const float* b, int64_t n);
 // dx = dy where y > 0, else 0 (the gradient at 0 is taken as 0, as PyTorch). y is the forward's
 // output (of relu or add_relu: for add_relu both inputs get this dx). Overwrites dx.
 void relu_backward(float* dx, const float* dy, const float* y, int64_t n);
+// The same for dy = first + second (the output fed two consumers), summed as they are read: the
+// same values as relu_backward on the sum, without the pass that writes the sum.
+void relu_backward_two_parts(float* dx, const float* first, const float* second, const float* y, int64_t n);
 
 // y = max(x, 0). The gradient at x == 0 is taken as 0 (as PyTorch); NaN inputs propagate.
 Tensor relu(const Tensor& x);

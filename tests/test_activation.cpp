@@ -1,7 +1,9 @@
 // ReLU: values, gradient (0 at the kink), NaN propagation.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include "framework/error.h"
@@ -75,4 +77,48 @@ TEST(AddReLU, GradientsAndShapeErrors) {
   Tensor a = test::random_tensor({2, 3, 4, 5}, gen), b = test::random_tensor({2, 3, 4, 5}, gen);
   EXPECT_GT(test::check_gradients([&] { return add_relu(a, b); }, {{"a", a}, {"b", b}}), 0);
   EXPECT_THROW(add_relu(a, test::random_tensor({2, 3, 4, 4}, gen)), Error);
+}
+
+// A ReLU whose output feeds two consumers gets its gradient as two parts, summed where it reads
+// them (relu_backward_two_parts): the same bits as relu_backward on the sum, on odd sizes with
+// zeros and NaN in the output; through the engine with one, two and three consumers (the third
+// part makes the engine sum the parts after all).
+TEST(ReLU, TwoGradientPartsMatchTheSumThenTheMask) {
+  for (int64_t n : {1, 7, 70001}) {
+    SCOPED_TRACE(n);
+    Generator gen(static_cast<uint64_t>(n) + 11);
+    Tensor y = relu(test::random_tensor({n}, gen));
+    if (n == 7) y.data()[2] = std::numeric_limits<float>::quiet_NaN();
+    Tensor first = test::random_tensor({n}, gen), second = test::random_tensor({n}, gen);
+    Tensor sum = ops::add(first, second);
+    std::vector<float> fused(static_cast<size_t>(n)), reference(static_cast<size_t>(n));
+    relu_backward_two_parts(fused.data(), first.data(), second.data(), y.data(), n);
+    relu_backward(reference.data(), sum.data(), y.data(), n);
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_EQ(std::bit_cast<uint32_t>(fused[static_cast<size_t>(i)]),
+                std::bit_cast<uint32_t>(reference[static_cast<size_t>(i)])) << i;
+  }
+  // Integer-valued gradients: every order of summation gives the same exact values.
+  const std::vector<float> xs = {-2, -1, 0, 1, 2, 3}, dys = {1, -2, 3, -4, 5, -6};
+  for (int consumers = 1; consumers <= 3; ++consumers) {
+    {
+      SCOPED_TRACE(testing::Message() << consumers << " consumers");
+      Tensor x = Tensor::from_vector({2, 3}, xs);
+      x.set_requires_grad(true);
+      Tensor y = relu(x);
+      // Consumer k scales by k + 2.
+      Tensor total;
+      for (int k = 0; k < consumers; ++k) {
+        Tensor part = ops::scale(y, static_cast<float>(k + 2));
+        total = total.defined() ? ops::add(total, part) : part;
+      }
+      {
+        PoisonFreshBuffersGuard poison;
+        total.backward(Tensor::from_vector({2, 3}, dys));
+      }
+      const float factor = consumers == 1 ? 2.0f : consumers == 2 ? 5.0f : 9.0f;
+      for (size_t i = 0; i < xs.size(); ++i)
+        EXPECT_EQ(x.grad().data()[i], xs[i] > 0 ? factor * dys[i] : 0.0f) << i;
+    }
+  }
 }
