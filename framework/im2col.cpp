@@ -61,6 +61,7 @@ Conv2dGeometry Conv2dGeometry::make(const Shape& input, const Shape& weight, Siz
   shape_numel({g.col_rows(), g.output_pixels()});
   g.images_per_gemm = choose_images_per_gemm(g);
   g.parallel_images = choose_parallel_images(g);
+  g.parallel_data_chunks = choose_parallel_data_chunks(g);
   return g;
 }
 
@@ -84,6 +85,14 @@ bool choose_parallel_images(const Conv2dGeometry& g) {
   const int64_t chunks = (g.N + chunk - 1) / chunk;
   return threads > 1 && chunks >= 2 * threads &&
          g.forward_flops() <= kParallelImagesMaxFlops * static_cast<double>(g.N);
+}
+
+bool choose_parallel_data_chunks(const Conv2dGeometry& g) {
+  const int64_t threads = get_num_threads();
+  const int64_t chunk = std::clamp<int64_t>(g.images_per_gemm, 1, std::max<int64_t>(1, g.N));
+  const int64_t chunks = (g.N + chunk - 1) / chunk;
+  return !g.parallel_images && threads > 1 && g.N % chunk == 0 && chunks % threads == 0 &&
+         chunk * g.output_pixels() <= kNarrowGemmColumns;
 }
 
 int64_t choose_images_per_gemm(const Conv2dGeometry& g) {

@@ -39,6 +39,10 @@ struct Conv2dGeometry {
   // single-threaded BLAS, instead of one chunk at a time with multi-threaded BLAS (see
   // choose_parallel_images). Set by make(); tests may change it on a copy.
   bool parallel_images = false;
+  // Whether the forward and the input gradient (not the weight gradient) run whole chunks per
+  // thread on a layer too large for parallel_images (see choose_parallel_data_chunks). Set by
+  // make(); tests may change it on a copy.
+  bool parallel_data_chunks = false;
 
   // Validates and derives the output size. `input` is (N, C, H, W), `weight` is (K, C/G, R, S).
   // Throws inq::Error naming both shapes and the offending setting when: a shape is not 4-D or
@@ -75,6 +79,19 @@ int64_t choose_images_per_gemm(const Conv2dGeometry& g);
 // at most kParallelImagesMaxFlops per image.
 bool choose_parallel_images(const Conv2dGeometry& g);
 inline constexpr double kParallelImagesMaxFlops = 32e6;
+// Larger layers ran their chunks one after another, each GEMM over the whole team; on ResNet-50's
+// 7x7 and 14x14 layers at batch 8 those are a few narrow GEMMs (N = 196..392 columns), which split
+// poorly between threads. Their forward and input gradient take one chunk per thread instead when
+// the chunks are equal and divide evenly among the threads (an uneven split, 6 + 2 images, was
+// slower); the weight gradient, a sum over every chunk, keeps the team GEMM (it measured slower
+// per thread on the 512-channel 7x7 layer). True when not parallel_images, the current thread count
+// is above 1, the images split into a multiple of it equal chunks and a chunk's GEMM has at most
+// kNarrowGemmColumns columns (wider ones, AlexNet's and VGG's large images, split well over the
+// team and would need a col buffer per thread of up to 115 MB). (bench_conv, 2 threads,
+// forced, 3 alternating runs, GFLOP/s: 3x3 512c 7x7 forward 219 -> 266, input gradient 245 -> 279,
+// weight gradient 284 -> 236; 1x1 1024->256c 14x14 forward 208 -> 289, input gradient 211 -> 272.)
+bool choose_parallel_data_chunks(const Conv2dGeometry& g);
+inline constexpr int64_t kNarrowGemmColumns = 512;
 
 // Lowers images [0, count) of `images` (count, C, H, W) into col (C*R*S, count*OH*OW): out of
 // range taps become 0. Parallel over (image, channel) with OpenMP; call it outside parallel regions.

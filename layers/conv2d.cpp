@@ -343,7 +343,7 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
   }
   const float* w_panels =
       weight_panels(w, g, choose_im2col_gemms(g, sgemm_runs_avx512()), /*rows_of_w_transposed=*/false);
-  if (g.parallel_images) {
+  if (g.parallel_images || g.parallel_data_chunks) {
     // Whole chunks per thread; sgemm inside a parallel region runs on the calling thread alone
     // (OpenBLAS's OpenMP build checks omp_in_parallel), and so do the nested loops of im2col and
     // scatter_output. Each image's output is computed exactly as in the serial loop below.
@@ -512,6 +512,20 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   if (g.parallel_images) {
     backward_parallel_images(dx, dw, dy, x, w, wt_panels, g, dw_dot, accumulate);
     return;
+  }
+  if (dx && g.parallel_data_chunks) {
+    // The input gradient on whole chunks per thread (chunks own their images: no reduction), then
+    // the weight gradient alone below.
+#pragma omp parallel
+    {
+      const Plan plan = make_plan(g, true);
+      const int64_t chunks = chunk_count(g, plan);
+#pragma omp for schedule(static)
+      for (int64_t c = 0; c < chunks; ++c)
+        backward_chunk(dx, nullptr, dy, x, w, wt_panels, g, plan, dw_dot, c * plan.chunk, 1.0f, !accumulate);
+    }
+    if (!dw) return;
+    dx = nullptr;
   }
   const Plan plan = make_plan(g, true);
   // Chunks run in order and each adds into dw with beta = 1 (the first writes it when not

@@ -92,9 +92,24 @@ struct Im2colGemmScope {
   Im2colGemm saved;
 };
 // The SCOPED_TRACE label of one run of a case: chunk size, parallel images, GEMM engine.
-std::string path_label(const std::string& name, int64_t chunk, bool parallel, Im2colGemm engine) {
-  return name + " chunk " + std::to_string(chunk) + (parallel ? " parallel images" : "") +
-         (engine == Im2colGemm::Blas ? " sgemm" : " own kernels");
+// How the im2col path shares a layer's chunks of images between threads: one chunk at a time
+// (each GEMM over the team), every direction on whole chunks per thread (parallel_images), or the
+// forward and input gradient on whole chunks per thread and the weight gradient one chunk at a time
+// (parallel_data_chunks).
+enum class ChunkSchedule { Serial, ParallelImages, ParallelDataChunks };
+constexpr ChunkSchedule kChunkSchedules[] = {ChunkSchedule::Serial, ChunkSchedule::ParallelImages,
+                                             ChunkSchedule::ParallelDataChunks};
+
+void set_schedule(Conv2dGeometry& g, ChunkSchedule schedule) {
+  g.parallel_images = schedule == ChunkSchedule::ParallelImages;
+  g.parallel_data_chunks = schedule == ChunkSchedule::ParallelDataChunks;
+}
+
+std::string path_label(const std::string& name, int64_t chunk, ChunkSchedule schedule, Im2colGemm engine) {
+  const char* how = schedule == ChunkSchedule::ParallelImages       ? " parallel images"
+                    : schedule == ChunkSchedule::ParallelDataChunks ? " parallel data chunks"
+                                                                    : "";
+  return name + " chunk " + std::to_string(chunk) + how + (engine == Im2colGemm::Blas ? " sgemm" : " own kernels");
 }
 
 // |got - want| <= 1e-4 * max(1, |want|): inner sizes here are < 200 terms of N(0, 1) products.
@@ -305,11 +320,11 @@ TEST(Conv2dKernels, ForwardMatchesNaiveForEveryCaseAndChunkSize) {
     const float* bp = c.bias ? b.data() : nullptr;
     const std::vector<double> want = naive_forward(g, x.data(), w.data(), bp);
     for (int64_t chunk : chunk_sizes(g.N)) {
-      for (bool parallel : {false, true}) {
+      for (ChunkSchedule schedule : kChunkSchedules) {
         for (Im2colGemm engine : {Im2colGemm::OwnKernels, Im2colGemm::Blas}) {
-          SCOPED_TRACE(path_label(c.name, chunk, parallel, engine));
+          SCOPED_TRACE(path_label(c.name, chunk, schedule, engine));
           g.images_per_gemm = chunk;
-          g.parallel_images = parallel;
+          set_schedule(g, schedule);
           TwoThreads threads;
           Im2colGemmScope gemm(engine);
           Tensor y = Tensor::full(g.output_shape(), 1e30f);  // the forward overwrites
@@ -335,11 +350,11 @@ TEST(Conv2dKernels, BackwardMatchesNaiveAndAccumulates) {
     for (size_t i = 0; i < want.dw.size(); ++i) want.dw[i] += pw.data()[i];
     for (size_t i = 0; i < want.db.size(); ++i) want.db[i] += pb.data()[i];
     for (int64_t chunk : chunk_sizes(g.N)) {
-     for (bool parallel : {false, true}) {
+     for (ChunkSchedule schedule : kChunkSchedules) {
      for (Im2colGemm engine : {Im2colGemm::OwnKernels, Im2colGemm::Blas}) {
-      SCOPED_TRACE(path_label(c.name, chunk, parallel, engine));
+      SCOPED_TRACE(path_label(c.name, chunk, schedule, engine));
       g.images_per_gemm = chunk;
-      g.parallel_images = parallel;
+      set_schedule(g, schedule);
       TwoThreads threads;
       Im2colGemmScope gemm(engine);
       Tensor dx = px.clone(), dw = pw.clone(), db = pb.clone();
@@ -413,6 +428,29 @@ TEST(Conv2dGeometry, ParallelImagesPolicyTakesSmallLayersWithEnoughImages) {
   EXPECT_FALSE(Conv2dGeometry::make({3, 16, 28, 28}, {16, 16, 3, 3}, 1, 1).parallel_images);
   set_num_threads(1);
   EXPECT_FALSE(Conv2dGeometry::make({128, 16, 28, 28}, {16, 16, 3, 3}, 1, 1).parallel_images);
+}
+
+TEST(Conv2dGeometry, ParallelDataChunksTakeLargeLayersWhoseChunksSplitEvenly) {
+  TwoThreads threads;
+  // ResNet-50 at batch 8: the 3x3 512c 7x7 layer lowers 4 images per GEMM (2 chunks), the 1x1
+  // 1024->256c 14x14 layer 2 (4 chunks): one chunk or two per thread.
+  const Conv2dGeometry r50_512c = Conv2dGeometry::make({8, 512, 7, 7}, {512, 512, 3, 3}, 1, 1);
+  ASSERT_EQ(r50_512c.images_per_gemm, 4);
+  EXPECT_TRUE(r50_512c.parallel_data_chunks);
+  EXPECT_TRUE(Conv2dGeometry::make({8, 1024, 14, 14}, {256, 1024, 1, 1}, 1, 0).parallel_data_chunks);
+  // The 1x1 512->2048c 7x7 layer: 6 + 2 images, an uneven split.
+  const Conv2dGeometry r50_expand = Conv2dGeometry::make({8, 512, 7, 7}, {2048, 512, 1, 1}, 1, 0);
+  ASSERT_EQ(r50_expand.images_per_gemm, 6);
+  EXPECT_FALSE(r50_expand.parallel_data_chunks);
+  // Wide GEMMs stay on the team: AlexNet's first layer, 3025 pixels per image, 8 chunks.
+  EXPECT_FALSE(Conv2dGeometry::make({8, 3, 227, 227}, {64, 3, 11, 11}, 4, 0).parallel_data_chunks);
+  // One chunk in all (batch 4 of the 512c layer); small layers already run parallel_images.
+  EXPECT_FALSE(Conv2dGeometry::make({4, 512, 7, 7}, {512, 512, 3, 3}, 1, 1).parallel_data_chunks);
+  const Conv2dGeometry r20 = Conv2dGeometry::make({128, 16, 28, 28}, {16, 16, 3, 3}, 1, 1);
+  EXPECT_TRUE(r20.parallel_images);
+  EXPECT_FALSE(r20.parallel_data_chunks);
+  set_num_threads(1);
+  EXPECT_FALSE(Conv2dGeometry::make({8, 512, 7, 7}, {512, 512, 3, 3}, 1, 1).parallel_data_chunks);
 }
 
 TEST(Conv2dKernels, ParallelImagesAreDeterministicAndAgreeWithTheSerialPath) {
