@@ -118,11 +118,9 @@ constexpr int64_t kBlasMinWeightGradientMacs = int64_t{1} << 24;
 namespace {
 // Images per im2col GEMM (the geometry's choice, within the batch).
 int64_t images_per_gemm_of(const Conv2dGeometry& g) { return std::clamp<int64_t>(g.images_per_gemm, 1, g.N); }
+// The weight (or a group's) is large enough that sgemm with AVX-512 kernels beats the panel kernel.
+bool weight_large_for_blas(const Conv2dGeometry& g) { return g.K * g.group_col_rows() >= kBlasMinWeightFloats; }
 }  // namespace
-
-bool im2col_weight_large_for_blas(int64_t K, int64_t inner, bool blas_avx512) {
-  return blas_avx512 && K * inner >= kBlasMinWeightFloats;
-}
 
 Im2colGemmPlan choose_im2col_gemms(const Conv2dGeometry& g, bool blas_avx512) {
   Im2colGemmPlan plan;
@@ -130,8 +128,7 @@ Im2colGemmPlan choose_im2col_gemms(const Conv2dGeometry& g, bool blas_avx512) {
   if (mode == Im2colGemm::Blas || g.groups != 1) return plan;
   const int64_t weight_gradient_macs = g.K * g.group_col_rows() * images_per_gemm_of(g) * g.output_pixels();
   const bool blas_wins_large = mode == Im2colGemm::Auto && blas_avx512;
-  plan.weight_panels = panel_gemm_supported() && !(mode == Im2colGemm::Auto &&
-                                                   im2col_weight_large_for_blas(g.K, g.group_col_rows(), blas_avx512));
+  plan.weight_panels = panel_gemm_supported() && !(blas_wins_large && weight_large_for_blas(g));
   plan.weight_gradient_dot =
       dot_gemm_supported() && !(blas_wins_large && weight_gradient_macs >= kBlasMinWeightGradientMacs);
   return plan;
@@ -200,8 +197,8 @@ Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept, b
   };
   const int64_t direct_products = 9 * g.N * g.OH * g.OW;
   const int64_t f4_tiles = g.N * ((g.OH + 3) / 4) * ((g.OW + 3) / 4);
-  const bool im2col_on_fast_blas = !filters_kept && f4_tiles < kMinWinogradTilesWithAvx512Blas &&
-                                   im2col_weight_large_for_blas(g.K, g.group_col_rows(), blas_avx512);
+  const bool im2col_on_fast_blas =
+      blas_avx512 && !filters_kept && f4_tiles < kMinWinogradTilesWithAvx512Blas && weight_large_for_blas(g);
   const bool f4_pays = f4_allowed && 2 * winograd_products(4) <= direct_products && !im2col_on_fast_blas;
   const bool f2_pays = filters_kept && 5 * winograd_products(2) <= 3 * direct_products;  // at most 0.6
   const bool saves_multiplies = f4_pays || f2_pays;
@@ -344,10 +341,6 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
     winograd_conv2d_forward(y, x, w, b, g, WinogradConfig{.m = algo.tile});
     return;
   }
-  conv2d_forward_im2col(y, x, w, b, g);
-}
-
-void conv2d_forward_im2col(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g) {
   const float* w_panels =
       weight_panels(w, g, choose_im2col_gemms(g, sgemm_runs_avx512()), /*rows_of_w_transposed=*/false);
   if (g.parallel_images || g.parallel_data_chunks) {

@@ -30,9 +30,6 @@ void check_conv2d_options(const Conv2dOptions& o);
 // ---- kernels (no autograd; buffers are contiguous, sizes come from g) ----
 // y = conv(x, w) + b. b may be null. Overwrites y.
 void conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g);
-// The same through im2col (or the image itself, 1x1) and GEMMs, whatever choose_conv2d_algorithm
-// says: what conv2d_forward runs when it picks neither Winograd nor the direct kernel.
-void conv2d_forward_im2col(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g);
 // Gradients of the forward above given dy; each output may be null (not wanted). accumulate: they
 // are ADDED into dx, dw, db; otherwise written over them (no zeroing needed first). dx, dw, db
 // have the shapes of x, w, b. x is needed only for dw, w only for dx.
@@ -80,9 +77,6 @@ struct Im2colGemmPlan {
 // The choice for g (its images per GEMM included) under the current mode; blas_avx512: OpenBLAS
 // runs AVX-512 kernels (sgemm_runs_avx512, framework/gemm.h).
 Im2colGemmPlan choose_im2col_gemms(const Conv2dGeometry& g, bool blas_avx512);
-// Whether choose_im2col_gemms, in Auto mode, gives a weight of K x inner floats (a group's) to sgemm
-// rather than to the panel kernel, whatever the input: large weights where OpenBLAS runs AVX-512.
-bool im2col_weight_large_for_blas(int64_t K, int64_t inner, bool blas_avx512);
 
 // Functional convolution with autograd (gradients for x, weight and bias, where they require it).
 // Stride, padding, dilation and groups come from `opts`; kernel size and channel counts come from

@@ -3,7 +3,6 @@
 #include "framework/allocator.h"
 #include "framework/autograd.h"
 #include "framework/error.h"
-#include "framework/gemm.h"
 #include "layers/conv2d_panels.h"
 #include "layers/conv2d_winograd.h"
 #include "layers/fold_batchnorm.h"
@@ -29,8 +28,7 @@ FrozenConv2dKernel::FrozenConv2dKernel(const Tensor& weight, int64_t groups) : s
   INQ_CHECK(weight.defined() && weight.dim() == 4, "Given a weight of shape {} to freeze, expected (K, C, R, S)",
             weight.defined() ? shape_str(weight.shape()) : "(undefined)");
   const int64_t K = shape_[0], inner = shape_[1] * shape_[2] * shape_[3];
-  // A weight that im2col's GEMM gives to sgemm (choose_im2col_gemms) stays as it is.
-  if (panel_gemm_supported() && groups == 1 && !im2col_weight_large_for_blas(K, inner, sgemm_runs_avx512())) {
+  if (panel_gemm_supported() && groups == 1) {
     panels_ = Tensor::empty({panel_floats(K, inner)});
     pack_panels(panels_.data(), weight.data(), inner, K, inner);
   } else {
@@ -99,13 +97,8 @@ Tensor FrozenConv2dKernel::forward(const Tensor& x, const Tensor& bias, const Co
                             use_filter_panels(g, plan.tile)
                                 ? WinogradConfig{.m = plan.tile, .filter_panels = filters(g, plan.tile, true)}
                                 : WinogradConfig{.m = plan.tile, .filters = filters(g, plan.tile, false)});
-  } else if (panels_.defined() && conv2d_panels_supported(g) &&
-             choose_im2col_gemms(g, sgemm_runs_avx512()).weight_panels) {
+  } else if (panels_.defined() && conv2d_panels_supported(g)) {
     conv2d_forward_panels(y.data(), x.data(), panels_.data(), b, g);
-  } else if (conv2d_panels_supported(g)) {
-    // im2col's GEMMs on sgemm, as the plain layer runs them (large weights where OpenBLAS runs
-    // AVX-512 kernels; any weight under Im2colGemm::Blas).
-    conv2d_forward_im2col(y.data(), x.data(), plain_weight().data(), b, g);
   } else {
     // The layer's options say whether it was built with a bias; a folded BatchNorm
     // (layers/fold_batchnorm.h) gives one to a layer built without.

@@ -10,10 +10,7 @@
 //  - blocks of fewer than 128 tiles multiply on filter panels with their own AVX-512 kernel
 //    (layers/conv2d_winograd.h) instead of OpenBLAS, which repacked the filters on every call.
 //  - every other call with one group multiplies on the weight laid out once as panels, with
-//    framework/panel_gemm.h's AVX-512 kernel (layers/conv2d_panels.h), instead of sgemm, except
-//    where the plain layer's im2col GEMM runs on sgemm (choose_im2col_gemms: weights of 2^15 floats
-//    and more where OpenBLAS runs AVX-512 kernels, whose cache blocking beats the panel kernel
-//    there); such a layer keeps its weight as it is and runs the plain layer's im2col path.
+//    framework/panel_gemm.h's AVX-512 kernel (layers/conv2d_panels.h), instead of sgemm.
 // Where the frozen layer runs the plain layer's kernels on the same U (Winograd blocks of 128 tiles
 // and more) the output is bit-identical; elsewhere it differs by rounding (tested against the naive
 // convolution). The layer's weight leaves its parameters (the model can no longer be trained or
@@ -44,7 +41,7 @@ bool frozen_conv2d_keeps_filters(const Conv2dGeometry& g, int m);
 class FrozenConv2dKernel : public Conv2dWeightKernel {
  public:
   // Keeps the weight as panels (framework/panel_gemm.h) where the panel kernel runs this layer's
-  // non-Winograd calls (an AVX-512 build, groups 1, a weight sgemm does not win on), else as it is.
+  // non-Winograd calls (an AVX-512 build, groups 1), else as it is.
   FrozenConv2dKernel(const Tensor& weight, int64_t groups);
   Tensor forward(const Tensor& x, const Tensor& bias, const Conv2dOptions& options) const override;
   // The transformed filters kept so far (one per Winograd tile size and layout used), for tests.

@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "framework/autograd.h"
-#include "framework/gemm.h"
 #include "framework/panel_gemm.h"
 #include "framework/random.h"
 #include "framework/threading.h"
@@ -94,43 +93,6 @@ TEST(InferencePrep, FrozenConvWithoutPanelsTakesABiasTheLayerWasBuiltWithout) {
   with_bias.bias = true;
   EXPECT_TRUE(same_bits(kernel.forward(x, b, built), conv2d(x, w, b, with_bias)));
   EXPECT_TRUE(same_bits(kernel.forward(x, Tensor(), built), conv2d(x, w, Tensor(), built)));
-}
-
-// Where the plain layer's im2col GEMM runs on sgemm (choose_im2col_gemms: a weight of 2^15 floats
-// and more where OpenBLAS runs AVX-512 kernels, or any weight under Im2colGemm::Blas), the frozen
-// layer runs that same path: the same bits as the plain layer, and no panels kept for a weight it
-// never multiplies on them.
-TEST(InferencePrep, FrozenConvRunsSgemmWhereThePlainLayerDoes) {
-  EXPECT_TRUE(im2col_weight_large_for_blas(128, 256, true));
-  EXPECT_FALSE(im2col_weight_large_for_blas(128, 255, true));
-  EXPECT_FALSE(im2col_weight_large_for_blas(4096, 4096, false));
-  NoGradGuard no_grad;
-  Generator gen(10);
-  // 1x1, 256 -> 128: 32768 floats, on the threshold.
-  const Conv2dOptions pointwise{.in_channels = 256, .out_channels = 128, .kernel_size = 1};
-  const Tensor w = random_tensor({128, 256, 1, 1}, gen), b = random_tensor({128}, gen);
-  const Tensor x = random_tensor({3, 256, 9, 7}, gen);
-  const FrozenConv2dKernel large(w, 1);
-  const bool on_blas = im2col_weight_large_for_blas(128, 256, sgemm_runs_avx512());
-  EXPECT_EQ(large.holds_panels(), panel_gemm_supported() && !on_blas);
-  const Tensor want = conv2d(x, w, b, pointwise);
-  if (!large.holds_panels()) {
-    EXPECT_TRUE(same_bits(large.forward(x, b, pointwise), want));
-  }
-  // Under Im2colGemm::Blas a layer holding panels multiplies on sgemm too.
-  const Conv2dOptions small_options{.in_channels = 16, .out_channels = 24, .kernel_size = 3, .padding = 1};
-  const Tensor ws = random_tensor({24, 16, 3, 3}, gen), bs = random_tensor({24}, gen);
-  const Tensor xs = random_tensor({2, 16, 5, 6}, gen);
-  const FrozenConv2dKernel small(ws, 1);
-  EXPECT_EQ(small.holds_panels(), panel_gemm_supported());
-  ASSERT_FALSE(choose_conv2d_algorithm(Conv2dGeometry::make(xs.shape(), ws.shape(), 1, 1), true).winograd_forward);
-  const Im2colGemm saved = im2col_gemm();
-  set_im2col_gemm(Im2colGemm::Blas);
-  const Tensor got_small = small.forward(xs, bs, small_options), want_small = conv2d(xs, ws, bs, small_options);
-  const Tensor got_large = large.forward(x, b, pointwise), want_large = conv2d(x, w, b, pointwise);
-  set_im2col_gemm(saved);
-  EXPECT_TRUE(same_bits(got_small, want_small));
-  EXPECT_TRUE(same_bits(got_large, want_large));
 }
 
 // A batch-1 7x7 layer, im2col for the plain layer, runs F(2x2) once its filters are kept: checked
