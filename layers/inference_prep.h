@@ -10,7 +10,15 @@
 //  - blocks of fewer than 128 tiles multiply on filter panels with their own AVX-512 kernel
 //    (layers/conv2d_winograd.h) instead of OpenBLAS, which repacked the filters on every call.
 //  - every other call with one group multiplies on the weight laid out once as panels, with
-//    framework/panel_gemm.h's AVX-512 kernel (layers/conv2d_panels.h), instead of sgemm.
+//    framework/panel_gemm.h's AVX-512 kernel (layers/conv2d_panels.h), instead of sgemm. This holds
+//    even where the plain layer's im2col gives large weights to sgemm (choose_im2col_gemms: OpenBLAS
+//    with AVX-512 kernels), since the plain layer packs its panels on every call and these are packed
+//    once. Timed standalone (conv2d_forward_panels on kept panels against conv2d_forward's im2col
+//    path, best of 12 calls, ResNet-50's batch-8 layers, OPENBLAS_CORETYPE=SkylakeX, 2026-12-04,
+//    GFLOP/s panels / sgemm), on a 16-core Intel Xeon at 2 threads: 1x1 1024->256 14x14 130 / 116,
+//    256->1024 131 / 122, 512->2048 7x7 133 / 112, 2048->512 147 / 110, 512->128 28x28 123 / 113,
+//    128->512 156 / 118, and only 3x3 512c 7x7 (which runs F(2x2) here anyway) 127 / 153; at 1 thread
+//    within 10% either way; on the AMD EPYC VM (Zen 5) at 1 thread the panels won every 1x1 by 3-10%.
 // Where the frozen layer runs the plain layer's kernels on the same U (Winograd blocks of 128 tiles
 // and more) the output is bit-identical; elsewhere it differs by rounding (tested against the naive
 // convolution). The layer's weight leaves its parameters (the model can no longer be trained or
