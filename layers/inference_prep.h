@@ -12,8 +12,8 @@
 //  - every other call with one group multiplies on the weight laid out once as panels, with
 //    framework/panel_gemm.h's AVX-512 kernel (layers/conv2d_panels.h), instead of sgemm. This holds
 //    even where the plain layer's im2col gives large weights to sgemm (choose_im2col_gemms: OpenBLAS
-//    with AVX-512 kernels), since the plain layer packs its panels on every call and these are packed
-//    once. Timed standalone (conv2d_forward_panels on kept panels against conv2d_forward's im2col
+//    with AVX-512 kernels), since sgemm packs the weight again on every call and these panels are
+//    packed once. Timed standalone (conv2d_forward_panels on kept panels against conv2d_forward's im2col
 //    path, best of 12 calls, ResNet-50's batch-8 layers, OPENBLAS_CORETYPE=SkylakeX, 2026-12-04,
 //    GFLOP/s panels / sgemm), on a 16-core Intel Xeon at 2 threads: 1x1 1024->256 14x14 130 / 116,
 //    256->1024 131 / 122, 512->2048 7x7 133 / 112, 2048->512 147 / 110, 512->128 28x28 123 / 113,
