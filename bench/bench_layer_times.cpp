@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "bench/bench_common.h"
@@ -54,14 +55,19 @@ const std::vector<Layer> kResNet50 = {
     {"3x3 512, 7", 512, 512, 7, 3, 1, 1, 2},
 };
 
-// The path FrozenConv2dKernel::forward takes (layers/inference_prep.cpp), for the label.
-const char* path_of(const Conv2dGeometry& g) {
-  Conv2dPlan plan = choose_conv2d_algorithm(g, /*filters_kept=*/true);
-  if (plan.winograd_forward && !frozen_conv2d_keeps_filters(g, plan.tile))
-    plan = choose_conv2d_algorithm(g, true, /*f4_allowed=*/false);
-  if (!plan.winograd_forward) return "im2col";
-  if (!frozen_conv2d_keeps_filters(g, plan.tile)) return "winograd, filters per call or im2col";
-  return plan.tile == 4 ? "winograd F(4x4)" : "winograd F(2x2)";
+// The route FrozenConv2dKernel::forward takes (frozen_conv2d_route), for the label.
+std::string route_of(const Conv2dGeometry& g) {
+  const FrozenConv2dRoute route = frozen_conv2d_route(g);
+  const std::string tile = "F(" + std::to_string(route.tile) + "x" + std::to_string(route.tile) + ")";
+  switch (route.kind) {
+    case FrozenConv2dRoute::KeptWinograd:
+      return "winograd " + tile + ", kept filters" + (route.filter_panels ? " as panels" : "");
+    case FrozenConv2dRoute::PerCallWinograd:
+      return "winograd " + tile + ", filters per call";
+    case FrozenConv2dRoute::Lowered:
+      break;
+  }
+  return "im2col";
 }
 
 }  // namespace
@@ -100,7 +106,7 @@ int main(int argc, char** argv) {
     total_flops += static_cast<double>(g.forward_flops()) * static_cast<double>(l.count);
     std::printf("%-24s x%lld %8.2f ms each %8.2f ms in all %7.1f GFLOP/s  %s\n", l.name,
                 static_cast<long long>(l.count), best * 1e3, best * 1e3 * static_cast<double>(l.count),
-                static_cast<double>(g.forward_flops()) * 1e-9 / best, path_of(g));
+                static_cast<double>(g.forward_flops()) * 1e-9 / best, route_of(g).c_str());
   }
   std::printf("all convolutions: %.1f ms per batch (%.1f img/s from them alone), %.1f GFLOP/s\n", total_s * 1e3,
               static_cast<double>(batch) / total_s, total_flops * 1e-9 / total_s);

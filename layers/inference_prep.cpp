@@ -24,6 +24,24 @@ bool frozen_conv2d_keeps_filters(const Conv2dGeometry& g, int m) {
   return winograd_filter_floats(g, m) * static_cast<int64_t>(sizeof(float)) <= kMaxKeptFilterBytes;
 }
 
+FrozenConv2dRoute frozen_conv2d_route(const Conv2dGeometry& g) {
+  Conv2dPlan plan = choose_conv2d_algorithm(g, /*filters_kept=*/true);
+  // F(4x4) filters too large to keep: F(2x2)'s (16/36 of the size) where they fit and pay.
+  if (plan.winograd_forward && !frozen_conv2d_keeps_filters(g, plan.tile))
+    plan = choose_conv2d_algorithm(g, /*filters_kept=*/true, /*f4_allowed=*/false);
+  if (plan.winograd_forward && !frozen_conv2d_keeps_filters(g, plan.tile)) {
+    // Still too large: Winograd with the filters transformed for this call where that pays
+    // without kept filters and the block is large enough to amortize the transform (128 tiles and
+    // more, as for OpenBLAS on plain U), else the panels.
+    plan = choose_conv2d_algorithm(g, /*filters_kept=*/false);
+    if (plan.winograd_forward && !use_filter_panels(g, plan.tile))
+      return {.kind = FrozenConv2dRoute::PerCallWinograd, .tile = plan.tile};
+    return {};
+  }
+  if (!plan.winograd_forward) return {};
+  return {.kind = FrozenConv2dRoute::KeptWinograd, .tile = plan.tile, .filter_panels = use_filter_panels(g, plan.tile)};
+}
+
 FrozenConv2dKernel::FrozenConv2dKernel(const Tensor& weight, int64_t groups) : shape_(weight.shape()) {
   INQ_CHECK(weight.defined() && weight.dim() == 4, "Given a weight of shape {} to freeze, expected (K, C, R, S)",
             weight.defined() ? shape_str(weight.shape()) : "(undefined)");
@@ -77,26 +95,14 @@ Tensor FrozenConv2dKernel::forward(const Tensor& x, const Tensor& bias, const Co
             shape_str(bias.shape()));
   const float* b = bias.defined() ? bias.data() : nullptr;
   Tensor y = Tensor::empty(g.output_shape());
-  Conv2dPlan plan = choose_conv2d_algorithm(g, /*filters_kept=*/true);
-  // F(4x4) filters too large to keep: F(2x2)'s (16/36 of the size) where they fit and pay.
-  if (plan.winograd_forward && !frozen_conv2d_keeps_filters(g, plan.tile))
-    plan = choose_conv2d_algorithm(g, /*filters_kept=*/true, /*f4_allowed=*/false);
-  if (plan.winograd_forward && !frozen_conv2d_keeps_filters(g, plan.tile)) {
-    // Still too large: Winograd with the filters transformed for this call where that pays
-    // without kept filters and the block is large enough to amortize the transform (128 tiles and
-    // more, as for OpenBLAS on plain U), else the panels.
-    plan = choose_conv2d_algorithm(g, /*filters_kept=*/false);
-    if (plan.winograd_forward && !use_filter_panels(g, plan.tile)) {
-      winograd_conv2d_forward(y.data(), x.data(), plain_weight().data(), b, g, WinogradConfig{.m = plan.tile});
-      return y;
-    }
-    plan.winograd_forward = false;
-  }
-  if (plan.winograd_forward) {
+  const FrozenConv2dRoute route = frozen_conv2d_route(g);
+  if (route.kind == FrozenConv2dRoute::PerCallWinograd) {
+    winograd_conv2d_forward(y.data(), x.data(), plain_weight().data(), b, g, WinogradConfig{.m = route.tile});
+  } else if (route.kind == FrozenConv2dRoute::KeptWinograd) {
     winograd_conv2d_forward(y.data(), x.data(), nullptr, b, g,
-                            use_filter_panels(g, plan.tile)
-                                ? WinogradConfig{.m = plan.tile, .filter_panels = filters(g, plan.tile, true)}
-                                : WinogradConfig{.m = plan.tile, .filters = filters(g, plan.tile, false)});
+                            route.filter_panels
+                                ? WinogradConfig{.m = route.tile, .filter_panels = filters(g, route.tile, true)}
+                                : WinogradConfig{.m = route.tile, .filters = filters(g, route.tile, false)});
   } else if (panels_.defined() && conv2d_panels_supported(g)) {
     conv2d_forward_panels(y.data(), x.data(), panels_.data(), b, g);
   } else {

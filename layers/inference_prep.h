@@ -46,6 +46,17 @@ namespace inq {
 inline constexpr int64_t kMaxKeptFilterBytes = int64_t{32} << 20;
 bool frozen_conv2d_keeps_filters(const Conv2dGeometry& g, int m);
 
+// What a frozen layer runs for g (FrozenConv2dKernel::forward; benchmarks label layers with it):
+// Winograd on filters it keeps (as filter panels for blocks under 128 tiles), Winograd with the
+// filters transformed for this call (kept ones would be too large), or the lowered path (the weight
+// panels, else conv2d).
+struct FrozenConv2dRoute {
+  enum Kind { KeptWinograd, PerCallWinograd, Lowered } kind = Lowered;
+  int tile = 4;                // Winograd output tile side
+  bool filter_panels = false;  // KeptWinograd: the filters kept as panels
+};
+FrozenConv2dRoute frozen_conv2d_route(const Conv2dGeometry& g);
+
 class FrozenConv2dKernel : public Conv2dWeightKernel {
  public:
   // Keeps the weight as panels (framework/panel_gemm.h) where the panel kernel runs this layer's
