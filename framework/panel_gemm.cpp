@@ -105,6 +105,48 @@ int64_t column_block(int64_t K, int64_t N) {
   return std::min(N, std::max<int64_t>(2 * kLanes, budget / (2 * kLanes) * (2 * kLanes)));
 }
 
+// The items (block of columns, panel) [begin, end) of one thread, in block-major order.
+struct ItemRange {
+  int64_t begin, end;
+};
+
+// Cuts the items into `threads` contiguous runs of about equal cost instead of equal count: an item
+// costs (rows of its panel + 2) x (16-column vectors of its block), the +2 for the loads of B each
+// step makes whatever the rows. An equal count left one thread idle for a quarter of the call
+// whenever the last block or panel is short: at N = 196, K = 1024 the blocks are 128 and 68
+// columns, so with 2 threads one took 128 columns and the other 68 (80% of twice one thread's speed);
+// at N = 784, K = 512 one took 512 columns and the other 272.
+ItemRange balanced_items(int64_t M, int64_t N, int64_t block, int thread, int threads) {
+  const int64_t panels = panel_count(M), blocks = (N + block - 1) / block;
+  const auto cost = [&](int64_t item) {
+    const int64_t blk = item / panels, p = item % panels;
+    const int64_t rows = std::min(kPanelRows, M - p * kPanelRows), cols = std::min(block, N - blk * block);
+    return (rows + 2) * ((cols + kLanes - 1) / kLanes);
+  };
+  const int64_t items = blocks * panels;
+  int64_t total = 0;
+  for (int64_t item = 0; item < items; ++item) total += cost(item);
+  // Thread t takes the items whose cost-prefix midpoint falls in [t, t+1) * total / threads.
+  ItemRange range{items, items};
+  int64_t before = 0;
+  bool started = false;
+  for (int64_t item = 0; item < items; ++item) {
+    const int64_t c = cost(item);
+    const int64_t owner = std::min<int64_t>(threads - 1, (2 * before + c) * threads / (2 * total));
+    if (owner == thread && !started) {
+      range.begin = item;
+      started = true;
+    }
+    if (owner > thread) {
+      range.end = item;
+      break;
+    }
+    before += c;
+  }
+  if (!started) range.begin = range.end = items;
+  return range;
+}
+
 // Below this many multiply-adds one thread beats waking the team.
 constexpr int64_t kMinParallelMacs = int64_t{1} << 19;
 
@@ -152,20 +194,19 @@ void panel_gemm(const PanelSource& panel, int64_t M, int64_t K, const float* B, 
   if (M <= 0 || N <= 0) return;
 #if defined(__AVX512F__)
   // The columns are cut into blocks that stay in a core's L2 while every panel passes over them;
-  // items in block-major order, split statically, so a thread's items share one or two blocks of B.
-  // A panel is fetched (decoded) once per block it meets: decoding costs about 5% of multiplying it
-  // into a block, while going panel-major (each panel fetched once, B streamed from L3 once per
-  // panel) made ResNet-18's 28x28 layers at batch 1 run at 195 instead of 350 GFLOP/s.
+  // items in block-major order, so a thread's items share one or two blocks of B. A panel is
+  // fetched (decoded) once per block it meets: decoding costs about 5% of multiplying it into a
+  // block, while going panel-major (each panel fetched once, B streamed from L3 once per panel)
+  // made ResNet-18's 28x28 layers at batch 1 run at 195 instead of 350 GFLOP/s.
   const int64_t panels = panel_count(M), block = column_block(K, N);
-  const int64_t blocks = (N + block - 1) / block;
 #pragma omp parallel if (M * N * K >= kMinParallelMacs)
   {
     thread_local Workspace scratch_space;  // the decoding buffer of a PanelSource, one per thread
     float* scratch = scratch_space.floats(kPanelRows * std::max<int64_t>(K, 1));
+    const ItemRange range = balanced_items(M, N, block, omp_get_thread_num(), omp_get_num_threads());
     int64_t fetched = -1;
     const float* ap = nullptr;
-#pragma omp for schedule(static)
-    for (int64_t item = 0; item < blocks * panels; ++item) {
+    for (int64_t item = range.begin; item < range.end; ++item) {
       const int64_t blk = item / panels, p = item % panels, c0 = blk * block;
       if (p != fetched) {  // consecutive items share a panel only when there are more threads than panels
         ap = panel(p, scratch);

@@ -1,7 +1,8 @@
 // framework/panel_gemm.h against its naive twin (double sums) on odd shapes: rows not a multiple
 // of the 14-row panel, columns not a multiple of 16 (masked tails), 1 column, K = 1, padded
 // strides, with and without bias; the decoded-panel form (PanelSource) gives the same bits as laid-out
-// panels; results do not depend on the thread count; strided packing of a transpose gives the
+// panels; results do not depend on the thread count (1-3, several column blocks with a short last
+// one, cut between threads by cost); strided packing of a transpose gives the
 // panels of its transposed copy.
 #include <gtest/gtest.h>
 
@@ -30,7 +31,10 @@ TEST(PanelGemm, MatchesNaiveOnOddShapesWithStridesAndBias) {
   Generator gen(41);
   const std::vector<Shape3> shapes = {{1, 1, 1},    {14, 3, 16},  {15, 7, 17},  {13, 64, 49}, {29, 33, 31},
                                       {28, 5, 32},  {64, 256, 3}, {3, 1000, 48}, {100, 17, 196},
-                                      {43, 130, 785}};
+                                      {43, 130, 785},
+                                      // Several column blocks with a short last one, split between
+                                      // threads by cost: 192 + 192 + 29 and 128 + 128 + 44 columns.
+                                      {31, 600, 413}, {50, 1024, 300}};
   for (const Shape3& s : shapes) {
     for (bool with_bias : {false, true}) {
       const int64_t lda = s.K + 3, ldb = s.N + 5, ldc = s.N + 2;
@@ -50,7 +54,7 @@ TEST(PanelGemm, MatchesNaiveOnOddShapesWithStridesAndBias) {
       std::vector<float> panels(static_cast<size_t>(panel_floats(s.M, s.K)), std::nanf(""));
       pack_panels(panels.data(), A.data(), lda, s.M, s.K);
       std::vector<float> first;
-      for (int threads : {1, 2}) {
+      for (int threads : {1, 2, 3}) {
         set_num_threads(threads);
         // Columns past N and the padding of each row must stay untouched: start from a sentinel.
         std::vector<float> C(want.size(), -7.0f);
