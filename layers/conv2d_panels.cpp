@@ -20,10 +20,25 @@ namespace inq {
 
 namespace {
 
-// Columns of lowered images per GEMM (8 MiB): several small images side by side (7x7 and 14x14
-// layers at batch 8: whole 16-column vectors instead of a masked tail per image), or a band of
-// rows of one large image.
+// Columns of lowered images per GEMM (8 MiB): several small images side by side (7x7 layers at
+// batch 8: whole 16-column vectors instead of a masked tail per image), or a band of rows of one
+// large image.
 constexpr int64_t kPanelColFloats = int64_t{1} << 21;
+
+// Whether to multiply each image on its own, straight into its rows of y, rather than several
+// images' columns in one GEMM whose product is staged and copied into y. On its own an image pays
+// for its masked tail (196 pixels: 208 computed, 6% more), which grows with the inner dimension;
+// the staged copy costs about the same per output whatever the inner dimension, so it weighs less
+// as that grows. Measured with ResNet-50 at batch 8, 2 threads, AMD EPYC VM (bench_layer_times and a
+// standalone timing of this file, 2026-12-04): on their own, the 14x14 1x1 layers went from 2.9-3.5
+// to 2.4-2.9 ms each and the 1x1 stride-2 layers at 56 and 28 from 8.5 to 7.0 and 7.8 to 6.8 ms; the
+// 3x3 stride-2 256-channel layer (inner 2304) went from 8.5 to 9.3 ms, and the 7x7 1x1 512->2048
+// (49 pixels, 64 computed) from 2.7 to 3.0 ms. The rule below keeps the latter two staged: at least
+// 128 pixels, and tail waste times inner dimension at most 128 (6% at 2304 is 138).
+bool multiply_per_image(const Conv2dGeometry& g) {
+  const int64_t P = g.output_pixels(), computed = (P + 15) / 16 * 16;
+  return g.N == 1 || (P >= 128 && (computed - P) * g.col_rows() <= 128 * P);
+}
 
 // The lowering; multiply(B, ldb, N, C, ldc, bias) is C (K x N) = weight * B (+ bias).
 template <class Multiply>
@@ -31,25 +46,27 @@ void forward_lowered(float* y, const float* x, const Multiply& multiply, const f
   INQ_CHECK(conv2d_panels_supported(g), "Given the convolution {}, expected groups 1 and an AVX-512 build for "
             "the panel kernel", g.str());
   const int64_t P = g.output_pixels(), image = g.C * g.H * g.W, inner = g.col_rows();
-  // The image is its own col matrix: one GEMM per image, nothing copied (large images; a small one
-  // joins its neighbours below instead, where whole vectors pay for the copy).
-  if (g.is_pointwise() && (g.N == 1 || P >= 256)) {
+  const bool per_image = multiply_per_image(g);
+  // The image is its own col matrix: one GEMM per image, nothing copied.
+  if (g.is_pointwise() && per_image) {
     for (int64_t n = 0; n < g.N; ++n) multiply(x + n * image, P, P, y + n * g.K * P, P, b);
     return;
   }
   const int64_t image_cols = inner * P;
   if (image_cols <= kPanelColFloats) {
-    // Chunks of whole images: col (inner, n*P), output staged (K, n*P) when n > 1.
+    // Chunks of whole images lowered together, col (inner, n*P) (one parallel im2col even when a
+    // single image is too little copying to share); then each image's columns multiplied straight
+    // into y, or small images in one GEMM, staged (K, n*P), and scattered.
     const int64_t per_gemm = std::clamp<int64_t>(kPanelColFloats / std::max<int64_t>(image_cols, 1), 1, g.N);
     const int64_t col_floats = round_up_to_line(inner * per_gemm * P);
-    const int64_t staged_floats = per_gemm > 1 ? round_up_to_line(g.K * per_gemm * P) : 0;
+    const int64_t staged_floats = per_gemm > 1 && !per_image ? round_up_to_line(g.K * per_gemm * P) : 0;
     float* col = thread_workspace().floats(col_floats + staged_floats);
     float* staged = col + col_floats;
     for (int64_t n0 = 0; n0 < g.N; n0 += per_gemm) {
       const int64_t n = std::min(per_gemm, g.N - n0), ld = n * P;
       im2col(col, x + n0 * image, n, g);
-      if (n == 1) {
-        multiply(col, ld, ld, y + n0 * g.K * P, P, b);
+      if (n == 1 || per_image) {
+        for (int64_t i = 0; i < n; ++i) multiply(col + i * P, ld, P, y + (n0 + i) * g.K * P, P, b);
         continue;
       }
       multiply(col, ld, ld, staged, ld, b);
@@ -60,7 +77,8 @@ void forward_lowered(float* y, const float* x, const Multiply& multiply, const f
     }
     return;
   }
-  // Bands of output rows of one image, each multiplied straight into its rows of y (row stride P).
+  // Bands of output rows of one large image, each multiplied straight into its rows of y (row
+  // stride P).
   const int64_t band_rows = std::clamp<int64_t>(kPanelColFloats / std::max<int64_t>(inner * g.OW, 1), 1, g.OH);
   float* col = thread_workspace().floats(round_up_to_line(inner * band_rows * g.OW));
   for (int64_t n = 0; n < g.N; ++n)

@@ -6,8 +6,10 @@
 // once (layers/inference_prep.h, float weights) or decoded from b-bit codes panel by panel
 // (inq/packed_inference.h), never repacked per call as sgemm does, and its AVX-512 kernel runs at
 // about twice this machine's OpenBLAS (AVX2 kernels) on ResNet-50's batch-1 shapes (measured in
-// conv2d_panels.cpp). Lowering: images of up to kPanelColFloats of columns together (one wider
-// GEMM, then its output scattered per image), a band of output rows at a time for larger images.
+// conv2d_panels.cpp). Lowering: images of up to kPanelColFloats of columns are lowered together;
+// then each image's columns are multiplied straight into its rows of y, or, when images are small
+// (7x7) or a masked tail would cost more than a copy, one wider GEMM is staged and scattered per
+// image (multiply_per_image says which); larger images go a band of output rows at a time.
 // groups must be 1.
 #include "framework/im2col.h"
 #include "framework/panel_gemm.h"
