@@ -19,25 +19,39 @@ namespace {
 constexpr int64_t kLanes = 16;
 
 #if defined(__AVX512F__)
+// Where row k of B starts: B + k * ldb (a matrix), or rows[k] + offset (a table of rows, for a
+// convolution read in place: row k of its lowered matrix is a run of one padded input row).
+struct MatrixRows {
+  const float* B;
+  int64_t ldb;
+  const float* row(int64_t k) const { return B + k * ldb; }
+  MatrixRows columns_from(int64_t t) const { return {B + t, ldb}; }
+};
+struct TableRows {
+  const float* const* rows;
+  int64_t offset;
+  const float* row(int64_t k) const { return rows[k] + offset; }
+  TableRows columns_from(int64_t t) const { return {rows, offset + t}; }
+};
+
 // The first R rows of one panel times NV * 16 columns of B; with kMasked the last vector of columns
 // is loaded and stored through `mask`. The accumulators are NV * R registers (28 of the 32 for
 // NV = 2 and a full panel), which is why the panel has 14 rows. A layer's last panel often holds
 // fewer (16 output channels: 14 + 2): it runs with R = its rows, not over zero rows, so a 16-row
 // product costs 16 rows of FMAs instead of 28. Each row's sum is the same either way.
-template <int R, int NV, bool kMasked>
-void panel_tile(const float* ap, const float* B, int64_t ldb, int64_t K, float* C, int64_t ldc, const float* bias,
-                __mmask16 mask) {
+template <int R, int NV, bool kMasked, class Rows>
+void panel_tile(const float* ap, const Rows& B, int64_t K, float* C, int64_t ldc, const float* bias, __mmask16 mask) {
   __m512 acc[R][NV];
 #pragma GCC unroll 14
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
     for (int j = 0; j < NV; ++j) acc[r][j] = _mm512_setzero_ps();
   for (int64_t k = 0; k < K; ++k) {
+    const float* b = B.row(k);
     __m512 v[NV];
 #pragma GCC unroll 2
     for (int j = 0; j < NV; ++j)
-      v[j] = (kMasked && j == NV - 1) ? _mm512_maskz_loadu_ps(mask, B + k * ldb + j * kLanes)
-                                      : _mm512_loadu_ps(B + k * ldb + j * kLanes);
+      v[j] = (kMasked && j == NV - 1) ? _mm512_maskz_loadu_ps(mask, b + j * kLanes) : _mm512_loadu_ps(b + j * kLanes);
     const float* a = ap + k * kPanelRows;
 #pragma GCC unroll 14
     for (int r = 0; r < R; ++r) {
@@ -63,34 +77,38 @@ void panel_tile(const float* ap, const float* B, int64_t ldb, int64_t K, float* 
 }
 
 // The first R rows of one panel times columns [0, N) of B.
-template <int R>
-void panel_rows_times_columns(const float* ap, int64_t K, const float* B, int64_t ldb, int64_t N, float* C,
-                              int64_t ldc, const float* bias) {
+template <int R, class Rows>
+void panel_rows_times_columns(const float* ap, int64_t K, const Rows& B, int64_t N, float* C, int64_t ldc,
+                              const float* bias) {
   int64_t t = 0;
-  for (; t + 2 * kLanes <= N; t += 2 * kLanes) panel_tile<R, 2, false>(ap, B + t, ldb, K, C + t, ldc, bias, 0);
+  for (; t + 2 * kLanes <= N; t += 2 * kLanes)
+    panel_tile<R, 2, false>(ap, B.columns_from(t), K, C + t, ldc, bias, 0);
   if (t + kLanes <= N) {
-    panel_tile<R, 1, false>(ap, B + t, ldb, K, C + t, ldc, bias, 0);
+    panel_tile<R, 1, false>(ap, B.columns_from(t), K, C + t, ldc, bias, 0);
     t += kLanes;
   }
   if (t < N) {
     const __mmask16 mask = static_cast<__mmask16>((1u << (N - t)) - 1u);
-    panel_tile<R, 1, true>(ap, B + t, ldb, K, C + t, ldc, bias, mask);
+    panel_tile<R, 1, true>(ap, B.columns_from(t), K, C + t, ldc, bias, mask);
   }
 }
 
-using PanelColumnsFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*, int64_t, const float*);
+template <class Rows>
+using PanelColumnsFn = void (*)(const float*, int64_t, const Rows&, int64_t, float*, int64_t, const float*);
 
-template <std::size_t... R>
-constexpr std::array<PanelColumnsFn, sizeof...(R)> panel_columns_table(std::index_sequence<R...>) {
-  return {&panel_rows_times_columns<static_cast<int>(R) + 1>...};
+template <class Rows, std::size_t... R>
+constexpr std::array<PanelColumnsFn<Rows>, sizeof...(R)> panel_columns_table(std::index_sequence<R...>) {
+  return {&panel_rows_times_columns<static_cast<int>(R) + 1, Rows>...};
 }
-// kPanelColumns[rows - 1]: the kernel for a panel with `rows` rows stored.
-constexpr auto kPanelColumns = panel_columns_table(std::make_index_sequence<kPanelRows>());
+// kPanelColumns<Rows>[rows - 1]: the kernel for a panel with `rows` rows stored.
+template <class Rows>
+constexpr auto kPanelColumns = panel_columns_table<Rows>(std::make_index_sequence<kPanelRows>());
 
 // One panel (its first `rows` rows, 1..14) times columns [0, N) of B.
-void panel_times_columns(const float* ap, int64_t rows, int64_t K, const float* B, int64_t ldb, int64_t N, float* C,
-                         int64_t ldc, const float* bias) {
-  kPanelColumns[rows - 1](ap, K, B, ldb, N, C, ldc, bias);
+template <class Rows>
+void panel_times_columns(const float* ap, int64_t rows, int64_t K, const Rows& B, int64_t N, float* C, int64_t ldc,
+                         const float* bias) {
+  kPanelColumns<Rows>[rows - 1](ap, K, B, N, C, ldc, bias);
 }
 #endif
 
@@ -181,10 +199,23 @@ void panel_gemm_serial(const float* Ap, int64_t M, int64_t K, const float* B, in
   require_kernel();
 #if defined(__AVX512F__)
   for (int64_t p = 0; p < panel_count(M); ++p)
-    panel_times_columns(Ap + p * K * kPanelRows, std::min(kPanelRows, M - p * kPanelRows), K, B, ldb, N,
+    panel_times_columns(Ap + p * K * kPanelRows, std::min(kPanelRows, M - p * kPanelRows), K, MatrixRows{B, ldb}, N,
                         C + p * kPanelRows * ldc, ldc, bias ? bias + p * kPanelRows : nullptr);
 #else
   (void)Ap, (void)M, (void)K, (void)B, (void)ldb, (void)N, (void)C, (void)ldc, (void)bias;
+#endif
+}
+
+void panel_gemm_rows_serial(const float* Ap, int64_t M, int64_t K, const float* const* rows, int64_t offset,
+                            int64_t N, float* C, int64_t ldc, const float* bias) {
+  require_kernel();
+#if defined(__AVX512F__)
+  for (int64_t p = 0; p < panel_count(M); ++p)
+    panel_times_columns(Ap + p * K * kPanelRows, std::min(kPanelRows, M - p * kPanelRows), K,
+                        TableRows{rows, offset}, N, C + p * kPanelRows * ldc, ldc,
+                        bias ? bias + p * kPanelRows : nullptr);
+#else
+  (void)Ap, (void)M, (void)K, (void)rows, (void)offset, (void)N, (void)C, (void)ldc, (void)bias;
 #endif
 }
 
@@ -212,8 +243,9 @@ void panel_gemm(const PanelSource& panel, int64_t M, int64_t K, const float* B, 
         ap = panel(p, scratch);
         fetched = p;
       }
-      panel_times_columns(ap, std::min(kPanelRows, M - p * kPanelRows), K, B + c0, ldb, std::min(block, N - c0),
-                          C + p * kPanelRows * ldc + c0, ldc, bias ? bias + p * kPanelRows : nullptr);
+      panel_times_columns(ap, std::min(kPanelRows, M - p * kPanelRows), K, MatrixRows{B + c0, ldb},
+                          std::min(block, N - c0), C + p * kPanelRows * ldc + c0, ldc,
+                          bias ? bias + p * kPanelRows : nullptr);
     }
   }
 #else

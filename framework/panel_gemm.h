@@ -41,6 +41,12 @@ void pack_panels_strided(float* Ap, const float* A, int64_t row_stride, int64_t 
 void panel_gemm_serial(const float* Ap, int64_t M, int64_t K, const float* B, int64_t ldb, int64_t N, float* C,
                        int64_t ldc, const float* bias);
 
+// The same with row k of B at rows[k] + offset (columns contiguous from there) instead of at
+// B + k * ldb: a convolution multiplies its padded input rows in place, the table naming the input
+// row each (channel, kernel row, kernel column) reads (layers/conv2d_panels.cpp).
+void panel_gemm_rows_serial(const float* Ap, int64_t M, int64_t K, const float* const* rows, int64_t offset,
+                            int64_t N, float* C, int64_t ldc, const float* bias);
+
 // The same over the team, with laid-out panels: work items are (block of columns, panel), the
 // column blocks sized so that a block of B stays in a core's L2 while every panel passes over it.
 void panel_gemm(const float* Ap, int64_t M, int64_t K, const float* B, int64_t ldb, int64_t N, float* C,

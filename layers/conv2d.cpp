@@ -16,6 +16,7 @@
 #include "framework/panel_gemm.h"
 #include "framework/workspace.h"
 #include "layers/conv2d_direct.h"
+#include "layers/conv2d_panels.h"
 #include "layers/conv2d_winograd.h"
 #include "layers/init.h"
 
@@ -343,6 +344,12 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
   }
   const float* w_panels =
       weight_panels(w, g, choose_im2col_gemms(g, sgemm_runs_avx512()), /*rows_of_w_transposed=*/false);
+  if (w_panels && g.groups == 1 && conv2d_panels_in_place(g)) {
+    // The stems: the input multiplied in place, not lowered (layers/conv2d_panels.h); the same bits
+    // as the lowered panel GEMM.
+    conv2d_forward_panels(y, x, w_panels, b, g, PanelsLowering::InPlace);
+    return;
+  }
   if (g.parallel_images || g.parallel_data_chunks) {
     // Whole chunks per thread; sgemm inside a parallel region runs on the calling thread alone
     // (OpenBLAS's OpenMP build checks omp_in_parallel), and so do the nested loops of im2col and

@@ -1,6 +1,7 @@
 #include "layers/conv2d_panels.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "framework/error.h"
 #include "framework/workspace.h"
@@ -89,13 +90,81 @@ void forward_lowered(float* y, const float* x, const Multiply& multiply, const f
     }
 }
 
+// Multiplies the input in place instead of lowering it: row k = (c, r, s) of the lowered matrix at
+// output row oh is a run of OW values of one padded input row, read with stride `stride.w`. So each
+// image is first split into "phase planes", one per (channel, column phase q < stride.w), holding
+// the padded input's columns q, q + stride.w, ... (zeros over the padding); then row k at output row
+// oh starts at plane (c, (s * dil) % stride) + (oh * stride + r * dil) * Wq + (s * dil) / stride, and
+// consecutive output columns are consecutive floats. The kernel reads B through a table of those
+// starts (panel_gemm_rows_serial), one output row (OW columns) at a time: nothing of size
+// inner x pixels is written. Each output is the same k-ordered sum as the lowered form's.
+// `panels`: the whole weight laid out as panels.
+void forward_in_place(float* y, const float* x, const float* panels, const float* b, const Conv2dGeometry& g) {
+  const int64_t sh = g.stride.h, sw = g.stride.w, dh = g.dilation.h, dw = g.dilation.w;
+  const int64_t rows_read = (g.OH - 1) * sh + (g.R - 1) * dh + 1;  // padded input rows any output reads
+  const int64_t Wq = g.OW + (g.S - 1) * dw / sw;                   // columns of one phase plane
+  const int64_t plane = rows_read * Wq, phase_rows = g.C * sw * rows_read;
+  const int64_t inner = g.col_rows(), P = g.output_pixels(), image = g.C * g.H * g.W;
+  float* phases = thread_workspace().floats(round_up_to_line(g.C * sw * plane));
+  thread_local std::vector<const float*> rows;
+  rows.resize(static_cast<size_t>(inner));
+  for (int64_t c = 0; c < g.C; ++c)
+    for (int64_t r = 0; r < g.R; ++r)
+      for (int64_t s = 0; s < g.S; ++s)
+        rows[static_cast<size_t>((c * g.R + r) * g.S + s)] =
+            phases + (c * sw + s * dw % sw) * plane + r * dh * Wq + s * dw / sw;
+  const float* const* table = rows.data();  // inside the team, `rows` would name each thread's own
+#pragma omp parallel if (g.forward_flops() >= 1e6)
+  for (int64_t n = 0; n < g.N; ++n) {
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < phase_rows; ++i) {
+      const int64_t c = i / (sw * rows_read), q = i / rows_read % sw, ih = i % rows_read - g.padding.h;
+      float* dst = phases + i * Wq;
+      if (ih < 0 || ih >= g.H) {
+        std::fill(dst, dst + Wq, 0.0f);
+        continue;
+      }
+      const float* src = x + n * image + (c * g.H + ih) * g.W;
+      for (int64_t j = 0; j < Wq; ++j) {
+        const int64_t iw = j * sw + q - g.padding.w;
+        dst[j] = iw >= 0 && iw < g.W ? src[iw] : 0.0f;
+      }
+    }
+#pragma omp for schedule(static)
+    for (int64_t oh = 0; oh < g.OH; ++oh)
+      panel_gemm_rows_serial(panels, g.K, inner, table, oh * sh * Wq, g.OW, y + n * g.K * P + oh * g.OW, P, b);
+  }
+}
+
+bool in_place(const Conv2dGeometry& g, PanelsLowering lowering) {
+  INQ_CHECK(conv2d_panels_supported(g), "Given the convolution {}, expected groups 1 and an AVX-512 build for "
+            "the panel kernel", g.str());
+  return lowering == PanelsLowering::InPlace || (lowering == PanelsLowering::Automatic && conv2d_panels_in_place(g));
+}
+
 }  // namespace
 
 bool conv2d_panels_supported(const Conv2dGeometry& g) { return panel_gemm_supported() && g.groups == 1; }
 
+bool conv2d_panels_in_place(const Conv2dGeometry& g) {
+  return !g.is_pointwise() && g.col_rows() <= kInPlaceMaxInner && panel_floats(g.K, g.col_rows()) <= kInPlacePanelFloats &&
+         g.OW >= kInPlaceMinColumns;
+}
+
 void conv2d_forward_panels(float* y, const float* x, const PanelSource& panel, const float* b,
-                           const Conv2dGeometry& g) {
+                           const Conv2dGeometry& g, PanelsLowering lowering) {
   const int64_t inner = g.col_rows();
+  if (in_place(g, lowering)) {
+    // Every panel once for the whole call (the rows of each output row meet all of them).
+    float* panels = thread_operand_workspace().floats(panel_floats(g.K, inner));
+    for (int64_t p = 0; p < panel_count(g.K); ++p) {
+      float* at = panels + p * inner * kPanelRows;
+      const float* made = panel(p, at);
+      if (made != at) std::copy(made, made + inner * kPanelRows, at);
+    }
+    forward_in_place(y, x, panels, b, g);
+    return;
+  }
   forward_lowered(
       y, x,
       [&](const float* B, int64_t ldb, int64_t N, float* C, int64_t ldc, const float* bias) {
@@ -104,7 +173,12 @@ void conv2d_forward_panels(float* y, const float* x, const PanelSource& panel, c
       b, g);
 }
 
-void conv2d_forward_panels(float* y, const float* x, const float* panels, const float* b, const Conv2dGeometry& g) {
+void conv2d_forward_panels(float* y, const float* x, const float* panels, const float* b, const Conv2dGeometry& g,
+                           PanelsLowering lowering) {
+  if (in_place(g, lowering)) {
+    forward_in_place(y, x, panels, b, g);
+    return;
+  }
   const int64_t inner = g.col_rows();
   forward_lowered(
       y, x,

@@ -1,9 +1,10 @@
 // layers/conv2d_panels.h against the naive convolution (double sums) on every lowering path: a 1x1
 // layer multiplying the image itself (batch 1 and large images) or small images side by side,
-// im2col chunks of several images, bands of output rows of a large image; with stride, padding,
-// dilation, non-square kernels and images, channel counts that are not multiples of the 14-row
-// panel, batch 1 and several, with and without bias; the same bits at 1 and 2 threads and with
-// panels made on demand.
+// im2col chunks of several images, bands of output rows of a large image, and the input multiplied
+// in place through a table of padded rows (forced on every case, and chosen automatically for a
+// stem); with stride, padding, dilation, non-square kernels and images, channel counts that are not
+// multiples of the 14-row panel, batch 1 and several, with and without bias; the same bits from
+// both lowerings, at 1 and 2 threads and with panels made on demand.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -52,6 +53,10 @@ TEST(Conv2dPanels, MatchesNaiveOnEveryLoweringPath) {
       {"non-square kernel, dilation", {2, 4, 12, 13}, {6, 4, 3, 2}, {1, 2}, {2, 1}, {2, 1}},
       // 64 * 9 col rows x 70 x 64 pixels = 2.6M floats > one GEMM's 2M: bands of output rows.
       {"bands of rows", {1, 64, 70, 64}, {5, 64, 3, 3}, 1, 1, 1},
+      // Chosen in place automatically: 3 channels, 7x7 stride 2, 50 output columns (3 vectors and
+      // a masked tail), padding on every side, 17 output channels (a panel of 14 and one of 3).
+      {"in place: a stem", {2, 3, 28, 99}, {17, 3, 7, 7}, 2, 3, 1},
+      {"in place: stride 3, dilation 2, non-square", {1, 2, 31, 160}, {5, 2, 2, 4}, {3, 3}, {1, 2}, {2, 2}},
   };
   Generator gen(17);
   for (const PCase& c : cases) {
@@ -61,34 +66,44 @@ TEST(Conv2dPanels, MatchesNaiveOnEveryLoweringPath) {
     const int64_t inner = g.col_rows();
     std::vector<float> panels(static_cast<size_t>(panel_floats(g.K, inner)));
     pack_panels(panels.data(), w.data(), inner, g.K, inner);
+    if (c.name.rfind("in place", 0) == 0) {
+      EXPECT_TRUE(conv2d_panels_in_place(g)) << c.name;
+    }
     for (bool with_bias : {true, false}) {
       const float* b = with_bias ? bias.data() : nullptr;
       std::vector<float> want(static_cast<size_t>(shape_numel(g.output_shape()))), scale(want.size());
       conv2d_forward_naive(want.data(), x.data(), w.data(), b, g);
       const std::vector<float> ax = abs_of(x), aw = abs_of(w), ab = abs_of(bias);
       conv2d_forward_naive(scale.data(), ax.data(), aw.data(), with_bias ? ab.data() : nullptr, g);
+      // Every case through both lowerings: each output is the same k-ordered sum either way, so
+      // all three choices give the same bits at every thread count.
       std::vector<float> first;
-      for (int threads : {1, 2}) {
-        set_num_threads(threads);
-        std::vector<float> y(want.size(), std::nanf(""));
-        conv2d_forward_panels(y.data(), x.data(), panels.data(), b, g);
-        for (size_t i = 0; i < want.size(); ++i)
-          ASSERT_NEAR(y[i], want[i], 1e-6 + (inner + 1) * 6e-8 * scale[i]) << c.name << " at " << i;
-        // Panels made on demand (as a packed layer decodes them): the same bits.
-        std::vector<float> y2(want.size(), std::nanf(""));
-        conv2d_forward_panels(
-            y2.data(), x.data(),
-            [&](int64_t p, float* scratch) {
-              std::copy(panels.begin() + p * inner * kPanelRows, panels.begin() + (p + 1) * inner * kPanelRows,
-                        scratch);
-              return static_cast<const float*>(scratch);
-            },
-            b, g);
-        EXPECT_EQ(0, std::memcmp(y2.data(), y.data(), y.size() * sizeof(float))) << c.name << " made on demand";
-        if (first.empty()) {
-          first = y;
-        } else {
-          EXPECT_EQ(0, std::memcmp(first.data(), y.data(), y.size() * sizeof(float))) << c.name;
+      for (PanelsLowering lowering : {PanelsLowering::Automatic, PanelsLowering::Lowered, PanelsLowering::InPlace}) {
+        const std::string what = c.name + (lowering == PanelsLowering::InPlace   ? " (in place)"
+                                           : lowering == PanelsLowering::Lowered ? " (lowered)"
+                                                                                 : "");
+        for (int threads : {1, 2}) {
+          set_num_threads(threads);
+          std::vector<float> y(want.size(), std::nanf(""));
+          conv2d_forward_panels(y.data(), x.data(), panels.data(), b, g, lowering);
+          for (size_t i = 0; i < want.size(); ++i)
+            ASSERT_NEAR(y[i], want[i], 1e-6 + (inner + 1) * 6e-8 * scale[i]) << what << " at " << i;
+          // Panels made on demand (as a packed layer decodes them): the same bits.
+          std::vector<float> y2(want.size(), std::nanf(""));
+          conv2d_forward_panels(
+              y2.data(), x.data(),
+              [&](int64_t p, float* scratch) {
+                std::copy(panels.begin() + p * inner * kPanelRows, panels.begin() + (p + 1) * inner * kPanelRows,
+                          scratch);
+                return static_cast<const float*>(scratch);
+              },
+              b, g, lowering);
+          EXPECT_EQ(0, std::memcmp(y2.data(), y.data(), y.size() * sizeof(float))) << what << " made on demand";
+          if (first.empty()) {
+            first = y;
+          } else {
+            EXPECT_EQ(0, std::memcmp(first.data(), y.data(), y.size() * sizeof(float))) << what;
+          }
         }
       }
     }
