@@ -2,8 +2,8 @@
 // of the 14-row panel, columns not a multiple of 16 (masked tails), 1 column, K = 1, padded
 // strides, with and without bias; the decoded-panel form (PanelSource) gives the same bits as laid-out
 // panels; results do not depend on the thread count (1-3, several column blocks with a short last
-// one, cut between threads by cost); strided packing of a transpose gives the
-// panels of its transposed copy.
+// one, cut between threads by cost); a table of row starts reads B as the matrix it names;
+// strided packing of a transpose gives the panels of its transposed copy.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -95,6 +95,31 @@ TEST(PanelGemm, MatchesNaiveOnOddShapesWithStridesAndBias) {
     }
   }
   set_num_threads(saved_threads);
+}
+
+TEST(PanelGemm, RowTableGivesTheBitsOfTheMatrixItNames) {
+  // panel_gemm_rows_serial reads row k of B at rows[k] + offset: rows out of order and shared, an
+  // offset, and N with 2, 1 and masked column vectors; compared bit for bit with panel_gemm_serial
+  // on the matrix the table names, and with the naive twin.
+  if (!panel_gemm_supported()) GTEST_SKIP() << "no AVX-512 in this build";
+  Generator gen(47);
+  const int64_t M = 17, K = 23, N = 53, offset = 5, width = N + offset + 4;
+  const std::vector<float> A = random_values(M * K, gen), store = random_values(9 * width, gen);
+  const std::vector<float> bias = random_values(M, gen);
+  std::vector<const float*> rows(static_cast<size_t>(K));
+  std::vector<float> B(static_cast<size_t>(K * N));
+  for (int64_t k = 0; k < K; ++k) {
+    rows[static_cast<size_t>(k)] = store.data() + (k * 4 % 9) * width;  // 9 stored rows, reused
+    std::copy_n(rows[static_cast<size_t>(k)] + offset, N, B.begin() + k * N);
+  }
+  std::vector<float> panels(static_cast<size_t>(panel_floats(M, K)));
+  pack_panels(panels.data(), A.data(), K, M, K);
+  std::vector<float> want(static_cast<size_t>(M * N)), got(want.size(), -7.0f), naive(want.size());
+  panel_gemm_serial(panels.data(), M, K, B.data(), N, N, want.data(), N, bias.data());
+  panel_gemm_rows_serial(panels.data(), M, K, rows.data(), offset, N, got.data(), N, bias.data());
+  EXPECT_EQ(0, std::memcmp(want.data(), got.data(), got.size() * sizeof(float)));
+  panel_gemm_reference(A.data(), K, M, K, B.data(), N, N, naive.data(), N, bias.data());
+  for (size_t i = 0; i < naive.size(); ++i) ASSERT_NEAR(got[i], naive[i], 1e-4) << i;
 }
 
 TEST(PanelGemm, EveryRowCountOfTheLastPanelMatchesNaiveAndLeavesRowsPastMAlone) {
