@@ -17,6 +17,7 @@
 #include "framework/random.h"
 #include "framework/threading.h"
 #include "layers/conv2d.h"
+#include "layers/conv2d_panels.h"
 #include "layers/inference_prep.h"
 
 using namespace inq;
@@ -67,6 +68,8 @@ std::string route_of(const Conv2dGeometry& g) {
     case FrozenConv2dRoute::Lowered:
       break;
   }
+  // The panel kernel's lowering (layers/conv2d_panels.h).
+  if (conv2d_panels_supported(g) && conv2d_panels_in_place(g)) return "panels, input in place";
   return "im2col";
 }
 

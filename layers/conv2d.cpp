@@ -17,6 +17,7 @@
 #include "framework/workspace.h"
 #include "layers/conv2d_direct.h"
 #include "layers/conv2d_panels.h"
+#include "layers/conv2d_rows.h"
 #include "layers/conv2d_winograd.h"
 #include "layers/init.h"
 
@@ -334,6 +335,14 @@ void forward_chunk(float* y, const float* x, const float* w, const float* w_pane
 
 }  // namespace
 
+namespace {
+// The stems read x in place (layers/conv2d_rows.h) instead of lowering it, unless a test or
+// benchmark forces an algorithm or a GEMM engine (then they run what was asked for).
+bool rows_in_place(const Conv2dGeometry& g) {
+  return g.groups == 1 && conv2d_algorithm() == Conv2dAlgorithm::Auto && im2col_gemm() == Im2colGemm::Auto;
+}
+}  // namespace
+
 void conv2d_forward(float* y, const float* x, const float* w, const float* b, const Conv2dGeometry& g) {
   if (const Conv2dPlan algo = choose_conv2d_algorithm(g); algo.direct_forward) {
     direct_conv2d_forward(y, x, w, b, g);
@@ -344,7 +353,7 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
   }
   const float* w_panels =
       weight_panels(w, g, choose_im2col_gemms(g, sgemm_runs_avx512()), /*rows_of_w_transposed=*/false);
-  if (w_panels && g.groups == 1 && conv2d_panels_in_place(g)) {
+  if (w_panels && rows_in_place(g) && conv2d_panels_in_place(g)) {
     // The stems: the input multiplied in place, not lowered (layers/conv2d_panels.h); the same bits
     // as the lowered panel GEMM.
     conv2d_forward_panels(y, x, w_panels, b, g, PanelsLowering::InPlace);
@@ -509,6 +518,10 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
       dw = nullptr;
     } else if (algo.winograd_weight) {
       winograd_conv2d_backward_weight(dw, x, dy, g, WinogradConfig{.m = algo.tile}, accumulate);
+      dw = nullptr;
+    } else if (rows_in_place(g) && conv2d_weight_grad_rows_pays(g)) {
+      // The stems: x read in place, not lowered (layers/conv2d_rows.h).
+      conv2d_backward_weight_rows(dw, x, dy, g, accumulate);
       dw = nullptr;
     }
   }

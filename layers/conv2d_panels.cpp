@@ -5,6 +5,7 @@
 
 #include "framework/error.h"
 #include "framework/workspace.h"
+#include "layers/conv2d_rows.h"
 
 namespace inq {
 
@@ -90,49 +91,26 @@ void forward_lowered(float* y, const float* x, const Multiply& multiply, const f
     }
 }
 
-// Multiplies the input in place instead of lowering it: row k = (c, r, s) of the lowered matrix at
-// output row oh is a run of OW values of one padded input row, read with stride `stride.w`. So each
-// image is first split into "phase planes", one per (channel, column phase q < stride.w), holding
-// the padded input's columns q, q + stride.w, ... (zeros over the padding); then row k at output row
-// oh starts at plane (c, (s * dil) % stride) + (oh * stride + r * dil) * Wq + (s * dil) / stride, and
-// consecutive output columns are consecutive floats. The kernel reads B through a table of those
-// starts (panel_gemm_rows_serial), one output row (OW columns) at a time: nothing of size
-// inner x pixels is written. Each output is the same k-ordered sum as the lowered form's.
-// `panels`: the whole weight laid out as panels.
+// Multiplies the input in place instead of lowering it (layers/conv2d_rows.h): one image's phase
+// planes, then the kernel reads each output row's B through the table of row starts
+// (panel_gemm_rows_serial), one output row (OW columns) at a time. Each output is the same
+// k-ordered sum as the lowered form's. `panels`: the whole weight laid out as panels.
 void forward_in_place(float* y, const float* x, const float* panels, const float* b, const Conv2dGeometry& g) {
-  const int64_t sh = g.stride.h, sw = g.stride.w, dh = g.dilation.h, dw = g.dilation.w;
-  const int64_t rows_read = (g.OH - 1) * sh + (g.R - 1) * dh + 1;  // padded input rows any output reads
-  const int64_t Wq = g.OW + (g.S - 1) * dw / sw;                   // columns of one phase plane
-  const int64_t plane = rows_read * Wq, phase_rows = g.C * sw * rows_read;
+  const PhasePlanes layout = PhasePlanes::of(g);
   const int64_t inner = g.col_rows(), P = g.output_pixels(), image = g.C * g.H * g.W;
-  float* phases = thread_workspace().floats(round_up_to_line(g.C * sw * plane));
+  float* planes = thread_workspace().floats(round_up_to_line(layout.image_floats()));
   thread_local std::vector<const float*> rows;
   rows.resize(static_cast<size_t>(inner));
-  for (int64_t c = 0; c < g.C; ++c)
-    for (int64_t r = 0; r < g.R; ++r)
-      for (int64_t s = 0; s < g.S; ++s)
-        rows[static_cast<size_t>((c * g.R + r) * g.S + s)] =
-            phases + (c * sw + s * dw % sw) * plane + r * dh * Wq + s * dw / sw;
+  phase_row_table(rows.data(), planes, g, layout);
   const float* const* table = rows.data();  // inside the team, `rows` would name each thread's own
+  const int64_t phase_rows = layout.count * layout.rows, row_step = g.stride.h * layout.width;
 #pragma omp parallel if (g.forward_flops() >= 1e6)
   for (int64_t n = 0; n < g.N; ++n) {
 #pragma omp for schedule(static)
-    for (int64_t i = 0; i < phase_rows; ++i) {
-      const int64_t c = i / (sw * rows_read), q = i / rows_read % sw, ih = i % rows_read - g.padding.h;
-      float* dst = phases + i * Wq;
-      if (ih < 0 || ih >= g.H) {
-        std::fill(dst, dst + Wq, 0.0f);
-        continue;
-      }
-      const float* src = x + n * image + (c * g.H + ih) * g.W;
-      for (int64_t j = 0; j < Wq; ++j) {
-        const int64_t iw = j * sw + q - g.padding.w;
-        dst[j] = iw >= 0 && iw < g.W ? src[iw] : 0.0f;
-      }
-    }
+    for (int64_t i = 0; i < phase_rows; ++i) build_phase_rows(planes, x + n * image, g, layout, i, i + 1);
 #pragma omp for schedule(static)
     for (int64_t oh = 0; oh < g.OH; ++oh)
-      panel_gemm_rows_serial(panels, g.K, inner, table, oh * sh * Wq, g.OW, y + n * g.K * P + oh * g.OW, P, b);
+      panel_gemm_rows_serial(panels, g.K, inner, table, oh * row_step, g.OW, y + n * g.K * P + oh * g.OW, P, b);
   }
 }
 
