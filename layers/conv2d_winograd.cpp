@@ -252,10 +252,11 @@ struct Planes {
 // d[i * a + q][l] = x[n][c][ty * m - pad_h + i][tx * m - pad_w + q] (0 outside the image) for the
 // lanes' tiles l < count starting at tile t: a x a patches a step of m apart, one tile per lane
 // (a = m + 2 for the input tiles, a = m, pad 0 for the weight gradient's dy tiles). The scalar form
-// is the reference; the AVX-512 form (used when built for it) does the same copy a tile row at a
-// time: for each of the a image rows it loads 32 columns covering up to kRun tiles with masked
-// loads (zeros past the image's edges) and moves each patch column into its lanes with one permute,
-// instead of a * a scalar loads and stores per tile. The convolution tests check both against the
+// is the reference; the AVX-512 form (used when built for it) does the same copy a run of tiles
+// (up to kRun in one tile row) at a time: for each of the a image rows it loads 32 columns covering
+// the run with masked loads (zeros past the image's edges) and moves each patch column into the
+// run's lanes with one permute, instead of a * a scalar loads and stores per tile; it also writes
+// the lanes past count (zeros). The convolution tests check both against the
 // naive convolution through the whole kernel (the scalar form on builds without AVX-512).
 template <int m, int a>
 void gather_patches_scalar(float (*d)[kLanes], const Planes& x, int64_t c, int64_t t, int64_t count,
@@ -290,46 +291,60 @@ void gather_patches(float (*d)[kLanes], const Planes& x, int64_t c, int64_t t, i
   constexpr int64_t kRun = (32 - a) / m + 1;
   const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
   const __m512i width = _mm512_set1_epi32(static_cast<int>(x.W));
-  const __m512 zero = _mm512_setzero_ps();
+  // The runs of tiles (each in one tile row of one image) that fill the 16 lanes: at most 16.
+  struct Run {
+    __m512i first;     // lane l + r reads window column r * m (+ q for patch column q)
+    const float* plane;
+    int64_t ih0, col0;  // the window's first row and column (may lie over the padding)
+    __mmask16 lanes, in_lo, in_hi;
+  };
+  Run runs[kLanes];
+  int64_t run_count = 0;
   TileCursor cur(t, tile_rows, tile_cols);
-  for (int64_t l = 0; l < count;) {
-    // A run of tiles in one tile row of one image: lanes [l, l + run).
+  for (int64_t l = 0; l < count; ++run_count) {
     const int64_t run = std::min({count - l, kRun, tile_cols - cur.tx});
-    const __mmask16 lanes = static_cast<__mmask16>(((1u << run) - 1) << l);
-    const float* plane = x.base + (cur.n * x.channels + c) * x.H * x.W;
-    const int64_t ih0 = cur.ty * m - x.pad_h, col0 = cur.tx * m - x.pad_w;
-    // Window columns col0 .. col0 + 31; lane l + r takes window columns r * m + q.
+    Run& u = runs[run_count];
+    const int64_t col0 = cur.tx * m - x.pad_w;
+    u.ih0 = cur.ty * m - x.pad_h;
+    u.col0 = col0;
+    u.plane = x.base + (cur.n * x.channels + c) * x.H * x.W;
+    u.lanes = static_cast<__mmask16>(((1u << run) - 1) << l);
+    // Window columns col0 .. col0 + 31 inside the image; masked-off ones are neither read nor
+    // faulted on: they load as 0.
     const __m512i cols_lo = _mm512_add_epi32(iota, _mm512_set1_epi32(static_cast<int>(col0)));
     const __m512i cols_hi = _mm512_add_epi32(cols_lo, _mm512_set1_epi32(16));
-    const __mmask16 in_lo = _mm512_cmpge_epi32_mask(cols_lo, _mm512_setzero_si512()) &
-                            _mm512_cmplt_epi32_mask(cols_lo, width);
-    const __mmask16 in_hi = _mm512_cmpge_epi32_mask(cols_hi, _mm512_setzero_si512()) &
-                            _mm512_cmplt_epi32_mask(cols_hi, width);
-    const __m512i first = _mm512_mullo_epi32(_mm512_sub_epi32(iota, _mm512_set1_epi32(static_cast<int>(l))),
-                                             _mm512_set1_epi32(m));
-    __m512i idx[a];  // lane l + r of patch column q takes window column r * m + q
-    for (int q = 0; q < a; ++q) idx[q] = _mm512_add_epi32(first, _mm512_set1_epi32(q));
-    for (int i = 0; i < a; ++i) {
-      const int64_t ih = ih0 + i;
-      if (ih < 0 || ih >= x.H) {
-        for (int q = 0; q < a; ++q) _mm512_mask_storeu_ps(d[i * a + q], lanes, zero);
-        continue;
-      }
-      // Masked-off columns (outside the image) are neither read nor faulted on: they load as 0.
-      const float* row = plane + ih * x.W;
+    u.in_lo = _mm512_cmpge_epi32_mask(cols_lo, _mm512_setzero_si512()) & _mm512_cmplt_epi32_mask(cols_lo, width);
+    u.in_hi = _mm512_cmpge_epi32_mask(cols_hi, _mm512_setzero_si512()) & _mm512_cmplt_epi32_mask(cols_hi, width);
+    u.first = _mm512_mullo_epi32(_mm512_sub_epi32(iota, _mm512_set1_epi32(static_cast<int>(l))), _mm512_set1_epi32(m));
+    l += run;
+    for (int64_t r = 0; r < run; ++r) cur.next();
+  }
+  // Row by row of the patches, each d vector built in registers from every run's window row and
+  // stored whole: lanes past count and rows outside the image stay 0. (Stored run by run through
+  // masks, the vectors were read back by the transform right after: partial stores that the loads
+  // could not forward from, ~9% of a ResNet-20 training step on the masked store alone.)
+  for (int i = 0; i < a; ++i) {
+    __m512 row_of[a];
+    for (int q = 0; q < a; ++q) row_of[q] = _mm512_setzero_ps();
+    for (int64_t r = 0; r < run_count; ++r) {
+      const Run& u = runs[r];
+      const int64_t ih = u.ih0 + i;
+      if (ih < 0 || ih >= x.H) continue;
+      const float* row = u.plane + ih * x.W + u.col0;
       // The same window of the next channel's plane (the next work item's; the input is read from
       // memory, and a plane's few dozen lines are too short a stream for the hardware prefetcher):
       // 10-15% of a ResNet-20 training step. A prefetch past the tensor's end does not fault.
-      const char* next = reinterpret_cast<const char*>(row + x.H * x.W + col0);
+      const char* next = reinterpret_cast<const char*>(row + x.H * x.W);
       _mm_prefetch(next, _MM_HINT_T0);
       _mm_prefetch(next + 64, _MM_HINT_T0);
       _mm_prefetch(next + 124, _MM_HINT_T0);
-      const __m512 lo = _mm512_maskz_loadu_ps(in_lo, row + col0);
-      const __m512 hi = _mm512_maskz_loadu_ps(in_hi, row + col0 + 16);
-      for (int q = 0; q < a; ++q) _mm512_mask_storeu_ps(d[i * a + q], lanes, _mm512_permutex2var_ps(lo, idx[q], hi));
+      const __m512 lo = _mm512_maskz_loadu_ps(u.in_lo, row);
+      const __m512 hi = _mm512_maskz_loadu_ps(u.in_hi, row + 16);
+      for (int q = 0; q < a; ++q)
+        row_of[q] = _mm512_mask_mov_ps(
+            row_of[q], u.lanes, _mm512_permutex2var_ps(lo, _mm512_add_epi32(u.first, _mm512_set1_epi32(q)), hi));
     }
-    l += run;
-    for (int64_t r = 0; r < run; ++r) cur.next();
+    for (int q = 0; q < a; ++q) _mm512_storeu_ps(d[i * a + q], row_of[q]);
   }
 #else
   gather_patches_scalar<m, a>(d, x, c, t, count, tile_rows, tile_cols);
