@@ -1,7 +1,6 @@
 #include "layers/conv2d_panels.h"
 
 #include <algorithm>
-#include <vector>
 
 #include "framework/error.h"
 #include "framework/workspace.h"
@@ -45,8 +44,6 @@ bool multiply_per_image(const Conv2dGeometry& g) {
 // The lowering; multiply(B, ldb, N, C, ldc, bias) is C (K x N) = weight * B (+ bias).
 template <class Multiply>
 void forward_lowered(float* y, const float* x, const Multiply& multiply, const float* b, const Conv2dGeometry& g) {
-  INQ_CHECK(conv2d_panels_supported(g), "Given the convolution {}, expected groups 1 and an AVX-512 build for "
-            "the panel kernel", g.str());
   const int64_t P = g.output_pixels(), image = g.C * g.H * g.W, inner = g.col_rows();
   const bool per_image = multiply_per_image(g);
   // The image is its own col matrix: one GEMM per image, nothing copied.
@@ -99,10 +96,7 @@ void forward_in_place(float* y, const float* x, const float* panels, const float
   const PhasePlanes layout = PhasePlanes::of(g);
   const int64_t inner = g.col_rows(), P = g.output_pixels(), image = g.C * g.H * g.W;
   float* planes = thread_workspace().floats(round_up_to_line(layout.image_floats()));
-  thread_local std::vector<const float*> rows;
-  rows.resize(static_cast<size_t>(inner));
-  phase_row_table(rows.data(), planes, g, layout);
-  const float* const* table = rows.data();  // inside the team, `rows` would name each thread's own
+  const float* const* table = thread_phase_row_table(planes, g, layout);
   const int64_t phase_rows = layout.count * layout.rows, row_step = g.stride.h * layout.width;
 #pragma omp parallel if (g.forward_flops() >= 1e6)
   for (int64_t n = 0; n < g.N; ++n) {
@@ -114,6 +108,7 @@ void forward_in_place(float* y, const float* x, const float* panels, const float
   }
 }
 
+// Checks that the panel kernel runs g (both entry points call this first), then says which lowering.
 bool in_place(const Conv2dGeometry& g, PanelsLowering lowering) {
   INQ_CHECK(conv2d_panels_supported(g), "Given the convolution {}, expected groups 1 and an AVX-512 build for "
             "the panel kernel", g.str());

@@ -51,6 +51,13 @@ void phase_row_table(const float** table, const float* planes, const Conv2dGeome
                                          r * g.dilation.h * layout.width + s * dw / sw;
 }
 
+const float* const* thread_phase_row_table(const float* planes, const Conv2dGeometry& g, const PhasePlanes& layout) {
+  thread_local std::vector<const float*> table;
+  table.resize(static_cast<size_t>(g.col_rows()));
+  phase_row_table(table.data(), planes, g, layout);
+  return table.data();
+}
+
 bool conv2d_weight_grad_rows_pays(const Conv2dGeometry& g) {
 #if defined(__AVX512F__)
   return g.groups == 1 && conv2d_panels_in_place(g);
@@ -67,8 +74,9 @@ constexpr int64_t kLanes = 16;
 // more for the operands: each step loads 4 vectors of dy and 6 of x for 24 FMAs.
 constexpr int kOutBlock = 4, kTapBlock = 6;
 constexpr int64_t kAccFloats = kOutBlock * kTapBlock * kLanes;
-// Output rows per pass over a thread's blocks: 8 rows of dy for 4 channels and of x for 6 taps
-// (OW = 112: 14 and 21 KiB) stay in L1/L2 while the blocks that share them pass.
+// Output rows per pass over a thread's blocks (8 rows of dy for 4 channels and of x for 6 taps: 14
+// and 21 KiB at OW = 112). Not a tuned value: 8, 32 and whole images timed the same on the 7x7
+// stem (AMD VM, 2026-12-05); the sums are the same whatever it is.
 constexpr int64_t kBandRows = 8;
 
 #if defined(__AVX512F__)
@@ -156,10 +164,7 @@ void conv2d_backward_weight_rows(float* dw, const float* x, const float* dy, con
   const int64_t planes_floats = round_up_to_line(layout.image_floats());
   float* planes = thread_workspace().floats(planes_floats + threads * per_thread * kAccFloats);
   float* accumulators = planes + planes_floats;
-  thread_local std::vector<const float*> rows;
-  rows.resize(static_cast<size_t>(inner));
-  phase_row_table(rows.data(), planes, g, layout);
-  const float* const* table = rows.data();  // inside the team, `rows` would name each thread's own
+  const float* const* table = thread_phase_row_table(planes, g, layout);
   const int64_t phase_rows = layout.count * layout.rows, row_step = g.stride.h * layout.width;
 #pragma omp parallel num_threads(static_cast<int>(threads)) if (parallel)
   {

@@ -33,6 +33,10 @@ void build_phase_rows(float* planes, const float* image, const Conv2dGeometry& g
                       int64_t i0, int64_t i1);
 // table[j] for j = (c * R + r) * S + s: where row j of output row 0 starts in `planes`.
 void phase_row_table(const float** table, const float* planes, const Conv2dGeometry& g, const PhasePlanes& layout);
+// The same table in the calling thread's own buffer (reused from call to call, valid until its next
+// call): pass the returned pointer into a parallel region, where a thread_local would name each
+// thread's own.
+const float* const* thread_phase_row_table(const float* planes, const Conv2dGeometry& g, const PhasePlanes& layout);
 
 // Where the weight gradient reads the rows in place: an AVX-512 build, one group, and the shapes
 // where in place pays (conv2d_panels_in_place: small C*R*S, wide output rows; the stems).
