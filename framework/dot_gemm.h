@@ -27,10 +27,11 @@ bool dot_gemm_supported();
 void dot_gemm(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M, int64_t N, int64_t K, float* C,
               int64_t ldc, bool accumulate);
 
-// The same product on the OpenMP team (called outside a parallel region), for operands larger than
-// the caches: C is cut into tiles of whole 4 x 4 blocks, each as many rows of B as fit in 256 KiB
-// (so a tile's B stays in L2 while every row of A streams past it) by up to 64 rows of A, and the
-// tiles are shared out statically. Every output's bits are dot_gemm's, for any thread count.
+// The same product on the OpenMP team, for operands larger than the caches: C is cut into tiles of
+// whole 4 x 4 blocks, each as many rows of B as fit in 256 KiB (so a tile's B stays in L2 while
+// every row of A streams past it) by up to 64 rows of A, and the tiles are shared out statically.
+// Called inside a parallel region, it runs every tile on the calling thread. Every output's bits
+// are dot_gemm's, for any thread count.
 void dot_gemm_parallel(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M, int64_t N, int64_t K,
                        float* C, int64_t ldc, bool accumulate);
 

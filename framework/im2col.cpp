@@ -83,8 +83,10 @@ bool choose_parallel_images(const Conv2dGeometry& g) {
   const int64_t threads = get_num_threads();
   const int64_t chunk = std::clamp<int64_t>(g.images_per_gemm, 1, std::max<int64_t>(1, g.N));
   const int64_t chunks = (g.N + chunk - 1) / chunk;
-  return threads > 1 && chunks >= 2 * threads &&
-         g.forward_flops() <= kParallelImagesMaxFlops * static_cast<double>(g.N);
+  const bool small_images = g.forward_flops() <= kParallelImagesMaxFlops * static_cast<double>(g.N);
+  const bool small_buffers = g.K * g.group_col_rows() <= kParallelImagesMaxWeightFloats &&
+                             chunk * g.col_rows() * g.output_pixels() <= kParallelImagesMaxColFloats;
+  return threads > 1 && chunks >= 2 * threads && (small_images || small_buffers);
 }
 
 bool choose_parallel_data_chunks(const Conv2dGeometry& g) {

@@ -74,11 +74,25 @@ int64_t choose_images_per_gemm(const Conv2dGeometry& g);
 // Small layers (ResNet-20's, LeNet-5's: a few MFLOP per image) make thin GEMMs (K = 6..64 rows) on
 // which OpenBLAS's threads mostly wait for each other, and every im2col, GEMM and scatter is its
 // own fork and join. With at least two chunks per thread, running whole chunks in parallel keeps
-// each core busy on its own images and joins once per layer. True when the current thread count
-// (framework/threading.h) is above 1, there are at least 2 chunks per thread and the forward costs
-// at most kParallelImagesMaxFlops per image.
+// each core busy on its own images and joins once per layer. The same holds for larger layers
+// whose per-thread buffers stay small: with one image at a time over the team, a lowering of under
+// 2^19 floats ran on one thread while the other waited, and every GEMM was a fork and a join.
+// Measured on the AMD EPYC VM (standalone timing of conv2d_forward / conv2d_backward, 2 threads,
+// batch 8, 2026-12-05, medians of 11 calls, 2-3 alternating runs, ms one chunk at a time ->
+// parallel images): ResNet-18's 3x3/2 64->128c at 56x56 forward 7.9 / 8.3 -> 3.6 / 4.1, input and
+// weight gradients 11.5 / 11.3 -> 8.9 / 8.7; ResNet-50's 1x1/2 256->512c at 56x56 forward 9.6 /
+// 9.9 -> 7.1 / 7.4, gradients 19.9 / 19.6 -> 16.8 / 14.6; its 1x1 1024->256c at 14x14 gradients
+// 7.4 / 8.3 / 8.6 -> 6.8 / 7.1 / 7.3 (parallel_data_chunks: 7.1 / 8.1 / 8.4). Where the
+// weight is larger (ResNet-50's 3x3/2 256c, 589824 floats: gradients 18.2 / 16.1 -> 18.0 / 18.5;
+// AlexNet's 3x3 layers at 13x13), each thread's partial weight gradient and the sum of the
+// partials cost more than the team's GEMM saves. True when the current thread count
+// (framework/threading.h) is above 1, there are at least 2 chunks per thread, and either the
+// forward costs at most kParallelImagesMaxFlops per image or the weight has at most
+// kParallelImagesMaxWeightFloats and a chunk's lowered images at most kParallelImagesMaxColFloats.
 bool choose_parallel_images(const Conv2dGeometry& g);
 inline constexpr double kParallelImagesMaxFlops = 32e6;
+inline constexpr int64_t kParallelImagesMaxWeightFloats = int64_t{1} << 19;
+inline constexpr int64_t kParallelImagesMaxColFloats = int64_t{1} << 20;
 // Larger layers ran their chunks one after another, each GEMM over the whole team; on ResNet-50's
 // 7x7 and 14x14 layers at batch 8 those are a few narrow GEMMs (N = 196..392 columns), which split
 // poorly between threads. Their forward and input gradient take one chunk per thread instead when

@@ -91,6 +91,13 @@ struct Im2colGemmScope {
   ~Im2colGemmScope() { set_im2col_gemm(saved); }
   Im2colGemm saved;
 };
+// Runs the im2col path for a scope: the dispatcher would send the narrow cases here (8 channels
+// and fewer, stride 1) to the direct kernels, which have tests of their own.
+struct Im2colScope {
+  Im2colScope() : saved(conv2d_algorithm()) { set_conv2d_algorithm(Conv2dAlgorithm::Im2col); }
+  ~Im2colScope() { set_conv2d_algorithm(saved); }
+  Conv2dAlgorithm saved;
+};
 // The SCOPED_TRACE label of one run of a case: chunk size, parallel images, GEMM engine.
 // How the im2col path shares a layer's chunks of images between threads: one chunk at a time
 // (each GEMM over the team), every direction on whole chunks per thread (parallel_images), or the
@@ -327,6 +334,7 @@ TEST(Conv2dKernels, ForwardMatchesNaiveForEveryCaseAndChunkSize) {
           set_schedule(g, schedule);
           TwoThreads threads;
           Im2colGemmScope gemm(engine);
+          Im2colScope im2col_path;
           Tensor y = Tensor::full(g.output_shape(), 1e30f);  // the forward overwrites
           conv2d_forward(y.data(), x.data(), w.data(), bp, g);
           expect_close(y.data(), want, "y");
@@ -357,6 +365,7 @@ TEST(Conv2dKernels, BackwardMatchesNaiveAndAccumulates) {
       set_schedule(g, schedule);
       TwoThreads threads;
       Im2colGemmScope gemm(engine);
+      Im2colScope im2col_path;
       Tensor dx = px.clone(), dw = pw.clone(), db = pb.clone();
       conv2d_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), g);
       expect_close(dx.data(), want.dx, "dx");
@@ -426,18 +435,29 @@ TEST(Conv2dGeometry, ParallelImagesPolicyTakesSmallLayersWithEnoughImages) {
   EXPECT_FALSE(Conv2dGeometry::make({8, 64, 56, 56}, {64, 64, 3, 3}, 1, 1).parallel_images);
   // Too few images to give each of the 2 threads two chunks.
   EXPECT_FALSE(Conv2dGeometry::make({3, 16, 28, 28}, {16, 16, 3, 3}, 1, 1).parallel_images);
+  // Larger layers whose weight (2^19 floats at most) and chunk of lowered images (2^20) are small:
+  // ResNet-18's 3x3/2 64->128c layer at 56x56 (116 MFLOP per image, weight 73728, col 451584) and
+  // ResNet-50's 1x1/2 512->1024c at 28x28 (weight 524288, two images per chunk: col 200704).
+  EXPECT_TRUE(Conv2dGeometry::make({8, 64, 56, 56}, {128, 64, 3, 3}, 2, 1).parallel_images);
+  EXPECT_TRUE(Conv2dGeometry::make({8, 512, 28, 28}, {1024, 512, 1, 1}, 2, 0).parallel_images);
+  // ResNet-50's 3x3/2 256c layer (weight 589824) and AlexNet's conv2 (col 1600 x 729) are not.
+  EXPECT_FALSE(Conv2dGeometry::make({8, 256, 28, 28}, {256, 256, 3, 3}, 2, 1).parallel_images);
+  EXPECT_FALSE(Conv2dGeometry::make({8, 64, 27, 27}, {192, 64, 5, 5}, 1, 2).parallel_images);
   set_num_threads(1);
   EXPECT_FALSE(Conv2dGeometry::make({128, 16, 28, 28}, {16, 16, 3, 3}, 1, 1).parallel_images);
 }
 
 TEST(Conv2dGeometry, ParallelDataChunksTakeLargeLayersWhoseChunksSplitEvenly) {
   TwoThreads threads;
-  // ResNet-50 at batch 8: the 3x3 512c 7x7 layer lowers 4 images per GEMM (2 chunks), the 1x1
-  // 1024->256c 14x14 layer 2 (4 chunks): one chunk or two per thread.
+  // ResNet-50 at batch 8: the 3x3 512c 7x7 layer lowers 4 images per GEMM (2 chunks), one chunk
+  // per thread. The 1x1 1024->256c 14x14 layer (2 images per GEMM, 4 chunks) would qualify too, but
+  // its weight is small enough for parallel_images, which comes first.
   const Conv2dGeometry r50_512c = Conv2dGeometry::make({8, 512, 7, 7}, {512, 512, 3, 3}, 1, 1);
   ASSERT_EQ(r50_512c.images_per_gemm, 4);
   EXPECT_TRUE(r50_512c.parallel_data_chunks);
-  EXPECT_TRUE(Conv2dGeometry::make({8, 1024, 14, 14}, {256, 1024, 1, 1}, 1, 0).parallel_data_chunks);
+  const Conv2dGeometry r50_reduce = Conv2dGeometry::make({8, 1024, 14, 14}, {256, 1024, 1, 1}, 1, 0);
+  EXPECT_TRUE(r50_reduce.parallel_images);
+  EXPECT_FALSE(r50_reduce.parallel_data_chunks);
   // The 1x1 512->2048c 7x7 layer: 6 + 2 images, an uneven split.
   const Conv2dGeometry r50_expand = Conv2dGeometry::make({8, 512, 7, 7}, {2048, 512, 1, 1}, 1, 0);
   ASSERT_EQ(r50_expand.images_per_gemm, 6);
@@ -456,25 +476,31 @@ TEST(Conv2dGeometry, ParallelDataChunksTakeLargeLayersWhoseChunksSplitEvenly) {
 TEST(Conv2dKernels, ParallelImagesAreDeterministicAndAgreeWithTheSerialPath) {
   // ResNet-20-like layer with enough images for both threads; the serial path is the reference
   // (checked against the naive convolution above), the parallel one must repeat bit for bit.
+  // The second layer's chunks are 408 pixels long: a thread's weight gradient then runs tiled.
   Generator gen(11);
   TwoThreads threads;
-  Conv2dGeometry g = Conv2dGeometry::make({13, 6, 9, 7}, {10, 6, 3, 3}, 1, 1);
-  Tensor x = random_tensor(g.input_shape(), gen), w = random_tensor(g.weight_shape(), gen);
-  Tensor b = random_tensor({g.K}, gen), dy = random_tensor(g.output_shape(), gen);
-  std::vector<std::vector<float>> results[3];
-  for (int i = 0; i < 3; ++i) {
-    g.parallel_images = i > 0;
-    Tensor y = Tensor::empty(g.output_shape());
-    Tensor dx = Tensor::zeros(g.input_shape()), dw = Tensor::zeros(g.weight_shape()),
-           db = Tensor::zeros({g.K});
-    conv2d_forward(y.data(), x.data(), w.data(), b.data(), g);
-    conv2d_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), g);
-    results[i] = {y.to_vector(), dx.to_vector(), dw.to_vector(), db.to_vector()};
-  }
-  for (int t = 0; t < 4; ++t) {
-    EXPECT_TRUE(results[1][t] == results[2][t]) << "output " << t << " differs between two parallel runs";
-    std::vector<double> want(results[0][t].begin(), results[0][t].end());
-    expect_close(results[1][t].data(), want, "output " + std::to_string(t));
+  Im2colScope im2col_path;
+  for (Conv2dGeometry g : {Conv2dGeometry::make({13, 6, 9, 7}, {10, 6, 3, 3}, 1, 1),
+                           Conv2dGeometry::make({5, 7, 48, 34}, {9, 7, 3, 3}, 2, 1)}) {
+    SCOPED_TRACE(g.str());
+    Tensor x = random_tensor(g.input_shape(), gen), w = random_tensor(g.weight_shape(), gen);
+    Tensor b = random_tensor({g.K}, gen), dy = random_tensor(g.output_shape(), gen);
+    std::vector<std::vector<float>> results[3];
+    for (int i = 0; i < 3; ++i) {
+      g.parallel_images = i > 0;
+      g.parallel_data_chunks = false;
+      Tensor y = Tensor::empty(g.output_shape());
+      Tensor dx = Tensor::zeros(g.input_shape()), dw = Tensor::zeros(g.weight_shape()),
+             db = Tensor::zeros({g.K});
+      conv2d_forward(y.data(), x.data(), w.data(), b.data(), g);
+      conv2d_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), g);
+      results[i] = {y.to_vector(), dx.to_vector(), dw.to_vector(), db.to_vector()};
+    }
+    for (int t = 0; t < 4; ++t) {
+      EXPECT_TRUE(results[1][t] == results[2][t]) << "output " << t << " differs between two parallel runs";
+      std::vector<double> want(results[0][t].begin(), results[0][t].end());
+      expect_close(results[1][t].data(), want, "output " + std::to_string(t));
+    }
   }
 }
 
@@ -482,6 +508,7 @@ TEST(Conv2dKernels, ChunkedAndPerImagePathsAgreeOnLargeShapes) {
   // Big enough that the scatter, gather and bias-sum loops run in parallel (4 x 128 x 1024 floats);
   // the naive reference would be slow here, so the per-image path (checked above) is the reference.
   Generator gen(6);
+  Im2colScope im2col_path;
   Conv2dGeometry g = Conv2dGeometry::make({4, 8, 32, 32}, {128, 8, 3, 3}, 1, 1);
   Tensor x = random_tensor(g.input_shape(), gen), w = random_tensor(g.weight_shape(), gen);
   Tensor b = random_tensor({g.K}, gen), dy = random_tensor(g.output_shape(), gen);
