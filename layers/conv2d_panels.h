@@ -35,12 +35,18 @@ constexpr int64_t kInPlacePanelFloats = int64_t{1} << 16;
 constexpr int64_t kInPlaceMinColumns = 48;
 bool conv2d_panels_in_place(const Conv2dGeometry& g);
 
+// Whether the lowered path (laid-out panels) gives each thread its own share of the images: at
+// the current thread count T > 1, at least 2T images, each lowering in one piece (not in bands).
+bool conv2d_panels_images_per_thread(const Conv2dGeometry& g);
+
 // Which lowering to run; tests and benchmarks force one, everything else takes the automatic choice.
 enum class PanelsLowering { Automatic, Lowered, InPlace };
 
 void conv2d_forward_panels(float* y, const float* x, const PanelSource& panel, const float* b,
                            const Conv2dGeometry& g, PanelsLowering lowering = PanelsLowering::Automatic);
-// With the weight laid out by pack_panels (as a K x C*R*S matrix).
+// With the weight laid out by pack_panels (as a K x C*R*S matrix). Where the lowered path runs and
+// conv2d_panels_images_per_thread(g) holds, each thread lowers and multiplies its own share of the
+// images (the same bits as the team's shared GEMMs).
 void conv2d_forward_panels(float* y, const float* x, const float* panels, const float* b, const Conv2dGeometry& g,
                            PanelsLowering lowering = PanelsLowering::Automatic);
 

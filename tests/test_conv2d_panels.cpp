@@ -4,7 +4,8 @@
 // in place through a table of padded rows (forced on every case, and chosen automatically for a
 // stem); with stride, padding, dilation, non-square kernels and images, channel counts that are not
 // multiples of the 14-row panel, batch 1 and several, with and without bias; the same bits from
-// both lowerings, at 1 and 2 threads and with panels made on demand.
+// both lowerings, at 1, 2 and 3 threads (with images shared out between threads or each image's
+// GEMM shared) and with panels made on demand.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -49,6 +50,11 @@ TEST(Conv2dPanels, MatchesNaiveOnEveryLoweringPath) {
       {"1x1 stride 2 (lowered)", {2, 8, 9, 7}, {17, 8, 1, 1}, 2, 0, 1},
       {"3x3 pad 1 batch 1", {1, 16, 7, 7}, {30, 16, 3, 3}, 1, 1, 1},
       {"3x3 stride 2 batch 3", {3, 7, 11, 10}, {14, 7, 3, 3}, 2, 1, 1},
+      // Batches of 4 and more: at 2 threads each thread lowers and multiplies its own images (batch
+      // 5 in shares of 2 and 3); at 3 threads batch 6 too, batches 4 and 5 on the team's GEMMs.
+      {"3x3 stride 2 batch 5 (images per thread)", {5, 7, 11, 10}, {14, 7, 3, 3}, 2, 1, 1},
+      {"1x1 small images batch 6 (images per thread)", {6, 12, 5, 3}, {13, 12, 1, 1}, 1, 0, 1},
+      {"1x1 large images batch 4 (images per thread)", {4, 5, 17, 16}, {15, 5, 1, 1}, 1, 0, 1},
       {"7x7 stride 2 pad 3 (a stem)", {1, 3, 23, 21}, {9, 3, 7, 7}, 2, 3, 1},
       {"non-square kernel, dilation", {2, 4, 12, 13}, {6, 4, 3, 2}, {1, 2}, {2, 1}, {2, 1}},
       // 64 * 9 col rows x 70 x 64 pixels = 2.6M floats > one GEMM's 2M: bands of output rows.
@@ -82,7 +88,7 @@ TEST(Conv2dPanels, MatchesNaiveOnEveryLoweringPath) {
         const std::string what = c.name + (lowering == PanelsLowering::InPlace   ? " (in place)"
                                            : lowering == PanelsLowering::Lowered ? " (lowered)"
                                                                                  : "");
-        for (int threads : {1, 2}) {
+        for (int threads : {1, 2, 3}) {
           set_num_threads(threads);
           std::vector<float> y(want.size(), std::nanf(""));
           conv2d_forward_panels(y.data(), x.data(), panels.data(), b, g, lowering);
@@ -108,6 +114,21 @@ TEST(Conv2dPanels, MatchesNaiveOnEveryLoweringPath) {
       }
     }
   }
+  set_num_threads(saved_threads);
+}
+
+TEST(Conv2dPanels, ImagesPerThreadTakeBatchesOfTwoPerThreadWhoseImagesLowerInOnePiece) {
+  if (!panel_gemm_supported()) GTEST_SKIP() << "no AVX-512 in this build";
+  const int saved_threads = get_num_threads();
+  set_num_threads(2);
+  // ResNet-50's 3x3/2 128c layer at batch 8 and 4; batch 3 cannot give each thread two images.
+  EXPECT_TRUE(conv2d_panels_images_per_thread(Conv2dGeometry::make({8, 128, 56, 56}, {128, 128, 3, 3}, 2, 1)));
+  EXPECT_TRUE(conv2d_panels_images_per_thread(Conv2dGeometry::make({4, 128, 56, 56}, {128, 128, 3, 3}, 2, 1)));
+  EXPECT_FALSE(conv2d_panels_images_per_thread(Conv2dGeometry::make({3, 128, 56, 56}, {128, 128, 3, 3}, 2, 1)));
+  // A 224x224 image with 64 channels lowers in bands of rows (576 x 50176 floats): the team's.
+  EXPECT_FALSE(conv2d_panels_images_per_thread(Conv2dGeometry::make({8, 64, 224, 224}, {64, 64, 3, 3}, 1, 1)));
+  set_num_threads(1);
+  EXPECT_FALSE(conv2d_panels_images_per_thread(Conv2dGeometry::make({8, 128, 56, 56}, {128, 128, 3, 3}, 2, 1)));
   set_num_threads(saved_threads);
 }
 
