@@ -89,11 +89,16 @@ bool choose_parallel_images(const Conv2dGeometry& g) {
   return threads > 1 && chunks >= 2 * threads && (small_images || small_buffers);
 }
 
-bool choose_parallel_data_chunks(const Conv2dGeometry& g) {
-  const int64_t threads = get_num_threads();
+int64_t data_chunk_images(const Conv2dGeometry& g) {
+  const int64_t threads = std::max<int64_t>(1, get_num_threads());
   const int64_t chunk = std::clamp<int64_t>(g.images_per_gemm, 1, std::max<int64_t>(1, g.N));
-  const int64_t chunks = (g.N + chunk - 1) / chunk;
-  return !g.parallel_images && threads > 1 && g.N % chunk == 0 && chunks % threads == 0 &&
+  if (g.N % (chunk * threads) == 0 || g.N <= chunk) return chunk;  // even, or one GEMM for the team
+  return g.N % threads == 0 ? g.N / threads : chunk;
+}
+
+bool choose_parallel_data_chunks(const Conv2dGeometry& g) {
+  const int64_t threads = get_num_threads(), chunk = data_chunk_images(g);
+  return !g.parallel_images && threads > 1 && g.N % (chunk * threads) == 0 &&
          chunk * g.output_pixels() <= kNarrowGemmColumns;
 }
 

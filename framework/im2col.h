@@ -97,7 +97,7 @@ inline constexpr int64_t kParallelImagesMaxColFloats = int64_t{1} << 20;
 // 7x7 and 14x14 layers at batch 8 those are a few narrow GEMMs (N = 196..392 columns), which split
 // poorly between threads. Their forward and input gradient take one chunk per thread instead when
 // the chunks are equal and divide evenly among the threads (an uneven split, 6 + 2 images, was
-// slower); the weight gradient, a sum over every chunk, keeps the team GEMM (it measured slower
+// slower; such layers take equal shares instead, data_chunk_images); the weight gradient, a sum over every chunk, keeps the team GEMM (it measured slower
 // per thread on the 512-channel 7x7 layer). True when not parallel_images, the current thread count
 // is above 1, the images split into a multiple of it equal chunks and a chunk's GEMM has at most
 // kNarrowGemmColumns columns (wider ones, AlexNet's and VGG's large images, split well over the
@@ -105,6 +105,16 @@ inline constexpr int64_t kParallelImagesMaxColFloats = int64_t{1} << 20;
 // forced, 3 alternating runs, GFLOP/s: 3x3 512c 7x7 forward 219 -> 266, input gradient 245 -> 279,
 // weight gradient 284 -> 236; 1x1 1024->256c 14x14 forward 208 -> 289, input gradient 211 -> 272.)
 bool choose_parallel_data_chunks(const Conv2dGeometry& g);
+// Images per chunk under parallel_data_chunks: images_per_gemm where those chunks divide evenly
+// among the threads or all the images make one chunk (one GEMM for the team), else an equal share
+// per thread (N / threads) where the images divide evenly.
+// ResNet-50's 1x1 layers at 7x7 (images_per_gemm 6 at batch 8: 6 + 2) take 4 + 4: standalone timing,
+// batch 8, 2 threads, AMD EPYC VM, 2026-12-05, medians of 11 calls, two alternating runs, ms one
+// chunk at a time over the team -> 4 + 4: 512->2048 forward 3.5 / 3.9 -> 3.0 / 3.3, input gradient
+// 3.7 / 4.1 -> 3.3 / 3.2; 2048->512 forward 4.3 / 4.4 -> 3.3 / 3.4; 1x1/2 1024->2048 at 14x14
+// forward 8.4 / 9.5 -> 7.3 / 8.0, input gradient 8.6 / 9.3 -> 6.7 / 7.8; ResNet-18's 3x3/2 256->512
+// forward 5.6 / 6.4 -> 4.2 / 4.6, input gradient 5.0 / 5.4 -> 3.9 / 4.8.
+int64_t data_chunk_images(const Conv2dGeometry& g);
 inline constexpr int64_t kNarrowGemmColumns = 512;
 
 // Lowers images [0, count) of `images` (count, C, H, W) into col (C*R*S, count*OH*OW): out of

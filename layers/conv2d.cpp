@@ -248,6 +248,15 @@ Plan make_plan(const Conv2dGeometry& g, bool need_col, int64_t extra = 0) {
 
 int64_t chunk_count(const Conv2dGeometry& g, const Plan& plan) { return (g.N + plan.chunk - 1) / plan.chunk; }
 
+// g with the chunks that whole-chunk-per-thread runs use: under parallel_data_chunks, equal chunks
+// that divide among the threads (data_chunk_images; the weight gradient, on the team, keeps
+// images_per_gemm).
+Conv2dGeometry chunked_per_thread(const Conv2dGeometry& g) {
+  Conv2dGeometry gc = g;
+  if (g.parallel_data_chunks) gc.images_per_gemm = data_chunk_images(g);
+  return gc;
+}
+
 // y (n, K, P) = staged (K, n*P) + b.
 void scatter_output(float* y, const float* staged, const float* b, int64_t n, int64_t K, int64_t P) {
 #pragma omp parallel for schedule(static) if (n * K * P >= kMinParallelFloats)
@@ -363,12 +372,13 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
     // Whole chunks per thread; sgemm inside a parallel region runs on the calling thread alone
     // (OpenBLAS's OpenMP build checks omp_in_parallel), and so do the nested loops of im2col and
     // scatter_output. Each image's output is computed exactly as in the serial loop below.
+    const Conv2dGeometry gc = chunked_per_thread(g);
 #pragma omp parallel
     {
-      const Plan plan = make_plan(g, true);  // this thread's workspace
-      const int64_t chunks = chunk_count(g, plan);
+      const Plan plan = make_plan(gc, true);  // this thread's workspace
+      const int64_t chunks = chunk_count(gc, plan);
 #pragma omp for schedule(static)
-      for (int64_t c = 0; c < chunks; ++c) forward_chunk(y, x, w, w_panels, b, g, plan, c * plan.chunk);
+      for (int64_t c = 0; c < chunks; ++c) forward_chunk(y, x, w, w_panels, b, gc, plan, c * plan.chunk);
     }
     return;
   }
@@ -543,13 +553,14 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
   if (dx && g.parallel_data_chunks) {
     // The input gradient on whole chunks per thread (chunks own their images: no reduction), then
     // the weight gradient alone below.
+    const Conv2dGeometry gc = chunked_per_thread(g);
 #pragma omp parallel
     {
-      const Plan plan = make_plan(g, true);
-      const int64_t chunks = chunk_count(g, plan);
+      const Plan plan = make_plan(gc, true);
+      const int64_t chunks = chunk_count(gc, plan);
 #pragma omp for schedule(static)
       for (int64_t c = 0; c < chunks; ++c)
-        backward_chunk(dx, nullptr, dy, x, w, wt_panels, g, plan, dw_dot, c * plan.chunk, 1.0f, !accumulate);
+        backward_chunk(dx, nullptr, dy, x, w, wt_panels, gc, plan, dw_dot, c * plan.chunk, 1.0f, !accumulate);
     }
     if (!dw) return;
     dx = nullptr;

@@ -51,8 +51,11 @@ bool multiply_per_image(const Conv2dGeometry& g) {
 // thread): 3x3/2 128c at 56x56 10.9 / 11.8 -> 9.3 / 9.0, 3x3/2 256c at 28x28 9.4 / 8.8 -> 7.6 / 7.8,
 // 3x3/2 512c at 14x14 10.4 / 12.5 -> 8.0 / 7.1, 1x1/2 1024->2048 8.5 / 8.5 -> 6.7 / 6.5, 1x1
 // 512->2048 at 7x7 3.2 / 3.3 -> 2.7 / 2.9, the 1x1 layers at 56x56 within 10% either way; all 18
-// layer shapes weighted by their count 152 / 158 -> 138 / 141 ms. Needs two images per thread
-// (equal shares) and an image that lowers in one piece (the band path stays on the team).
+// layer shapes weighted by their count 152 / 158 -> 138 / 141 ms; bench_layer_times (every
+// convolution of the network through the frozen kernel, 4 alternating runs) 170 / 179 / 185 / 170
+// -> 158 / 168 / 166 / 149 ms; the whole eval step (bench_model, 6 alternating rounds) moved within
+// this VM's noise, medians 33.5 -> 34.0 img/s. Needs two images per thread and an image that lowers
+// in one piece (the band path stays on the team).
 bool images_per_thread(const Conv2dGeometry& g) {
   const int64_t threads = omp_get_max_threads();
   return !omp_in_parallel() && threads > 1 && g.N >= 2 * threads &&

@@ -143,6 +143,8 @@ std::vector<Case> cases() {
       {"3x3_pad1", {2, 3, 7, 6}, {4, 3, 3, 3}, 1, 1},
       {"3x3_stride2_pad1", {3, 4, 9, 8}, {5, 4, 3, 3}, 2, 1},
       {"3x3_stride2_nopad_nobias", {3, 2, 8, 9}, {3, 2, 3, 3}, 2, 0, 1, 1, false},
+      // 6 images: chunks of 2 do not divide among 2 threads, so data chunks take 3 images each.
+      {"3x3_stride2_batch6", {6, 3, 9, 8}, {5, 3, 3, 3}, 2, 1},
       {"dilation2_pad2", {2, 2, 9, 10}, {3, 2, 3, 3}, 1, 2, 2},
       {"dilation_2x3_stride_2x1", {2, 3, 11, 12}, {2, 3, 3, 2}, {2, 1}, {1, 0}, {2, 3}},
       {"groups2", {2, 4, 6, 7}, {6, 2, 3, 3}, 1, 1, 1, 2},
@@ -458,10 +460,14 @@ TEST(Conv2dGeometry, ParallelDataChunksTakeLargeLayersWhoseChunksSplitEvenly) {
   const Conv2dGeometry r50_reduce = Conv2dGeometry::make({8, 1024, 14, 14}, {256, 1024, 1, 1}, 1, 0);
   EXPECT_TRUE(r50_reduce.parallel_images);
   EXPECT_FALSE(r50_reduce.parallel_data_chunks);
-  // The 1x1 512->2048c 7x7 layer: 6 + 2 images, an uneven split.
+  // The 1x1 512->2048c 7x7 layer lowers 6 images per GEMM, an uneven split (6 + 2): its data chunks
+  // are 4 + 4 instead (196 columns each), while the weight gradient keeps chunks of 6.
   const Conv2dGeometry r50_expand = Conv2dGeometry::make({8, 512, 7, 7}, {2048, 512, 1, 1}, 1, 0);
   ASSERT_EQ(r50_expand.images_per_gemm, 6);
-  EXPECT_FALSE(r50_expand.parallel_data_chunks);
+  EXPECT_EQ(data_chunk_images(r50_expand), 4);
+  EXPECT_TRUE(r50_expand.parallel_data_chunks);
+  // Batch 7 cannot be shared equally: one chunk at a time over the team.
+  EXPECT_FALSE(Conv2dGeometry::make({7, 512, 7, 7}, {2048, 512, 1, 1}, 1, 0).parallel_data_chunks);
   // Wide GEMMs stay on the team: AlexNet's first layer, 3025 pixels per image, 8 chunks.
   EXPECT_FALSE(Conv2dGeometry::make({8, 3, 227, 227}, {64, 3, 11, 11}, 4, 0).parallel_data_chunks);
   // One chunk in all (batch 4 of the 512c layer); small layers already run parallel_images.
