@@ -96,6 +96,12 @@ int64_t data_chunk_images(const Conv2dGeometry& g) {
   return g.N % threads == 0 ? g.N / threads : chunk;
 }
 
+int64_t weight_chunk_images(const Conv2dGeometry& g) {
+  const int64_t chunk = std::clamp<int64_t>(g.images_per_gemm, 1, std::max<int64_t>(1, g.N));
+  const int64_t fit = kWeightChunkColFloats / std::max<int64_t>(1, g.col_rows() * g.output_pixels());
+  return std::clamp<int64_t>(fit, chunk, std::max<int64_t>(1, g.N));
+}
+
 bool choose_parallel_data_chunks(const Conv2dGeometry& g) {
   const int64_t threads = get_num_threads(), chunk = data_chunk_images(g);
   return !g.parallel_images && threads > 1 && g.N % (chunk * threads) == 0 &&

@@ -115,6 +115,16 @@ bool choose_parallel_data_chunks(const Conv2dGeometry& g);
 // forward 8.4 / 9.5 -> 7.3 / 8.0, input gradient 8.6 / 9.3 -> 6.7 / 7.8; ResNet-18's 3x3/2 256->512
 // forward 5.6 / 6.4 -> 4.2 / 4.6, input gradient 5.0 / 5.4 -> 3.9 / 4.8.
 int64_t data_chunk_images(const Conv2dGeometry& g);
+// Images per chunk of a weight gradient computed on its own over the team (after the input
+// gradient ran per thread, or with no input gradient wanted): as many as lower into
+// kWeightChunkColFloats, at least images_per_gemm. Its GEMM sums over the chunk's pixels, so wider
+// chunks mean longer rows for the dot-product kernel and fewer passes over dw. Standalone timing,
+// batch 8, 2 threads, AMD EPYC VM, 2026-12-05, two runs, ms, chunks of images_per_gemm -> all 8
+// images: 1x1 512->2048c at 7x7 5.2 / 5.3 -> 3.9 / 4.7; 2048->512c 5.7 / 6.0 -> 4.2 / 4.4; 1x1/2
+// 1024->2048c at 14x14 12.0 / 12.0 -> 10.5 / 9.7; 3x3/2 256->512c at 14x14 5.9 / 5.8 -> 4.0 / 3.4;
+// 3x3 512c at 7x7 (im2col forced) 10.4 / 10.1 -> 7.8 / 6.8.
+int64_t weight_chunk_images(const Conv2dGeometry& g);
+inline constexpr int64_t kWeightChunkColFloats = int64_t{1} << 21;
 inline constexpr int64_t kNarrowGemmColumns = 512;
 
 // Lowers images [0, count) of `images` (count, C, H, W) into col (C*R*S, count*OH*OW): out of

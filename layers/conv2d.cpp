@@ -178,9 +178,18 @@ Im2colGemmPlan choose_im2col_gemms(const Conv2dGeometry& g, bool blas_avx512) {
 // wins (forward 177-193 against im2col's 115 on one thread), so F(4x4) needs 64 tiles there, on
 // layers whose im2col GEMMs run on sgemm (smaller ones run the panel kernel: no change). Not with
 // kept filters (inference: they stay in the caches between calls).
+// The same holds where this build's own AVX-512 kernels run im2col's GEMMs (the AMD EPYC VM, whose
+// OpenBLAS runs AVX2 kernels): ResNet-50's 3x3 512c 7x7 layer at batch 8, bench_conv, 2026-12-05,
+// two runs each, GFLOP/s, Winograd F(4x4) -> im2col, 1 thread: forward 85 / 81 -> 118 / 104, input
+// gradient 76 / 77 -> 115 / 107, weight gradient 87 / 80 -> 99 / 101; 2 threads, where the forward
+// and input gradient take equal shares of images per thread (data_chunk_images) and the weight
+// gradient multiplies the whole batch in one GEMM (weight_chunk_images): 156 / 161 -> 240 / 232,
+// 151 / 154 -> 216 / 197, 191 / 163 -> 191 / 194.
 constexpr int64_t kMinWinogradTilesWithAvx512Blas = 64;
 
-Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept, bool f4_allowed, bool blas_avx512) {
+bool im2col_gemms_avx512() { return sgemm_runs_avx512() || panel_gemm_supported(); }
+
+Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept, bool f4_allowed, bool avx512_gemms) {
   Conv2dPlan plan;
   const Conv2dAlgorithm mode = conv2d_algorithm();
   if (mode == Conv2dAlgorithm::Im2col) return plan;
@@ -199,9 +208,9 @@ Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept, b
   };
   const int64_t direct_products = 9 * g.N * g.OH * g.OW;
   const int64_t f4_tiles = g.N * ((g.OH + 3) / 4) * ((g.OW + 3) / 4);
-  const bool im2col_on_fast_blas =
-      blas_avx512 && !filters_kept && f4_tiles < kMinWinogradTilesWithAvx512Blas && weight_large_for_blas(g);
-  const bool f4_pays = f4_allowed && 2 * winograd_products(4) <= direct_products && !im2col_on_fast_blas;
+  const bool im2col_on_fast_gemms =
+      avx512_gemms && !filters_kept && f4_tiles < kMinWinogradTilesWithAvx512Blas && weight_large_for_blas(g);
+  const bool f4_pays = f4_allowed && 2 * winograd_products(4) <= direct_products && !im2col_on_fast_gemms;
   const bool f2_pays = filters_kept && 5 * winograd_products(2) <= 3 * direct_products;  // at most 0.6
   const bool saves_multiplies = f4_pays || f2_pays;
   const bool forced = mode == Conv2dAlgorithm::Winograd;
@@ -550,11 +559,13 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
     backward_parallel_images(dx, dw, dy, x, w, wt_panels, g, dw_dot, accumulate);
     return;
   }
-  if (dx && g.parallel_data_chunks) {
-    // The input gradient on whole chunks per thread (chunks own their images: no reduction), then
-    // the weight gradient alone below.
+  if (dx) {
+    // The input gradient: on whole chunks per thread under parallel_data_chunks (chunks own their
+    // images: no reduction), else chunk after chunk, each GEMM on the team (with the `if` false the
+    // region is inactive: the calling thread runs every chunk, and the parallel loops inside it
+    // use the team).
     const Conv2dGeometry gc = chunked_per_thread(g);
-#pragma omp parallel
+#pragma omp parallel if (g.parallel_data_chunks)
     {
       const Plan plan = make_plan(gc, true);
       const int64_t chunks = chunk_count(gc, plan);
@@ -562,14 +573,17 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
       for (int64_t c = 0; c < chunks; ++c)
         backward_chunk(dx, nullptr, dy, x, w, wt_panels, gc, plan, dw_dot, c * plan.chunk, 1.0f, !accumulate);
     }
-    if (!dw) return;
-    dx = nullptr;
   }
-  const Plan plan = make_plan(g, true);
-  // Chunks run in order and each adds into dw with beta = 1 (the first writes it when not
-  // accumulating): a fixed summation order over images.
+  if (!dw) return;
+  // The weight gradient on the team, in chunks of weight_chunk_images (one GEMM with long rows
+  // rather than several narrow ones), the same whether or not the input gradient was wanted. Chunks
+  // run in order and each adds into dw with beta = 1 (the first writes it when not accumulating): a
+  // fixed summation order over images.
+  Conv2dGeometry gc = g;
+  gc.images_per_gemm = weight_chunk_images(g);
+  const Plan plan = make_plan(gc, true);
   for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk)
-    backward_chunk(dx, dw, dy, x, w, wt_panels, g, plan, dw_dot, n0, n0 == 0 && !accumulate ? 0.0f : 1.0f,
+    backward_chunk(nullptr, dw, dy, x, w, nullptr, gc, plan, dw_dot, n0, n0 == 0 && !accumulate ? 0.0f : 1.0f,
                    !accumulate);
 }
 

@@ -333,15 +333,16 @@ TEST(WinogradKernels, RejectsGeometriesItDoesNotCover) {
 TEST(WinogradDispatch, ChoosesWinogradForWideLayersAndIm2colElsewhere) {
   ModeGuard guard;
   set_conv2d_algorithm(Conv2dAlgorithm::Auto);
-  const auto plan = [](const Shape& x, const Shape& w, Size2 stride, Size2 pad, bool blas_avx512 = false) {
-    return choose_conv2d_algorithm(Conv2dGeometry::make(x, w, stride, pad), false, true, blas_avx512);
+  const auto plan = [](const Shape& x, const Shape& w, Size2 stride, Size2 pad, bool avx512_gemms = false) {
+    return choose_conv2d_algorithm(Conv2dGeometry::make(x, w, stride, pad), false, true, avx512_gemms);
   };
   // ResNet-50's and ResNet-20's 3x3 stride-1 layers: Winograd.
   EXPECT_TRUE(plan({8, 64, 56, 56}, {64, 64, 3, 3}, 1, 1).winograd_forward);
   EXPECT_TRUE(plan({8, 512, 7, 7}, {512, 512, 3, 3}, 1, 1).winograd_data);
   EXPECT_TRUE(plan({128, 16, 28, 28}, {16, 16, 3, 3}, 1, 1).winograd_forward);
-  // Where OpenBLAS runs AVX-512 kernels, layers of fewer than 64 tiles go to im2col, in
-  // all three directions; 128 tiles (256c 14x14, batch 8) and ResNet-20's layers stay on Winograd.
+  // Where im2col's GEMMs run AVX-512 kernels (OpenBLAS's, or this build's panel and dot-product
+  // kernels), layers of fewer than 64 tiles go to im2col, in all three directions; 128 tiles (256c
+  // 14x14, batch 8) and ResNet-20's layers stay on Winograd.
   for (int64_t batch : {8, 15}) {
     const Conv2dPlan few = plan({batch, 512, 7, 7}, {512, 512, 3, 3}, 1, 1, true);
     EXPECT_FALSE(few.winograd_forward || few.winograd_data || few.winograd_weight) << batch;  // 32, 60 tiles
@@ -349,6 +350,10 @@ TEST(WinogradDispatch, ChoosesWinogradForWideLayersAndIm2colElsewhere) {
   EXPECT_TRUE(plan({16, 512, 7, 7}, {512, 512, 3, 3}, 1, 1, true).winograd_data);  // 64 tiles
   EXPECT_TRUE(plan({8, 256, 14, 14}, {256, 256, 3, 3}, 1, 1, true).winograd_forward);
   EXPECT_TRUE(plan({128, 64, 7, 7}, {64, 64, 3, 3}, 1, 1, true).winograd_weight);
+  // By default: this build's own kernels count (an AVX-512 build), and so does OpenBLAS's AVX-512.
+  EXPECT_EQ(im2col_gemms_avx512(), sgemm_runs_avx512() || panel_gemm_supported());
+  EXPECT_EQ(choose_conv2d_algorithm(Conv2dGeometry::make({8, 512, 7, 7}, {512, 512, 3, 3}, 1, 1)).winograd_forward,
+            !im2col_gemms_avx512());
   // Kept filters (inference) are not affected.
   EXPECT_TRUE(choose_conv2d_algorithm(Conv2dGeometry::make({8, 512, 7, 7}, {512, 512, 3, 3}, 1, 1), true, true, true)
                   .winograd_forward);
