@@ -258,8 +258,8 @@ Plan make_plan(const Conv2dGeometry& g, bool need_col, int64_t extra = 0) {
 int64_t chunk_count(const Conv2dGeometry& g, const Plan& plan) { return (g.N + plan.chunk - 1) / plan.chunk; }
 
 // g with the chunks that whole-chunk-per-thread runs use: under parallel_data_chunks, equal chunks
-// that divide among the threads (data_chunk_images; the weight gradient, on the team, keeps
-// images_per_gemm).
+// that divide among the threads (data_chunk_images; the weight gradient, on the team, takes
+// weight_chunk_images).
 Conv2dGeometry chunked_per_thread(const Conv2dGeometry& g) {
   Conv2dGeometry gc = g;
   if (g.parallel_data_chunks) gc.images_per_gemm = data_chunk_images(g);

@@ -461,10 +461,14 @@ TEST(Conv2dGeometry, ParallelDataChunksTakeLargeLayersWhoseChunksSplitEvenly) {
   EXPECT_TRUE(r50_reduce.parallel_images);
   EXPECT_FALSE(r50_reduce.parallel_data_chunks);
   // The 1x1 512->2048c 7x7 layer lowers 6 images per GEMM, an uneven split (6 + 2): its data chunks
-  // are 4 + 4 instead (196 columns each), while the weight gradient keeps chunks of 6.
+  // are 4 + 4 instead (196 columns each); the weight gradient multiplies all 8 at once.
   const Conv2dGeometry r50_expand = Conv2dGeometry::make({8, 512, 7, 7}, {2048, 512, 1, 1}, 1, 0);
   ASSERT_EQ(r50_expand.images_per_gemm, 6);
   EXPECT_EQ(data_chunk_images(r50_expand), 4);
+  EXPECT_EQ(weight_chunk_images(r50_expand), 8);
+  // A 56x56 image with 64 channels lowered by a 3x3 kernel (576 x 3136 floats) fits the weight
+  // gradient's 2^21 floats once: one image at a time, as images_per_gemm says.
+  EXPECT_EQ(weight_chunk_images(Conv2dGeometry::make({8, 64, 56, 56}, {64, 64, 3, 3}, 1, 1)), 1);
   EXPECT_TRUE(r50_expand.parallel_data_chunks);
   // Batch 7 cannot be shared equally: one chunk at a time over the team.
   EXPECT_FALSE(Conv2dGeometry::make({7, 512, 7, 7}, {2048, 512, 1, 1}, 1, 0).parallel_data_chunks);
