@@ -79,9 +79,16 @@ std::string Conv2dGeometry::str() const {
                      W, K, R, S, stride.h, stride.w, padding.h, padding.w, dilation.h, dilation.w, groups);
 }
 
+namespace {
+// images_per_gemm within the batch.
+int64_t gemm_chunk_images(const Conv2dGeometry& g) {
+  return std::clamp<int64_t>(g.images_per_gemm, 1, std::max<int64_t>(1, g.N));
+}
+}  // namespace
+
 bool choose_parallel_images(const Conv2dGeometry& g) {
   const int64_t threads = get_num_threads();
-  const int64_t chunk = std::clamp<int64_t>(g.images_per_gemm, 1, std::max<int64_t>(1, g.N));
+  const int64_t chunk = gemm_chunk_images(g);
   const int64_t chunks = (g.N + chunk - 1) / chunk;
   const bool small_images = g.forward_flops() <= kParallelImagesMaxFlops * static_cast<double>(g.N);
   const bool small_buffers = g.K * g.group_col_rows() <= kParallelImagesMaxWeightFloats &&
@@ -91,13 +98,13 @@ bool choose_parallel_images(const Conv2dGeometry& g) {
 
 int64_t data_chunk_images(const Conv2dGeometry& g) {
   const int64_t threads = std::max<int64_t>(1, get_num_threads());
-  const int64_t chunk = std::clamp<int64_t>(g.images_per_gemm, 1, std::max<int64_t>(1, g.N));
+  const int64_t chunk = gemm_chunk_images(g);
   if (g.N % (chunk * threads) == 0 || g.N <= chunk) return chunk;  // even, or one GEMM for the team
   return g.N % threads == 0 ? g.N / threads : chunk;
 }
 
 int64_t weight_chunk_images(const Conv2dGeometry& g) {
-  const int64_t chunk = std::clamp<int64_t>(g.images_per_gemm, 1, std::max<int64_t>(1, g.N));
+  const int64_t chunk = gemm_chunk_images(g);
   const int64_t fit = kWeightChunkColFloats / std::max<int64_t>(1, g.col_rows() * g.output_pixels());
   return std::clamp<int64_t>(fit, chunk, std::max<int64_t>(1, g.N));
 }

@@ -56,11 +56,15 @@ bool multiply_per_image(const Conv2dGeometry& g) {
 // -> 158 / 168 / 166 / 149 ms; the whole eval step (bench_model, 6 alternating rounds) moved within
 // this VM's noise, medians 33.5 -> 34.0 img/s. Needs two images per thread and an image that lowers
 // in one piece (the band path stays on the team).
-bool images_per_thread(const Conv2dGeometry& g) {
+}  // namespace
+
+bool conv2d_panels_images_per_thread(const Conv2dGeometry& g) {
   const int64_t threads = omp_get_max_threads();
   return !omp_in_parallel() && threads > 1 && g.N >= 2 * threads &&
          g.col_rows() * g.output_pixels() <= kPanelColFloats;
 }
+
+namespace {
 
 // The lowering; multiply(B, ldb, N, C, ldc, bias) is C (K x N) = weight * B (+ bias).
 template <class Multiply>
@@ -140,7 +144,6 @@ bool in_place(const Conv2dGeometry& g, PanelsLowering lowering) {
 
 bool conv2d_panels_supported(const Conv2dGeometry& g) { return panel_gemm_supported() && g.groups == 1; }
 
-bool conv2d_panels_images_per_thread(const Conv2dGeometry& g) { return images_per_thread(g); }
 
 bool conv2d_panels_in_place(const Conv2dGeometry& g) {
   return !g.is_pointwise() && g.col_rows() <= kInPlaceMaxInner && panel_floats(g.K, g.col_rows()) <= kInPlacePanelFloats &&
@@ -176,7 +179,7 @@ void conv2d_forward_panels(float* y, const float* x, const float* panels, const 
     return;
   }
   const int64_t inner = g.col_rows();
-  if (images_per_thread(g)) {
+  if (conv2d_panels_images_per_thread(g)) {
     // Each thread lowers and multiplies its own share of the images, on the calling thread alone.
     const int64_t image = g.C * g.H * g.W, out_image = g.K * g.output_pixels();
 #pragma omp parallel

@@ -483,6 +483,18 @@ TEST(Conv2dGeometry, ParallelDataChunksTakeLargeLayersWhoseChunksSplitEvenly) {
   EXPECT_FALSE(Conv2dGeometry::make({8, 512, 7, 7}, {512, 512, 3, 3}, 1, 1).parallel_data_chunks);
 }
 
+namespace {
+// {y, dx, dw, db} of one forward and backward through g's path (gradients accumulated from zero).
+std::vector<std::vector<float>> forward_and_gradients(const Conv2dGeometry& g, const Tensor& x, const Tensor& w,
+                                                      const Tensor& b, const Tensor& dy) {
+  Tensor y = Tensor::empty(g.output_shape());
+  Tensor dx = Tensor::zeros(g.input_shape()), dw = Tensor::zeros(g.weight_shape()), db = Tensor::zeros({g.K});
+  conv2d_forward(y.data(), x.data(), w.data(), b.data(), g);
+  conv2d_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), g);
+  return {y.to_vector(), dx.to_vector(), dw.to_vector(), db.to_vector()};
+}
+}  // namespace
+
 TEST(Conv2dKernels, ParallelImagesAreDeterministicAndAgreeWithTheSerialPath) {
   // ResNet-20-like layer with enough images for both threads; the serial path is the reference
   // (checked against the naive convolution above), the parallel one must repeat bit for bit.
@@ -499,12 +511,7 @@ TEST(Conv2dKernels, ParallelImagesAreDeterministicAndAgreeWithTheSerialPath) {
     for (int i = 0; i < 3; ++i) {
       g.parallel_images = i > 0;
       g.parallel_data_chunks = false;
-      Tensor y = Tensor::empty(g.output_shape());
-      Tensor dx = Tensor::zeros(g.input_shape()), dw = Tensor::zeros(g.weight_shape()),
-             db = Tensor::zeros({g.K});
-      conv2d_forward(y.data(), x.data(), w.data(), b.data(), g);
-      conv2d_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), g);
-      results[i] = {y.to_vector(), dx.to_vector(), dw.to_vector(), db.to_vector()};
+      results[i] = forward_and_gradients(g, x, w, b, dy);
     }
     for (int t = 0; t < 4; ++t) {
       EXPECT_TRUE(results[1][t] == results[2][t]) << "output " << t << " differs between two parallel runs";
@@ -525,12 +532,7 @@ TEST(Conv2dKernels, ChunkedAndPerImagePathsAgreeOnLargeShapes) {
   std::vector<std::vector<float>> results[2];
   for (int i = 0; i < 2; ++i) {
     g.images_per_gemm = i == 0 ? 1 : 4;
-    Tensor y = Tensor::empty(g.output_shape());
-    Tensor dx = Tensor::zeros(g.input_shape()), dw = Tensor::zeros(g.weight_shape()),
-           db = Tensor::zeros({g.K});
-    conv2d_forward(y.data(), x.data(), w.data(), b.data(), g);
-    conv2d_backward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(), g);
-    results[i] = {y.to_vector(), dx.to_vector(), dw.to_vector(), db.to_vector()};
+    results[i] = forward_and_gradients(g, x, w, b, dy);
   }
   const char* names[] = {"y", "dx", "dw", "db"};
   for (int t = 0; t < 4; ++t) {
