@@ -295,6 +295,19 @@ void col2im_plane(float* plane, const float* col, int64_t ld, const Conv2dGeomet
 // the machine is loaded); the 56x56 layers (1.8M floats per image) gained ~10%.
 constexpr int64_t kMinParallelFloats = int64_t(1) << 19;
 
+// im2col's tasks read planes an image apart (channel-major order): a 7x7 to 28x28 plane is too
+// short a run for the hardware prefetcher, so each task prefetches the plane of the task this many
+// ahead. The planes come from memory (activations saved by the forward for the backward, or written
+// by the layer before). ResNet-20 training step, AMD EPYC VM, 1 thread, 2026-12-06, ms of lowering
+// per step (timed around every call, 21 steps, the two builds run one after the other): the
+// forward's chunks of 2-6 images 3.3 -> 2.6, the weight gradient's whole-batch lowerings 9.4 -> 6.5.
+constexpr int64_t kPrefetchTasks = 2;
+
+void prefetch_plane(const float* plane, int64_t floats) {
+  const char* bytes = reinterpret_cast<const char*>(plane);
+  for (int64_t off = 0; off < floats * static_cast<int64_t>(sizeof(float)); off += 64) __builtin_prefetch(bytes + off, 0, 3);
+}
+
 }  // namespace
 
 void im2col(float* col, const float* images, int64_t count, const Conv2dGeometry& g) {
@@ -308,6 +321,10 @@ void im2col(float* col, const float* images, int64_t count, const Conv2dGeometry
 #pragma omp parallel for schedule(static) if (parallel)
   for (int64_t t = 0; t < tasks; ++t) {
     const int64_t c = t / count, b = t % count;
+    if (t + kPrefetchTasks < tasks) {
+      const int64_t ahead = t + kPrefetchTasks;
+      prefetch_plane(images + (ahead % count * g.C + ahead / count) * g.H * g.W, g.H * g.W);
+    }
     im2col_plane(col + c * rows * ld + b * pixels, ld, images + (b * g.C + c) * g.H * g.W, g, ranges);
   }
 }
