@@ -381,14 +381,12 @@ void conv2d_forward(float* y, const float* x, const float* w, const float* b, co
     // Whole chunks per thread; sgemm inside a parallel region runs on the calling thread alone
     // (OpenBLAS's OpenMP build checks omp_in_parallel), and so do the nested loops of im2col and
     // scatter_output. Each image's output is computed exactly as in the serial loop below.
-    // Chunks handed out one at a time (they own their outputs): a thread that starts late or runs
-    // slower takes fewer instead of holding the other at the loop's end.
     const Conv2dGeometry gc = chunked_per_thread(g);
 #pragma omp parallel
     {
       const Plan plan = make_plan(gc, true);  // this thread's workspace
       const int64_t chunks = chunk_count(gc, plan);
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(static)
       for (int64_t c = 0; c < chunks; ++c) forward_chunk(y, x, w, w_panels, b, gc, plan, c * plan.chunk);
     }
     return;
@@ -571,7 +569,7 @@ void conv2d_backward(float* dx, float* dw, float* db, const float* dy, const flo
     {
       const Plan plan = make_plan(gc, true);
       const int64_t chunks = chunk_count(gc, plan);
-#pragma omp for schedule(dynamic, 1)  // as the forward's chunks
+#pragma omp for schedule(static)
       for (int64_t c = 0; c < chunks; ++c)
         backward_chunk(dx, nullptr, dy, x, w, wt_panels, gc, plan, dw_dot, c * plan.chunk, 1.0f, !accumulate);
     }

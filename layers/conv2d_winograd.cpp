@@ -487,13 +487,9 @@ void output_chunk(float* out, const float* M, const float* bias, const Job& j, i
 //  - shared blocks: all threads work on one block at a time, splitting its input transform by
 //    (channel, 16 tiles), its GEMMs by transform point and its output transform by (output channel,
 //    16 tiles), with a barrier after each phase. Any number of blocks keeps every thread busy.
-//  - private blocks: each thread runs whole blocks on its own V and M, handed out one at a time,
+//  - private blocks: each thread runs whole blocks on its own V and M (a static share of them),
 //    no barriers; taken when there are at least two blocks per thread, as on ResNet-20's layers,
-//    where the barriers cost as much as the small GEMMs. A block's outputs are its own, so which
-//    thread runs it changes no bit. Against a static share (ResNet-20's 16c 28x28 and 32c 14x14
-//    layers, batch 128, 2 threads, AMD EPYC VM, 2026-12-06, 61 alternating calls in one process,
-//    median ratio per call): forward and input gradient 0.89-0.95 of the time in a quiet spell and
-//    0.70-0.76 in a busy one, where one thread fell behind; 64c 7x7 (4 blocks) 0.98-1.01.
+//    where the barriers cost as much as the small GEMMs.
 template <int m>
 void run(float* out, const float* in, const float* w, const float* filters, const float* panels, const float* bias,
          const Job& j, int64_t block_tiles, bool accumulate) {
@@ -566,9 +562,7 @@ void run(float* out, const float* in, const float* w, const float* filters, cons
     if (private_blocks) {
       float* V = blocks_base + omp_get_thread_num() * (v_floats + m_floats);
       float* M = V + v_floats;
-      // Handed out one at a time: a thread that starts late (woken from sleep) or runs slower
-      // (a busy host) takes fewer blocks instead of holding the others at the closing barrier.
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(static)
       for (int64_t blk = 0; blk < blocks; ++blk) {
         const int64_t t0 = blk * Tb, nb = std::min(Tb, T - t0);
         for (int64_t q = 0; q < j.Cin * chunks_of(nb); ++q) input_item(V, t0, nb, q);
@@ -848,17 +842,15 @@ void run_weight_grad_partitioned(float* dw, const float* x, const float* dy, con
   const int64_t mw_floats = round_up_to_line(points * KC);
   const int64_t v_stride = point_stride(j.Cin * Tb), e_stride = point_stride(j.Kout * Tb);
   const int64_t ve_floats = points * (v_stride + e_stride);
-  // A team of at most one thread per partition, each with its own V and E.
-  const int copies = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), parts));
+  const int64_t copies = std::min<int64_t>(omp_get_max_threads(), parts);
   float* Mw = thread_workspace().floats(parts * mw_floats + copies * ve_floats);
   float* ve_base = Mw + parts * mw_floats;
-#pragma omp parallel num_threads(copies)
+#pragma omp parallel
   {
-    float* V = ve_base + omp_get_thread_num() * ve_floats;
+    // Only threads below `copies` get partitions from the static split below.
+    float* V = ve_base + std::min<int64_t>(omp_get_thread_num(), copies - 1) * ve_floats;
     float* E = V + points * v_stride;
-    // Partitions handed out one at a time, as run's private blocks (each has its own Mw, so the
-    // sums do not depend on which thread takes it).
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(static)
     for (int64_t part = 0; part < parts; ++part) {
       const int64_t c0 = part * chunks_total / parts, c1 = (part + 1) * chunks_total / parts;
       const int64_t blocks = (c1 - c0 + max_block_chunks - 1) / max_block_chunks;
