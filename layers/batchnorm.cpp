@@ -25,23 +25,62 @@ void check_channel_vector(const Tensor& t, const char* what, int64_t channels, c
             shape_str(x_shape), what, channels, shape_str(t.shape()));
 }
 
-// Reductions over one channel (its N planes of H*W values, `stride` floats apart), in double, in an
-// order fixed by the code rather than by the compiler or the thread count: kLanes accumulators per
-// sum, value i of every plane going to lane i mod kLanes (each plane starts again at lane 0), then
-// the lanes added in order. The AVX-512 forms hold the lanes in four registers of eight and compute
-// every lane's terms exactly as the scalar forms do (fma where they call std::fma; a plane's last
-// partial group through masked loads that leave the other lanes untouched), so both give the same
-// bits. Each channel is reduced by one thread. History: a single running double sum was bound by
-// add latency (~12% of a ResNet-20 training step); then eight lanes per plane, reduced plane by
-// plane, spent more on each plane's tail and horizontal sum than on its values at 7x7 and 14x14
-// (BatchNorm forward at 9 GB/s against memcpy's 26 on ResNet-20's layers); written as loops over
-// lambdas, GCC left the backward's masked sums scalar.
+// Reductions over a channel's values, in double, in an order fixed by the code rather than by the
+// compiler or the thread count: kLanes accumulators per sum, value i of every plane going to lane
+// i mod kLanes (each plane starts again at lane 0). The AVX-512 forms hold the lanes in four
+// registers of eight and compute every lane's terms exactly as the scalar forms do (fma where they
+// call std::fma; a plane's last partial group through masked loads that leave the other lanes
+// untouched), so both give the same bits. History: a single running double sum was bound by add
+// latency (~12% of a ResNet-20 training step); eight lanes per plane, reduced plane by plane, spent
+// more on each plane's tail and horizontal sum than on its values at 7x7 and 14x14; written as loops
+// over lambdas, GCC left the backward's masked sums scalar.
+//
+// The kernels split the batch, not the channels, between threads: the images are cut into
+// image_parts(N) parts fixed by N alone; a part's lanes of every channel are summed by one thread,
+// image by image (each image's channels are one contiguous run of memory), and the parts' lanes are
+// then added lane by lane in part order, and the lanes in lane order. So every result is the same
+// for any thread count, and each thread reads and writes only the images of its own parts: the
+// contiguous ranges of images that the convolutions and element-wise kernels around a BatchNorm
+// give the same thread. Split by channels instead, half of every image a thread read came from the
+// other core's cache: ResNet-20 training step at 2 threads, AMD EPYC VM, 2026-12-06, 10 alternating
+// rounds of bench_model, 1252 -> 1324 img/s (medians; 8 of 10 rounds faster); 1 thread unchanged.
 constexpr int kLanes = 32;
-constexpr int64_t kPrefetchPlanes = 2;  // how many planes ahead the AVX-512 forms prefetch
+constexpr int64_t kImageParts = 16;
+
+int64_t image_parts(int64_t N) { return std::clamp<int64_t>(N, 1, kImageParts); }
+int64_t part_begin(int64_t p, int64_t parts, int64_t N) { return p * N / parts; }
+
+// Two sums' lanes (a, then b) for every (part, channel): parts * C * 2 * kLanes doubles, the calling
+// thread's buffer, reused from call to call (passed into the parallel region by pointer).
+double* lane_buffer(int64_t parts, int64_t C) {
+  thread_local std::vector<double> buffer;
+  const size_t need = static_cast<size_t>(parts * C * 2 * kLanes);
+  if (buffer.size() < need) buffer.resize(need);
+  return buffer.data();
+}
 
 struct Sums {
   double a = 0.0, b = 0.0;
 };
+
+// Channel c's two sums from its parts' lanes (at lanes + (p * C + c) * 2 * kLanes): lane by lane in
+// part order, then the lanes in order.
+Sums combine_lanes(const double* lanes, int64_t parts, int64_t C, int64_t c) {
+  double a[kLanes] = {}, b[kLanes] = {};
+  for (int64_t p = 0; p < parts; ++p) {
+    const double* la = lanes + (p * C + c) * 2 * kLanes;
+    for (int j = 0; j < kLanes; ++j) {
+      a[j] += la[j];
+      b[j] += la[kLanes + j];
+    }
+  }
+  Sums s;
+  for (int j = 0; j < kLanes; ++j) {
+    s.a += a[j];
+    s.b += b[j];
+  }
+  return s;
+}
 
 #if defined(__AVX512F__)
 // Eight floats widened to double (all lanes written: GCC 12 warns about the unmasked intrinsic's
@@ -53,67 +92,43 @@ inline __mmask8 group_mask(int64_t count, int q) {
   const int64_t fill = std::min<int64_t>(8, std::max<int64_t>(0, count - 8 * q));
   return static_cast<__mmask8>((1u << fill) - 1);
 }
-
-// Prefetches the `plane` floats at p into L1. A channel's planes are short runs (7x7 to 28x28
-// values) a whole image apart, too short a stream for the hardware prefetcher to follow.
-inline void prefetch_plane(const float* p, int64_t plane) {
-  const char* bytes = reinterpret_cast<const char*>(p);
-  for (int64_t off = 0; off < plane * 4; off += 64) _mm_prefetch(bytes + off, _MM_HINT_T0);
-}
-
-// The lanes summed in order (the scalar forms' final loop).
-inline double sum_lanes(const __m512d (&acc)[4]) {
-  alignas(64) double lanes[kLanes];
-  for (int q = 0; q < 4; ++q) _mm512_store_pd(lanes + 8 * q, acc[q]);
-  double total = 0.0;
-  for (int j = 0; j < kLanes; ++j) total += lanes[j];
-  return total;
-}
 #endif
 
-inline double sum_lanes(const double (&lanes)[kLanes]) {
-  double total = 0.0;
-  for (int j = 0; j < kLanes; ++j) total += lanes[j];
-  return total;
-}
-
-// Over the channel's values x: a = the sum of d, b = the sum of d^2, d = x - shift (in double,
-// exactly). With the shift inside the channel's range (its first value), the variance
-// (b - a^2 / m) / m is one pass without the cancellation of E[x^2] - E[x]^2 when |mean| >> std.
-Sums channel_moments(const float* x, int64_t stride, int64_t N, int64_t plane, double shift) {
+// Adds one plane's values to the lanes (la: kLanes of a, then kLanes of b): a += d, b += d^2,
+// d = x - shift (in double, exactly). With the shift inside the channel's range (its first value),
+// the variance (b - a^2 / m) / m is one pass without the cancellation of E[x^2] - E[x]^2 when
+// |mean| >> std.
+void plane_moments(double* la, const float* xs, int64_t plane, double shift) {
 #if defined(__AVX512F__)
   __m512d a[4], b[4];
-  for (int q = 0; q < 4; ++q) a[q] = b[q] = _mm512_setzero_pd();
+  for (int q = 0; q < 4; ++q) {
+    a[q] = _mm512_loadu_pd(la + 8 * q);
+    b[q] = _mm512_loadu_pd(la + kLanes + 8 * q);
+  }
   const __m512d k = _mm512_set1_pd(shift);
-  for (int64_t n = 0; n < N; ++n) {
-    const float* xs = x + n * stride;
-    if (n + kPrefetchPlanes < N) prefetch_plane(xs + kPrefetchPlanes * stride, plane);
-    int64_t i = 0;
-    for (; i + kLanes <= plane; i += kLanes)
-      for (int q = 0; q < 4; ++q) {
-        const __m512d d = _mm512_sub_pd(widen(_mm256_loadu_ps(xs + i + 8 * q)), k);
-        a[q] = _mm512_add_pd(a[q], d);
-        b[q] = _mm512_fmadd_pd(d, d, b[q]);
-      }
-    for (int q = 0; q < 4 && i + 8 * q < plane; ++q) {
-      const __mmask8 mk = group_mask(plane - i, q);
-      const __m512d d = _mm512_maskz_sub_pd(mk, _mm512_maskz_cvtps_pd(mk, _mm256_maskz_loadu_ps(mk, xs + i + 8 * q)), k);
-      a[q] = _mm512_mask_add_pd(a[q], mk, a[q], d);
-      b[q] = _mm512_mask3_fmadd_pd(d, d, b[q], mk);
+  int64_t i = 0;
+  for (; i + kLanes <= plane; i += kLanes)
+    for (int q = 0; q < 4; ++q) {
+      const __m512d d = _mm512_sub_pd(widen(_mm256_loadu_ps(xs + i + 8 * q)), k);
+      a[q] = _mm512_add_pd(a[q], d);
+      b[q] = _mm512_fmadd_pd(d, d, b[q]);
     }
+  for (int q = 0; q < 4 && i + 8 * q < plane; ++q) {
+    const __mmask8 mk = group_mask(plane - i, q);
+    const __m512d d = _mm512_maskz_sub_pd(mk, _mm512_maskz_cvtps_pd(mk, _mm256_maskz_loadu_ps(mk, xs + i + 8 * q)), k);
+    a[q] = _mm512_mask_add_pd(a[q], mk, a[q], d);
+    b[q] = _mm512_mask3_fmadd_pd(d, d, b[q], mk);
   }
-  return {sum_lanes(a), sum_lanes(b)};
+  for (int q = 0; q < 4; ++q) {
+    _mm512_storeu_pd(la + 8 * q, a[q]);
+    _mm512_storeu_pd(la + kLanes + 8 * q, b[q]);
+  }
 #else
-  double a[kLanes] = {}, b[kLanes] = {};
-  for (int64_t n = 0; n < N; ++n) {
-    const float* xs = x + n * stride;
-    for (int64_t i = 0; i < plane; ++i) {
-      const double d = static_cast<double>(xs[i]) - shift;
-      a[i % kLanes] += d;
-      b[i % kLanes] = std::fma(d, d, b[i % kLanes]);
-    }
+  for (int64_t i = 0; i < plane; ++i) {
+    const double d = static_cast<double>(xs[i]) - shift;
+    la[i % kLanes] += d;
+    la[kLanes + i % kLanes] = std::fma(d, d, la[kLanes + i % kLanes]);
   }
-  return {sum_lanes(a), sum_lanes(b)};
 #endif
 }
 
@@ -131,15 +146,18 @@ inline float masked_gradient(const float* gs, const float* ys, int64_t i) {
   }
 }
 
-// The backward's two sums over the channel, in one pass: a = the sum of g, b = the sum of
-// g * x_hat, x_hat = (x - mu) * is (in float, as the forward normalized), g the gradient reaching
-// the normalization (masked_gradient).
+// The backward's two sums over one plane, added to the lanes: a += g, b += g * x_hat, x_hat =
+// (x - mu) * is (in float, as the forward normalized), g the gradient reaching the normalization
+// (masked_gradient).
 template <bool kRelu>
-Sums channel_gradient_sums(const float* g, const float* y, const float* x, int64_t stride, int64_t N, int64_t plane,
-                           float mu, float is) {
+void plane_gradient_sums(double* la, const float* g, const float* y, const float* x, int64_t plane, float mu,
+                         float is) {
 #if defined(__AVX512F__)
   __m512d a[4], b[4];
-  for (int q = 0; q < 4; ++q) a[q] = b[q] = _mm512_setzero_pd();
+  for (int q = 0; q < 4; ++q) {
+    a[q] = _mm512_loadu_pd(la + 8 * q);
+    b[q] = _mm512_loadu_pd(la + kLanes + 8 * q);
+  }
   const __m256 mu8 = _mm256_set1_ps(mu), is8 = _mm256_set1_ps(is);
   // The group of eight at p, its lanes outside mk left as they are.
   const auto add_group = [&](int64_t p, int q, __mmask8 mk) __attribute__((always_inline)) {
@@ -152,51 +170,51 @@ Sums channel_gradient_sums(const float* g, const float* y, const float* x, int64
     a[q] = _mm512_mask_add_pd(a[q], mk, a[q], gd);
     b[q] = _mm512_mask3_fmadd_pd(gd, widen(x_hat), b[q], mk);
   };
-  for (int64_t n = 0; n < N; ++n) {
-    const int64_t base = n * stride;
-    if (n + kPrefetchPlanes < N) {
-      prefetch_plane(g + base + kPrefetchPlanes * stride, plane);
-      prefetch_plane(x + base + kPrefetchPlanes * stride, plane);
-      if constexpr (kRelu) prefetch_plane(y + base + kPrefetchPlanes * stride, plane);
-    }
-    int64_t i = 0;
-    for (; i + kLanes <= plane; i += kLanes)
-      for (int q = 0; q < 4; ++q) add_group(base + i + 8 * q, q, static_cast<__mmask8>(0xFF));
-    for (int q = 0; q < 4 && i + 8 * q < plane; ++q) add_group(base + i + 8 * q, q, group_mask(plane - i, q));
+  int64_t i = 0;
+  for (; i + kLanes <= plane; i += kLanes)
+    for (int q = 0; q < 4; ++q) add_group(i + 8 * q, q, static_cast<__mmask8>(0xFF));
+  for (int q = 0; q < 4 && i + 8 * q < plane; ++q) add_group(i + 8 * q, q, group_mask(plane - i, q));
+  for (int q = 0; q < 4; ++q) {
+    _mm512_storeu_pd(la + 8 * q, a[q]);
+    _mm512_storeu_pd(la + kLanes + 8 * q, b[q]);
   }
-  return {sum_lanes(a), sum_lanes(b)};
 #else
-  double a[kLanes] = {}, b[kLanes] = {};
-  for (int64_t n = 0; n < N; ++n) {
-    const int64_t base = n * stride;
-    for (int64_t i = 0; i < plane; ++i) {
-      const double gd = static_cast<double>(masked_gradient<kRelu>(g + base, y ? y + base : nullptr, i));
-      a[i % kLanes] += gd;
-      b[i % kLanes] = std::fma(gd, static_cast<double>((x[base + i] - mu) * is), b[i % kLanes]);
-    }
+  for (int64_t i = 0; i < plane; ++i) {
+    const double gd = static_cast<double>(masked_gradient<kRelu>(g, y, i));
+    la[i % kLanes] += gd;
+    la[kLanes + i % kLanes] = std::fma(gd, static_cast<double>((x[i] - mu) * is), la[kLanes + i % kLanes]);
   }
-  return {sum_lanes(a), sum_lanes(b)};
 #endif
 }
 
-// y = (x - mu) * invstd * weight + bias over channel c of every image (then max(y, 0) with the
-// fused ReLU): the second half of the forward kernel, shared with the synchronized statistics.
-inline void normalize_channel(float* y, const float* x, int64_t c, float mu, float is, const float* weight,
-                              const float* bias, int64_t N, int64_t C, int64_t plane, bool fuse_relu) {
+// A whole channel's sums (its N planes, `stride` floats apart), for the synchronized statistics.
+Sums channel_moments(const float* x, int64_t stride, int64_t N, int64_t plane, double shift) {
+  double la[2 * kLanes] = {};
+  for (int64_t n = 0; n < N; ++n) plane_moments(la, x + n * stride, plane, shift);
+  return combine_lanes(la, 1, 1, 0);
+}
+
+Sums channel_gradient_sums(const float* g, const float* x, int64_t stride, int64_t N, int64_t plane, float mu,
+                           float is) {
+  double la[2 * kLanes] = {};
+  for (int64_t n = 0; n < N; ++n) plane_gradient_sums<false>(la, g + n * stride, nullptr, x + n * stride, plane, mu, is);
+  return combine_lanes(la, 1, 1, 0);
+}
+
+// y = (x - mu) * invstd * weight + bias over one plane of channel c (then max(y, 0) with the fused
+// ReLU): the second half of the forward kernel, shared with the synchronized statistics.
+inline void normalize_plane(float* ys, const float* xs, int64_t c, float mu, float is, const float* weight,
+                            const float* bias, int64_t plane, bool fuse_relu) {
   const float scale = (weight ? weight[c] : 1.0f) * is;
   const float shift = (bias ? bias[c] : 0.0f);
-  for (int64_t n = 0; n < N; ++n) {
-    const float* xs = x + (n * C + c) * plane;
-    float* ys = y + (n * C + c) * plane;
-    if (fuse_relu) {
-      // relu's comparison (activation.cpp): keeps NaN.
-      for (int64_t i = 0; i < plane; ++i) {
-        const float v = (xs[i] - mu) * scale + shift;
-        ys[i] = v < 0.0f ? 0.0f : v;
-      }
-    } else {
-      for (int64_t i = 0; i < plane; ++i) ys[i] = (xs[i] - mu) * scale + shift;
+  if (fuse_relu) {
+    // relu's comparison (activation.cpp): keeps NaN.
+    for (int64_t i = 0; i < plane; ++i) {
+      const float v = (xs[i] - mu) * scale + shift;
+      ys[i] = v < 0.0f ? 0.0f : v;
     }
+  } else {
+    for (int64_t i = 0; i < plane; ++i) ys[i] = (xs[i] - mu) * scale + shift;
   }
 }
 
@@ -205,32 +223,52 @@ inline void normalize_channel(float* y, const float* x, int64_t c, float mu, flo
 void batch_norm2d_forward(float* y, float* mean, float* invstd, const float* x, const float* weight,
                           const float* bias, float* running_mean, float* running_var, int64_t N, int64_t C,
                           int64_t plane, bool training, double momentum, double eps, bool fuse_relu) {
-  const int64_t m = N * plane;
-#pragma omp parallel for schedule(static) if (N * C * plane > 32768)
-  for (int64_t c = 0; c < C; ++c) {
-    float mu, is;
+  const int64_t m = N * plane, parts = image_parts(N);
+  double* lanes = training ? lane_buffer(parts, C) : nullptr;
+#pragma omp parallel if (N * C * plane > 32768)
+  {
     if (training) {
-      // One pass in double about the channel's first value (channel_moments).
-      const float* xc = x + c * plane;
-      const double shift = m > 0 ? static_cast<double>(xc[0]) : 0.0;
-      const Sums d = channel_moments(xc, C * plane, N, plane, shift);
-      const double batch_mean = shift + d.a / static_cast<double>(m);
-      const double ss = std::max(0.0, d.b - d.a * d.a / static_cast<double>(m));
-      const double batch_var = ss / static_cast<double>(m);
-      mu = static_cast<float>(batch_mean);
-      is = static_cast<float>(1.0 / std::sqrt(batch_var + eps));
-      if (running_mean) {
-        const double unbiased = ss / static_cast<double>(m - 1);
-        running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * batch_mean);
-        running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased);
+      // One pass in double about each channel's first value (plane_moments), a part at a time.
+#pragma omp for schedule(static)
+      for (int64_t p = 0; p < parts; ++p) {
+        double* lp = lanes + p * C * 2 * kLanes;
+        std::fill(lp, lp + C * 2 * kLanes, 0.0);
+        for (int64_t n = part_begin(p, parts, N); n < part_begin(p + 1, parts, N); ++n)
+          for (int64_t c = 0; c < C; ++c)
+            plane_moments(lp + c * 2 * kLanes, x + (n * C + c) * plane, plane, static_cast<double>(x[c * plane]));
       }
-    } else {
-      mu = running_mean[c];
-      is = static_cast<float>(1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps));
     }
-    mean[c] = mu;
-    invstd[c] = is;
-    normalize_channel(y, x, c, mu, is, weight, bias, N, C, plane, fuse_relu);
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < C; ++c) {
+      float mu, is;
+      if (training) {
+        const double shift = static_cast<double>(x[c * plane]);
+        const Sums d = combine_lanes(lanes, parts, C, c);
+        const double batch_mean = shift + d.a / static_cast<double>(m);
+        const double ss = std::max(0.0, d.b - d.a * d.a / static_cast<double>(m));
+        const double batch_var = ss / static_cast<double>(m);
+        mu = static_cast<float>(batch_mean);
+        is = static_cast<float>(1.0 / std::sqrt(batch_var + eps));
+        if (running_mean) {
+          const double unbiased = ss / static_cast<double>(m - 1);
+          running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * batch_mean);
+          running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased);
+        }
+      } else {
+        mu = running_mean[c];
+        is = static_cast<float>(1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps));
+      }
+      mean[c] = mu;
+      invstd[c] = is;
+    }
+    // (after the loop's barrier: every channel's statistics are known)
+#pragma omp for schedule(static)
+    for (int64_t p = 0; p < parts; ++p)
+      for (int64_t n = part_begin(p, parts, N); n < part_begin(p + 1, parts, N); ++n)
+        for (int64_t c = 0; c < C; ++c) {
+          const int64_t at = (n * C + c) * plane;
+          normalize_plane(y + at, x + at, c, mean[c], invstd[c], weight, bias, plane, fuse_relu);
+        }
   }
 }
 
@@ -242,39 +280,54 @@ template <bool kRelu>
 void batch_norm2d_backward_impl(float* dx, float* dw, float* db, const float* dy, const float* x,
                                 const float* y, const float* weight, const float* mean, const float* invstd,
                                 int64_t N, int64_t C, int64_t plane, bool training) {
-  const int64_t m = N * plane;
+  const int64_t m = N * plane, parts = image_parts(N);
   const auto grad = [](const float* gs, const float* ys, int64_t i) { return masked_gradient<kRelu>(gs, ys, i); };
-  // One channel per iteration: its reductions run in a fixed order whatever the thread count.
-#pragma omp parallel for schedule(static) if (N * C * plane > 32768)
-  for (int64_t c = 0; c < C; ++c) {
-    const float mu = mean[c], is = invstd[c];
-    const Sums sums = channel_gradient_sums<kRelu>(dy + c * plane, kRelu ? y + c * plane : nullptr, x + c * plane,
-                                                   C * plane, N, plane, mu, is);
-    const double sum_g = sums.a, sum_g_xhat = sums.b;
-    if (dw) dw[c] = static_cast<float>(sum_g_xhat);
-    if (db) db[c] = static_cast<float>(sum_g);
-    if (!dx) continue;
-    const float scale = (weight ? weight[c] : 1.0f) * is;
-    if (training) {
-      // dx = w*invstd * (g - mean(g) - x_hat * mean(g * x_hat)): the two mean terms are the paths
-      // through the batch mean and the batch variance.
-      const float mean_g = static_cast<float>(sum_g / static_cast<double>(m));
-      const float mean_g_xhat = static_cast<float>(sum_g_xhat / static_cast<double>(m));
-      for (int64_t n = 0; n < N; ++n) {
-        const float* xs = x + (n * C + c) * plane;
-        const float* gs = dy + (n * C + c) * plane;
-        const float* ys = kRelu ? y + (n * C + c) * plane : nullptr;
-        float* ds = dx + (n * C + c) * plane;
-        for (int64_t i = 0; i < plane; ++i)
-          ds[i] = scale * (grad(gs, ys, i) - mean_g - (xs[i] - mu) * is * mean_g_xhat);
-      }
-    } else {
-      for (int64_t n = 0; n < N; ++n) {
-        const float* gs = dy + (n * C + c) * plane;
-        const float* ys = kRelu ? y + (n * C + c) * plane : nullptr;
-        float* ds = dx + (n * C + c) * plane;
-        for (int64_t i = 0; i < plane; ++i) ds[i] = scale * grad(gs, ys, i);
-      }
+  double* lanes = lane_buffer(parts, C);
+  std::vector<float> mean_g(static_cast<size_t>(C)), mean_g_xhat(static_cast<size_t>(C));
+#pragma omp parallel if (N * C * plane > 32768)
+  {
+    // The two sums of every channel, a part at a time, as the forward's moments.
+#pragma omp for schedule(static)
+    for (int64_t p = 0; p < parts; ++p) {
+      double* lp = lanes + p * C * 2 * kLanes;
+      std::fill(lp, lp + C * 2 * kLanes, 0.0);
+      for (int64_t n = part_begin(p, parts, N); n < part_begin(p + 1, parts, N); ++n)
+        for (int64_t c = 0; c < C; ++c) {
+          const int64_t at = (n * C + c) * plane;
+          plane_gradient_sums<kRelu>(lp + c * 2 * kLanes, dy + at, kRelu ? y + at : nullptr, x + at, plane, mean[c],
+                                     invstd[c]);
+        }
+    }
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < C; ++c) {
+      const Sums sums = combine_lanes(lanes, parts, C, c);
+      if (dw) dw[c] = static_cast<float>(sums.b);
+      if (db) db[c] = static_cast<float>(sums.a);
+      mean_g[c] = static_cast<float>(sums.a / static_cast<double>(m));
+      mean_g_xhat[c] = static_cast<float>(sums.b / static_cast<double>(m));
+    }
+    if (dx) {
+      // (after the loop's barrier: every channel's sums are known)
+#pragma omp for schedule(static)
+      for (int64_t p = 0; p < parts; ++p)
+        for (int64_t n = part_begin(p, parts, N); n < part_begin(p + 1, parts, N); ++n)
+          for (int64_t c = 0; c < C; ++c) {
+            const int64_t at = (n * C + c) * plane;
+            const float* xs = x + at;
+            const float* gs = dy + at;
+            const float* ys = kRelu ? y + at : nullptr;
+            float* ds = dx + at;
+            const float mu = mean[c], is = invstd[c];
+            const float scale = (weight ? weight[c] : 1.0f) * is;
+            if (training) {
+              // dx = w*invstd * (g - mean(g) - x_hat * mean(g * x_hat)): the two mean terms are the
+              // paths through the batch mean and the batch variance.
+              const float mg = mean_g[c], mgx = mean_g_xhat[c];
+              for (int64_t i = 0; i < plane; ++i) ds[i] = scale * (grad(gs, ys, i) - mg - (xs[i] - mu) * is * mgx);
+            } else {
+              for (int64_t i = 0; i < plane; ++i) ds[i] = scale * grad(gs, ys, i);
+            }
+          }
     }
   }
 }
@@ -346,7 +399,10 @@ void synced_batch_norm2d_forward(Tensor& y, std::vector<float>& mean, std::vecto
     }
     mean[c] = mu;
     invstd[c] = is;
-    normalize_channel(y.data(), x.data(), c, mu, is, weight, bias, n_batch, channels, plane, fuse_relu);
+    for (int64_t n = 0; n < n_batch; ++n) {
+      const int64_t at = (n * channels + c) * plane;
+      normalize_plane(y.data() + at, x.data() + at, c, mu, is, weight, bias, plane, fuse_relu);
+    }
   }
 }
 
@@ -365,8 +421,7 @@ void synced_batch_norm2d_backward(float* dx, float* dw, float* db, const float* 
 #pragma omp parallel for schedule(static) if (x.numel() > 32768)
   for (int64_t c = 0; c < channels; ++c) {
     const float mu = mean[c], is = invstd[c];
-    const Sums part = channel_gradient_sums<false>(g + c * plane, nullptr, px + c * plane, channels * plane, n_batch,
-                                                   plane, mu, is);
+    const Sums part = channel_gradient_sums(g + c * plane, px + c * plane, channels * plane, n_batch, plane, mu, is);
     const double sum_g = part.a, sum_g_xhat = part.b;
     sums[c] = sum_g;
     sums[channels + c] = sum_g_xhat;
