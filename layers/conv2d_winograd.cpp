@@ -483,6 +483,55 @@ void output_chunk(float* out, const float* M, const float* bias, const Job& j, i
   scatter_tiles<m>(out, o, bias ? bias[k] : 0.0f, j, k, t, count, tile_rows, tile_cols, accumulate);
 }
 
+// One panel of 14 output channels' filters transformed, from the panel layout of the raw filters,
+// src[(c * 9 + i) * 14 + r] = w[r][c][i] (rows past the layer's zero): per input channel c, lane r
+// holds output channel r's filter, so the nine taps are nine vector loads and each transformed
+// point one store of 14 lanes straight into its panel (dst[xi * dst_point_stride + c * 14 + r]),
+// with no gathering by filter and no repacking. Each lane computes what weight_chunk computes for
+// that filter: the same bits.
+template <int m>
+void transform_filter_panel_layout(float* dst, int64_t dst_point_stride, const float* src, int64_t C) {
+  using T = Transform<m>;
+  constexpr int a = T::a;
+  v16 in[9] = {}, out[a * a];
+  for (int64_t c = 0; c < C; ++c) {
+    const float* taps = src + c * 9 * kPanelRows;
+    float* point = dst + c * kPanelRows;
+#if defined(__AVX512F__)
+    // Masked loads and stores of the 14 lanes: memcpy of 56 bytes became two overlapping 32-byte
+    // moves through the stack, and the 64-byte loads after them stalled on store forwarding (a
+    // fifth of this function's time in perf on AlexNet's 13x13 layers).
+    constexpr __mmask16 rows = (1u << kPanelRows) - 1u;
+    for (int i = 0; i < 9; ++i) in[i] = (v16)_mm512_maskz_loadu_ps(rows, taps + i * kPanelRows);
+    two_sided<a, 3>(in, out, [](int r, int i) { return T::G[r][i]; });
+    for (int xi = 0; xi < a * a; ++xi) _mm512_mask_storeu_ps(point + xi * dst_point_stride, rows, (__m512)out[xi]);
+#else
+    constexpr size_t row_bytes = kPanelRows * sizeof(float);
+    for (int i = 0; i < 9; ++i) std::memcpy(&in[i], taps + i * kPanelRows, row_bytes);
+    two_sided<a, 3>(in, out, [](int r, int i) { return T::G[r][i]; });
+    for (int xi = 0; xi < a * a; ++xi) std::memcpy(point + xi * dst_point_stride, &out[xi], row_bytes);
+#endif
+  }
+}
+
+// The raw filters of output channels [14p, 14p + 14) of Job j in that panel layout (rows past Kout
+// zero), read as weight_chunk reads them (flipped and transposed for the input gradient), then
+// transformed into the panels of every point: dst = the points' panels + p's offset.
+template <int m>
+void weight_panel(float* dst, int64_t dst_point_stride, const float* w, const Job& j, int64_t p) {
+  thread_local std::vector<float> raw;  // the calling thread's, reused
+  raw.assign(static_cast<size_t>(j.Cin * 9 * kPanelRows), 0.0f);
+  const int64_t rows = std::min(kPanelRows, j.Kout - p * kPanelRows);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t k = p * kPanelRows + r;
+    for (int64_t c = 0; c < j.Cin; ++c)
+      for (int i = 0; i < 9; ++i)
+        raw[static_cast<size_t>((c * 9 + i) * kPanelRows + r)] =
+            j.flip_transpose ? w[(c * j.Kout + k) * 9 + 8 - i] : w[(k * j.Cin + c) * 9 + i];
+  }
+  transform_filter_panel_layout<m>(dst, dst_point_stride, raw.data(), j.Cin);
+}
+
 // Two ways to share the work between threads, both computing every value the same way:
 //  - shared blocks: all threads work on one block at a time, splitting its input transform by
 //    (channel, 16 tiles), its GEMMs by transform point and its output transform by (output channel,
@@ -502,16 +551,19 @@ void run(float* out, const float* in, const float* w, const float* filters, cons
   const int threads = omp_get_max_threads();
   const bool private_blocks = threads > 1 && blocks >= 2 * threads;
   // The transform-point GEMMs: with AVX-512 always on framework/panel_gemm.h's kernel. Filters given
-  // as panels are used as they are; otherwise U (transformed here, or given) is laid out as panels
-  // once per call, one pass over U where sgemm packed U[xi] again for every block, and the AVX-512
-  // kernel outruns OpenBLAS's AVX2 one (OPENBLAS_CORETYPE=Haswell). Without AVX-512, sgemm on U.
+  // as panels are used as they are; otherwise U (given) is laid out as panels once per call, one
+  // pass over U where sgemm packed U[xi] again for every block, and the AVX-512 kernel outruns
+  // OpenBLAS's AVX2 one (OPENBLAS_CORETYPE=Haswell); and raw filters (training) are transformed
+  // straight into panels, a panel of 14 output channels per work item (weight_panel), with no U in
+  // between: one pass and one barrier fewer per call, the same bits. Without AVX-512, sgemm on U.
   const bool make_panels = !panels && winograd_filter_panels_supported();
+  const bool panels_from_w = make_panels && !filters;
   const int64_t panel_floats = inq::panel_floats(j.Kout, j.Cin);
-  // One workspace request per call, carved: the panels made here (if any), U (unless given), then V
-  // and M for one block (shared) or per thread. U made here is dead once the panels are, so then it
-  // shares its place with V and M.
+  // One workspace request per call, carved: the panels made here (if any), U (unless given or not
+  // needed), then V and M for one block (shared) or per thread. U made here is dead once the panels
+  // are, so then it shares its place with V and M.
   if (panels) filters = panels;  // U is not read in its plain layout then
-  const int64_t u_floats = filters ? 0 : round_up_to_line(points * j.Kout * j.Cin);
+  const int64_t u_floats = (filters || panels_from_w) ? 0 : round_up_to_line(points * j.Kout * j.Cin);
   const int64_t up_floats = make_panels ? round_up_to_line(points * panel_floats) : 0;
   const int64_t v_stride = point_stride(j.Cin * Tb), m_stride = point_stride(j.Kout * Tb);
   const int64_t v_floats = points * v_stride, m_floats = points * m_stride;
@@ -547,13 +599,18 @@ void run(float* out, const float* in, const float* w, const float* filters, cons
   };
 #pragma omp parallel
   {
-    if (!filters) {
+    if (panels_from_w) {
+#pragma omp for schedule(static)
+      for (int64_t p = 0; p < panel_count(j.Kout); ++p)
+        weight_panel<m>(made_panels + p * j.Cin * kPanelRows, panel_floats, w, j, p);
+      // (the loop's barrier: the panels are complete before any GEMM)
+    } else if (!filters) {
       const int64_t count = j.Kout * j.Cin;
 #pragma omp for schedule(static)
       for (int64_t f0 = 0; f0 < count; f0 += kLanes) weight_chunk<m>(U_made, w, j, f0, std::min(kLanes, count - f0));
       // (the barrier ending the loop above: U is complete before any GEMM)
     }
-    if (make_panels) {
+    if (make_panels && !panels_from_w) {
 #pragma omp for schedule(static)
       for (int64_t xi = 0; xi < points; ++xi)
         pack_panels(made_panels + xi * panel_floats, U + xi * j.Kout * j.Cin, j.Cin, j.Kout, j.Cin);
@@ -608,36 +665,6 @@ void run(float* out, const float* in, const float* w, const float* filters, cons
 // so no whole-layer U (a*a, K, C) is ever written. A packed layer used to make that U per call, and
 // below ~128 tiles writing it and the GEMMs' reading it back cost as much as Winograd saved.
 
-// One panel of 14 output channels' filters transformed, from the panel layout of the raw filters,
-// src[(c * 9 + i) * 14 + r] = w[r][c][i] (rows past the layer's zero): per input channel c, lane r
-// holds output channel r's filter, so the nine taps are nine vector loads and each transformed
-// point one store of 14 lanes straight into its panel (dst[xi * dst_point_stride + c * 14 + r]),
-// with no gathering by filter and no repacking. Each lane computes what weight_chunk computes for
-// that filter: the same bits.
-template <int m>
-void transform_filter_panel_layout(float* dst, int64_t dst_point_stride, const float* src, int64_t C) {
-  using T = Transform<m>;
-  constexpr int a = T::a;
-  v16 in[9] = {}, out[a * a];
-  for (int64_t c = 0; c < C; ++c) {
-    const float* taps = src + c * 9 * kPanelRows;
-    float* point = dst + c * kPanelRows;
-#if defined(__AVX512F__)
-    // Masked loads and stores of the 14 lanes: memcpy of 56 bytes became two overlapping 32-byte
-    // moves through the stack, and the 64-byte loads after them stalled on store forwarding (a
-    // fifth of this function's time in perf on AlexNet's 13x13 layers).
-    constexpr __mmask16 rows = (1u << kPanelRows) - 1u;
-    for (int i = 0; i < 9; ++i) in[i] = (v16)_mm512_maskz_loadu_ps(rows, taps + i * kPanelRows);
-    two_sided<a, 3>(in, out, [](int r, int i) { return T::G[r][i]; });
-    for (int xi = 0; xi < a * a; ++xi) _mm512_mask_storeu_ps(point + xi * dst_point_stride, rows, (__m512)out[xi]);
-#else
-    constexpr size_t row_bytes = kPanelRows * sizeof(float);
-    for (int i = 0; i < 9; ++i) std::memcpy(&in[i], taps + i * kPanelRows, row_bytes);
-    two_sided<a, 3>(in, out, [](int r, int i) { return T::G[r][i]; });
-    for (int xi = 0; xi < a * a; ++xi) std::memcpy(point + xi * dst_point_stride, &out[xi], row_bytes);
-#endif
-  }
-}
 
 // Tiles per work item of the streamed forward: Mp stays at most 36 x 14 x 128 floats (258 KB).
 constexpr int64_t kStreamedBlockTiles = 128;
