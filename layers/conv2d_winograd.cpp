@@ -1,6 +1,7 @@
 #include "layers/conv2d_winograd.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -592,6 +593,11 @@ void run(float* out, const float* in, const float* w, const float* filters, cons
     sgemm(false, false, j.Kout, chunks_of(nb) * kLanes, j.Cin, 1.0f, U + xi * j.Kout * j.Cin, j.Cin,
           V + xi * v_stride, Tb, 0.0f, M + xi * m_stride, Tb);
   };
+  // Private blocks: each run's next unclaimed block, one counter per cache line.
+  struct alignas(64) Counter {
+    std::atomic<int64_t> value{0};
+  };
+  std::vector<Counter> next_block(private_blocks ? static_cast<size_t>(threads) : 0);
   const auto output_item = [&](const float* M, int64_t t0, int64_t nb, int64_t q) {
     const int64_t chunks = chunks_of(nb), k = q / chunks, t = t0 + q % chunks * kLanes;
     output_chunk<m>(out, M, bias, j, k, t, t0, std::min(kLanes, t0 + nb - t), tile_rows, tile_cols, Tb, m_stride,
@@ -617,24 +623,34 @@ void run(float* out, const float* in, const float* w, const float* filters, cons
       // (and its barrier: the panels are complete, and U made here may be overwritten by V and M)
     }
     if (private_blocks) {
-      // Thread t takes the t-th of `threads` equal runs of 16-tile chunks (to within one chunk; a
-      // static share of whole blocks left one thread a block more, 1/25 of ResNet-20's 16c 28x28
-      // layers idle on the other), in blocks of at most Tb tiles of equal size. The run is a
-      // contiguous range of images, as in the kernels around (BatchNorm's parts, element-wise
-      // halves), so each thread reads what it wrote. Every tile's output is the same whatever block
-      // holds it.
+      // Thread t owns the t-th of `team` equal runs of 16-tile chunks (to within one chunk; a static
+      // share of whole blocks left one thread a block more, 1/25 of ResNet-20's 16c 28x28 layers
+      // idle on the other), cut into blocks of at most Tb tiles of equal size. A run is a contiguous
+      // range of images, as in the kernels around (BatchNorm's parts, element-wise halves), so each
+      // thread reads what it wrote. A thread done with its own run takes the blocks still left in
+      // the others' (one at a time, from the same counters), so a thread that started late or runs
+      // slower does not hold the team at the end. Every tile's output is the same whatever block
+      // holds it and whoever runs it.
       const int t = omp_get_thread_num(), team = omp_get_num_threads();
       float* V = blocks_base + t * (v_floats + m_floats);
       float* M = V + v_floats;
       const int64_t chunks_total = round_up_lanes(T) / kLanes, max_block_chunks = Tb / kLanes;
-      const int64_t c0 = t * chunks_total / team, c1 = (t + 1) * chunks_total / team;
-      const int64_t run_blocks = (c1 - c0 + max_block_chunks - 1) / max_block_chunks;
-      for (int64_t blk = 0; blk < run_blocks; ++blk) {
-        const int64_t b0 = c0 + blk * (c1 - c0) / run_blocks, b1 = c0 + (blk + 1) * (c1 - c0) / run_blocks;
-        const int64_t t0 = b0 * kLanes, nb = std::min(T, b1 * kLanes) - t0;
-        for (int64_t q = 0; q < j.Cin * chunks_of(nb); ++q) input_item(V, t0, nb, q);
-        for (int64_t xi = 0; xi < points; ++xi) gemm_item(V, M, nb, xi);
-        for (int64_t q = 0; q < j.Kout * chunks_of(nb); ++q) output_item(M, t0, nb, q);
+      const auto run_of = [&](int64_t owner, int64_t& c0, int64_t& c1) {
+        c0 = owner * chunks_total / team;
+        c1 = (owner + 1) * chunks_total / team;
+        return (c1 - c0 + max_block_chunks - 1) / max_block_chunks;  // its blocks
+      };
+      for (int step = 0; step < team; ++step) {
+        const int owner = (t + step) % team;
+        int64_t c0, c1;
+        const int64_t run_blocks = run_of(owner, c0, c1);
+        for (int64_t blk; (blk = next_block[owner].value.fetch_add(1, std::memory_order_relaxed)) < run_blocks;) {
+          const int64_t b0 = c0 + blk * (c1 - c0) / run_blocks, b1 = c0 + (blk + 1) * (c1 - c0) / run_blocks;
+          const int64_t t0 = b0 * kLanes, nb = std::min(T, b1 * kLanes) - t0;
+          for (int64_t q = 0; q < j.Cin * chunks_of(nb); ++q) input_item(V, t0, nb, q);
+          for (int64_t xi = 0; xi < points; ++xi) gemm_item(V, M, nb, xi);
+          for (int64_t q = 0; q < j.Kout * chunks_of(nb); ++q) output_item(M, t0, nb, q);
+        }
       }
     } else {
       float* V = blocks_base;
