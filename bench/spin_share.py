@@ -24,7 +24,8 @@ import sys
 PARALLEL_KERNELS = ("input_chunk", "dot_block", "dy_chunk", "panel_tile", "output_chunk", "scatter_tiles",
                     "batch_norm2d", "weight_chunk", "run<", "run_weight_grad", "weight_grad_chunk",
                     "forward_chunk", "weight_task", "gather", "im2col", "col2im", "sgemm_", "direct", "relu_",
-                    "add_relu", "ops::add", "max_pool", "avg_pool")
+                    "add_relu", "ops::add", "max_pool", "avg_pool", "plane_moments", "plane_gradient_sums",
+                    "combine_lanes", "transform_filter_panel_layout")
 SAMPLE = re.compile(r"\s*(\d+)\s+([\d.]+):\s+\S+\s+(.*)")
 WINDOW_S = 0.0006
 
