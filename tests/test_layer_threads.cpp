@@ -54,6 +54,10 @@ TEST(LayerThreads, BitIdenticalAcrossThreadCounts) {
       "batchnorm train", [&](const Tensor& x) { return bn(x); }, big);
   expect_thread_independent(
       "batchnorm+relu train", [&](const Tensor& x) { return bn.forward_relu(x); }, big);
+  // More images than BatchNorm's 16 parts of the batch (1 or 2 images each).
+  BatchNorm2d bn20(4);
+  expect_thread_independent(
+      "batchnorm+relu train, 20 images", [&](const Tensor& x) { return bn20.forward_relu(x); }, {20, 4, 30, 31});
   bn.eval();
   expect_thread_independent(
       "batchnorm eval", [&](const Tensor& x) { return bn(x); }, big);
