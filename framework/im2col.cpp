@@ -301,7 +301,10 @@ constexpr int64_t kMinParallelFloats = int64_t(1) << 19;
 // by the layer before). ResNet-20 training step, AMD EPYC VM, 1 thread, 2026-12-06, ms of lowering
 // per step (timed around every call, 21 steps, the two builds run one after the other): the
 // forward's chunks of 2-6 images 3.3 -> 2.6, the weight gradient's whole-batch lowerings 9.4 -> 6.5.
+// Planes over kPrefetchMaxFloats (64x64 and up) are long enough runs for the hardware prefetcher,
+// and prefetching all of a 224x224 plane ahead would only push the current one out of L1.
 constexpr int64_t kPrefetchTasks = 2;
+constexpr int64_t kPrefetchMaxFloats = 4096;
 
 void prefetch_plane(const float* plane, int64_t floats) {
   const char* bytes = reinterpret_cast<const char*>(plane);
@@ -321,7 +324,7 @@ void im2col(float* col, const float* images, int64_t count, const Conv2dGeometry
 #pragma omp parallel for schedule(static) if (parallel)
   for (int64_t t = 0; t < tasks; ++t) {
     const int64_t c = t / count, b = t % count;
-    if (t + kPrefetchTasks < tasks) {
+    if (t + kPrefetchTasks < tasks && g.H * g.W <= kPrefetchMaxFloats) {
       const int64_t ahead = t + kPrefetchTasks;
       prefetch_plane(images + (ahead % count * g.C + ahead / count) * g.H * g.W, g.H * g.W);
     }
