@@ -533,6 +533,16 @@ void weight_panel(float* dst, int64_t dst_point_stride, const float* w, const Jo
   transform_filter_panel_layout<m>(dst, dst_point_stride, raw.data(), j.Cin);
 }
 
+// Chunks [c0, c1) of 16 tiles cut into the fewest blocks of at most max_chunks chunks, of equal
+// size to within a chunk: run()'s per-thread runs and the weight gradient's partitions. Block blk
+// holds chunks [begin(blk), begin(blk + 1)).
+struct ChunkRun {
+  int64_t c0, c1, blocks;
+  ChunkRun(int64_t first, int64_t end, int64_t max_chunks)
+      : c0(first), c1(end), blocks((end - first + max_chunks - 1) / max_chunks) {}
+  int64_t begin(int64_t blk) const { return c0 + blk * (c1 - c0) / blocks; }
+};
+
 // Two ways to share the work between threads, both computing every value the same way:
 //  - shared blocks: all threads work on one block at a time, splitting its input transform by
 //    (channel, 16 tiles), its GEMMs by transform point and its output transform by (output channel,
@@ -634,19 +644,12 @@ void run(float* out, const float* in, const float* w, const float* filters, cons
       const int t = omp_get_thread_num(), team = omp_get_num_threads();
       float* V = blocks_base + t * (v_floats + m_floats);
       float* M = V + v_floats;
-      const int64_t chunks_total = round_up_lanes(T) / kLanes, max_block_chunks = Tb / kLanes;
-      const auto run_of = [&](int64_t owner, int64_t& c0, int64_t& c1) {
-        c0 = owner * chunks_total / team;
-        c1 = (owner + 1) * chunks_total / team;
-        return (c1 - c0 + max_block_chunks - 1) / max_block_chunks;  // its blocks
-      };
+      const int64_t chunks_total = round_up_lanes(T) / kLanes;
       for (int step = 0; step < team; ++step) {
         const int owner = (t + step) % team;
-        int64_t c0, c1;
-        const int64_t run_blocks = run_of(owner, c0, c1);
-        for (int64_t blk; (blk = next_block[owner].value.fetch_add(1, std::memory_order_relaxed)) < run_blocks;) {
-          const int64_t b0 = c0 + blk * (c1 - c0) / run_blocks, b1 = c0 + (blk + 1) * (c1 - c0) / run_blocks;
-          const int64_t t0 = b0 * kLanes, nb = std::min(T, b1 * kLanes) - t0;
+        const ChunkRun owned(owner * chunks_total / team, (owner + 1) * chunks_total / team, Tb / kLanes);
+        for (int64_t blk; (blk = next_block[owner].value.fetch_add(1, std::memory_order_relaxed)) < owned.blocks;) {
+          const int64_t t0 = owned.begin(blk) * kLanes, nb = std::min(T, owned.begin(blk + 1) * kLanes) - t0;
           for (int64_t q = 0; q < j.Cin * chunks_of(nb); ++q) input_item(V, t0, nb, q);
           for (int64_t xi = 0; xi < points; ++xi) gemm_item(V, M, nb, xi);
           for (int64_t q = 0; q < j.Kout * chunks_of(nb); ++q) output_item(M, t0, nb, q);
@@ -905,11 +908,10 @@ void run_weight_grad_partitioned(float* dw, const float* x, const float* dy, con
     float* E = V + points * v_stride;
 #pragma omp for schedule(static)
     for (int64_t part = 0; part < parts; ++part) {
-      const int64_t c0 = part * chunks_total / parts, c1 = (part + 1) * chunks_total / parts;
-      const int64_t blocks = (c1 - c0 + max_block_chunks - 1) / max_block_chunks;
+      const ChunkRun part_chunks(part * chunks_total / parts, (part + 1) * chunks_total / parts, max_block_chunks);
       float* Mw_part = Mw + part * mw_floats;
-      for (int64_t blk = 0; blk < blocks; ++blk) {
-        const int64_t b0 = c0 + blk * (c1 - c0) / blocks, b1 = c0 + (blk + 1) * (c1 - c0) / blocks;
+      for (int64_t blk = 0; blk < part_chunks.blocks; ++blk) {
+        const int64_t b0 = part_chunks.begin(blk), b1 = part_chunks.begin(blk + 1);
         const int64_t t0 = b0 * kLanes, nb = std::min(T, b1 * kLanes) - t0, chunks = b1 - b0;
         for (int64_t q = 0; q < j.Cin * chunks; ++q) {
           const int64_t t = t0 + q % chunks * kLanes;
