@@ -19,8 +19,9 @@ bench_conv's shapes, and bench/pytorch_conv.py PyTorch's on the same shapes. The
   columns     img/s of every round, median per framework, ratios of medians against each PyTorch
               (>1: this framework is faster), peak RSS (the largest ru_maxrss over the rounds) of
               each framework's process
-  conv        GFLOP/s per shape, forward and backward, and as a share of the sgemm peak measured at
-              the same thread count
+  conv        GFLOP/s per shape, forward and backward, and as a share of the machine's sgemm peak
+              at the same thread count: the best of OpenBLAS's kernels in use and, on a processor
+              with AVX-512 whose kernels in use lack it, of its SkylakeX kernels
 
   bench/bench_compare.py                       # the full table (about 25 minutes on 2 cores)
   bench/bench_compare.py --torch-malloc both   # PyTorch also as installed (about 35 minutes)
@@ -177,6 +178,30 @@ def sgemm_peak(medians):
     return max(rates) if rates else None
 
 
+AVX512_BLAS_KERNELS = ("SkylakeX", "Cooperlake", "SapphireRapids")
+
+
+def cpu_has_avx512():
+    """Whether the processor has the AVX-512 subsets OpenBLAS's SkylakeX kernels use (F, BW, VL, DQ),
+    as framework/threading.cpp's cpu_has_avx512 asks it."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return all(flag in flags for flag in ("avx512f", "avx512bw", "avx512vl", "avx512dq"))
+
+
+def avx512_peak_kernels(blas_kernels):
+    """The OPENBLAS_CORETYPE whose sgemm peak is also measured, or None: "SkylakeX" where the processor
+    has AVX-512 but the kernels in use lack it (an environment may pin OPENBLAS_CORETYPE=Haswell; on
+    the Zen 5 VM that halves sgemm's speed). The machine's peak is the best its OpenBLAS reaches:
+    the convolution shares are stated against the higher of the two."""
+    if not cpu_has_avx512() or (blas_kernels or "") in AVX512_BLAS_KERNELS:
+        return None
+    return "SkylakeX"
+
+
 def parse_torch_conv(text):
     """{(kind, shape): GFLOP/s} from bench/pytorch_conv.py's output."""
     out = {}
@@ -275,14 +300,16 @@ def measure_models(args, log):
 
 
 def measure_conv(args, log):
-    """{threads: (peak GFLOP/s, {shape: {(framework, kind): GFLOP/s}})}, medians over the rounds."""
+    """{threads: (peak GFLOP/s with the kernels in use, peak with the AVX-512 kernels or None,
+    {shape: {(framework, kind): GFLOP/s}})}, medians over the rounds."""
     out = {}
+    peak_kernels = avx512_peak_kernels(args.blas_kernels)
     conv_filter = "^(ConvForward|ConvBackward|SgemmPeak)/"
     if args.quick:
         conv_filter = "^(ConvForward|ConvBackward)/(r20_3x3_16c|r50_3x3_128c)|^SgemmPeak/"
     for threads in args.threads:
         env = base_env(threads)
-        peaks, rates = [], {}
+        peaks, avx512_peaks, rates = [], [], {}
         for r in range(args.conv_rounds):
             with tempfile.TemporaryDirectory() as tmp:
                 json_path = os.path.join(tmp, "conv.json")
@@ -299,6 +326,15 @@ def measure_conv(args, log):
                     report = json.load(f)
                 medians = conv_medians(report)
                 peaks.append(sgemm_peak(medians))
+                if peak_kernels:
+                    peak_cmd = [c if not c.startswith("--benchmark_filter=") else "--benchmark_filter=^SgemmPeak/"
+                                for c in inq_cmd]
+                    _, err = run(peak_cmd, dict(env, OPENBLAS_CORETYPE=peak_kernels), args.timeout)
+                    if err:
+                        log.append(f"bench_conv SgemmPeak ({peak_kernels}) {threads} thr round {r + 1}: {err}")
+                    else:
+                        with open(json_path) as f:
+                            avx512_peaks.append(sgemm_peak(conv_medians(json.load(f))))
                 shapes = sorted(n.split("/")[1] for n in medians if n.startswith("ConvForward/"))
                 # PyTorch only on the shapes this run measured.
                 report["context"] = {k: v for k, v in report["context"].items()
@@ -319,7 +355,8 @@ def measure_conv(args, log):
                         cell.setdefault(("torch", kind), []).append(torch_rates.get((kind, shape)))
             print(f"[{elapsed()}] conv shapes, {threads} thr, round {r + 1}/{args.conv_rounds} done",
                   file=sys.stderr, flush=True)
-        out[threads] = (median(peaks), {s: {k: median(v) for k, v in cell.items()} for s, cell in rates.items()})
+        out[threads] = (median(peaks), median(avx512_peaks) if avx512_peaks else None,
+                        {s: {k: median(v) for k, v in cell.items()} for s, cell in rates.items()})
     return out
 
 
@@ -411,15 +448,25 @@ def conv_section(args, conv):
     """The per-shape convolution table: GFLOP/s and share of the sgemm peak, ours and PyTorch's."""
     lines = ["", "## Convolutions (bench_conv shapes)", "",
              f"GFLOP/s per shape (median over {args.conv_rounds} round(s) of the median of 3 repetitions) "
-             "and as a share of the sgemm peak at the same thread count (the best of one 512^3, 1024^3 and 2048^3 OpenBLAS sgemm); "
+             "and as a share of the machine's sgemm peak at the same thread count (the best of one 512^3, 1024^3 "
+             "and 2048^3 OpenBLAS sgemm, with the kernels in use and, where the processor has AVX-512 and "
+             "those kernels do not use it, with OpenBLAS's SkylakeX kernels: the higher is the yardstick); "
              f"backward = input and weight gradients; PyTorch: {args.frameworks[-1]}.", ""]
+
+    def yardstick(peak, avx512_peak):
+        return max(p for p in (peak, avx512_peak, 0.0) if p is not None) or None
+
     for threads in args.threads:
-        peak = conv.get(threads, (None, {}))[0]
-        lines.append(f"sgemm peak, {threads} thread(s): **{fmt(peak)} GFLOP/s**")
-        lines.append("")
+        peak, avx512_peak, _ = conv.get(threads, (None, None, {}))
+        line = f"sgemm peak, {threads} thread(s): **{fmt(yardstick(peak, avx512_peak))} GFLOP/s**"
+        if avx512_peak is not None:
+            line += (f" (OpenBLAS's SkylakeX kernels: {fmt(avx512_peak)}; the kernels in use, "
+                     f"{args.blas_kernels or 'as detected'}: {fmt(peak)})")
+        lines += [line, ""]
     lines += ["| shape | thr | inq fwd | torch fwd | inq bwd | torch bwd |", "|---|---|---|---|---|---|"]
     for threads in args.threads:
-        peak, shapes = conv.get(threads, (None, {}))
+        peak, avx512_peak, shapes = conv.get(threads, (None, None, {}))
+        peak = yardstick(peak, avx512_peak)
         for shape, cell in sorted(shapes.items()):
             row = f"| {shape} | {threads} |"
             for kind in ("forward", "backward"):

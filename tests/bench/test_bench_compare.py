@@ -142,6 +142,40 @@ class ConvReports(unittest.TestCase):
         self.assertEqual(bc.parse_torch_conv(out), {("forward", "r20_a"): 250.5, ("backward", "r20_a"): 99.0})
 
 
+class SgemmPeakYardstick(unittest.TestCase):
+    def test_avx512_kernels_measured_only_where_they_are_not_in_use(self):
+        real = bc.cpu_has_avx512
+        try:
+            bc.cpu_has_avx512 = lambda: True
+            self.assertEqual(bc.avx512_peak_kernels("Haswell"), "SkylakeX")
+            self.assertEqual(bc.avx512_peak_kernels(None), "SkylakeX")
+            self.assertIsNone(bc.avx512_peak_kernels("SkylakeX"))
+            self.assertIsNone(bc.avx512_peak_kernels("Cooperlake"))
+            bc.cpu_has_avx512 = lambda: False
+            self.assertIsNone(bc.avx512_peak_kernels("Haswell"))
+        finally:
+            bc.cpu_has_avx512 = real
+
+    def section(self, peak, avx512_peak):
+        class Args:
+            conv_rounds, threads, frameworks, blas_kernels = 1, [2], ["inq", "torch-kept"], "Haswell"
+        cell = {("inq", "forward"): 100.0, ("torch", "forward"): 50.0, ("inq", "backward"): 80.0,
+                ("torch", "backward"): None}
+        return "\n".join(bc.conv_section(Args, {2: (peak, avx512_peak, {"r50_a": cell})}))
+
+    def test_shares_against_the_higher_peak(self):
+        text = self.section(200.0, 400.0)
+        self.assertIn("sgemm peak, 2 thread(s): **400.0 GFLOP/s** (OpenBLAS's SkylakeX kernels: 400.0; "
+                      "the kernels in use, Haswell: 200.0)", text)
+        self.assertIn("| r50_a | 2 | 100.0 (25%) | 50.0 (12%) | 80.0 (20%) | failed |", text)
+        # Without the second measurement, the kernels in use are the yardstick.
+        text = self.section(200.0, None)
+        self.assertIn("sgemm peak, 2 thread(s): **200.0 GFLOP/s**\n", text)
+        self.assertIn("| r50_a | 2 | 100.0 (50%) | 50.0 (25%) |", text)
+        # No peak at all: no shares.
+        self.assertIn("| r50_a | 2 | 100.0 | 50.0 |", self.section(None, None))
+
+
 class Workloads(unittest.TestCase):
     def test_rows_per_model(self):
         rows = bc.workloads(["resnet20", "resnet18"])
