@@ -159,8 +159,8 @@ Im2colGemmPlan choose_im2col_gemms(const Conv2dGeometry& g, bool blas_avx512) {
 //   r50 256c 14x14         64 -> 150      59 -> 131       73 -> 147
 //   r50 512c 7x7           63 -> 91       59 -> 79        83 -> 111
 // F(2x2, 3x3) was slower than F(4x4) on every ResNet-50 shape once the filter transform was
-// vectorized (e.g. 512c 7x7 forward 90 against 91, 256c 14x14 109 against 133) and is kept for
-// tests and as the more accurate fallback (error ~8x smaller, see tests/test_conv2d_winograd.cpp).
+// vectorized (e.g. 512c 7x7 forward 90 against 91, 256c 14x14 109 against 133), so it runs only
+// where F(4x4) does not (below); its error is ~8x smaller (see tests/test_conv2d_winograd.cpp).
 // The multiply-count condition keeps batch-1 inference on 7x7 layers (4 tiles padded to 16 lanes:
 // 36 * 16 products per filter against 9 * 49) on im2col; it follows from the counts, not timed.
 // With filters transformed once and kept (filters_kept: a frozen inference layer), such a layer
@@ -185,11 +185,33 @@ Im2colGemmPlan choose_im2col_gemms(const Conv2dGeometry& g, bool blas_avx512) {
 // and input gradient take equal shares of images per thread (data_chunk_images) and the weight
 // gradient multiplies the whole batch in one GEMM (weight_chunk_images): 156 / 161 -> 240 / 232,
 // 151 / 154 -> 216 / 197, 191 / 163 -> 191 / 194.
+// Those layers run F(2x2, 3x3) instead where it does at most 0.6 of the direct multiplies and has
+// at least 128 tiles (7x7 images from batch 8 on) to spread its filter transform over (16/36 of
+// F(4x4)'s transformed filters, 16.8 MB for 512 channels, written straight into the GEMM panels).
+// ResNet-50's 512c 7x7 layer at batch 8, bench_conv on the Zen 5 VM, 2026-12-06, medians of 5-7
+// interleaved repetitions, GFLOP/s, im2col -> F(2x2), 1 thread / 2 threads:
+//   own kernels (OpenBLAS pinned to Haswell): forward 162 -> 211 / 282 -> 378, input gradient
+//     149 -> 198 / 279 -> 342, weight gradient 155 -> 199 / 249 -> 289
+//   OpenBLAS's SkylakeX kernels: forward 188 -> 199 / 314 -> 381, input gradient 187 -> 200 /
+//     340 -> 341, weight gradient 195 -> 199 / 381 -> 291
+// hence the weight gradient stays on im2col where OpenBLAS runs AVX-512 (its sgemm over the whole
+// batch scales to 2 threads better than F(2x2)'s 16 transform points). GoogLeNet's 7x7 layers at
+// batch 8 (128 tiles; 160 -> 320, 192 -> 384 channels) ran F(2x2) 1.1-1.8x faster forward and
+// backward, except the weight gradient on SkylakeX kernels at 2 threads (0.97-1.08). With fewer
+// tiles the per-call filter transform costs more than it saves: the 512c 7x7 layer at batch 4 (64
+// tiles), 1 thread, SkylakeX kernels, ms, im2col -> F(2x2): forward 6.2 -> 7.3, input gradient
+// 6.0 -> 8.0 (at batch 1: 1.9 -> 4.8). (Timed per call with a small driver over
+// conv2d_forward / conv2d_backward and the winograd_conv2d_* functions, medians of 15 calls.)
 constexpr int64_t kMinWinogradTilesWithAvx512Blas = 64;
+constexpr int64_t kMinF2TilesWithoutKeptFilters = 128;
 
-bool im2col_gemms_avx512() { return sgemm_runs_avx512() || panel_gemm_supported(); }
+Im2colKernels im2col_kernels() {
+  if (sgemm_runs_avx512()) return Im2colKernels::BlasAvx512;
+  return panel_gemm_supported() ? Im2colKernels::OwnAvx512 : Im2colKernels::Plain;
+}
 
-Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept, bool f4_allowed, bool avx512_gemms) {
+Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept, bool f4_allowed,
+                                   Im2colKernels kernels) {
   Conv2dPlan plan;
   const Conv2dAlgorithm mode = conv2d_algorithm();
   if (mode == Conv2dAlgorithm::Im2col) return plan;
@@ -208,16 +230,21 @@ Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept, b
   };
   const int64_t direct_products = 9 * g.N * g.OH * g.OW;
   const int64_t f4_tiles = g.N * ((g.OH + 3) / 4) * ((g.OW + 3) / 4);
-  const bool im2col_on_fast_gemms =
-      avx512_gemms && !filters_kept && f4_tiles < kMinWinogradTilesWithAvx512Blas && weight_large_for_blas(g);
+  const bool im2col_on_fast_gemms = kernels != Im2colKernels::Plain && !filters_kept &&
+                                    f4_tiles < kMinWinogradTilesWithAvx512Blas && weight_large_for_blas(g);
   const bool f4_pays = f4_allowed && 2 * winograd_products(4) <= direct_products && !im2col_on_fast_gemms;
-  const bool f2_pays = filters_kept && 5 * winograd_products(2) <= 3 * direct_products;  // at most 0.6
-  const bool saves_multiplies = f4_pays || f2_pays;
+  const bool f2_saves = 5 * winograd_products(2) <= 3 * direct_products;  // at most 0.6
+  // F(2x2) with kept filters (inference), or where im2col beat F(4x4) above if there are tiles enough.
+  const int64_t f2_tiles = g.N * ((g.OH + 1) / 2) * ((g.OW + 1) / 2);
+  const bool f2_trains = f2_saves && im2col_on_fast_gemms && f2_tiles >= kMinF2TilesWithoutKeptFilters;
+  const bool f2_pays = (f2_saves && filters_kept) || f2_trains;
   const bool forced = mode == Conv2dAlgorithm::Winograd;
-  plan.winograd_forward = forced || (g.C >= 16 && g.K >= 16 && saves_multiplies);
-  plan.winograd_data = forced || (g.C >= 16 && g.K >= 16 && f4_pays);
+  plan.winograd_forward = forced || (g.C >= 16 && g.K >= 16 && (f4_pays || f2_pays));
+  plan.winograd_data = forced || (g.C >= 16 && g.K >= 16 && (f4_pays || f2_trains));
   const int64_t weight_min_channels = dot_gemm_supported() ? 16 : 32;
-  plan.winograd_weight = forced || (g.C >= weight_min_channels && g.K >= weight_min_channels && f4_pays);
+  const bool f2_weight = f2_trains && kernels != Im2colKernels::BlasAvx512;
+  plan.winograd_weight =
+      forced || (g.C >= weight_min_channels && g.K >= weight_min_channels && (f4_pays || f2_weight));
   plan.tile = (forced || f4_pays) ? 4 : 2;
   return plan;
 }

@@ -54,17 +54,20 @@ struct Conv2dPlan {
   bool direct_forward = false, direct_data = false, direct_weight = false;  // the same three, direct
   int tile = 4;                   // Winograd output tile side (WinogradConfig::m)
 };
-// The im2col path's GEMMs run AVX-512 kernels on this machine: OpenBLAS's (sgemm_runs_avx512) or
-// this build's own (panel_gemm_supported, framework/panel_gemm.h).
-bool im2col_gemms_avx512();
+// The kernels the im2col path's GEMMs run for a large weight on this machine: OpenBLAS's AVX-512
+// kernels (sgemm_runs_avx512), else this build's own AVX-512 panel and dot-product kernels
+// (panel_gemm_supported, framework/panel_gemm.h; OpenBLAS then runs AVX2 kernels or older), else
+// neither.
+enum class Im2colKernels { Plain, OwnAvx512, BlasAvx512 };
+Im2colKernels im2col_kernels();
 // filters_kept: the caller keeps the Winograd-transformed filters between calls (an inference layer,
 // layers/inference_prep.h), which makes F(2x2) worth it on small images (see conv2d.cpp).
 // f4_allowed = false: the forward may use F(2x2) only (an inference layer that would keep F(4x4)'s
-// filters if they were not too large). avx512_gemms: the im2col path's GEMMs run AVX-512 kernels
-// (OpenBLAS's, or this build's own panel and dot-product kernels), which makes im2col win on layers
-// with few Winograd tiles (a parameter for tests).
+// filters if they were not too large). kernels: what im2col's GEMMs would run (im2col_kernels()):
+// with AVX-512 kernels im2col beats F(4x4) on layers with few Winograd tiles, and F(2x2) takes
+// those layers instead (a parameter for tests).
 Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept = false, bool f4_allowed = true,
-                                   bool avx512_gemms = im2col_gemms_avx512());
+                                   Im2colKernels kernels = im2col_kernels());
 
 // The im2col path's GEMMs: the weight times the lowered images (forward, input gradient) on this
 // project's panel kernel (framework/panel_gemm.h) or on sgemm, and the weight gradient on the

@@ -333,30 +333,47 @@ TEST(WinogradKernels, RejectsGeometriesItDoesNotCover) {
 TEST(WinogradDispatch, ChoosesWinogradForWideLayersAndIm2colElsewhere) {
   ModeGuard guard;
   set_conv2d_algorithm(Conv2dAlgorithm::Auto);
-  const auto plan = [](const Shape& x, const Shape& w, Size2 stride, Size2 pad, bool avx512_gemms = false) {
-    return choose_conv2d_algorithm(Conv2dGeometry::make(x, w, stride, pad), false, true, avx512_gemms);
+  const auto plan = [](const Shape& x, const Shape& w, Size2 stride, Size2 pad,
+                        Im2colKernels kernels = Im2colKernels::Plain) {
+    return choose_conv2d_algorithm(Conv2dGeometry::make(x, w, stride, pad), false, true, kernels);
   };
   // ResNet-50's and ResNet-20's 3x3 stride-1 layers: Winograd.
   EXPECT_TRUE(plan({8, 64, 56, 56}, {64, 64, 3, 3}, 1, 1).winograd_forward);
   EXPECT_TRUE(plan({8, 512, 7, 7}, {512, 512, 3, 3}, 1, 1).winograd_data);
+  EXPECT_EQ(plan({8, 512, 7, 7}, {512, 512, 3, 3}, 1, 1).tile, 4);
   EXPECT_TRUE(plan({128, 16, 28, 28}, {16, 16, 3, 3}, 1, 1).winograd_forward);
   // Where im2col's GEMMs run AVX-512 kernels (OpenBLAS's, or this build's panel and dot-product
-  // kernels), layers of fewer than 64 tiles go to im2col, in all three directions; 128 tiles (256c
-  // 14x14, batch 8) and ResNet-20's layers stay on Winograd.
-  for (int64_t batch : {8, 15}) {
-    const Conv2dPlan few = plan({batch, 512, 7, 7}, {512, 512, 3, 3}, 1, 1, true);
-    EXPECT_FALSE(few.winograd_forward || few.winograd_data || few.winograd_weight) << batch;  // 32, 60 tiles
+  // kernels), layers of fewer than 64 F(4x4) tiles leave F(4x4): to F(2x2) from 128 of its tiles
+  // (the weight gradient only on this build's kernels), else to im2col in all three directions.
+  // 128 F(4x4) tiles (256c 14x14, batch 8) and ResNet-20's layers stay on F(4x4).
+  for (Im2colKernels kernels : {Im2colKernels::OwnAvx512, Im2colKernels::BlasAvx512}) {
+    for (int64_t batch : {8, 15}) {  // 32, 60 F(4x4) tiles; 128, 240 F(2x2) tiles
+      const Conv2dPlan few = plan({batch, 512, 7, 7}, {512, 512, 3, 3}, 1, 1, kernels);
+      EXPECT_TRUE(few.winograd_forward && few.winograd_data) << batch;
+      EXPECT_EQ(few.winograd_weight, kernels == Im2colKernels::OwnAvx512) << batch;
+      EXPECT_EQ(few.tile, 2) << batch;
+    }
+    const Conv2dPlan batch4 = plan({4, 512, 7, 7}, {512, 512, 3, 3}, 1, 1, kernels);  // 64 F(2x2) tiles
+    EXPECT_FALSE(batch4.winograd_forward || batch4.winograd_data || batch4.winograd_weight);
+    EXPECT_TRUE(plan({8, 160, 7, 7}, {320, 160, 3, 3}, 1, 1, kernels).winograd_forward);  // GoogLeNet's 5a
+    const Conv2dPlan many = plan({16, 512, 7, 7}, {512, 512, 3, 3}, 1, 1, kernels);  // 64 F(4x4) tiles
+    EXPECT_TRUE(many.winograd_data && many.winograd_weight);
+    EXPECT_EQ(many.tile, 4);
+    EXPECT_EQ(plan({8, 256, 14, 14}, {256, 256, 3, 3}, 1, 1, kernels).tile, 4);
+    EXPECT_TRUE(plan({8, 256, 14, 14}, {256, 256, 3, 3}, 1, 1, kernels).winograd_forward);
+    EXPECT_TRUE(plan({128, 64, 7, 7}, {64, 64, 3, 3}, 1, 1, kernels).winograd_weight);
   }
-  EXPECT_TRUE(plan({16, 512, 7, 7}, {512, 512, 3, 3}, 1, 1, true).winograd_data);  // 64 tiles
-  EXPECT_TRUE(plan({8, 256, 14, 14}, {256, 256, 3, 3}, 1, 1, true).winograd_forward);
-  EXPECT_TRUE(plan({128, 64, 7, 7}, {64, 64, 3, 3}, 1, 1, true).winograd_weight);
-  // By default: this build's own kernels count (an AVX-512 build), and so does OpenBLAS's AVX-512.
-  EXPECT_EQ(im2col_gemms_avx512(), sgemm_runs_avx512() || panel_gemm_supported());
-  EXPECT_EQ(choose_conv2d_algorithm(Conv2dGeometry::make({8, 512, 7, 7}, {512, 512, 3, 3}, 1, 1)).winograd_forward,
-            !im2col_gemms_avx512());
+  // By default: OpenBLAS's AVX-512 kernels first, else this build's own.
+  const Im2colKernels here = im2col_kernels();
+  EXPECT_EQ(here == Im2colKernels::BlasAvx512, sgemm_runs_avx512());
+  EXPECT_EQ(here == Im2colKernels::OwnAvx512, !sgemm_runs_avx512() && panel_gemm_supported());
+  EXPECT_EQ(choose_conv2d_algorithm(Conv2dGeometry::make({8, 512, 7, 7}, {512, 512, 3, 3}, 1, 1)).tile,
+            here == Im2colKernels::Plain ? 4 : 2);
   // Kept filters (inference) are not affected.
-  EXPECT_TRUE(choose_conv2d_algorithm(Conv2dGeometry::make({8, 512, 7, 7}, {512, 512, 3, 3}, 1, 1), true, true, true)
-                  .winograd_forward);
+  EXPECT_EQ(choose_conv2d_algorithm(Conv2dGeometry::make({8, 512, 7, 7}, {512, 512, 3, 3}, 1, 1), true, true,
+                                    Im2colKernels::BlasAvx512)
+                .tile,
+            4);
   // The 1 -> 16 stem, fewer than 16 channels, batch-1 7x7 (Winograd would multiply more), stride
   // 2, 1x1: im2col.
   EXPECT_FALSE(plan({128, 1, 28, 28}, {16, 1, 3, 3}, 1, 1).winograd_forward);
