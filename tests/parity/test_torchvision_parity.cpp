@@ -15,7 +15,7 @@
 //   gradient at its output: the layer's input gradient and each of its parameter gradients
 //                           scale max|expected|         tolerance 1e-4
 //   whole-model gradients (input and every parameter)
-//     without BatchNorm     scale max|expected|         tolerance 1e-3
+//     without BatchNorm     ||actual - expected||_2 <= 0.01 ||expected||_2 per tensor
 //     with BatchNorm        ||actual - expected||_2 <= 0.1 ||expected||_2 over all of them
 //   weights after SGD from PyTorch's gradients
 //                           scale max|expected update| tolerance 1e-5, plus 4 float ulps of
@@ -27,7 +27,11 @@
 // gradients of ResNet-50 differ that much from its float64 ones (measured: median 1.4%, worst 20%
 // per tensor, 1.3% in norm). Per layer there is no ReLU, so there the comparison is tight; the norm
 // criterion on the whole model catches wiring errors (a detached branch, a missing aux loss), which
-// are O(1). AlexNet and VGG-16 are shallow enough to be compared tightly end to end.
+// are O(1). AlexNet and VGG-16 are shallow enough for a tight bound per tensor, but in norm too: a
+// single flip moves a few thousand entries of a tensor by up to ~1% of its largest (VGG-16 at this
+// seed has one at the ReLU after features.26 since its 256-channel 16x16 layers run F(2x2): ~2,200
+// entries of features.26.weight at 8x a max-abs bound of 1e-3, while no tensor's relative norm
+// exceeded 0.0013), and a wiring error is O(1) in norm all the same.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -55,7 +59,7 @@ constexpr double kLogitsTolerance = 1e-4;
 constexpr double kLossTolerance = 1e-4;
 constexpr double kRunningStatTolerance = 1e-4;
 constexpr double kLayerGradTolerance = 1e-4;
-constexpr double kModelGradTolerance = 1e-3;      // models without BatchNorm, per tensor
+constexpr double kModelGradTolerance = 1e-2;      // models without BatchNorm, per tensor, in norm
 constexpr double kModelGradNormTolerance = 0.1;   // models with BatchNorm, over all gradients
 constexpr double kUpdateTolerance = 1e-5;
 
@@ -87,6 +91,19 @@ double max_abs(const std::vector<float>& v) {
   return m;
 }
 
+double l2_norm(const std::vector<float>& v) {
+  double s = 0;
+  for (float x : v) s += static_cast<double>(x) * x;
+  return std::sqrt(s);
+}
+
+// ||a - b||_2, infinite when a holds a NaN.
+double l2_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+  return std::isnan(s) ? INFINITY : std::sqrt(s);
+}
+
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   double m = 0;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -105,9 +122,11 @@ double ratio(double diff, double allowed) {
 
 // Tracks the worst comparison of one kind (the largest diff / allowed ratio) for the summary.
 struct Worst {
-  explicit Worst(std::string what) : kind(std::move(what)) {}
+  // in_norm: the comparison is ||actual - expected||_2, else max |actual - expected|.
+  explicit Worst(std::string what, bool in_norm = false) : kind(std::move(what)), norm(in_norm) {}
 
   std::string kind;
+  bool norm;
   std::string name;
   double diff = 0, allowed = 0;
   int compared = 0;
@@ -116,9 +135,9 @@ struct Worst {
   void check(const std::string& tensor, const std::vector<float>& actual, const std::vector<float>& expected,
              double allowed_diff) {
     ASSERT_EQ(actual.size(), expected.size()) << kind << " " << tensor;
-    const double d = max_abs_diff(actual, expected);
-    EXPECT_LE(d, allowed_diff) << kind << " of " << tensor << ": max |diff| " << d << " above the allowed "
-                               << allowed_diff;
+    const double d = norm ? l2_diff(actual, expected) : max_abs_diff(actual, expected);
+    EXPECT_LE(d, allowed_diff) << kind << " of " << tensor << ": " << (norm ? "||diff||" : "max |diff|") << " " << d
+                               << " above the allowed " << allowed_diff;
     ++compared;
     if (compared == 1 || ratio(d, allowed_diff) > ratio(diff, allowed)) {
       name = tensor;
@@ -127,8 +146,9 @@ struct Worst {
     }
   }
   void print(const std::string& arch) const {
-    std::printf("[parity] %-9s %-18s worst of %3d: %-40s max|diff| %.3g (allowed %.3g, ratio %.3f)\n", arch.c_str(),
-                kind.c_str(), compared, name.c_str(), diff, allowed, ratio(diff, allowed));
+    std::printf("[parity] %-9s %-18s worst of %3d: %-40s %s %.3g (allowed %.3g, ratio %.3f)\n", arch.c_str(),
+                kind.c_str(), compared, name.c_str(), norm ? "||diff||" : "max|diff|", diff, allowed,
+                ratio(diff, allowed));
   }
 };
 
@@ -236,7 +256,7 @@ TEST_P(TorchvisionParity, EvalLogitsTrainingGradientsAndSgdStepMatchPyTorch) {
       ASSERT_TRUE(p.tensor.grad().defined()) << p.name << " got no gradient";
       actual.emplace_back(p.name, p.tensor.grad());
     }
-    Worst model_grads("model gradients");
+    Worst model_grads("model gradients", /*in_norm=*/true);
     double diff_squares = 0, expected_squares = 0;
     for (const auto& [name, grad] : actual) {
       const std::vector<float> a = grad.to_vector();
@@ -247,7 +267,7 @@ TEST_P(TorchvisionParity, EvalLogitsTrainingGradientsAndSgdStepMatchPyTorch) {
         diff_squares += (static_cast<double>(a[i]) - e[i]) * (static_cast<double>(a[i]) - e[i]);
         expected_squares += static_cast<double>(e[i]) * e[i];
       }
-      if (!has_batch_norm) model_grads.check(name, a, e, kModelGradTolerance * max_abs(e));
+      if (!has_batch_norm) model_grads.check(name, a, e, kModelGradTolerance * l2_norm(e));
     }
     const double relative_norm = std::sqrt(diff_squares / expected_squares);
     if (has_batch_norm) {
