@@ -1,6 +1,8 @@
 #include "framework/dot_gemm.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <vector>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -43,10 +45,14 @@ inline float reduce_accumulator(__m512 v) {
   return _mm512_cvtss_f32(v);
 }
 
-// C[r][c] (+)= A row r . B row c for r < R, c < NC.
+// C[r][c] (+)= A row r . B row c for r < R, c < NC, over k in [k0, k1) of the rows' K values.
+// A block may run in slices of k (k0 and k1 multiples of 16 but for k1 = K): `carried` then holds
+// its R * NC accumulators from one slice to the next (read when k0 > 0, written when k1 < K), and C
+// is written by the last slice. Each lane adds the same products in the same order either way, so
+// slicing changes no bit.
 template <int R, int NC>
 void dot_block(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t K, float* C, int64_t ldc,
-               bool accumulate) {
+               bool accumulate, int64_t k0, int64_t k1, float* carried) {
   // Plain unrolled loops (no lambda, no pointer to acc inside the loop): GCC then keeps the
   // accumulators in registers, where a lambda capturing them made it store all 16 every step.
   __m512 acc[R][NC];
@@ -54,12 +60,18 @@ void dot_block(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
     for (int c = 0; c < NC; ++c) acc[r][c] = _mm512_setzero_ps();
-  int64_t k = 0;
+  if (k0 > 0) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int c = 0; c < NC; ++c) acc[r][c] = _mm512_load_ps(carried + (r * NC + c) * kLanes);
+  }
+  int64_t k = k0;
   __mmask16 mask = static_cast<__mmask16>(0xFFFF);
   for (;;) {
-    if (k + kLanes > K) {
-      if (k >= K) break;
-      mask = static_cast<__mmask16>((1u << (K - k)) - 1u);  // the last, partial vector
+    if (k + kLanes > k1) {
+      if (k >= k1) break;
+      mask = static_cast<__mmask16>((1u << (k1 - k)) - 1u);  // the last, partial vector (k1 = K)
     }
     __m512 a[R], b[NC];
 #pragma GCC unroll 4
@@ -71,6 +83,13 @@ void dot_block(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t
 #pragma GCC unroll 4
       for (int c = 0; c < NC; ++c) acc[r][c] = _mm512_fmadd_ps(a[r], b[c], acc[r][c]);
     k += kLanes;
+  }
+  if (k1 < K) {
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int c = 0; c < NC; ++c) _mm512_store_ps(carried + (r * NC + c) * kLanes, acc[r][c]);
+    return;
   }
   alignas(64) float sums[kLanes];
   if constexpr (R == kBlock && NC == kBlock) {
@@ -88,7 +107,8 @@ void dot_block(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t
     }
 }
 
-using BlockFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*, int64_t, bool);
+using BlockFn = void (*)(const float*, int64_t, const float*, int64_t, int64_t, float*, int64_t, bool, int64_t,
+                        int64_t, float*);
 
 template <int R>
 BlockFn block_for_columns(int64_t nc) {
@@ -106,6 +126,25 @@ BlockFn block_for(int64_t rows, int64_t cols) {
     case 2: return block_for_columns<2>(cols);
     case 3: return block_for_columns<3>(cols);
     default: return block_for_columns<4>(cols);
+  }
+}
+
+// Rows [0, M) of A against rows [0, N) of B in slices of kc values of k (kc a multiple of 16): each
+// slice passes over every block of the tile while the slice's rows stay in L2, the blocks'
+// accumulators carried in between (`carried`: 64-byte aligned, 256 floats per 4 x 4 block of C).
+void dot_tile_sliced(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M, int64_t N, int64_t K,
+                     float* C, int64_t ldc, bool accumulate, int64_t kc, float* carried) {
+  const int64_t col_blocks = (N + kBlock - 1) / kBlock;
+  for (int64_t k0 = 0; k0 < K; k0 += kc) {
+    const int64_t k1 = std::min(K, k0 + kc);
+    for (int64_t i = 0; i < M; i += kBlock) {
+      const int64_t rows = std::min<int64_t>(kBlock, M - i);
+      for (int64_t j = 0; j < N; j += kBlock) {
+        float* state = carried + (i / kBlock * col_blocks + j / kBlock) * kBlock * kBlock * kLanes;
+        block_for(rows, std::min<int64_t>(kBlock, N - j))(A + i * lda, lda, B + j * ldb, ldb, K, C + i * ldc + j, ldc,
+                                                          accumulate, k0, k1, state);
+      }
+    }
   }
 }
 #endif
@@ -131,7 +170,7 @@ void dot_gemm(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t 
     const int64_t rows = std::min<int64_t>(kBlock, M - i);
     for (int64_t j = 0; j < N; j += kBlock)
       block_for(rows, std::min<int64_t>(kBlock, N - j))(A + i * lda, lda, B + j * ldb, ldb, K, C + i * ldc + j, ldc,
-                                                        accumulate);
+                                                        accumulate, 0, K, nullptr);
   }
 #else
   (void)A, (void)B, (void)C, (void)accumulate;
@@ -142,19 +181,47 @@ void dot_gemm(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t 
 void dot_gemm_parallel(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M, int64_t N, int64_t K,
                        float* C, int64_t ldc, bool accumulate) {
   INQ_CHECK(dot_gemm_supported(), "dot_gemm_parallel needs a build with AVX-512 (check dot_gemm_supported() first)");
+#if defined(__AVX512F__)
   // Tile edges at multiples of the 4 x 4 block: the tiles cut C into the blocks one call would use.
+  // Up to kSliceMaxK values of k, a tile is up to 64 rows of A by as many rows of B as fit in 256
+  // KiB, its blocks run whole. Longer rows (a 1x1 layer's weight gradient over a batch of 56x56
+  // images: 25,088 values) would leave 4 rows of B per tile, and every block would stream its 8
+  // rows from beyond L2; there a tile is 64 x 32 rows, run in slices of kSlice values of k (384 KiB
+  // of rows, plus 128 KiB of carried accumulators).
   constexpr int64_t kTileBytes = int64_t{256} << 10, kTileRows = 64;
-  const int64_t b_rows = std::max<int64_t>(
-      kBlock, std::min<int64_t>(kTileRows, kTileBytes / (std::max<int64_t>(K, 1) * 4) / kBlock * kBlock));
+  constexpr int64_t kSliceMaxK = 2048, kSlice = 1024, kSlicedTileRowsB = 32;
+  const bool sliced = K > kSliceMaxK;
+  const int64_t b_rows =
+      sliced ? kSlicedTileRowsB
+             : std::max<int64_t>(kBlock, std::min<int64_t>(kTileRows, kTileBytes / (std::max<int64_t>(K, 1) * 4) /
+                                                                          kBlock * kBlock));
   const int64_t row_tiles = (M + kTileRows - 1) / kTileRows, col_tiles = (N + b_rows - 1) / b_rows;
   const int64_t tiles = row_tiles * col_tiles;
+  constexpr int64_t kCarriedFloats = (kTileRows / kBlock) * (kSlicedTileRowsB / kBlock) * kBlock * kBlock * kLanes;
   // Column tiles outermost: consecutive tiles of one thread share their rows of B.
-#pragma omp parallel for schedule(static) if (tiles > 1 && M * N * K >= (int64_t{1} << 20))
-  for (int64_t t = 0; t < tiles; ++t) {
-    const int64_t i0 = t % row_tiles * kTileRows, j0 = t / row_tiles * b_rows;
-    dot_gemm(A + i0 * lda, lda, B + j0 * ldb, ldb, std::min(kTileRows, M - i0), std::min(b_rows, N - j0), K,
-             C + i0 * ldc + j0, ldc, accumulate);
+#pragma omp parallel if (tiles > 1 && M * N * K >= (int64_t{1} << 20))
+  {
+    // Each thread's carried accumulators, kept from call to call (128 KiB, allocated once), at a
+    // 64-byte boundary of the buffer.
+    static thread_local std::vector<float> carried_buffer;
+    if (sliced && carried_buffer.empty()) carried_buffer.resize(kCarriedFloats + kLanes);
+    float* carried = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(carried_buffer.data()) + 63) &
+                                              ~uintptr_t{63});
+#pragma omp for schedule(static)
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t i0 = t % row_tiles * kTileRows, j0 = t / row_tiles * b_rows;
+      const int64_t rows = std::min(kTileRows, M - i0), cols = std::min(b_rows, N - j0);
+      if (sliced) {
+        dot_tile_sliced(A + i0 * lda, lda, B + j0 * ldb, ldb, rows, cols, K, C + i0 * ldc + j0, ldc, accumulate,
+                        kSlice, carried);
+      } else {
+        dot_gemm(A + i0 * lda, lda, B + j0 * ldb, ldb, rows, cols, K, C + i0 * ldc + j0, ldc, accumulate);
+      }
+    }
   }
+#else
+  (void)A, (void)lda, (void)B, (void)ldb, (void)M, (void)N, (void)K, (void)C, (void)ldc, (void)accumulate;
+#endif
 }
 
 void dot_gemm_reference(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M, int64_t N, int64_t K,

@@ -67,12 +67,16 @@ TEST(DotGemm, MatchesNaiveOnOddShapesWithStrides) {
 
 // dot_gemm_parallel cuts C into tiles of whole blocks and shares them out: every output must have
 // dot_gemm's bits, for 1, 2 and 3 threads, on shapes with several tiles both ways (K large enough
-// that a tile holds fewer than 64 rows of B), edge blocks inside and at the ends, accumulate on/off.
+// that a tile holds fewer than 64 rows of B, and K long enough to be cut into slices), edge blocks
+// inside and at the ends, accumulate on/off.
 TEST(DotGemm, ParallelTilesGiveTheSameBitsForAnyThreadCount) {
   if (!dot_gemm_supported()) GTEST_SKIP() << "no AVX-512 in this build";
   Generator gen(44);
   const int saved = get_num_threads();
-  for (const Shape3& s : std::vector<Shape3>{{70, 67, 1000}, {130, 9, 300}, {5, 150, 5000}, {3, 2, 7}}) {
+  // K above 2048 runs in slices of 1024 (64 x 32 tiles): 2049 and 3077 end in a partial vector and
+  // a short slice, 4096 in whole ones.
+  for (const Shape3& s : std::vector<Shape3>{{70, 67, 1000}, {130, 9, 300}, {5, 150, 5000}, {3, 2, 7},
+                                             {67, 37, 2049}, {9, 70, 3077}, {64, 32, 4096}}) {
     for (bool accumulate : {false, true}) {
       const int64_t lda = s.K + 1, ldb = s.K + 3, ldc = s.N + 2;
       const std::vector<float> A = random_values(s.M * lda, gen), B = random_values(s.N * ldb, gen);
