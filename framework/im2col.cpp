@@ -105,6 +105,9 @@ int64_t data_chunk_images(const Conv2dGeometry& g) {
 
 int64_t weight_chunk_images(const Conv2dGeometry& g) {
   const int64_t chunk = gemm_chunk_images(g);
+  // A 1x1 layer's image is its own col matrix: with rows this long, one image per GEMM skips the
+  // copies of x and dy a wider chunk needs (see the header).
+  if (g.is_pointwise() && chunk == 1 && g.output_pixels() >= kWeightChunkOwnImagePixels) return 1;
   const int64_t fit = kWeightChunkColFloats / std::max<int64_t>(1, g.col_rows() * g.output_pixels());
   return std::clamp<int64_t>(fit, chunk, std::max<int64_t>(1, g.N));
 }

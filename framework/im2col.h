@@ -122,9 +122,15 @@ int64_t data_chunk_images(const Conv2dGeometry& g);
 // batch 8, 2 threads, AMD EPYC VM, 2026-12-05, two runs, ms, chunks of images_per_gemm -> all 8
 // images: 1x1 512->2048c at 7x7 5.2 / 5.3 -> 3.9 / 4.7; 2048->512c 5.7 / 6.0 -> 4.2 / 4.4; 1x1/2
 // 1024->2048c at 14x14 12.0 / 12.0 -> 10.5 / 9.7; 3x3/2 256->512c at 14x14 5.9 / 5.8 -> 4.0 / 3.4;
-// 3x3 512c at 7x7 (im2col forced) 10.4 / 10.1 -> 7.8 / 6.8.
+// 3x3 512c at 7x7 (im2col forced) 10.4 / 10.1 -> 7.8 / 6.8. Except a pointwise layer of at least
+// kWeightChunkOwnImagePixels pixels per image run one image per GEMM: x is then its own col matrix
+// and dy needs no gathering into chunk rows (25.7 MB copied per call on ResNet-50's 64->256c 56x56
+// layer at batch 8), and its rows are long enough for the dot-product kernel's slices. bench_conv,
+// that layer's weight gradient, AMD EPYC VM, 2026-12-06, three alternating runs, GFLOP/s, all 8
+// images -> one: 1 thread 77 / 64 / 56 -> 89 / 110 / 90; 2 threads 181 / 235 / 171 -> 188 / 184 / 187.
 int64_t weight_chunk_images(const Conv2dGeometry& g);
 inline constexpr int64_t kWeightChunkColFloats = int64_t{1} << 21;
+inline constexpr int64_t kWeightChunkOwnImagePixels = 2048;
 inline constexpr int64_t kNarrowGemmColumns = 512;
 
 // Lowers images [0, count) of `images` (count, C, H, W) into col (C*R*S, count*OH*OW): out of
