@@ -129,25 +129,35 @@ BlockFn block_for(int64_t rows, int64_t cols) {
   }
 }
 
-// Rows [0, M) of A against rows [0, N) of B in slices of kc values of k (kc a multiple of 16): each
-// slice passes over every block of the tile while the slice's rows stay in L2, the blocks'
-// accumulators carried in between (`carried`: 64-byte aligned, 256 floats per 4 x 4 block of C).
-void dot_tile_sliced(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M, int64_t N, int64_t K,
-                     float* C, int64_t ldc, bool accumulate, int64_t kc, float* carried) {
+// Rows [0, M) of A against rows [0, N) of B in 4 x 4 blocks, in slices of kc values of k (kc a
+// multiple of 16, or at least K for one slice): each slice passes over every block of the tile while
+// the slice's rows stay in L2, the blocks' accumulators carried in between (`carried`: 64-byte
+// aligned, 256 floats per 4 x 4 block of C; unused, and may be null, with one slice). K = 0 is one
+// empty slice, so C is still written.
+void dot_tile(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M, int64_t N, int64_t K, float* C,
+              int64_t ldc, bool accumulate, int64_t kc, float* carried) {
   const int64_t col_blocks = (N + kBlock - 1) / kBlock;
-  for (int64_t k0 = 0; k0 < K; k0 += kc) {
+  for (int64_t k0 = 0;; k0 += kc) {
     const int64_t k1 = std::min(K, k0 + kc);
     for (int64_t i = 0; i < M; i += kBlock) {
       const int64_t rows = std::min<int64_t>(kBlock, M - i);
       for (int64_t j = 0; j < N; j += kBlock) {
-        float* state = carried + (i / kBlock * col_blocks + j / kBlock) * kBlock * kBlock * kLanes;
+        float* state = kc < K ? carried + (i / kBlock * col_blocks + j / kBlock) * kBlock * kBlock * kLanes : nullptr;
         block_for(rows, std::min<int64_t>(kBlock, N - j))(A + i * lda, lda, B + j * ldb, ldb, K, C + i * ldc + j, ldc,
                                                           accumulate, k0, k1, state);
       }
     }
+    if (k1 >= K) break;
   }
 }
 #endif
+
+void check_sizes(const char* function, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc) {
+  INQ_CHECK(M >= 0 && N >= 0 && K >= 0 && lda >= K && ldb >= K && ldc >= N,
+            "Given {} of M={} N={} K={} with lda={} ldb={} ldc={}, expected non-negative sizes and strides at least "
+            "the row lengths",
+            function, M, N, K, lda, ldb, ldc);
+}
 
 }  // namespace
 
@@ -161,17 +171,9 @@ bool dot_gemm_supported() {
 
 void dot_gemm(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M, int64_t N, int64_t K, float* C,
               int64_t ldc, bool accumulate) {
-  INQ_CHECK(M >= 0 && N >= 0 && K >= 0 && lda >= K && ldb >= K && ldc >= N,
-            "Given dot_gemm of M={} N={} K={} with lda={} ldb={} ldc={}, expected non-negative sizes and strides "
-            "at least the row lengths",
-            M, N, K, lda, ldb, ldc);
+  check_sizes("dot_gemm", M, N, K, lda, ldb, ldc);
 #if defined(__AVX512F__)
-  for (int64_t i = 0; i < M; i += kBlock) {
-    const int64_t rows = std::min<int64_t>(kBlock, M - i);
-    for (int64_t j = 0; j < N; j += kBlock)
-      block_for(rows, std::min<int64_t>(kBlock, N - j))(A + i * lda, lda, B + j * ldb, ldb, K, C + i * ldc + j, ldc,
-                                                        accumulate, 0, K, nullptr);
-  }
+  dot_tile(A, lda, B, ldb, M, N, K, C, ldc, accumulate, std::max<int64_t>(K, 1), nullptr);
 #else
   (void)A, (void)B, (void)C, (void)accumulate;
   throw Error("dot_gemm needs a build with AVX-512 (check dot_gemm_supported() first)");
@@ -181,6 +183,7 @@ void dot_gemm(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t 
 void dot_gemm_parallel(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M, int64_t N, int64_t K,
                        float* C, int64_t ldc, bool accumulate) {
   INQ_CHECK(dot_gemm_supported(), "dot_gemm_parallel needs a build with AVX-512 (check dot_gemm_supported() first)");
+  check_sizes("dot_gemm_parallel", M, N, K, lda, ldb, ldc);
 #if defined(__AVX512F__)
   // Tile edges at multiples of the 4 x 4 block: the tiles cut C into the blocks one call would use.
   // Up to kSliceMaxK values of k, a tile is up to 64 rows of A by as many rows of B as fit in 256
@@ -211,12 +214,8 @@ void dot_gemm_parallel(const float* A, int64_t lda, const float* B, int64_t ldb,
     for (int64_t t = 0; t < tiles; ++t) {
       const int64_t i0 = t % row_tiles * kTileRows, j0 = t / row_tiles * b_rows;
       const int64_t rows = std::min(kTileRows, M - i0), cols = std::min(b_rows, N - j0);
-      if (sliced) {
-        dot_tile_sliced(A + i0 * lda, lda, B + j0 * ldb, ldb, rows, cols, K, C + i0 * ldc + j0, ldc, accumulate,
-                        kSlice, carried);
-      } else {
-        dot_gemm(A + i0 * lda, lda, B + j0 * ldb, ldb, rows, cols, K, C + i0 * ldc + j0, ldc, accumulate);
-      }
+      dot_tile(A + i0 * lda, lda, B + j0 * ldb, ldb, rows, cols, K, C + i0 * ldc + j0, ldc, accumulate,
+               sliced ? kSlice : std::max<int64_t>(K, 1), carried);
     }
   }
 #else

@@ -74,9 +74,9 @@ TEST(DotGemm, ParallelTilesGiveTheSameBitsForAnyThreadCount) {
   Generator gen(44);
   const int saved = get_num_threads();
   // K above 2048 runs in slices of 1024 (64 x 32 tiles): 2049 and 3077 end in a partial vector and
-  // a short slice, 4096 in whole ones.
+  // a short slice, 4096 in whole ones; K = 0 still writes C (zeros, or C unchanged).
   for (const Shape3& s : std::vector<Shape3>{{70, 67, 1000}, {130, 9, 300}, {5, 150, 5000}, {3, 2, 7},
-                                             {67, 37, 2049}, {9, 70, 3077}, {64, 32, 4096}}) {
+                                             {67, 37, 2049}, {9, 70, 3077}, {64, 32, 4096}, {6, 5, 0}}) {
     for (bool accumulate : {false, true}) {
       const int64_t lda = s.K + 1, ldb = s.K + 3, ldc = s.N + 2;
       const std::vector<float> A = random_values(s.M * lda, gen), B = random_values(s.N * ldb, gen);
@@ -100,6 +100,8 @@ TEST(DotGemm, RefusesStridesShorterThanRows) {
   std::vector<float> A(32), B(32), C(4);
   EXPECT_THROW(dot_gemm(A.data(), 7, B.data(), 8, 2, 2, 8, C.data(), 2, false), Error);
   EXPECT_THROW(dot_gemm(A.data(), 8, B.data(), 8, 2, 2, 8, C.data(), 1, false), Error);
+  EXPECT_THROW(dot_gemm_parallel(A.data(), 8, B.data(), 7, 2, 2, 8, C.data(), 2, false), Error);
+  EXPECT_THROW(dot_gemm_parallel(A.data(), 8, B.data(), 8, -1, 2, 8, C.data(), 2, false), Error);
 }
 
 }  // namespace
