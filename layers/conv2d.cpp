@@ -224,16 +224,14 @@ Conv2dPlan choose_conv2d_algorithm(const Conv2dGeometry& g, bool filters_kept, b
   if (mode == Conv2dAlgorithm::Direct || !winograd_supported(g)) return plan;
   // Products per (output channel, input channel): 9 per output pixel directly, (m + 2)^2 per tile of
   // m x m output pixels with F(m x m, 3 x 3), tiles rounded up to the kernels' 16 lanes.
-  const auto tiles = [&](int64_t m) { return g.N * ((g.OH + m - 1) / m) * ((g.OW + m - 1) / m); };
-  const auto winograd_products = [&](int64_t m) { return (m + 2) * (m + 2) * ((tiles(m) + 15) / 16 * 16); };
+  const auto winograd_products = [&](int m) { return (m + 2) * (m + 2) * ((winograd_tiles(g, m) + 15) / 16 * 16); };
   const int64_t direct_products = 9 * g.N * g.OH * g.OW;
-  const int64_t f4_tiles = tiles(4);
   const bool im2col_on_fast_gemms = kernels != Im2colKernels::Plain && !filters_kept &&
-                                    f4_tiles < kMinWinogradTilesWithAvx512Blas && weight_large_for_blas(g);
+                                    winograd_tiles(g, 4) < kMinWinogradTilesWithAvx512Blas && weight_large_for_blas(g);
   const bool f4_pays = f4_allowed && 2 * winograd_products(4) <= direct_products && !im2col_on_fast_gemms;
   const bool f2_saves = 5 * winograd_products(2) <= 3 * direct_products;  // at most 0.6
   // F(2x2) with kept filters (inference), or where im2col beat F(4x4) above if there are tiles enough.
-  const bool f2_trains = f2_saves && im2col_on_fast_gemms && tiles(2) >= kMinF2TilesWithoutKeptFilters;
+  const bool f2_trains = f2_saves && im2col_on_fast_gemms && winograd_tiles(g, 2) >= kMinF2TilesWithoutKeptFilters;
   const bool f2_pays = (f2_saves && filters_kept) || f2_trains;
   const bool forced = mode == Conv2dAlgorithm::Winograd;
   plan.winograd_forward = forced || (g.C >= 16 && g.K >= 16 && (f4_pays || f2_pays));

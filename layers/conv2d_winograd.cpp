@@ -966,6 +966,8 @@ void winograd_conv2d_forward(float* y, const float* x, const float* w, const flo
   dispatch(y, x, w, b, j, config, tb, accumulate);
 }
 
+int64_t winograd_tiles(const Conv2dGeometry& g, int m) { return g.N * ((g.OH + m - 1) / m) * ((g.OW + m - 1) / m); }
+
 int64_t winograd_filter_floats(const Conv2dGeometry& g, int m) { return (m + 2) * (m + 2) * g.K * g.C; }
 
 void winograd_transform_filters(float* U, const float* w, const Conv2dGeometry& g, int m) {
@@ -1061,8 +1063,7 @@ int64_t winograd_weight_partitions(const Conv2dGeometry& g, int m) {
   // tiles, 2 to 8. Layers with more filters (ResNet-50's 512-channel ones: 36 MB per partial sum)
   // keep the shared blocks, which split their large GEMMs instead.
   if (g.K * g.C > kPartitionedMaxFilters) return 1;
-  const int64_t tiles = g.N * ((g.OH + m - 1) / m) * ((g.OW + m - 1) / m);
-  return std::clamp<int64_t>(tiles / 256, 2, 8);
+  return std::clamp<int64_t>(winograd_tiles(g, m) / 256, 2, 8);
 }
 
 int64_t winograd_weight_block_tiles(const Conv2dGeometry& g, int /*m*/) {

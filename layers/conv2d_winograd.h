@@ -51,6 +51,8 @@ struct WinogradConfig {
   int64_t weight_partitions = 0;
 };
 
+// The m x m output tiles of the whole batch: N * ceil(OH / m) * ceil(OW / m).
+int64_t winograd_tiles(const Conv2dGeometry& g, int m);
 // The tiles per block when config.block_tiles is 0 (measured; see its definition).
 int64_t winograd_block_tiles(const Conv2dGeometry& g, int m);
 // The weight gradient's tile partitions when config.weight_partitions is 0: a function of the

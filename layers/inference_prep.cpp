@@ -15,8 +15,7 @@ namespace {
 // 1, 2 threads, quiet machine, 2026-12-01, ms per call, OpenBLAS -> panels: 56x56 64c (196 tiles)
 // 1.04 -> 1.32; 28x28 128c 0.83 -> 0.53; 14x14 256c 0.79 -> 0.55; 7x7 512c with F(2x2) 1.30 -> 0.89.
 bool use_filter_panels(const Conv2dGeometry& g, int m) {
-  const int64_t tiles = g.N * ((g.OH + m - 1) / m) * ((g.OW + m - 1) / m);
-  return winograd_filter_panels_supported() && tiles < 128;
+  return winograd_filter_panels_supported() && winograd_tiles(g, m) < 128;
 }
 }  // namespace
 
