@@ -21,7 +21,7 @@ import sys
 
 # Symbols of kernels that run inside an OpenMP parallel region (a thread waiting while the other is
 # in one of these waits at that region's barrier).
-PARALLEL_KERNELS = ("input_chunk", "dot_block", "dy_chunk", "panel_tile", "output_chunk", "scatter_tiles",
+PARALLEL_KERNELS = ("input_chunk", "dot_block", "dot_tile", "dy_chunk", "panel_tile", "output_chunk", "scatter_tiles",
                     "batch_norm2d", "weight_chunk", "run<", "run_weight_grad", "weight_grad_chunk",
                     "forward_chunk", "weight_task", "gather", "im2col", "col2im", "sgemm_", "direct", "relu_",
                     "add_relu", "ops::add", "max_pool", "avg_pool", "plane_moments", "plane_gradient_sums",
