@@ -45,18 +45,27 @@ __mmask16 lanes(int64_t lo, int64_t hi) {
   return static_cast<__mmask16>(((1u << hi) - 1) & ~((1u << lo) - 1));
 }
 
-// One output row oh of image n's block of channels [k0, k0 + kn), output columns [ow0, ow0 + 16V).
-template <int V>
+// Image n's block of output channels [k0, k0 + kn) at V vectors of 16 output pixels from row oh,
+// column ow0: the vectors are side by side in that row or, for rows of at most 16 pixels, in rows
+// oh, oh + 1, ... (kRowsApart; a row past OH: nothing), which then share every broadcast weight.
+// Each output sums its taps in the same order (c, r, s) either way.
+template <int V, bool kRowsApart>
 void forward_chunk(float* yn, const float* xn, const float* wb, const float* b, int64_t k0, int64_t kn, int64_t oh,
                    int64_t ow0, const Conv2dGeometry& g, bool accumulate) {
   const int64_t P = g.OH * g.OW;
+  int64_t rows[V], cols[V];
+#pragma GCC unroll 16
+  for (int v = 0; v < V; ++v) {
+    rows[v] = kRowsApart ? oh + v : oh;
+    cols[v] = kRowsApart ? ow0 : ow0 + 16 * v;
+  }
   __mmask16 out[V];
   __mmask16 in[V][kMaxKernelWidth];  // per vector and kernel column: the lanes that read the input
 #pragma GCC unroll 16
   for (int v = 0; v < V; ++v) {
-    out[v] = lanes(0, g.OW - (ow0 + 16 * v));
+    out[v] = rows[v] < g.OH ? lanes(0, g.OW - cols[v]) : 0;
     for (int64_t s = 0; s < g.S; ++s) {
-      const int64_t col = ow0 + 16 * v + s - g.padding.w;  // input column of lane 0
+      const int64_t col = cols[v] + s - g.padding.w;  // input column of lane 0
       in[v][s] = out[v] & lanes(-col, g.W - col);
     }
   }
@@ -68,20 +77,36 @@ void forward_chunk(float* yn, const float* xn, const float* wb, const float* b, 
       const bool real = kk < kn;
       __m512 start = _mm512_set1_ps(real && b ? b[k0 + kk] : 0.0f);
       if (real && accumulate)
-        start = _mm512_add_ps(start, _mm512_maskz_loadu_ps(out[v], yn + (k0 + kk) * P + oh * g.OW + ow0 + 16 * v));
+        start = _mm512_add_ps(start, _mm512_maskz_loadu_ps(out[v], yn + (k0 + kk) * P + rows[v] * g.OW + cols[v]));
       acc[kk][v] = start;
     }
   for (int64_t c = 0; c < g.C; ++c) {
     for (int64_t r = 0; r < g.R; ++r) {
-      const int64_t ih = oh + r - g.padding.h;
-      if (ih < 0 || ih >= g.H) continue;  // a padding row: adds 0
-      const float* xr = xn + (c * g.H + ih) * g.W;
+      const float* xr[V];
+      __mmask16 row_in[V] = {};  // all lanes, or none where the vector's input row is padding
+      if constexpr (kRowsApart) {
+        bool any = false;
+#pragma GCC unroll 16
+        for (int v = 0; v < V; ++v) {
+          const int64_t ih = rows[v] + r - g.padding.h;
+          const bool inside = out[v] != 0 && ih >= 0 && ih < g.H;  // a padding row adds 0
+          row_in[v] = inside ? static_cast<__mmask16>(0xFFFF) : 0;
+          xr[v] = xn + (c * g.H + (inside ? ih : 0)) * g.W + cols[v] - g.padding.w;
+          any = any || inside;
+        }
+        if (!any) continue;
+      } else {  // one row: a padding row is skipped whole
+        const int64_t ih = rows[0] + r - g.padding.h;
+        if (ih < 0 || ih >= g.H) continue;
+#pragma GCC unroll 16
+        for (int v = 0; v < V; ++v) xr[v] = xn + (c * g.H + ih) * g.W + cols[v] - g.padding.w;
+      }
       const float* wr = wb + (c * g.R + r) * g.S * kBlockK;
       for (int64_t s = 0; s < g.S; ++s) {
         __m512 xv[V];
 #pragma GCC unroll 16
         for (int v = 0; v < V; ++v)
-          xv[v] = _mm512_maskz_loadu_ps(in[v][s], xr + (ow0 + 16 * v + s - g.padding.w));
+          xv[v] = _mm512_maskz_loadu_ps(kRowsApart ? in[v][s] & row_in[v] : in[v][s], xr[v] + s);
         const float* ws = wr + s * kBlockK;
 #pragma GCC unroll 16
         for (int kk = 0; kk < kBlockK; ++kk) {
@@ -99,14 +124,22 @@ void forward_chunk(float* yn, const float* xn, const float* wb, const float* b, 
     if (kk < kn)
 #pragma GCC unroll 16
       for (int v = 0; v < V; ++v)
-        _mm512_mask_storeu_ps(yn + (k0 + kk) * P + oh * g.OW + ow0 + 16 * v, out[v], acc[kk][v]);
+        _mm512_mask_storeu_ps(yn + (k0 + kk) * P + rows[v] * g.OW + cols[v], out[v], acc[kk][v]);
 }
 
-void forward_row(float* yn, const float* xn, const float* wb, const float* b, int64_t k0, int64_t kn, int64_t oh,
-                 const Conv2dGeometry& g, bool accumulate) {
+// Output rows per forward task: two where a row fits one vector (LeNet-5's 10- and 14-pixel rows).
+int64_t forward_task_rows(const Conv2dGeometry& g) { return g.OW <= 16 ? 2 : 1; }
+
+// The task's output rows [oh, oh + forward_task_rows(g)) of image n's block of channels.
+void forward_task(float* yn, const float* xn, const float* wb, const float* b, int64_t k0, int64_t kn, int64_t oh,
+                  const Conv2dGeometry& g, bool accumulate) {
+  if (forward_task_rows(g) == 2) {
+    forward_chunk<2, true>(yn, xn, wb, b, k0, kn, oh, 0, g, accumulate);
+    return;
+  }
   int64_t ow0 = 0;
-  for (; ow0 + 16 < g.OW; ow0 += 32) forward_chunk<2>(yn, xn, wb, b, k0, kn, oh, ow0, g, accumulate);
-  if (ow0 < g.OW) forward_chunk<1>(yn, xn, wb, b, k0, kn, oh, ow0, g, accumulate);
+  for (; ow0 + 16 < g.OW; ow0 += 32) forward_chunk<2, false>(yn, xn, wb, b, k0, kn, oh, ow0, g, accumulate);
+  if (ow0 < g.OW) forward_chunk<1, false>(yn, xn, wb, b, k0, kn, oh, ow0, g, accumulate);
 }
 
 // The sums of dw[k0 .. k0 + kn)[c][r][0 .. S) over images [n0, n1), added onto `state` (S x 4
@@ -218,14 +251,15 @@ void direct_conv2d_forward(float* y, const float* x, const float* w, const float
 #if defined(__AVX512F__)
   const std::vector<float> blocked = block_weights(w, g);
   const int64_t blocks = (g.K + kBlockK - 1) / kBlockK, taps = g.C * g.R * g.S;
-  const int64_t tasks = g.N * blocks * g.OH;
-  // One task per (image, block of channels, output row): each writes its own outputs.
+  const int64_t task_rows = forward_task_rows(g), row_tasks = (g.OH + task_rows - 1) / task_rows;
+  const int64_t tasks = g.N * blocks * row_tasks;
+  // One task per (image, block of channels, output rows): each writes its own outputs.
 #pragma omp parallel for schedule(static) if (macs(g) >= kMinParallelMacs)
   for (int64_t t = 0; t < tasks; ++t) {
-    const int64_t oh = t % g.OH, kb = (t / g.OH) % blocks, n = t / (g.OH * blocks);
+    const int64_t oh = t % row_tasks * task_rows, kb = (t / row_tasks) % blocks, n = t / (row_tasks * blocks);
     const int64_t k0 = kb * kBlockK, kn = std::min<int64_t>(kBlockK, g.K - k0);
-    forward_row(y + n * g.K * g.OH * g.OW, x + n * g.C * g.H * g.W, blocked.data() + kb * taps * kBlockK, b, k0, kn,
-                oh, g, accumulate);
+    forward_task(y + n * g.K * g.OH * g.OW, x + n * g.C * g.H * g.W, blocked.data() + kb * taps * kBlockK, b, k0, kn,
+                 oh, g, accumulate);
   }
 #else
   write_or_add(y, g.N * g.K * g.OH * g.OW, accumulate, [&](float* out) { conv2d_forward_naive(out, x, w, b, g); });
