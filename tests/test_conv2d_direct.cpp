@@ -38,6 +38,7 @@ const Shape4 kShapes[] = {
     {1, 2, 10, 12, 5, 7, 7, 3, 3},    // 7x7: the weight gradient's general path
     {2, 9, 6, 6, 11, 3, 3, 2, 2},     // padding R - 1: the input gradient's padding is 0
     {1, 1, 5, 20, 3, 2, 11, 1, 5},    // kernel wider than tall
+    {2, 3, 9, 11, 10, 3, 3, 1, 1},    // narrow rows in pairs, an odd row count: the last pair is one row
 };
 
 Conv2dGeometry geometry(const Shape4& s) {
