@@ -130,10 +130,10 @@ BlockFn block_for(int64_t rows, int64_t cols) {
 }
 
 // Rows [0, M) of A against rows [0, N) of B in 4 x 4 blocks, in slices of kc values of k (kc a
-// multiple of 16, or at least K for one slice): each slice passes over every block of the tile while
-// the slice's rows stay in L2, the blocks' accumulators carried in between (`carried`: 64-byte
-// aligned, 256 floats per 4 x 4 block of C; unused, and may be null, with one slice). K = 0 is one
-// empty slice, so C is still written.
+// multiple of 16, or K for one slice): each slice passes over every block of the tile while the
+// slice's rows stay in L2, the blocks' accumulators carried in between (`carried`: 64-byte aligned,
+// 256 floats per 4 x 4 block of C; unused, and may be null, with one slice). The first slice always
+// runs, so K = 0 still writes C.
 void dot_tile(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t M, int64_t N, int64_t K, float* C,
               int64_t ldc, bool accumulate, int64_t kc, float* carried) {
   const int64_t col_blocks = (N + kBlock - 1) / kBlock;
@@ -173,7 +173,7 @@ void dot_gemm(const float* A, int64_t lda, const float* B, int64_t ldb, int64_t 
               int64_t ldc, bool accumulate) {
   check_sizes("dot_gemm", M, N, K, lda, ldb, ldc);
 #if defined(__AVX512F__)
-  dot_tile(A, lda, B, ldb, M, N, K, C, ldc, accumulate, std::max<int64_t>(K, 1), nullptr);
+  dot_tile(A, lda, B, ldb, M, N, K, C, ldc, accumulate, K, nullptr);
 #else
   (void)A, (void)B, (void)C, (void)accumulate;
   throw Error("dot_gemm needs a build with AVX-512 (check dot_gemm_supported() first)");
@@ -215,7 +215,7 @@ void dot_gemm_parallel(const float* A, int64_t lda, const float* B, int64_t ldb,
       const int64_t i0 = t % row_tiles * kTileRows, j0 = t / row_tiles * b_rows;
       const int64_t rows = std::min(kTileRows, M - i0), cols = std::min(b_rows, N - j0);
       dot_tile(A + i0 * lda, lda, B + j0 * ldb, ldb, rows, cols, K, C + i0 * ldc + j0, ldc, accumulate,
-               sliced ? kSlice : std::max<int64_t>(K, 1), carried);
+               sliced ? kSlice : K, carried);
     }
   }
 #else
